@@ -1,0 +1,122 @@
+/**
+ * A small seeded random number generator whose whole state is four 32-bit
+ * integers, so a checkpoint can store it and a resumed run continues the exact
+ * same sequence. Algorithm: xoshiro128** (Blackman & Vigna), seeded through
+ * splitmix32 so that nearby seeds give unrelated streams.
+ *
+ * @module
+ */
+
+/** The serialisable state of an {@linkcode Rng}: four unsigned 32-bit integers. */
+export type RngState = [number, number, number, number];
+
+function splitmix32(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x9e3779b9) >>> 0;
+    let z = s;
+    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b) >>> 0;
+    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
+    return (z ^ (z >>> 16)) >>> 0;
+  };
+}
+
+/** Seeded pseudo-random numbers: uniform, normal, and permutations. */
+export class Rng {
+  #s: Uint32Array = new Uint32Array(4);
+
+  /**
+   * @param seed any integer; the same seed always gives the same sequence.
+   * Several integers (for example a run's seed and an epoch number) are mixed
+   * into one stream, so `new Rng(seed, epoch)` differs for every epoch.
+   */
+  constructor(...seed: number[]) {
+    if (seed.length === 0) seed = [0];
+    let mixed = 0x12345678;
+    for (const part of seed) {
+      if (!Number.isInteger(part)) {
+        throw new RangeError(`Rng seed must be integers, got ${part}`);
+      }
+      mixed = splitmix32(mixed ^ (part >>> 0) ^ Math.floor(part / 2 ** 32))();
+    }
+    const next = splitmix32(mixed);
+    for (let i = 0; i < 4; i++) this.#s[i] = next();
+    if (this.#s.every((v) => v === 0)) this.#s[0] = 1;
+  }
+
+  /** A copy of the state, for checkpoints. */
+  getState(): RngState {
+    return [this.#s[0], this.#s[1], this.#s[2], this.#s[3]];
+  }
+
+  /** Restores a state returned by {@linkcode Rng.getState}. */
+  setState(state: RngState): void {
+    if (state.length !== 4 || state.some((v) => !Number.isInteger(v))) {
+      throw new RangeError("Rng state must be four integers");
+    }
+    for (let i = 0; i < 4; i++) this.#s[i] = state[i] >>> 0;
+  }
+
+  /** The next unsigned 32-bit integer. */
+  nextUint32(): number {
+    const s = this.#s;
+    const x = Math.imul(s[1], 5);
+    const result = Math.imul((x << 7) | (x >>> 25), 9) >>> 0;
+    const t = s[1] << 9;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = (s[3] << 11) | (s[3] >>> 21);
+    return result;
+  }
+
+  /** A uniform float in [0, 1) with 32 bits of randomness. */
+  next(): number {
+    return this.nextUint32() / 4294967296;
+  }
+
+  /** A uniform integer in [0, n). */
+  int(n: number): number {
+    return Math.floor(this.next() * n);
+  }
+
+  /**
+   * Fills `out` with standard normal samples (Box-Muller, both values of each
+   * pair used). The whole state stays in {@linkcode Rng.getState}, so a
+   * restored generator continues the same sequence.
+   */
+  fillNormal(out: Float32Array): Float32Array {
+    for (let i = 0; i < out.length; i += 2) {
+      let u = 0;
+      while (u === 0) u = this.next();
+      const r = Math.sqrt(-2 * Math.log(u));
+      const theta = 2 * Math.PI * this.next();
+      out[i] = r * Math.cos(theta);
+      if (i + 1 < out.length) out[i + 1] = r * Math.sin(theta);
+    }
+    return out;
+  }
+
+  /** Fills `out` with uniform samples in [low, high). */
+  fillUniform(out: Float32Array, low = 0, high = 1): Float32Array {
+    for (let i = 0; i < out.length; i++) {
+      out[i] = low + (high - low) * this.next();
+    }
+    return out;
+  }
+
+  /** A uniformly random permutation of 0..n-1 (Fisher-Yates). */
+  permutation(n: number): Uint32Array {
+    const p = new Uint32Array(n);
+    for (let i = 0; i < n; i++) p[i] = i;
+    for (let i = n - 1; i > 0; i--) {
+      const j = this.int(i + 1);
+      const t = p[i];
+      p[i] = p[j];
+      p[j] = t;
+    }
+    return p;
+  }
+}

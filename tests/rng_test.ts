@@ -1,0 +1,49 @@
+import assert from "node:assert/strict";
+import { Rng } from "../lib/rng.ts";
+
+Deno.test("same seed gives the same sequence; other seeds differ", () => {
+  const a = new Rng(42), b = new Rng(42), c = new Rng(43), d = new Rng(42, 1);
+  const seq = (r: Rng) => Array.from({ length: 8 }, () => r.nextUint32());
+  const sa = seq(a);
+  assert.deepEqual(sa, seq(b));
+  assert.notDeepEqual(sa, seq(c));
+  assert.notDeepEqual(sa, seq(d));
+});
+
+Deno.test("state round trip continues the exact sequence", () => {
+  const r = new Rng(7);
+  r.fillNormal(new Float32Array(5));
+  const state = r.getState();
+  const expected = r.fillNormal(new Float32Array(9));
+  const s = new Rng(0);
+  s.setState(state);
+  assert.deepEqual(s.fillNormal(new Float32Array(9)), expected);
+});
+
+Deno.test("uniform and normal samples have the right moments", () => {
+  const r = new Rng(1);
+  const n = 200_000;
+  const u = r.fillUniform(new Float32Array(n));
+  const z = r.fillNormal(new Float32Array(n));
+  const mean = (x: Float32Array) => x.reduce((a, b) => a + b, 0) / x.length;
+  const variance = (x: Float32Array) => {
+    const m = mean(x);
+    return x.reduce((a, b) => a + (b - m) ** 2, 0) / x.length;
+  };
+  assert.ok(u.every((v) => v >= 0 && v < 1));
+  assert.ok(Math.abs(mean(u) - 0.5) < 0.005);
+  assert.ok(Math.abs(variance(u) - 1 / 12) < 0.002);
+  assert.ok(Math.abs(mean(z)) < 0.01);
+  assert.ok(Math.abs(variance(z) - 1) < 0.02);
+});
+
+Deno.test("permutation holds every index once", () => {
+  const p = new Rng(3).permutation(1000);
+  assert.deepEqual([...p].sort((a, b) => a - b), [...Array(1000).keys()]);
+  assert.notDeepEqual([...p], [...Array(1000).keys()]);
+});
+
+Deno.test("bad seeds and states are rejected", () => {
+  assert.throws(() => new Rng(0.5), /integers/);
+  assert.throws(() => new Rng(1).setState([1, 2, 3] as never), /four integers/);
+});
