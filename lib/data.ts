@@ -19,6 +19,7 @@
 
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
+import { exists, writeFileAtomic } from "./files.ts";
 import { expectDims, IdxError, parseIdx, writeIdxFile } from "./idx.ts";
 import { Rng } from "./rng.ts";
 
@@ -129,15 +130,6 @@ const NPM_PACKAGES: Record<DatasetName, string> = {
 
 function join(...parts: string[]): string {
   return parts.join("/").replace(/\/+/g, "/");
-}
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** The default data directory of a dataset. */
@@ -368,9 +360,7 @@ async function download(
         }
         const bytes = new Uint8Array(await response.arrayBuffer());
         parseIdx(bytes, url); // validate before keeping it
-        const tmp = `${target}.tmp-${Deno.pid}`;
-        await Deno.writeFile(tmp, bytes);
-        await Deno.rename(tmp, target);
+        await writeFileAtomic(target, bytes);
         files[role] = target;
         break;
       } catch (e) {

@@ -10,6 +10,7 @@
  */
 
 import { gunzipSync } from "node:zlib";
+import { writeFileAtomic } from "./files.ts";
 
 /** An unsigned-byte IDX array: its dimensions and its data. */
 export interface IdxArray {
@@ -171,7 +172,5 @@ export async function writeIdxFile(
   path: string,
   array: IdxArray,
 ): Promise<void> {
-  const tmp = `${path}.tmp-${Deno.pid}`;
-  await Deno.writeFile(tmp, encodeIdx(array));
-  await Deno.rename(tmp, path);
+  await writeFileAtomic(path, encodeIdx(array));
 }

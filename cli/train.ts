@@ -1,0 +1,270 @@
+/**
+ * `deno task train`: trains a GAN headless and writes a run folder.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import {
+  BACKEND_CHOICES,
+  type BackendChoice,
+  initBackend,
+} from "../lib/backend.ts";
+import { DATASET_NAMES, type DatasetName, loadDataset } from "../lib/data.ts";
+import {
+  DEFAULT_EPOCHS,
+  DEFAULT_PRESET,
+  type GanConfig,
+  preset,
+  PRESET_NAMES,
+} from "../lib/gan.ts";
+import { type Progress, train } from "../lib/train.ts";
+
+const USAGE = `Usage: deno task train [options]
+
+Trains a GAN (Goodfellow et al. 2014) and writes samples, curves and a
+checkpoint into a run folder.
+
+Options:
+  --dataset mnist|fashion    dataset (default mnist)
+  --preset NAME              ${PRESET_NAMES.join(" | ")} (default: ${
+  Object.entries(DEFAULT_PRESET).map(([d, p]) => `${p} for ${d}`).join(", ")
+})
+  --epochs N                 total epochs (default per preset: ${
+  Object.entries(DEFAULT_EPOCHS).map(([p, e]) => `${p} ${e}`).join(", ")
+})
+  --batch-size N             mini-batch size (default per preset)
+  --lr X                     learning rate of both players
+  --beta1 X                  Adam's beta1 (Adam presets)
+  --k N                      discriminator steps per generator step (Algorithm 1)
+  --g-steps N                generator steps per round (default 1)
+  --loss non-saturating|saturating   generator loss (default non-saturating)
+  --label-smoothing X        target for real images in D's loss (default 1: none)
+  --seed N                   seed of weights, noise, dropout and batch order (default 0)
+  --backend auto|webgpu|wasm|cpu   where to run (default auto)
+  --out DIR                  run folder (default runs/<dataset>-<preset>)
+  --resume                   continue the checkpoint in --out
+  --limit N                  train on the first N images only (quick runs)
+  --holdout N                training images kept out for validation (default 10000)
+  --help                     this text
+
+Outputs in the run folder: samples/epoch_NNN.png, loss.png, progress.png,
+history.json, checkpoint.json + checkpoint-NNN.bin, generator/ (TF.js layers
+model). Ctrl-C stops after the current step; --resume continues from the last
+completed epoch.
+`;
+
+class UsageError extends Error {}
+
+function int(name: string, v: string | undefined, min = 1): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) {
+    throw new UsageError(`--${name} must be an integer >= ${min}, got "${v}"`);
+  }
+  return n;
+}
+
+function num(
+  name: string,
+  v: string | undefined,
+  ok: (x: number) => boolean,
+  want: string,
+): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (v.trim() === "" || !Number.isFinite(n) || !ok(n)) {
+    throw new UsageError(`--${name} must be ${want}, got "${v}"`);
+  }
+  return n;
+}
+
+function oneOf<T extends string>(
+  name: string,
+  v: string | undefined,
+  choices: readonly T[],
+): T | undefined {
+  if (v === undefined) return undefined;
+  if (!choices.includes(v as T)) {
+    throw new UsageError(
+      `--${name} must be one of ${choices.join(", ")}, got "${v}"`,
+    );
+  }
+  return v as T;
+}
+
+function parse(args: string[]) {
+  const { values } = parseArgs({
+    args,
+    strict: true,
+    allowPositionals: false,
+    options: {
+      dataset: { type: "string" },
+      preset: { type: "string" },
+      epochs: { type: "string" },
+      "batch-size": { type: "string" },
+      lr: { type: "string" },
+      beta1: { type: "string" },
+      k: { type: "string" },
+      "g-steps": { type: "string" },
+      loss: { type: "string" },
+      "label-smoothing": { type: "string" },
+      seed: { type: "string" },
+      backend: { type: "string" },
+      out: { type: "string" },
+      resume: { type: "boolean" },
+      limit: { type: "string" },
+      holdout: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  const dataset = oneOf("dataset", values.dataset, DATASET_NAMES) ?? "mnist";
+  const presetName = oneOf("preset", values.preset, PRESET_NAMES) ??
+    DEFAULT_PRESET[dataset];
+  const config: GanConfig = preset(presetName);
+  const batch = int("batch-size", values["batch-size"]);
+  if (batch) config.batchSize = batch;
+  const lr = num("lr", values.lr, (x) => x > 0, "a number > 0");
+  if (lr) config.optimizerG.lr = config.optimizerD.lr = lr;
+  const beta1 = num("beta1", values.beta1, (x) => x >= 0 && x < 1, "in [0, 1)");
+  if (beta1 !== undefined) {
+    for (const o of [config.optimizerG, config.optimizerD]) {
+      if (o.kind !== "adam") {
+        throw new UsageError(
+          `--beta1 applies to Adam; preset ${presetName} uses SGD`,
+        );
+      }
+      o.beta1 = beta1;
+    }
+  }
+  config.k = int("k", values.k) ?? config.k;
+  config.gSteps = int("g-steps", values["g-steps"]) ?? config.gSteps;
+  config.loss = oneOf("loss", values.loss, ["non-saturating", "saturating"]) ??
+    config.loss;
+  config.realLabel = num(
+    "label-smoothing",
+    values["label-smoothing"],
+    (x) => x > 0 && x <= 1,
+    "in (0, 1]",
+  ) ?? config.realLabel;
+  const seed = int("seed", values.seed, 0) ?? 0;
+  return {
+    help: values.help ?? false,
+    dataset: dataset as DatasetName,
+    config,
+    epochs: int("epochs", values.epochs) ?? DEFAULT_EPOCHS[presetName] ?? 100,
+    seed,
+    backend: oneOf("backend", values.backend, BACKEND_CHOICES) ??
+      "auto" as BackendChoice,
+    out: values.out ?? `runs/${dataset}-${presetName}`,
+    resume: values.resume ?? false,
+    limit: int("limit", values.limit),
+    holdout: int("holdout", values.holdout, 0),
+  };
+}
+
+function formatProgress(p: Progress, tty: boolean): string {
+  const width = 24;
+  const filled = Math.round((p.step / p.steps) * width);
+  const bar = "#".repeat(filled) + "-".repeat(width - filled);
+  const eta = (p.seconds / p.step) * (p.steps - p.step);
+  const text = `epoch ${p.epoch}/${p.epochs} [${bar}] ${p.step}/${p.steps}` +
+    `  D ${p.dLoss.toFixed(3)}  G ${p.gLoss.toFixed(3)}` +
+    `  D(x) ${p.dReal.toFixed(2)}  D(G(z)) ${p.dFake.toFixed(2)}` +
+    `  ${Math.round(p.imagesPerSecond)} img/s  ${Math.round(eta)}s left`;
+  return tty ? `\r${text}\x1b[K` : text + "\n";
+}
+
+async function main(): Promise<number> {
+  let opts;
+  try {
+    opts = parse(Deno.args);
+  } catch (e) {
+    const msg = e instanceof UsageError || e instanceof TypeError
+      ? (e as Error).message
+      : String(e);
+    console.error(`error: ${msg}\n\n${USAGE}`);
+    return 2;
+  }
+  if (opts.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const backend = await initBackend(opts.backend);
+  console.error(`backend: ${backend.name} (${backend.reason})`);
+  const dataset = await loadDataset(opts.dataset);
+  console.error(`data: ${dataset.name} from ${dataset.source}`);
+  const c = opts.config;
+  console.error(
+    `preset: ${c.preset} (${c.source}); batch ${c.batchSize}, k ${c.k}, ` +
+      `${c.loss} G loss, ${opts.epochs} epochs, seed ${opts.seed} -> ${opts.out}`,
+  );
+
+  const controller = new AbortController();
+  const onSigint = () => {
+    if (controller.signal.aborted) Deno.exit(130);
+    console.error("\nstopping after this step (Ctrl-C again to quit at once)");
+    controller.abort();
+  };
+  Deno.addSignalListener("SIGINT", onSigint);
+  const tty = Deno.stderr.isTerminal();
+  const encoder = new TextEncoder();
+  let lastLine = 0;
+  const result = await train({
+    config: c,
+    dataset,
+    epochs: opts.epochs,
+    seed: opts.seed,
+    outDir: opts.out,
+    resume: opts.resume,
+    limit: opts.limit,
+    holdout: opts.holdout,
+    backend: backend.name,
+    signal: controller.signal,
+    onProgress: (p) => {
+      // On a terminal the bar redraws in place; in a log, a line every ~25%.
+      const quarter = Math.floor((4 * p.step) / p.steps);
+      if (tty || quarter > lastLine) {
+        lastLine = quarter;
+        Deno.stderr.writeSync(encoder.encode(formatProgress(p, tty)));
+      }
+    },
+    onEpoch: (s) => {
+      lastLine = 0;
+      const line = `epoch ${s.epoch}/${opts.epochs}  D ${s.dLoss.toFixed(3)}` +
+        `  G ${s.gLoss.toFixed(3)}  V ${s.value.toFixed(3)}` +
+        `  D(x) ${s.dReal.toFixed(3)}  D(G(z)) ${s.dFake.toFixed(3)}` +
+        `  D acc ${(100 * s.dAccuracy).toFixed(1)}%` +
+        `  ${s.seconds.toFixed(1)}s  ${Math.round(s.imagesPerSecond)} img/s`;
+      Deno.stderr.writeSync(
+        encoder.encode((tty ? "\r\x1b[K" : "") + line + "\n"),
+      );
+    },
+  });
+  Deno.removeSignalListener("SIGINT", onSigint);
+  if (result.status === "completed") {
+    console.error(
+      `done: ${opts.out}/samples/epoch_${
+        String(result.history.length).padStart(3, "0")
+      }.png, ${opts.out}/loss.png; sample more with ` +
+        `deno task sample --checkpoint ${opts.out} --n 100 --out samples.png`,
+    );
+    return 0;
+  }
+  console.error(
+    `${result.status}: ${result.message}` +
+      (result.status === "interrupted"
+        ? `\ncontinue with: deno task train --out ${opts.out} --resume`
+        : ""),
+  );
+  return result.status === "interrupted" ? 130 : 3;
+}
+
+if (import.meta.main) {
+  try {
+    Deno.exit(await main());
+  } catch (e) {
+    console.error(`error: ${(e as Error).message}`);
+    Deno.exit(1);
+  }
+}

@@ -1,0 +1,141 @@
+/**
+ * Choosing where TensorFlow.js runs. `auto` picks WebGPU on a real GPU
+ * adapter, else WebAssembly (SIMD), else the pure-JavaScript `cpu` backend,
+ * and says which and why. A software WebGPU adapter (llvmpipe, marked
+ * `isFallbackAdapter`) is correct but slower than wasm, so `auto` skips it;
+ * naming `webgpu` uses it anyway (CI tests WebGPU code that way).
+ *
+ * @module
+ */
+
+import * as tf from "@tensorflow/tfjs";
+
+/** A backend to ask for. */
+export type BackendChoice = "auto" | "webgpu" | "wasm" | "cpu";
+/** The choices, for flag validation. */
+export const BACKEND_CHOICES: readonly BackendChoice[] = [
+  "auto",
+  "webgpu",
+  "wasm",
+  "cpu",
+];
+
+/** The backend in use and why it was chosen. */
+export interface BackendInfo {
+  name: "webgpu" | "wasm" | "cpu";
+  /** One sentence: which device and why. */
+  reason: string;
+}
+
+/** A backend that was asked for by name and cannot start; the message says why. */
+export class BackendError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "BackendError";
+  }
+}
+
+/** What the WebGPU adapter is, or why there is none. */
+export async function probeWebGpu(): Promise<
+  { ok: true; fallback: boolean; description: string } | {
+    ok: false;
+    why: string;
+  }
+> {
+  const gpu = (navigator as { gpu?: GPU }).gpu;
+  if (!gpu) return { ok: false, why: "navigator.gpu is not available" };
+  let adapter: GPUAdapter | null = null;
+  try {
+    adapter = await gpu.requestAdapter({ powerPreference: "high-performance" });
+  } catch (e) {
+    return { ok: false, why: `requestAdapter failed: ${(e as Error).message}` };
+  }
+  if (!adapter) {
+    return {
+      ok: false,
+      why: "no WebGPU adapter (no GPU, or no Vulkan driver: on Debian, " +
+        "`apt-get install mesa-vulkan-drivers libvulkan1` gives a software one)",
+    };
+  }
+  const info = adapter.info as GPUAdapterInfo & { isFallbackAdapter?: boolean };
+  const description = info.description || info.device || info.vendor ||
+    "unnamed adapter";
+  return { ok: true, fallback: info.isFallbackAdapter === true, description };
+}
+
+async function start(name: "webgpu" | "wasm" | "cpu"): Promise<boolean> {
+  if (name === "webgpu") await import("@tensorflow/tfjs-backend-webgpu");
+  if (name === "wasm") await import("@tensorflow/tfjs-backend-wasm");
+  try {
+    const ok = await tf.setBackend(name);
+    await tf.ready();
+    return ok && tf.getBackend() === name;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Starts a backend and returns which one runs and why.
+ *
+ * @throws {BackendError} when a backend named explicitly cannot start.
+ */
+export async function initBackend(
+  choice: BackendChoice = "auto",
+): Promise<BackendInfo> {
+  if (!BACKEND_CHOICES.includes(choice)) {
+    throw new BackendError(
+      `unknown backend "${choice}"; expected one of ${
+        BACKEND_CHOICES.join(", ")
+      }`,
+    );
+  }
+  if (choice === "webgpu" || choice === "auto") {
+    const probe = await probeWebGpu();
+    if (probe.ok && (choice === "webgpu" || !probe.fallback)) {
+      if (await start("webgpu")) {
+        return {
+          name: "webgpu",
+          reason: probe.fallback
+            ? `WebGPU on a software adapter (${probe.description}), as asked; wasm is usually faster`
+            : `WebGPU on ${probe.description}`,
+        };
+      }
+      if (choice === "webgpu") {
+        throw new BackendError(
+          `WebGPU adapter ${probe.description} found, but the TF.js WebGPU backend did not start`,
+        );
+      }
+    } else if (choice === "webgpu") {
+      throw new BackendError(
+        `backend webgpu is not available: ${
+          probe.ok ? "" : probe.why
+        }. Use --backend wasm (or auto).`,
+      );
+    }
+    const skipped = probe.ok
+      ? `the WebGPU adapter (${probe.description}) is a software fallback`
+      : probe.why;
+    if (await start("wasm")) {
+      return {
+        name: "wasm",
+        reason: `WebAssembly (SIMD) on the CPU: ${skipped}`,
+      };
+    }
+    await start("cpu");
+    return {
+      name: "cpu",
+      reason:
+        `the pure-JavaScript CPU backend: ${skipped}, and wasm did not start`,
+    };
+  }
+  if (!(await start(choice))) {
+    throw new BackendError(`backend ${choice} did not start`);
+  }
+  return {
+    name: choice,
+    reason: choice === "wasm"
+      ? "WebAssembly (SIMD) on the CPU, as asked"
+      : "the pure-JavaScript CPU backend, as asked (slow: wasm is ~10x faster)",
+  };
+}

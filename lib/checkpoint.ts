@@ -1,0 +1,332 @@
+/**
+ * Checkpoints of a training run in `runs/<name>/`, and the generator in the
+ * TF.js layers format.
+ *
+ * A checkpoint is `checkpoint.json` (configuration, training state, and a
+ * manifest of every tensor) plus one binary file of float32 values named
+ * after the epoch. The binary file is written first and `checkpoint.json`
+ * last, each atomically (temporary file, then rename): the JSON file is the
+ * commit point, so a run killed at any moment leaves the previous complete
+ * checkpoint in place and loses at most the epoch in progress.
+ *
+ * The generator is also written as `generator/model.json` + weights, a
+ * standard TF.js layers model that `tf.loadLayersModel` reads in a browser;
+ * `models/mnist/` and `models/fashion/` hold such folders.
+ *
+ * @module
+ */
+
+import * as tf from "@tensorflow/tfjs";
+import { exists, writeFileAtomic } from "./files.ts";
+import {
+  type Gan,
+  type GanConfig,
+  generatorAsLayersModel,
+  type OutputActivation,
+} from "./gan.ts";
+import { logicalName } from "./optim.ts";
+
+const FORMAT = "gan-checkpoint";
+const VERSION = 1;
+
+/** A checkpoint that cannot be read; the message names the file and the problem. */
+export class CheckpointError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "CheckpointError";
+  }
+}
+
+interface TensorEntry {
+  name: string;
+  shape: number[];
+  /** Offset in float32 values. */
+  offset: number;
+}
+
+/** The contents of `checkpoint.json`. */
+export interface CheckpointFile<S> {
+  format: typeof FORMAT;
+  version: number;
+  config: GanConfig;
+  /** Training state: epoch, RNG state, history... (owned by the caller). */
+  state: S;
+  optimizerSteps: { G: number; D: number };
+  weights: string;
+  tensors: TensorEntry[];
+}
+
+/** Every variable of a GAN that a checkpoint holds, by logical name. */
+function ganVariables(gan: Gan): tf.Variable[] {
+  return [
+    ...gan.generator.variables,
+    ...gan.discriminator.variables,
+    ...gan.optimizerG.slots,
+    ...gan.optimizerD.slots,
+  ];
+}
+
+/** Metadata stored in the generator's model.json (`userDefinedMetadata`). */
+export interface GeneratorMetadata {
+  latentDim: number;
+  latent: "normal" | "uniform";
+  output: OutputActivation;
+  preset: string;
+  dataset: string;
+  epochs: number;
+}
+
+/**
+ * Saves the GAN and `state` into `dir` (created if needed). `tag` names the
+ * binary files (for example the epoch, zero-padded).
+ */
+export async function saveCheckpoint<S>(
+  dir: string,
+  gan: Gan,
+  state: S,
+  options: { tag: string; generator: GeneratorMetadata },
+): Promise<void> {
+  await Deno.mkdir(`${dir}/generator`, { recursive: true });
+  const vars = ganVariables(gan);
+  const values = await Promise.all(vars.map((v) => v.data<"float32">()));
+  const total = values.reduce((n, a) => n + a.length, 0);
+  const flat = new Float32Array(total);
+  const tensors: TensorEntry[] = [];
+  let offset = 0;
+  vars.forEach((v, i) => {
+    flat.set(values[i], offset);
+    tensors.push({ name: logicalName(v), shape: v.shape, offset });
+    offset += values[i].length;
+  });
+  const weights = `checkpoint-${options.tag}.bin`;
+  await writeFileAtomic(`${dir}/${weights}`, new Uint8Array(flat.buffer));
+  await saveGenerator(`${dir}/generator`, gan, options.generator, options.tag);
+  const file: CheckpointFile<S> = {
+    format: FORMAT,
+    version: VERSION,
+    config: gan.config,
+    state,
+    optimizerSteps: { G: gan.optimizerG.step, D: gan.optimizerD.step },
+    weights,
+    tensors,
+  };
+  await writeFileAtomic(
+    `${dir}/checkpoint.json`,
+    JSON.stringify(file, null, 1),
+  );
+  for (const entry of Deno.readDirSync(dir)) {
+    if (/^checkpoint-.*\.bin$/.test(entry.name) && entry.name !== weights) {
+      await Deno.remove(`${dir}/${entry.name}`);
+    }
+  }
+}
+
+/** True when `dir` holds a checkpoint. */
+export function hasCheckpoint(dir: string): boolean {
+  return exists(`${dir}/checkpoint.json`);
+}
+
+/**
+ * Reads `dir/checkpoint.json` and checks its binary file, without touching
+ * any model; {@linkcode restoreCheckpoint} then loads the values.
+ */
+export async function readCheckpoint<S>(
+  dir: string,
+): Promise<{ file: CheckpointFile<S>; values: Float32Array }> {
+  const path = `${dir}/checkpoint.json`;
+  let file: CheckpointFile<S>;
+  try {
+    file = JSON.parse(await Deno.readTextFile(path));
+  } catch (e) {
+    throw new CheckpointError(
+      e instanceof Deno.errors.NotFound
+        ? `${path} does not exist: no checkpoint in ${dir}`
+        : `${path} is not valid JSON (${(e as Error).message})`,
+    );
+  }
+  if (file.format !== FORMAT || file.version !== VERSION) {
+    throw new CheckpointError(
+      `${path} is not a version-${VERSION} ${FORMAT} file`,
+    );
+  }
+  const binPath = `${dir}/${file.weights}`;
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(binPath);
+  } catch {
+    throw new CheckpointError(`${binPath}, named by ${path}, is missing`);
+  }
+  const expected = file.tensors.reduce(
+    (n, t) => n + t.shape.reduce((a, b) => a * b, 1),
+    0,
+  );
+  if (bytes.length !== expected * 4) {
+    throw new CheckpointError(
+      `${binPath} holds ${bytes.length} bytes, ${path} expects ${expected * 4}`,
+    );
+  }
+  const values = new Float32Array(
+    bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length),
+  );
+  return { file, values };
+}
+
+/** Loads a checkpoint's values into `gan`, which must have the same configuration. */
+export function restoreCheckpoint<S>(
+  gan: Gan,
+  checkpoint: { file: CheckpointFile<S>; values: Float32Array },
+): void {
+  const { file, values } = checkpoint;
+  const byName = new Map(file.tensors.map((t) => [t.name, t]));
+  const vars = ganVariables(gan);
+  for (const v of vars) {
+    const name = logicalName(v);
+    const entry = byName.get(name);
+    if (!entry || entry.shape.join("x") !== v.shape.join("x")) {
+      throw new CheckpointError(
+        `checkpoint does not fit this model: ${name} ${
+          entry ? `has shape ${entry.shape.join("x")}` : "is missing"
+        }, the model's is ${v.shape.join("x")}`,
+      );
+    }
+  }
+  tf.tidy(() => {
+    for (const v of vars) {
+      const entry = byName.get(logicalName(v))!;
+      v.assign(
+        tf.tensor(
+          values.subarray(entry.offset, entry.offset + v.size),
+          v.shape,
+        ),
+      );
+    }
+  });
+  gan.optimizerG.step = file.optimizerSteps.G;
+  gan.optimizerD.step = file.optimizerSteps.D;
+}
+
+/**
+ * Writes G as a TF.js layers model: `dir/model.json` and
+ * `dir/weights-<tag>.bin`, the weights first and the JSON last.
+ */
+export async function saveGenerator(
+  dir: string,
+  gan: Gan,
+  metadata: GeneratorMetadata,
+  tag = "final",
+): Promise<void> {
+  await Deno.mkdir(dir, { recursive: true });
+  const model = generatorAsLayersModel(gan.generator);
+  const weightsFile = `weights-${tag}.bin`;
+  try {
+    await model.save(tf.io.withSaveHandler(async (artifacts) => {
+      const data = artifacts.weightData;
+      const buffers = Array.isArray(data) ? data : [data!];
+      const joined = new Uint8Array(
+        buffers.reduce((n, b) => n + b.byteLength, 0),
+      );
+      let at = 0;
+      for (const b of buffers) {
+        joined.set(new Uint8Array(b), at);
+        at += b.byteLength;
+      }
+      await writeFileAtomic(`${dir}/${weightsFile}`, joined);
+      const json = {
+        format: artifacts.format,
+        generatedBy: artifacts.generatedBy,
+        convertedBy: null,
+        modelTopology: artifacts.modelTopology,
+        weightsManifest: [{
+          paths: [weightsFile],
+          weights: artifacts.weightSpecs,
+        }],
+        userDefinedMetadata: { gan: metadata },
+      };
+      await writeFileAtomic(`${dir}/model.json`, JSON.stringify(json));
+      return {
+        modelArtifactsInfo: {
+          dateSaved: new Date(),
+          modelTopologyType: "JSON",
+          weightDataBytes: joined.length,
+        },
+      };
+    }));
+  } finally {
+    model.dispose();
+  }
+  for (const entry of Deno.readDirSync(dir)) {
+    if (/^weights-.*\.bin$/.test(entry.name) && entry.name !== weightsFile) {
+      await Deno.remove(`${dir}/${entry.name}`);
+    }
+  }
+}
+
+/** A generator loaded from disk. */
+export interface LoadedGenerator {
+  model: tf.LayersModel;
+  metadata: GeneratorMetadata;
+  /** The model.json it came from. */
+  path: string;
+}
+
+/**
+ * Loads a generator saved by {@linkcode saveGenerator}. `path` may be the
+ * folder holding model.json, a run folder (its `generator/` is used), or the
+ * model.json itself.
+ */
+export async function loadGenerator(path: string): Promise<LoadedGenerator> {
+  let jsonPath = path;
+  if (!path.endsWith(".json")) {
+    jsonPath = exists(`${path}/model.json`)
+      ? `${path}/model.json`
+      : `${path}/generator/model.json`;
+  }
+  if (!exists(jsonPath)) {
+    throw new CheckpointError(
+      `no generator at ${path}: expected ${path}/model.json or ${path}/generator/model.json ` +
+        "(a run folder from `deno task train`, or a models/ folder)",
+    );
+  }
+  const dir = jsonPath.slice(0, jsonPath.lastIndexOf("/") + 1) || "./";
+  let json;
+  try {
+    json = JSON.parse(await Deno.readTextFile(jsonPath));
+  } catch (e) {
+    throw new CheckpointError(
+      `${jsonPath} is not valid JSON (${(e as Error).message})`,
+    );
+  }
+  const metadata = json.userDefinedMetadata?.gan as GeneratorMetadata;
+  if (!metadata || !json.modelTopology || !json.weightsManifest) {
+    throw new CheckpointError(
+      `${jsonPath} is not a generator saved by this project (no modelTopology, weightsManifest or gan metadata)`,
+    );
+  }
+  const model = await tf.loadLayersModel({
+    load: () =>
+      tf.io.getModelArtifactsForJSON(json, async (manifest) => {
+        const specs = manifest.flatMap((g) => g.weights);
+        const parts: Uint8Array[] = [];
+        for (const group of manifest) {
+          for (const p of group.paths) {
+            try {
+              parts.push(await Deno.readFile(dir + p));
+            } catch {
+              throw new CheckpointError(
+                `${dir + p}, named by ${jsonPath}, is missing`,
+              );
+            }
+          }
+        }
+        const total = parts.reduce((n, b) => n + b.length, 0);
+        const data = new Uint8Array(total);
+        let at = 0;
+        for (const b of parts) {
+          data.set(b, at);
+          at += b.length;
+        }
+        return [specs, data.buffer];
+      }),
+  });
+  return { model, metadata, path: jsonPath };
+}

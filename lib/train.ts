@@ -1,0 +1,453 @@
+/**
+ * The training loop: Algorithm 1 of the paper over epochs of shuffled
+ * mini-batches, with everything a run needs around it: seeded randomness,
+ * figures per epoch, sample grids from fixed noise, loss curves, atomic
+ * checkpoints, exact resumption, and a stop on divergence.
+ *
+ * Figures are accumulated on the device and read back only at progress
+ * updates and at the end of each epoch, never once per step.
+ *
+ * @module
+ */
+
+import * as tf from "@tensorflow/tfjs";
+import {
+  hasCheckpoint,
+  readCheckpoint,
+  restoreCheckpoint,
+  saveCheckpoint,
+} from "./checkpoint.ts";
+import {
+  batches,
+  batchesPerEpoch,
+  type Dataset,
+  head,
+  IMAGE_PIXELS,
+  type Split,
+} from "./data.ts";
+import { exists, writeFileAtomic } from "./files.ts";
+import {
+  createGan,
+  discriminatorStep,
+  type Gan,
+  type GanConfig,
+  generate,
+  generatorStep,
+  pixelRange,
+  sampleLatent,
+  validateConfig,
+} from "./gan.ts";
+import { Rng, type RngState } from "./rng.ts";
+import { imageGrid, lossCurvesPng, progressStrip } from "./viz.ts";
+
+/** Figures of one epoch, means over its steps. */
+export interface EpochStats {
+  /** Epoch number, from 1. */
+  epoch: number;
+  /** D's loss, BCE(D(x), 1) + BCE(D(G(z)), 0) (= -V when labels are not smoothed). */
+  dLoss: number;
+  /** G's loss (non-saturating: -log D(G(z)); saturating: log(1 - D(G(z)))). */
+  gLoss: number;
+  /** V(D, G) (eq. 1); -log 4 = -1.386 at the game's equilibrium. */
+  value: number;
+  /** Mean D(x) on real images. */
+  dReal: number;
+  /** Mean D(G(z)) on generated images (during D's steps). */
+  dFake: number;
+  /** D's accuracy on real and generated images together (1/2 at equilibrium). */
+  dAccuracy: number;
+  accReal: number;
+  accFake: number;
+  seconds: number;
+  imagesPerSecond: number;
+}
+
+/** What a checkpoint stores besides the tensors. */
+export interface TrainState {
+  /** Completed epochs. */
+  epoch: number;
+  seed: number;
+  rng: RngState;
+  history: EpochStats[];
+  dataset: string;
+  trainSize: number;
+  holdout: number;
+  limit: number | null;
+  backend: string;
+}
+
+/** A progress update within an epoch (running means over the epoch so far). */
+export interface Progress {
+  epoch: number;
+  epochs: number;
+  step: number;
+  steps: number;
+  dLoss: number;
+  gLoss: number;
+  dReal: number;
+  dFake: number;
+  imagesPerSecond: number;
+  seconds: number;
+}
+
+/** Options of {@linkcode train}. */
+export interface TrainOptions {
+  config: GanConfig;
+  dataset: Dataset;
+  /** Total epochs (a resumed run continues up to this number). */
+  epochs: number;
+  /** Seed of everything: weights, noise, dropout, batch order. Default 0. */
+  seed?: number;
+  /** Run folder for outputs; `null` writes nothing (notebooks, tests). */
+  outDir?: string | null;
+  /** Continue the checkpoint in `outDir`. Its configuration is used. */
+  resume?: boolean;
+  /** Train on the first N training images only (quick runs). */
+  limit?: number;
+  /**
+   * Images kept out at the end of the training split for validation (the
+   * paper's protocol: train on 50,000, validate on 10,000). Default 10,000,
+   * reduced so that at least one batch remains.
+   */
+  holdout?: number;
+  /** Backend name, for the record. */
+  backend?: string;
+  /** Latent vectors of the fixed sample grid (default 100: 10 x 10). */
+  gridSize?: number;
+  /** Progress updates per epoch (default 20). */
+  progressUpdates?: number;
+  /** Called with running figures during each epoch. */
+  onProgress?: (p: Progress) => void;
+  /** Called after each epoch (after its checkpoint is written). */
+  onEpoch?: (stats: EpochStats, run: RunView) => void | Promise<void>;
+  /** Aborting stops at the next step; the epoch in progress is discarded. */
+  signal?: AbortSignal;
+  /** One-line messages (resume, outputs). Default: stderr. */
+  log?: (message: string) => void;
+}
+
+/** What callbacks and the result see of a run. */
+export interface RunView {
+  gan: Gan;
+  history: EpochStats[];
+  /** G's images for the fixed noise after the latest epoch, in the data's range. */
+  grid: Float32Array;
+  /** The fixed latent vectors of the grid. */
+  fixedNoise: Float32Array;
+}
+
+/** How a run ended. */
+export interface TrainResult extends RunView {
+  status: "completed" | "diverged" | "interrupted";
+  /** Why it stopped, when not completed. */
+  message?: string;
+  outDir: string | null;
+}
+
+/** The training split a run uses: holdout removed, then limited. */
+export function trainingSplit(
+  dataset: Dataset,
+  options: { holdout?: number; limit?: number; batchSize: number },
+): { split: Split; holdout: number } {
+  const size = dataset.train.size;
+  let holdout = options.holdout ?? 10000;
+  if (size - holdout < options.batchSize) holdout = 0;
+  let split = head(dataset.train, size - holdout);
+  if (options.limit !== undefined) split = head(split, options.limit);
+  if (split.size < options.batchSize) {
+    throw new Error(
+      `${split.size} training images are fewer than one batch of ${options.batchSize}; ` +
+        "raise --limit or lower --batch-size",
+    );
+  }
+  return { split, holdout };
+}
+
+/** Mean of each pixel over a split, in [0, 1]. */
+export function pixelMeans(split: Split): Float32Array {
+  const sums = new Float64Array(IMAGE_PIXELS);
+  for (let i = 0; i < split.size; i++) {
+    const o = i * IMAGE_PIXELS;
+    for (let p = 0; p < IMAGE_PIXELS; p++) sums[p] += split.images[o + p];
+  }
+  return Float32Array.from(sums, (s) => s / split.size / 255);
+}
+
+const pad = (n: number) => String(n).padStart(3, "0");
+
+/**
+ * Trains a GAN. Writes into `outDir` (unless null) after every epoch:
+ * `samples/epoch_NNN.png`, `loss.png`, `progress.png`, `history.json` and
+ * the checkpoint with `generator/` in the TF.js layers format.
+ */
+export async function train(options: TrainOptions): Promise<TrainResult> {
+  const log = options.log ?? ((m: string) => console.error(m));
+  const outDir = options.outDir ?? null;
+  let config = options.config;
+  let seed = options.seed ?? 0;
+  let history: EpochStats[] = [];
+  let startEpoch = 0;
+  let rngState: RngState | null = null;
+  let checkpoint:
+    | Awaited<ReturnType<typeof readCheckpoint<TrainState>>>
+    | null = null;
+
+  if (outDir !== null && hasCheckpoint(outDir)) {
+    if (!options.resume) {
+      throw new Error(
+        `${outDir} already holds a checkpoint; pass --resume to continue it, ` +
+          "or choose another --out",
+      );
+    }
+    checkpoint = await readCheckpoint<TrainState>(outDir);
+    const s = checkpoint.file.state;
+    config = checkpoint.file.config;
+    seed = s.seed;
+    history = s.history;
+    startEpoch = s.epoch;
+    rngState = s.rng;
+    if (s.dataset !== options.dataset.name) {
+      throw new Error(
+        `${outDir} was trained on ${s.dataset}, not ${options.dataset.name}`,
+      );
+    }
+    options = { ...options, limit: s.limit ?? undefined, holdout: s.holdout };
+    log(`resuming ${outDir} after epoch ${startEpoch}`);
+  } else if (options.resume) {
+    throw new Error(
+      `nothing to resume: ${outDir ?? "(no --out)"} holds no checkpoint.json`,
+    );
+  }
+  validateConfig(config);
+  if (!Number.isInteger(options.epochs) || options.epochs < 1) {
+    throw new Error(`epochs must be a positive integer, got ${options.epochs}`);
+  }
+
+  const { split, holdout } = trainingSplit(options.dataset, {
+    holdout: options.holdout,
+    limit: options.limit,
+    batchSize: config.batchSize,
+  });
+  const gan = createGan(config, {
+    seed,
+    pixelMeans: config.outputBiasFromData ? pixelMeans(split) : undefined,
+  });
+  if (checkpoint) restoreCheckpoint(gan, checkpoint);
+  const rng = new Rng(seed, 1);
+  if (rngState) rng.setState(rngState);
+  const gridSize = options.gridSize ?? 100;
+  const fixedNoise = sampleLatent(config, gridSize, new Rng(seed, 2));
+  const range = pixelRange(config);
+  const bs = config.batchSize;
+  const steps = batchesPerEpoch(split.size, bs);
+  const updates = Math.max(1, options.progressUpdates ?? 20);
+  const every = Math.max(1, Math.floor(steps / updates));
+
+  const gridOf = async () => {
+    const z = tf.tensor2d(fixedNoise, [gridSize, config.latentDim]);
+    const images = generate(gan, z);
+    const data = await images.data<"float32">();
+    tf.dispose([z, images]);
+    return data;
+  };
+  let grid = await gridOf();
+  const view = (): RunView => ({ gan, history, grid, fixedNoise });
+
+  if (outDir !== null) {
+    await Deno.mkdir(`${outDir}/samples`, { recursive: true });
+    if (startEpoch === 0) {
+      await writeFileAtomic(
+        `${outDir}/samples/epoch_000.png`,
+        imageGrid(grid, { encoding: range }),
+      );
+    }
+  }
+
+  for (let epoch = startEpoch; epoch < options.epochs; epoch++) {
+    const started = performance.now();
+    // Running sums on the device: D loss, V, D(x), D(G(z)), acc real, acc fake.
+    let dSums: tf.Tensor = tf.zeros([6]);
+    let gSum: tf.Tensor = tf.zeros([]);
+    let gCount = 0;
+    const read = async (n: number) => {
+      const [d, g] = await Promise.all([dSums.data(), gSum.data()]);
+      return {
+        d: Array.from(d, (v) => v / n),
+        g: gCount ? g[0] / gCount : NaN,
+      };
+    };
+    const finite = (x: { d: number[]; g: number }) =>
+      x.d.every(Number.isFinite) && (gCount === 0 || Number.isFinite(x.g));
+    let stop: TrainResult["status"] | null = null;
+    let message = "";
+    let step = 0;
+    for (const batch of batches(split, { batchSize: bs, seed, epoch, range })) {
+      if (options.signal?.aborted) {
+        stop = "interrupted";
+        message =
+          `interrupted during epoch ${epoch + 1}; the last checkpoint ` +
+          `(epoch ${epoch}) is intact`;
+        break;
+      }
+      const real = tf.tensor2d(batch.images, [bs, IMAGE_PIXELS]);
+      const z = tf.tensor2d(sampleLatent(config, bs, rng), [
+        bs,
+        config.latentDim,
+      ]);
+      const d = discriminatorStep(gan, real, z, rng.nextUint32(), epoch);
+      const nextD = tf.tidy(() =>
+        tf.add(
+          dSums,
+          tf.stack([d.loss, d.value, d.dReal, d.dFake, d.accReal, d.accFake]),
+        )
+      );
+      tf.dispose([dSums, real, z, ...Object.values(d)]);
+      dSums = nextD;
+      if ((step + 1) % config.k === 0) {
+        for (let g = 0; g < config.gSteps; g++) {
+          const zg = tf.tensor2d(sampleLatent(config, bs, rng), [
+            bs,
+            config.latentDim,
+          ]);
+          const loss = generatorStep(gan, zg, rng.nextUint32(), epoch);
+          const nextG = tf.add(gSum, loss);
+          tf.dispose([gSum, loss, zg]);
+          gSum = nextG;
+          gCount++;
+        }
+      }
+      step++;
+      if (step % every === 0 && step < steps) {
+        const m = await read(step);
+        if (!finite(m)) {
+          stop = "diverged";
+          message = `diverged at epoch ${epoch + 1}, step ${step}: ` +
+            `D loss ${m.d[0]}, G loss ${m.g}`;
+          break;
+        }
+        const seconds = (performance.now() - started) / 1000;
+        options.onProgress?.({
+          epoch: epoch + 1,
+          epochs: options.epochs,
+          step,
+          steps,
+          dLoss: m.d[0],
+          gLoss: m.g,
+          dReal: m.d[2],
+          dFake: m.d[3],
+          imagesPerSecond: (step * bs) / seconds,
+          seconds,
+        });
+      }
+    }
+    const m = await read(Math.max(step, 1));
+    tf.dispose([dSums, gSum]);
+    if (!stop && !finite(m)) {
+      stop = "diverged";
+      message = `diverged in epoch ${epoch + 1}: D loss ${
+        m.d[0]
+      }, G loss ${m.g}`;
+    }
+    if (stop) {
+      if (stop === "diverged" && outDir !== null) {
+        message +=
+          `; the last good checkpoint (epoch ${epoch}) is kept in ${outDir}`;
+      }
+      return { ...view(), status: stop, message, outDir };
+    }
+    const seconds = (performance.now() - started) / 1000;
+    const stats: EpochStats = {
+      epoch: epoch + 1,
+      dLoss: m.d[0],
+      gLoss: m.g,
+      value: m.d[1],
+      dReal: m.d[2],
+      dFake: m.d[3],
+      accReal: m.d[4],
+      accFake: m.d[5],
+      dAccuracy: (m.d[4] + m.d[5]) / 2,
+      seconds,
+      imagesPerSecond: (step * bs) / seconds,
+    };
+    history.push(stats);
+    grid = await gridOf();
+    if (outDir !== null) {
+      await writeOutputs(outDir, {
+        gan,
+        grid,
+        history,
+        epoch: epoch + 1,
+        range,
+        state: {
+          epoch: epoch + 1,
+          seed,
+          rng: rng.getState(),
+          history,
+          dataset: options.dataset.name,
+          trainSize: split.size,
+          holdout,
+          limit: options.limit ?? null,
+          backend: options.backend ?? tf.getBackend(),
+        },
+        title: `${config.preset} on ${options.dataset.name}`,
+      });
+    }
+    await options.onEpoch?.(stats, view());
+  }
+  if (outDir !== null) {
+    log(
+      `outputs in ${outDir}: samples/, loss.png, progress.png, history.json, generator/`,
+    );
+  }
+  return { ...view(), status: "completed", outDir };
+}
+
+async function writeOutputs(
+  outDir: string,
+  o: {
+    gan: Gan;
+    grid: Float32Array;
+    history: EpochStats[];
+    epoch: number;
+    range: "[-1,1]" | "[0,1]";
+    state: TrainState;
+    title: string;
+  },
+): Promise<void> {
+  const sample = `${outDir}/samples/epoch_${pad(o.epoch)}.png`;
+  await writeFileAtomic(sample, imageGrid(o.grid, { encoding: o.range }));
+  await writeFileAtomic(
+    `${outDir}/history.json`,
+    JSON.stringify(o.history, null, 1),
+  );
+  await writeFileAtomic(
+    `${outDir}/loss.png`,
+    lossCurvesPng(o.history, o.title),
+  );
+  // Up to 10 rows, evenly spread over the epochs so far, last one included.
+  const epochs = [0, ...o.history.map((h) => h.epoch)];
+  const rows = 10;
+  const picked = epochs.length <= rows ? epochs : Array.from(
+    { length: rows },
+    (_, i) => epochs[Math.round((i * (epochs.length - 1)) / (rows - 1))],
+  );
+  const files = picked
+    .map((e) => ({
+      label: `epoch ${e}`,
+      path: `${outDir}/samples/epoch_${pad(e)}.png`,
+    }))
+    .filter((f) => exists(f.path));
+  await writeFileAtomic(`${outDir}/progress.png`, await progressStrip(files));
+  const g = o.gan.config;
+  await saveCheckpoint(outDir, o.gan, o.state, {
+    tag: pad(o.epoch),
+    generator: {
+      latentDim: g.latentDim,
+      latent: g.latent,
+      output: g.output,
+      preset: g.preset,
+      dataset: o.state.dataset,
+      epochs: o.epoch,
+    },
+  });
+}

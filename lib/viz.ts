@@ -1,0 +1,266 @@
+/**
+ * Pictures a person can look at: image grids (Skia canvas), loss curves
+ * (Observable Plot, rendered to SVG with a linkedom document and to PNG by
+ * resvg), and a strip of samples across epochs.
+ *
+ * @module
+ */
+
+import { createCanvas, loadImage } from "@napi-rs/canvas";
+import * as Plot from "@observablehq/plot";
+import { Resvg } from "@resvg/resvg-js";
+import { parseHTML } from "linkedom";
+
+/** How pixel values are encoded: bytes 0..255, or floats in a range. */
+export type PixelEncoding = "bytes" | "[0,1]" | "[-1,1]";
+
+/** Options of {@linkcode imageGrid}. */
+export interface GridOptions {
+  /** Pixel encoding of `images`. */
+  encoding: PixelEncoding;
+  /** Images per row (default: the square root of the count, rounded up). */
+  cols?: number;
+  /** How many images to draw (default all). */
+  count?: number;
+  /** Screen pixels per image pixel (default 2). */
+  scale?: number;
+  /** Gap between images in screen pixels (default 2). */
+  gap?: number;
+  /** Side of each square image (default 28). */
+  size?: number;
+  /** One caption per row, drawn at the left. */
+  rowLabels?: string[];
+}
+
+function toByte(v: number, encoding: PixelEncoding): number {
+  const x = encoding === "bytes"
+    ? v
+    : encoding === "[0,1]"
+    ? v * 255
+    : (v + 1) * 127.5;
+  return Math.max(0, Math.min(255, Math.round(x)));
+}
+
+/**
+ * Draws images (white on black, as MNIST stores them) in a grid and returns
+ * the PNG file's bytes.
+ */
+export function imageGrid(
+  images: ArrayLike<number>,
+  options: GridOptions,
+): Uint8Array {
+  const size = options.size ?? 28;
+  const pixels = size * size;
+  const available = Math.floor(images.length / pixels);
+  const count = Math.min(options.count ?? available, available);
+  if (count === 0) throw new Error("imageGrid: no images to draw");
+  const cols = options.cols ?? Math.ceil(Math.sqrt(count));
+  const rows = Math.ceil(count / cols);
+  const scale = options.scale ?? 2;
+  const gap = options.gap ?? 2;
+  const labelWidth = options.rowLabels ? 90 : 0;
+  const cell = size * scale + gap;
+  const width = labelWidth + cols * cell + gap;
+  const height = rows * cell + gap;
+  const canvas = createCanvas(width, height);
+  const ctx = canvas.getContext("2d");
+  ctx.fillStyle = "#808080";
+  ctx.fillRect(0, 0, width, height);
+  const tile = ctx.createImageData(size * scale, size * scale);
+  for (let n = 0; n < count; n++) {
+    for (let y = 0; y < size * scale; y++) {
+      for (let x = 0; x < size * scale; x++) {
+        const src = n * pixels + Math.floor(y / scale) * size +
+          Math.floor(x / scale);
+        const v = toByte(images[src], options.encoding);
+        const o = (y * size * scale + x) * 4;
+        tile.data[o] = tile.data[o + 1] = tile.data[o + 2] = v;
+        tile.data[o + 3] = 255;
+      }
+    }
+    const r = Math.floor(n / cols), c = n % cols;
+    ctx.putImageData(tile, labelWidth + gap + c * cell, gap + r * cell);
+  }
+  if (options.rowLabels) {
+    ctx.fillStyle = "#ffffff";
+    ctx.font = `${Math.max(11, Math.round(5.5 * scale))}px sans-serif`;
+    ctx.textBaseline = "middle";
+    options.rowLabels.slice(0, rows).forEach((label, r) => {
+      ctx.fillText(
+        label,
+        6,
+        gap + r * cell + (size * scale) / 2,
+        labelWidth - 8,
+      );
+    });
+  }
+  return new Uint8Array(canvas.toBuffer("image/png"));
+}
+
+/** The minimal DOM element shape this module reads from Plot's output. */
+export interface SvgElementLike {
+  tagName: string;
+  outerHTML: string;
+  querySelector(selector: string): SvgElementLike | null;
+}
+
+/**
+ * A linkedom document for Observable Plot to draw into outside a browser:
+ * pass it as `Plot.plot({ document: plotDocument(), ... })`.
+ */
+// deno-lint-ignore no-explicit-any
+export function plotDocument(): any {
+  // deno-lint-ignore no-explicit-any
+  return (parseHTML("<!doctype html><html><body></body></html>") as any)
+    .document;
+}
+
+/** The SVG markup of a Plot figure, with the namespace a standalone file needs. */
+export function svgMarkup(figure: SvgElementLike): string {
+  const svg = figure.tagName.toLowerCase() === "svg"
+    ? figure
+    : figure.querySelector("svg")!;
+  let s = svg.outerHTML;
+  if (!/^<svg[^>]*xmlns=/.test(s)) {
+    s = s.replace("<svg", '<svg xmlns="http://www.w3.org/2000/svg"');
+  }
+  return s;
+}
+
+/** Renders SVG markup to PNG bytes on a white background. */
+export function svgToPng(svg: string, zoom = 2): Uint8Array {
+  return new Resvg(svg, {
+    background: "white",
+    fitTo: { mode: "zoom", value: zoom },
+    font: { loadSystemFonts: true },
+  }).render().asPng();
+}
+
+/** The per-epoch figures {@linkcode lossCurves} draws. */
+export interface CurvePoint {
+  epoch: number;
+  dLoss: number;
+  gLoss: number;
+  dReal: number;
+  dFake: number;
+}
+
+/**
+ * Two panels as one SVG: the players' losses, and D's mean output on real
+ * and generated images (1/2 is the game's equilibrium).
+ */
+export function lossCurvesSvg(points: CurvePoint[], title = ""): string {
+  const document = plotDocument();
+  const long = (keys: [keyof CurvePoint, string][]) =>
+    points.flatMap((p) =>
+      keys.map(([k, series]) => ({ epoch: p.epoch, value: p[k], series }))
+    );
+  const width = 640;
+  const common = {
+    document,
+    width,
+    height: 240,
+    marginLeft: 50,
+    marginRight: 70,
+    x: { label: "epoch", grid: true },
+    color: { domain: ["D loss", "G loss", "D(x)", "D(G(z))"], legend: false },
+  };
+  // Lines labelled at their last point: Plot's colour legend is HTML, which
+  // a standalone SVG cannot hold.
+  const marks = (data: { epoch: number; value: number; series: string }[]) => [
+    Plot.lineY(data, { x: "epoch", y: "value", stroke: "series", z: "series" }),
+    ...(points.length <= 30
+      ? [Plot.dot(data, { x: "epoch", y: "value", fill: "series", r: 2 })]
+      : []),
+    Plot.text(
+      data,
+      Plot.selectLast({
+        x: "epoch",
+        y: "value",
+        z: "series",
+        text: "series",
+        fill: "series",
+        dx: 6,
+        textAnchor: "start",
+      }),
+    ),
+  ];
+  const losses = Plot.plot({
+    ...common,
+    y: { label: "loss", grid: true },
+    marks: marks(long([["dLoss", "D loss"], ["gLoss", "G loss"]])),
+  }) as unknown as SvgElementLike;
+  const outputs = Plot.plot({
+    ...common,
+    y: { label: "mean D output", grid: true, domain: [0, 1] },
+    marks: [
+      Plot.ruleY([0.5], { stroke: "#999", strokeDasharray: "4,3" }),
+      ...marks(long([["dReal", "D(x)"], ["dFake", "D(G(z))"]])),
+    ],
+  }) as unknown as SvgElementLike;
+  const a = svgMarkup(losses), b = svgMarkup(outputs);
+  const h = (s: string) => Number(/height="(\d+)"/.exec(s)?.[1] ?? 240);
+  const top = title ? 24 : 0, ha = h(a), hb = h(b);
+  const escaped = title.replace(/&/g, "&amp;").replace(/</g, "&lt;");
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${
+    top + ha + hb
+  }" font-family="sans-serif">` +
+    (title
+      ? `<text x="10" y="17" font-size="14" font-weight="bold">${escaped}</text>`
+      : "") +
+    `<g transform="translate(0,${top})">${a}</g>` +
+    `<g transform="translate(0,${top + ha})">${b}</g></svg>`;
+}
+
+/** {@linkcode lossCurvesSvg} as PNG bytes. */
+export function lossCurvesPng(points: CurvePoint[], title = ""): Uint8Array {
+  return svgToPng(lossCurvesSvg(points, title));
+}
+
+/**
+ * One row per epoch: the first row of each epoch's sample grid (as written
+ * by {@linkcode imageGrid} with its defaults), labelled, stacked top to
+ * bottom. Reads the grids from disk, so it also covers epochs trained before
+ * a resume.
+ */
+export async function progressStrip(
+  rows: { label: string; path: string }[],
+  options: { scale?: number; gap?: number; size?: number } = {},
+): Promise<Uint8Array> {
+  if (rows.length === 0) throw new Error("progressStrip: no rows");
+  const scale = options.scale ?? 2, gap = options.gap ?? 2;
+  const rowHeight = (options.size ?? 28) * scale + 2 * gap;
+  const images = await Promise.all(
+    rows.map(async (r) => loadImage(await Deno.readFile(r.path))),
+  );
+  const labelWidth = 80;
+  const width = labelWidth + Math.max(...images.map((i) => i.width));
+  const canvas = createCanvas(width, rows.length * rowHeight);
+  const ctx = canvas.getContext("2d");
+  ctx.fillStyle = "#808080";
+  ctx.fillRect(0, 0, width, rows.length * rowHeight);
+  ctx.fillStyle = "#ffffff";
+  ctx.font = "12px sans-serif";
+  ctx.textBaseline = "middle";
+  images.forEach((img, r) => {
+    const h = Math.min(rowHeight, img.height);
+    ctx.drawImage(
+      img,
+      0,
+      0,
+      img.width,
+      h,
+      labelWidth,
+      r * rowHeight,
+      img.width,
+      h,
+    );
+    ctx.fillText(
+      rows[r].label,
+      6,
+      r * rowHeight + rowHeight / 2,
+      labelWidth - 8,
+    );
+  });
+  return new Uint8Array(canvas.toBuffer("image/png"));
+}

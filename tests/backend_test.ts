@@ -1,0 +1,91 @@
+import assert from "node:assert/strict";
+import * as tf from "@tensorflow/tfjs";
+import { BackendError, initBackend, probeWebGpu } from "../lib/backend.ts";
+import {
+  createGan,
+  discriminatorStep,
+  disposeGan,
+  generatorStep,
+  preset,
+  sampleLatent,
+} from "../lib/gan.ts";
+import { Rng } from "../lib/rng.ts";
+
+Deno.test("unknown and unavailable backends are clear errors", async () => {
+  await assert.rejects(
+    () => initBackend("tpu" as never),
+    /unknown backend "tpu"/,
+  );
+  const probe = await probeWebGpu();
+  if (!probe.ok) {
+    await assert.rejects(
+      () => initBackend("webgpu"),
+      (e: Error) =>
+        e instanceof BackendError && /not available/.test(e.message),
+    );
+  }
+});
+
+Deno.test("auto says which backend and why; it skips a software adapter", async () => {
+  const info = await initBackend("auto");
+  assert.equal(tf.getBackend(), info.name);
+  assert.ok(info.reason.length > 10);
+  const probe = await probeWebGpu();
+  if (!probe.ok || probe.fallback) {
+    assert.equal(info.name, "wasm");
+    assert.match(info.reason, /WebAssembly/);
+  } else {
+    assert.equal(info.name, "webgpu");
+  }
+});
+
+/** One D step and one G step from a fixed seed; returns both losses. */
+async function oneRound(backend: "cpu" | "wasm" | "webgpu", name: string) {
+  await initBackend(backend);
+  const config = preset(name);
+  config.batchSize = 16;
+  const gan = createGan(config, { seed: 3 });
+  const rng = new Rng(4);
+  const real = tf.tensor2d(rng.fillUniform(new Float32Array(16 * 784), -1, 1), [
+    16,
+    784,
+  ]);
+  const z = tf.tensor2d(sampleLatent(config, 16, rng), [16, 100]);
+  const d = discriminatorStep(gan, real, z, 5, 0);
+  const g = generatorStep(gan, z, 6, 0);
+  const out = [
+    (await d.loss.data())[0],
+    (await d.dReal.data())[0],
+    (await g.data())[0],
+  ];
+  const w = await gan.generator.layers[0].kernel.data();
+  tf.dispose([real, z, g, ...Object.values(d)]);
+  disposeGan(gan);
+  return { out, w };
+}
+
+Deno.test("one training round agrees across backends (cpu, wasm, and webgpu when present)", async () => {
+  const probe = await probeWebGpu();
+  const backends = [
+    "cpu",
+    "wasm",
+    ...(probe.ok ? ["webgpu" as const] : []),
+  ] as const;
+  for (const name of ["mlp", "paper", "bn"]) {
+    const ref = await oneRound("cpu", name);
+    for (const b of backends.slice(1)) {
+      const r = await oneRound(b, name);
+      r.out.forEach((v, i) =>
+        assert.ok(
+          Math.abs(v - ref.out[i]) < 1e-4,
+          `${name} ${b}: ${r.out} vs cpu ${ref.out}`,
+        )
+      );
+      let maxDiff = 0;
+      r.w.forEach((v, i) =>
+        maxDiff = Math.max(maxDiff, Math.abs(v - ref.w[i]))
+      );
+      assert.ok(maxDiff < 1e-5, `${name} ${b}: G weights differ by ${maxDiff}`);
+    }
+  }
+});

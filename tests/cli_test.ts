@@ -1,0 +1,190 @@
+import assert from "node:assert/strict";
+import { parseIdx } from "../lib/idx.ts";
+
+const root = new URL("../", import.meta.url).pathname;
+
+async function run(script: string, args: string[]) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${root}cli/${script}`, ...args],
+    cwd: root,
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return {
+    code: out.code,
+    stdout: dec.decode(out.stdout),
+    stderr: dec.decode(out.stderr),
+  };
+}
+
+Deno.test("a tiny training run finishes and writes every output; sample reads it", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const out = `${dir}/run`;
+    const r = await run("train.ts", [
+      "--limit",
+      "128",
+      "--epochs",
+      "2",
+      "--batch-size",
+      "32",
+      "--preset",
+      "mlp",
+      "--backend",
+      "wasm",
+      "--out",
+      out,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /epoch 2\/2 .*img\/s/);
+    for (
+      const f of [
+        "samples/epoch_000.png",
+        "samples/epoch_001.png",
+        "samples/epoch_002.png",
+        "loss.png",
+        "progress.png",
+        "history.json",
+        "checkpoint.json",
+        "checkpoint-002.bin",
+        "generator/model.json",
+        "generator/weights-002.bin",
+      ]
+    ) {
+      const info = await Deno.stat(`${out}/${f}`);
+      assert.ok(info.size > 0, f);
+    }
+    const png = await Deno.readFile(`${out}/loss.png`);
+    assert.deepEqual([...png.subarray(1, 4)], [0x50, 0x4e, 0x47]); // "PNG"
+    assert.equal(
+      JSON.parse(await Deno.readTextFile(`${out}/history.json`)).length,
+      2,
+    );
+
+    // Resuming to more epochs continues from the checkpoint.
+    const more = await run("train.ts", [
+      "--epochs",
+      "3",
+      "--out",
+      out,
+      "--resume",
+      "--backend",
+      "wasm",
+    ]);
+    assert.equal(more.code, 0, more.stderr);
+    assert.match(more.stderr, /resuming .* after epoch 2/);
+    assert.equal(
+      JSON.parse(await Deno.readTextFile(`${out}/history.json`)).length,
+      3,
+    );
+
+    const npy = await run("sample.ts", [
+      "--checkpoint",
+      out,
+      "--n",
+      "12",
+      "--out",
+      `${dir}/s.npy`,
+      "--backend",
+      "wasm",
+    ]);
+    assert.equal(npy.code, 0, npy.stderr);
+    const bytes = await Deno.readFile(`${dir}/s.npy`);
+    const header = new TextDecoder().decode(
+      bytes.subarray(10, 10 + new DataView(bytes.buffer).getUint16(8, true)),
+    );
+    assert.match(header, /'descr': '\|u1'.*'shape': \(12, 28, 28\)/);
+    assert.equal(bytes.length - 10 - header.length, 12 * 784);
+
+    const idx = await run("sample.ts", [
+      "--checkpoint",
+      out,
+      "--n",
+      "5",
+      "--out",
+      `${dir}/s-idx3-ubyte`,
+      "--backend",
+      "wasm",
+    ]);
+    assert.equal(idx.code, 0, idx.stderr);
+    assert.deepEqual(
+      parseIdx(await Deno.readFile(`${dir}/s-idx3-ubyte`)).dims,
+      [5, 28, 28],
+    );
+
+    const interp = await run("sample.ts", [
+      "--checkpoint",
+      out,
+      "--interpolate",
+      "--rows",
+      "2",
+      "--steps",
+      "4",
+      "--out",
+      `${dir}/i.png`,
+      "--backend",
+      "wasm",
+    ]);
+    assert.equal(interp.code, 0, interp.stderr);
+    assert.match(interp.stderr, /wrote 8 images/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("bad flags give an error and the usage", async () => {
+  const cases: [string, string[], RegExp][] = [
+    ["train.ts", ["--epoch", "3"], /Unknown option '--epoch'/],
+    [
+      "train.ts",
+      ["--dataset", "cifar"],
+      /--dataset must be one of mnist, fashion, got "cifar"/,
+    ],
+    [
+      "train.ts",
+      ["--epochs", "two"],
+      /--epochs must be an integer >= 1, got "two"/,
+    ],
+    ["train.ts", ["--lr=-1"], /--lr must be a number > 0/],
+    [
+      "train.ts",
+      ["--preset", "paper", "--beta1", "0.5"],
+      /--beta1 applies to Adam/,
+    ],
+    [
+      "train.ts",
+      ["--backend", "tpu"],
+      /--backend must be one of auto, webgpu, wasm, cpu/,
+    ],
+    ["sample.ts", ["--out", "x.png"], /--checkpoint is required/],
+    [
+      "sample.ts",
+      ["--checkpoint", "models/mnist", "--out", "x.gif"],
+      /--out must end in .png, .npy, .idx or -ubyte/,
+    ],
+  ];
+  for (const [script, args, pattern] of cases) {
+    const r = await run(script, args);
+    assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+    assert.match(r.stderr, pattern);
+    assert.match(r.stderr, /Usage: deno task/);
+  }
+  const help = await run("train.ts", ["--help"]);
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /--resume/);
+});
+
+Deno.test("a missing checkpoint is a clear error", async () => {
+  const r = await run("sample.ts", [
+    "--checkpoint",
+    "/nonexistent",
+    "--out",
+    "/tmp/x.png",
+    "--backend",
+    "wasm",
+  ]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /no generator at \/nonexistent/);
+});

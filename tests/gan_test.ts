@@ -1,0 +1,285 @@
+import assert from "node:assert/strict";
+import * as tf from "@tensorflow/tfjs";
+import { initBackend } from "../lib/backend.ts";
+import {
+  bceWithLogits,
+  createGan,
+  dense,
+  discriminatorLoss,
+  discriminatorStep,
+  disposeGan,
+  generate,
+  generatorLoss,
+  generatorStep,
+  interpolateLatents,
+  logSigmoid,
+  Mlp,
+  preset,
+  PRESET_NAMES,
+  sampleLatent,
+  valueFunction,
+} from "../lib/gan.ts";
+import { Rng } from "../lib/rng.ts";
+
+await initBackend("wasm");
+
+const close = (a: number, b: number, tol = 1e-5) =>
+  assert.ok(Math.abs(a - b) <= tol * Math.max(1, Math.abs(b)), `${a} != ${b}`);
+const scalar = async (t: tf.Tensor) => (await t.data())[0];
+const dense_ = (i: number, o: number) => i * o + o;
+
+Deno.test("presets: shapes and parameter counts", async () => {
+  // Counted by hand from the layer sizes (weights + biases [+ BN gamma, beta]).
+  const expected: Record<string, [number, number]> = {
+    paper: [
+      dense_(100, 1200) + dense_(1200, 1200) + dense_(1200, 784),
+      dense_(784, 240 * 5) + dense_(240, 240 * 5) + dense_(240, 1),
+    ],
+    mlp: [
+      dense_(100, 128) + dense_(128, 256) + dense_(256, 512) +
+      dense_(512, 1024) + dense_(1024, 784),
+      dense_(784, 1024) + dense_(1024, 512) + dense_(512, 256) +
+      dense_(256, 1),
+    ],
+    bn: [
+      dense_(100, 128) + dense_(128, 256) + dense_(256, 512) +
+      dense_(512, 1024) + dense_(1024, 784) + 2 * (128 + 256 + 512 + 1024),
+      dense_(784, 1024) + dense_(1024, 512) + dense_(512, 256) +
+      dense_(256, 1),
+    ],
+  };
+  assert.deepEqual([...PRESET_NAMES].sort(), Object.keys(expected).sort());
+  for (const name of PRESET_NAMES) {
+    const config = preset(name);
+    const gan = createGan(config, { seed: 0 });
+    assert.equal(gan.generator.parameterCount, expected[name][0], name);
+    assert.equal(gan.discriminator.parameterCount, expected[name][1], name);
+    const z = tf.tensor2d(sampleLatent(config, 5, new Rng(1)), [5, 100]);
+    const x = generate(gan, z);
+    assert.deepEqual(x.shape, [5, 784]);
+    const values = await x.data();
+    const [lo, hi] = config.output === "tanh" ? [-1, 1] : [0, 1];
+    assert.ok(values.every((v) => v >= lo && v <= hi), name);
+    const logits = gan.discriminator.apply(x, { training: false });
+    assert.deepEqual(logits.shape, [5, 1]);
+    tf.dispose([z, x, logits]);
+    disposeGan(gan);
+  }
+});
+
+Deno.test("losses against hand-computed values", async () => {
+  const l = tf.tensor1d([0, 2, -3]);
+  const sig = (x: number) => 1 / (1 + Math.exp(-x));
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const ls = [0, 2, -3];
+  close(
+    await scalar(bceWithLogits(l, 1)),
+    mean(ls.map((x) => -Math.log(sig(x)))),
+  );
+  close(
+    await scalar(bceWithLogits(l, 0.9)),
+    mean(ls.map((x) => -(0.9 * Math.log(sig(x)) + 0.1 * Math.log(1 - sig(x))))),
+  );
+  // V(D, G) = mean log D(x) + mean log(1 - D(G(z))).
+  const real = tf.tensor1d([1, 3]), fake = tf.tensor1d([-2, 0.5]);
+  const V = mean([1, 3].map((x) => Math.log(sig(x)))) +
+    mean([-2, 0.5].map((x) => Math.log(1 - sig(x))));
+  close(await scalar(valueFunction(real, fake)), V);
+  close(await scalar(discriminatorLoss(real, fake)), -V);
+  // At D = 1/2 everywhere, V = -log 4 (the value of the game at its optimum).
+  const zero = tf.zeros([4]);
+  close(await scalar(valueFunction(zero, zero)), -Math.log(4));
+  // G's losses.
+  close(
+    await scalar(generatorLoss(fake, "non-saturating")),
+    mean([-2, 0.5].map((x) => -Math.log(sig(x)))),
+  );
+  close(
+    await scalar(generatorLoss(fake, "saturating")),
+    mean([-2, 0.5].map((x) => Math.log(1 - sig(x)))),
+  );
+  // Stable where a naive log(sigmoid) overflows or gives log(0).
+  const extreme = await logSigmoid(tf.tensor1d([-200, 200])).data();
+  close(extreme[0], -200);
+  close(extreme[1], 0);
+  assert.ok(
+    Number.isFinite(await scalar(bceWithLogits(tf.tensor1d([-500]), 1))),
+  );
+});
+
+Deno.test("the saturating G loss vanishes where D rejects G's samples", () => {
+  // d/dl of each loss at a confidently rejected sample (D(G(z)) ~ 0.0025).
+  const l = tf.scalar(-6);
+  const gSat = tf.grad((x: tf.Tensor) => generatorLoss(x, "saturating"))(l);
+  const gNon = tf.grad((x: tf.Tensor) => generatorLoss(x, "non-saturating"))(l);
+  const sat = Math.abs(gSat.dataSync()[0]), non = Math.abs(gNon.dataSync()[0]);
+  assert.ok(sat < 0.003, `saturating gradient ${sat}`);
+  assert.ok(non > 0.99, `non-saturating gradient ${non}`);
+});
+
+Deno.test("maxout takes the max over each unit's pieces", async () => {
+  const mlp = new Mlp(
+    "M",
+    [{
+      inputs: 2,
+      units: 2,
+      activation: "maxout",
+      pieces: 3,
+      batchNorm: false,
+      dropout: 0,
+    }],
+    0.1,
+    new Rng(0),
+  );
+  const w = [[1, -1, 0, 2, 0, -2], [0, 1, 3, -1, 1, 0]];
+  mlp.layers[0].kernel.assign(tf.tensor2d(w));
+  mlp.layers[0].bias.assign(tf.tensor1d([0, 0, 0.5, 0, 0, 0]));
+  const x = [2, 1];
+  const z = w[0].map((_, j) =>
+    x[0] * w[0][j] + x[1] * w[1][j] + (j === 2 ? 0.5 : 0)
+  );
+  const expected = [Math.max(...z.slice(0, 3)), Math.max(...z.slice(3))];
+  const out = await mlp.apply(tf.tensor2d([x]), { training: false }).data();
+  assert.deepEqual([...out], expected);
+  mlp.dispose();
+});
+
+Deno.test("dense: the wasm gradient with explicit transposes equals autodiff", async () => {
+  const rng = new Rng(4);
+  const x = tf.tensor2d(rng.fillNormal(new Float32Array(6 * 5)), [6, 5]);
+  const w = tf.tensor2d(rng.fillNormal(new Float32Array(5 * 3)), [5, 3]);
+  const b = tf.tensor1d(rng.fillNormal(new Float32Array(3)));
+  const f = (fn: typeof dense) => (a: tf.Tensor, c: tf.Tensor, d: tf.Tensor) =>
+    tf.sum(tf.square(fn(a as tf.Tensor2D, c as tf.Tensor2D, d as tf.Tensor1D)));
+  const plain = (a: tf.Tensor2D, c: tf.Tensor2D, d: tf.Tensor1D) =>
+    tf.add(tf.matMul(a, c), d) as tf.Tensor2D;
+  assert.equal(tf.getBackend(), "wasm"); // so that `dense` takes its custom path
+  const ours = tf.grads(f(dense))([x, w, b]);
+  const ref = tf.grads(f(plain))([x, w, b]);
+  for (let i = 0; i < 3; i++) {
+    const [a, r] = [await ours[i].data(), await ref[i].data()];
+    a.forEach((v, j) => close(v, r[j], 1e-4));
+  }
+});
+
+Deno.test("one D step raises V(D, G); one G step lowers G's loss", async () => {
+  for (const name of PRESET_NAMES) {
+    const config = preset(name);
+    config.batchSize = 64;
+    const gan = createGan(config, { seed: 1 });
+    const rng = new Rng(2);
+    const low = config.output === "tanh" ? -1 : 0;
+    const real = tf.tensor2d(
+      rng.fillUniform(new Float32Array(64 * 784), low, 1),
+      [64, 784],
+    );
+    const z = tf.tensor2d(sampleLatent(config, 64, rng), [64, 100]);
+    const D = gan.discriminator;
+    const V = () =>
+      tf.tidy(() =>
+        valueFunction(
+          D.apply(real, { training: false }),
+          D.apply(generate(gan, z), { training: false }),
+        )
+      );
+    // G's loss with G in training mode (batch statistics), D without dropout.
+    const gLoss = () =>
+      tf.tidy(() =>
+        generatorLoss(
+          D.apply(gan.generator.apply(z, { training: true }), {
+            training: false,
+          }),
+        )
+      );
+    const v0 = await scalar(V());
+    tf.dispose(Object.values(discriminatorStep(gan, real, z, 7, 0)));
+    const v1 = await scalar(V());
+    assert.ok(v1 > v0, `${name}: V went from ${v0} to ${v1}`);
+    if (name === "paper") {
+      // D starts at weights of +-0.005, so the gradient reaching G is ~1e-5
+      // and one step changes the loss below float32 resolution. Check the
+      // update itself: G's weights move against the gradient.
+      const w = gan.generator.layers[2].kernel;
+      const { grads } = tf.variableGrads(() => gLoss(), [w]);
+      const before = w.clone();
+      generatorStep(gan, z, 8, 0).dispose();
+      const step = tf.sub(w, before);
+      const cos = await scalar(
+        tf.div(
+          tf.sum(tf.mul(step, grads[w.name])),
+          tf.mul(tf.norm(step), tf.norm(grads[w.name])),
+        ),
+      );
+      assert.ok(
+        cos < -0.5,
+        `paper: update not against the gradient (cos ${cos})`,
+      );
+      tf.dispose([before, step, ...Object.values(grads)]);
+    } else {
+      const g0 = await scalar(gLoss());
+      generatorStep(gan, z, 8, 0).dispose();
+      const g1 = await scalar(gLoss());
+      assert.ok(g1 < g0, `${name}: G loss went from ${g0} to ${g1}`);
+    }
+    tf.dispose([real, z]);
+    disposeGan(gan);
+  }
+});
+
+Deno.test("the same seed builds the same networks; another seed does not", async () => {
+  const weights = async (seed: number) => {
+    const gan = createGan(preset("mlp"), { seed });
+    const w = await gan.generator.layers[0].kernel.data();
+    disposeGan(gan);
+    return w;
+  };
+  assert.deepEqual(await weights(3), await weights(3));
+  assert.notDeepEqual(await weights(3), await weights(4));
+});
+
+Deno.test("batch norm: training uses batch statistics, inference the running ones", async () => {
+  const config = preset("bn");
+  const gan = createGan(config, { seed: 0 });
+  const z = tf.tensor2d(sampleLatent(config, 32, new Rng(0)), [32, 100]);
+  const before = await gan.generator.layers[0].movingMean!.data();
+  assert.ok(before.every((v) => v === 0));
+  generatorStep(gan, z, 1, 0).dispose();
+  const after = await gan.generator.layers[0].movingMean!.data();
+  assert.ok(after.some((v) => v !== 0), "running mean was not updated");
+  const train = await gan.generator.apply(z, { training: true }).data();
+  const infer = await generate(gan, z).data();
+  assert.notDeepEqual(train, infer);
+  disposeGan(gan);
+});
+
+Deno.test("configuration errors are readable", () => {
+  const c = preset("mlp");
+  c.batchSize = 0;
+  c.optimizerD.lr = -1;
+  assert.throws(
+    () => createGan(c, { seed: 0 }),
+    /batch size must be a positive integer, got 0; learning rate must be > 0, got -1/,
+  );
+  const g = preset("mlp");
+  g.generator.activation = "maxout";
+  assert.throws(
+    () => createGan(g, { seed: 0 }),
+    /maxout is supported in D only/,
+  );
+  assert.throws(
+    () => preset("dcgan"),
+    /unknown preset "dcgan"; expected one of paper, mlp, bn$/,
+  );
+});
+
+Deno.test("latent interpolation starts and ends at its endpoints", () => {
+  const rng = new Rng(9);
+  const a = sampleLatent({ latent: "normal", latentDim: 8 }, 1, rng);
+  const b = sampleLatent({ latent: "normal", latentDim: 8 }, 1, rng);
+  for (const kind of ["normal", "uniform"] as const) {
+    const path = interpolateLatents(a, b, 5, kind);
+    assert.equal(path.length, 40);
+    a.forEach((v, i) => close(path[i], v));
+    b.forEach((v, i) => close(path[32 + i], v));
+  }
+});

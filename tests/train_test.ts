@@ -1,0 +1,154 @@
+import assert from "node:assert/strict";
+import * as tf from "@tensorflow/tfjs";
+import { initBackend } from "../lib/backend.ts";
+import { readCheckpoint } from "../lib/checkpoint.ts";
+import { type Dataset, loadDataset } from "../lib/data.ts";
+import { disposeGan, type GanConfig, preset } from "../lib/gan.ts";
+import { type EpochStats, train, type TrainOptions } from "../lib/train.ts";
+
+await initBackend("wasm");
+const mnist = await loadDataset("mnist", { log: () => {} });
+
+function tiny(name = "mlp"): GanConfig {
+  const c = preset(name);
+  c.batchSize = 32;
+  return c;
+}
+
+const base = (over: Partial<TrainOptions> = {}): TrainOptions => ({
+  config: tiny(),
+  dataset: mnist as Dataset,
+  epochs: 2,
+  seed: 11,
+  limit: 192,
+  outDir: null,
+  log: () => {},
+  ...over,
+});
+
+/** The figures of a history that do not depend on machine speed. */
+const figures = (h: EpochStats[]) =>
+  h.map(({ seconds: _s, imagesPerSecond: _i, ...rest }) => rest);
+
+Deno.test("same seed gives the same losses; another seed does not", async () => {
+  const a = await train(base());
+  const b = await train(base());
+  const c = await train(base({ seed: 12 }));
+  assert.equal(a.status, "completed");
+  assert.equal(a.history.length, 2);
+  assert.deepEqual(figures(a.history), figures(b.history));
+  assert.notDeepEqual(figures(a.history), figures(c.history));
+  for (const r of [a, b, c]) disposeGan(r.gan);
+});
+
+Deno.test("resume equals uninterrupted training; an interrupted epoch is discarded", async () => {
+  const root = await Deno.makeTempDir();
+  try {
+    for (const name of ["paper", "bn"]) {
+      const config = tiny(name);
+      const full = await train(
+        base({ config, outDir: `${root}/${name}-full` }),
+      );
+      // Stop inside epoch 2: the checkpoint of epoch 1 must be what remains.
+      const dir = `${root}/${name}-split`;
+      const controller = new AbortController();
+      const first = await train(base({
+        config,
+        outDir: dir,
+        signal: controller.signal,
+        progressUpdates: 3,
+        onProgress: (p) => {
+          if (p.epoch === 2) controller.abort();
+        },
+      }));
+      assert.equal(first.status, "interrupted");
+      assert.match(first.message!, /last checkpoint \(epoch 1\) is intact/);
+      assert.equal(
+        (await readCheckpoint<{ epoch: number }>(dir)).file.state.epoch,
+        1,
+      );
+      disposeGan(first.gan);
+      const resumed = await train(
+        base({ config: tiny(), outDir: dir, resume: true }),
+      );
+      assert.equal(resumed.status, "completed");
+      assert.equal(resumed.gan.config.preset, name); // the checkpoint's config wins
+      assert.deepEqual(figures(resumed.history), figures(full.history));
+      const va = full.gan.generator.variables,
+        vb = resumed.gan.generator.variables;
+      for (let i = 0; i < va.length; i++) {
+        assert.deepEqual(await va[i].data(), await vb[i].data());
+      }
+      assert.deepEqual(resumed.grid, full.grid);
+      disposeGan(full.gan);
+      disposeGan(resumed.gan);
+    }
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("tensor count stays constant across epochs", async () => {
+  const counts: number[] = [];
+  const r = await train(base({
+    epochs: 4,
+    config: tiny("paper"),
+    onEpoch: () => {
+      counts.push(tf.memory().numTensors);
+    },
+  }));
+  assert.equal(counts.length, 4);
+  assert.ok(counts.every((c) => c === counts[0]), `tensor counts ${counts}`);
+  disposeGan(r.gan);
+});
+
+Deno.test("divergence stops the run and keeps the last good checkpoint", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const r = await train(base({
+      outDir: dir,
+      epochs: 3,
+      onEpoch: (s, run) => {
+        // Sabotage after epoch 1: a NaN weight in D makes epoch 2 diverge.
+        if (s.epoch === 1) {
+          const k = run.gan.discriminator.layers[0].kernel;
+          k.assign(tf.fill(k.shape, NaN));
+        }
+      },
+    }));
+    assert.equal(r.status, "diverged");
+    assert.match(
+      r.message!,
+      /diverged at epoch 2.*last good checkpoint \(epoch 1\)/,
+    );
+    assert.equal(
+      (await readCheckpoint<{ epoch: number }>(dir)).file.state.epoch,
+      1,
+    );
+    disposeGan(r.gan);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("existing checkpoints are never overwritten by accident", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const r = await train(base({ outDir: dir, epochs: 1 }));
+    disposeGan(r.gan);
+    await assert.rejects(
+      () => train(base({ outDir: dir })),
+      /already holds a checkpoint; pass --resume/,
+    );
+    await assert.rejects(
+      () => train(base({ outDir: `${dir}/other`, resume: true })),
+      /nothing to resume/,
+    );
+    await assert.rejects(
+      () => train(base({ limit: 10 })),
+      /10 training images are fewer than one batch of 32/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
