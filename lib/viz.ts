@@ -6,10 +6,32 @@
  * @module
  */
 
-import { createCanvas, loadImage } from "@napi-rs/canvas";
+import { createCanvas, GlobalFonts, loadImage } from "@napi-rs/canvas";
 import * as Plot from "@observablehq/plot";
 import { Resvg } from "@resvg/resvg-js";
 import { parseHTML } from "linkedom";
+import { createRequire } from "node:module";
+
+/**
+ * The font of every label: DejaVu Sans from the `dejavu-fonts-ttf` npm
+ * package, so that pictures look the same everywhere and have text even on
+ * a machine without system fonts (a container, a GPU server). Falls back to
+ * the system's sans-serif when the package is missing.
+ */
+const FONT_FAMILY = "DejaVu Sans";
+const FONT_FILE: string | null = (() => {
+  try {
+    const pkg = createRequire(import.meta.url).resolve(
+      "dejavu-fonts-ttf/package.json",
+    );
+    const file = pkg.replace(/package\.json$/, "ttf/DejaVuSans.ttf");
+    GlobalFonts.registerFromPath(file, FONT_FAMILY);
+    return file;
+  } catch {
+    return null;
+  }
+})();
+const CANVAS_FONT = FONT_FILE ? `"${FONT_FAMILY}"` : "sans-serif";
 
 /** How pixel values are encoded: bytes 0..255, or floats in a range. */
 export type PixelEncoding = "bytes" | "[0,1]" | "[-1,1]";
@@ -83,7 +105,7 @@ export function imageGrid(
   }
   if (options.rowLabels) {
     ctx.fillStyle = "#ffffff";
-    ctx.font = `${Math.max(11, Math.round(5.5 * scale))}px sans-serif`;
+    ctx.font = `${Math.max(11, Math.round(5.5 * scale))}px ${CANVAS_FONT}`;
     ctx.textBaseline = "middle";
     options.rowLabels.slice(0, rows).forEach((label, r) => {
       ctx.fillText(
@@ -132,7 +154,14 @@ export function svgToPng(svg: string, zoom = 2): Uint8Array {
   return new Resvg(svg, {
     background: "white",
     fitTo: { mode: "zoom", value: zoom },
-    font: { loadSystemFonts: true },
+    font: FONT_FILE
+      ? {
+        fontFiles: [FONT_FILE],
+        loadSystemFonts: false,
+        defaultFontFamily: FONT_FAMILY,
+        sansSerifFamily: FONT_FAMILY,
+      }
+      : { loadSystemFonts: true },
   }).render().asPng();
 }
 
@@ -240,7 +269,7 @@ export async function progressStrip(
   ctx.fillStyle = "#808080";
   ctx.fillRect(0, 0, width, rows.length * rowHeight);
   ctx.fillStyle = "#ffffff";
-  ctx.font = "12px sans-serif";
+  ctx.font = `12px ${CANVAS_FONT}`;
   ctx.textBaseline = "middle";
   images.forEach((img, r) => {
     const h = Math.min(rowHeight, img.height);
