@@ -4,20 +4,16 @@
  * @module
  */
 
-import * as tf from "@tensorflow/tfjs";
 import { parseArgs } from "node:util";
-import {
-  BACKEND_CHOICES,
-  type BackendChoice,
-  initBackend,
-} from "../lib/backend.ts";
-import { loadGenerator } from "../lib/checkpoint.ts";
+import { BACKEND_CHOICES, initBackend } from "../lib/backend.ts";
+import { generateImages, loadGenerator } from "../lib/checkpoint.ts";
 import { writeFileAtomic } from "../lib/files.ts";
 import { interpolateLatents, sampleLatent } from "../lib/gan.ts";
 import { encodeIdx } from "../lib/idx.ts";
 import { encodeNpy } from "../lib/npy.ts";
 import { Rng } from "../lib/rng.ts";
 import { imageGrid } from "../lib/viz.ts";
+import { choiceFlag, intFlag, runCli, UsageError } from "./args.ts";
 
 const USAGE = `Usage: deno task sample --checkpoint DIR --out FILE [options]
 
@@ -36,81 +32,48 @@ Draws images from a trained generator.
   --help             this text
 `;
 
-class UsageError extends Error {}
-
-function int(name: string, v: string | undefined, fallback: number, min = 1) {
-  if (v === undefined) return fallback;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) {
-    throw new UsageError(`--${name} must be an integer >= ${min}, got "${v}"`);
-  }
-  return n;
-}
-
-function toBytes(images: Float32Array, output: string): Uint8Array {
-  const scale = output === "tanh"
-    ? (v: number) => (v + 1) * 127.5
-    : (v: number) => v * 255;
-  return Uint8Array.from(
-    images,
-    (v) => Math.max(0, Math.min(255, Math.round(scale(v)))),
-  );
-}
-
 async function main(): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: Deno.args,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        checkpoint: { type: "string" },
-        out: { type: "string" },
-        n: { type: "string" },
-        seed: { type: "string" },
-        interpolate: { type: "boolean" },
-        rows: { type: "string" },
-        steps: { type: "string" },
-        backend: { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-    }));
-    if (values.help) {
-      console.log(USAGE);
-      return 0;
-    }
-    if (!values.checkpoint) throw new UsageError("--checkpoint is required");
-    if (!values.out) throw new UsageError("--out is required");
-    if (!/\.(png|npy|idx)$|-ubyte$/.test(values.out)) {
-      throw new UsageError(
-        `--out must end in .png, .npy, .idx or -ubyte, got "${values.out}"`,
-      );
-    }
-    if (values.interpolate && !values.out.endsWith(".png")) {
-      throw new UsageError("--interpolate writes a .png grid");
-    }
-    if (
-      values.backend &&
-      !BACKEND_CHOICES.includes(values.backend as BackendChoice)
-    ) {
-      throw new UsageError(
-        `--backend must be one of ${BACKEND_CHOICES.join(", ")}`,
-      );
-    }
-  } catch (e) {
-    console.error(`error: ${(e as Error).message}\n\n${USAGE}`);
-    return 2;
+  const { values } = parseArgs({
+    args: Deno.args,
+    strict: true,
+    allowPositionals: false,
+    options: {
+      checkpoint: { type: "string" },
+      out: { type: "string" },
+      n: { type: "string" },
+      seed: { type: "string" },
+      interpolate: { type: "boolean" },
+      rows: { type: "string" },
+      steps: { type: "string" },
+      backend: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
   }
-  const n = int("n", values.n, 100);
-  const seed = int("seed", values.seed, 0, 0);
-  const rows = int("rows", values.rows, 10);
-  const steps = int("steps", values.steps, 10);
-  const backend = await initBackend(
-    (values.backend ?? "auto") as BackendChoice,
-  );
+  if (!values.checkpoint) throw new UsageError("--checkpoint is required");
+  if (!values.out) throw new UsageError("--out is required");
+  if (!/\.(png|npy|idx)$|-ubyte$/.test(values.out)) {
+    throw new UsageError(
+      `--out must end in .png, .npy, .idx or -ubyte, got "${values.out}"`,
+    );
+  }
+  if (values.interpolate && !values.out.endsWith(".png")) {
+    throw new UsageError("--interpolate writes a .png grid");
+  }
+  const backendChoice =
+    choiceFlag("backend", values.backend, BACKEND_CHOICES) ??
+      "auto";
+  const n = intFlag("n", values.n) ?? 100;
+  const seed = intFlag("seed", values.seed, 0) ?? 0;
+  const rows = intFlag("rows", values.rows) ?? 10;
+  const steps = intFlag("steps", values.steps) ?? 10;
+  const backend = await initBackend(backendChoice);
   console.error(`backend: ${backend.name} (${backend.reason})`);
-  const { model, metadata, path } = await loadGenerator(values.checkpoint);
+  const loaded = await loadGenerator(values.checkpoint);
+  const { metadata, path } = loaded;
   const rng = new Rng(seed, 3);
   let z: Float32Array;
   if (values.interpolate) {
@@ -129,19 +92,11 @@ async function main(): Promise<number> {
     z = sampleLatent(metadata, n, rng);
   }
   const count = z.length / metadata.latentDim;
-  // In chunks, to bound memory for large N.
-  const images = new Float32Array(count * 784);
-  for (let start = 0; start < count; start += 1000) {
-    const m = Math.min(1000, count - start);
-    const batch = tf.tensor2d(
-      z.subarray(start * metadata.latentDim, (start + m) * metadata.latentDim),
-      [m, metadata.latentDim],
-    );
-    const out = model.predict(batch) as tf.Tensor;
-    images.set(await out.data<"float32">(), start * 784);
-    tf.dispose([batch, out]);
-  }
-  const bytes = toBytes(images, metadata.output);
+  const images = await generateImages(loaded, z);
+  const bytes = Uint8Array.from(
+    images,
+    (v) => Math.max(0, Math.min(255, Math.round(v * 255))),
+  );
   const file = values.out;
   let data: Uint8Array;
   if (file.endsWith(".png")) {
@@ -162,11 +117,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-if (import.meta.main) {
-  try {
-    Deno.exit(await main());
-  } catch (e) {
-    console.error(`error: ${(e as Error).message}`);
-    Deno.exit(1);
-  }
-}
+if (import.meta.main) await runCli(USAGE, main);

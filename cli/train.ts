@@ -19,6 +19,7 @@ import {
   PRESET_NAMES,
 } from "../lib/gan.ts";
 import { type Progress, train } from "../lib/train.ts";
+import { choiceFlag, intFlag, numberFlag, runCli, UsageError } from "./args.ts";
 
 const USAGE = `Usage: deno task train [options]
 
@@ -54,45 +55,6 @@ model). Ctrl-C stops after the current step; --resume continues from the last
 completed epoch.
 `;
 
-class UsageError extends Error {}
-
-function int(name: string, v: string | undefined, min = 1): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) {
-    throw new UsageError(`--${name} must be an integer >= ${min}, got "${v}"`);
-  }
-  return n;
-}
-
-function num(
-  name: string,
-  v: string | undefined,
-  ok: (x: number) => boolean,
-  want: string,
-): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (v.trim() === "" || !Number.isFinite(n) || !ok(n)) {
-    throw new UsageError(`--${name} must be ${want}, got "${v}"`);
-  }
-  return n;
-}
-
-function oneOf<T extends string>(
-  name: string,
-  v: string | undefined,
-  choices: readonly T[],
-): T | undefined {
-  if (v === undefined) return undefined;
-  if (!choices.includes(v as T)) {
-    throw new UsageError(
-      `--${name} must be one of ${choices.join(", ")}, got "${v}"`,
-    );
-  }
-  return v as T;
-}
-
 function parse(args: string[]) {
   const { values } = parseArgs({
     args,
@@ -118,15 +80,21 @@ function parse(args: string[]) {
       help: { type: "boolean", short: "h" },
     },
   });
-  const dataset = oneOf("dataset", values.dataset, DATASET_NAMES) ?? "mnist";
-  const presetName = oneOf("preset", values.preset, PRESET_NAMES) ??
+  const dataset = choiceFlag("dataset", values.dataset, DATASET_NAMES) ??
+    "mnist";
+  const presetName = choiceFlag("preset", values.preset, PRESET_NAMES) ??
     DEFAULT_PRESET[dataset];
   const config: GanConfig = preset(presetName);
-  const batch = int("batch-size", values["batch-size"]);
+  const batch = intFlag("batch-size", values["batch-size"]);
   if (batch) config.batchSize = batch;
-  const lr = num("lr", values.lr, (x) => x > 0, "a number > 0");
+  const lr = numberFlag("lr", values.lr, (x) => x > 0, "a number > 0");
   if (lr) config.optimizerG.lr = config.optimizerD.lr = lr;
-  const beta1 = num("beta1", values.beta1, (x) => x >= 0 && x < 1, "in [0, 1)");
+  const beta1 = numberFlag(
+    "beta1",
+    values.beta1,
+    (x) => x >= 0 && x < 1,
+    "in [0, 1)",
+  );
   if (beta1 !== undefined) {
     for (const o of [config.optimizerG, config.optimizerD]) {
       if (o.kind !== "adam") {
@@ -137,29 +105,31 @@ function parse(args: string[]) {
       o.beta1 = beta1;
     }
   }
-  config.k = int("k", values.k) ?? config.k;
-  config.gSteps = int("g-steps", values["g-steps"]) ?? config.gSteps;
-  config.loss = oneOf("loss", values.loss, ["non-saturating", "saturating"]) ??
-    config.loss;
-  config.realLabel = num(
+  config.k = intFlag("k", values.k) ?? config.k;
+  config.gSteps = intFlag("g-steps", values["g-steps"]) ?? config.gSteps;
+  config.loss =
+    choiceFlag("loss", values.loss, ["non-saturating", "saturating"]) ??
+      config.loss;
+  config.realLabel = numberFlag(
     "label-smoothing",
     values["label-smoothing"],
     (x) => x > 0 && x <= 1,
     "in (0, 1]",
   ) ?? config.realLabel;
-  const seed = int("seed", values.seed, 0) ?? 0;
+  const seed = intFlag("seed", values.seed, 0) ?? 0;
   return {
     help: values.help ?? false,
     dataset: dataset as DatasetName,
     config,
-    epochs: int("epochs", values.epochs) ?? DEFAULT_EPOCHS[presetName] ?? 100,
+    epochs: intFlag("epochs", values.epochs) ?? DEFAULT_EPOCHS[presetName] ??
+      100,
     seed,
-    backend: oneOf("backend", values.backend, BACKEND_CHOICES) ??
+    backend: choiceFlag("backend", values.backend, BACKEND_CHOICES) ??
       "auto" as BackendChoice,
     out: values.out ?? `runs/${dataset}-${presetName}`,
     resume: values.resume ?? false,
-    limit: int("limit", values.limit),
-    holdout: int("holdout", values.holdout, 0),
+    limit: intFlag("limit", values.limit),
+    holdout: intFlag("holdout", values.holdout, 0),
   };
 }
 
@@ -176,16 +146,7 @@ function formatProgress(p: Progress, tty: boolean): string {
 }
 
 async function main(): Promise<number> {
-  let opts;
-  try {
-    opts = parse(Deno.args);
-  } catch (e) {
-    const msg = e instanceof UsageError || e instanceof TypeError
-      ? (e as Error).message
-      : String(e);
-    console.error(`error: ${msg}\n\n${USAGE}`);
-    return 2;
-  }
+  const opts = parse(Deno.args);
   if (opts.help) {
     console.log(USAGE);
     return 0;
@@ -260,11 +221,4 @@ async function main(): Promise<number> {
   return result.status === "interrupted" ? 130 : 3;
 }
 
-if (import.meta.main) {
-  try {
-    Deno.exit(await main());
-  } catch (e) {
-    console.error(`error: ${(e as Error).message}`);
-    Deno.exit(1);
-  }
-}
+if (import.meta.main) await runCli(USAGE, main);

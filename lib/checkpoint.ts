@@ -18,6 +18,7 @@
 
 import * as tf from "@tensorflow/tfjs";
 import { exists, writeFileAtomic } from "./files.ts";
+import { loadLayersModelFile, saveLayersModel } from "./layers_io.ts";
 import {
   type Gan,
   type GanConfig,
@@ -219,38 +220,10 @@ export async function saveGenerator(
   const model = generatorAsLayersModel(gan.generator);
   const weightsFile = `weights-${tag}.bin`;
   try {
-    await model.save(tf.io.withSaveHandler(async (artifacts) => {
-      const data = artifacts.weightData;
-      const buffers = Array.isArray(data) ? data : [data!];
-      const joined = new Uint8Array(
-        buffers.reduce((n, b) => n + b.byteLength, 0),
-      );
-      let at = 0;
-      for (const b of buffers) {
-        joined.set(new Uint8Array(b), at);
-        at += b.byteLength;
-      }
-      await writeFileAtomic(`${dir}/${weightsFile}`, joined);
-      const json = {
-        format: artifacts.format,
-        generatedBy: artifacts.generatedBy,
-        convertedBy: null,
-        modelTopology: artifacts.modelTopology,
-        weightsManifest: [{
-          paths: [weightsFile],
-          weights: artifacts.weightSpecs,
-        }],
-        userDefinedMetadata: { gan: metadata },
-      };
-      await writeFileAtomic(`${dir}/model.json`, JSON.stringify(json));
-      return {
-        modelArtifactsInfo: {
-          dateSaved: new Date(),
-          modelTopologyType: "JSON",
-          weightDataBytes: joined.length,
-        },
-      };
-    }));
+    await saveLayersModel(dir, model, {
+      weightsFile,
+      metadata: { gan: metadata },
+    });
   } finally {
     model.dispose();
   }
@@ -287,46 +260,46 @@ export async function loadGenerator(path: string): Promise<LoadedGenerator> {
         "(a run folder from `deno task train`, or a models/ folder)",
     );
   }
-  const dir = jsonPath.slice(0, jsonPath.lastIndexOf("/") + 1) || "./";
-  let json;
+  let loaded;
   try {
-    json = JSON.parse(await Deno.readTextFile(jsonPath));
+    loaded = await loadLayersModelFile(jsonPath);
   } catch (e) {
+    throw new CheckpointError((e as Error).message);
+  }
+  const metadata = loaded.metadata.gan as GeneratorMetadata | undefined;
+  if (!metadata) {
+    loaded.model.dispose();
     throw new CheckpointError(
-      `${jsonPath} is not valid JSON (${(e as Error).message})`,
+      `${jsonPath} is not a generator saved by this project (no gan metadata)`,
     );
   }
-  const metadata = json.userDefinedMetadata?.gan as GeneratorMetadata;
-  if (!metadata || !json.modelTopology || !json.weightsManifest) {
-    throw new CheckpointError(
-      `${jsonPath} is not a generator saved by this project (no modelTopology, weightsManifest or gan metadata)`,
-    );
-  }
-  const model = await tf.loadLayersModel({
-    load: () =>
-      tf.io.getModelArtifactsForJSON(json, async (manifest) => {
-        const specs = manifest.flatMap((g) => g.weights);
-        const parts: Uint8Array[] = [];
-        for (const group of manifest) {
-          for (const p of group.paths) {
-            try {
-              parts.push(await Deno.readFile(dir + p));
-            } catch {
-              throw new CheckpointError(
-                `${dir + p}, named by ${jsonPath}, is missing`,
-              );
-            }
-          }
-        }
-        const total = parts.reduce((n, b) => n + b.length, 0);
-        const data = new Uint8Array(total);
-        let at = 0;
-        for (const b of parts) {
-          data.set(b, at);
-          at += b.length;
-        }
-        return [specs, data.buffer];
-      }),
-  });
+  const model = loaded.model;
   return { model, metadata, path: jsonPath };
+}
+
+/**
+ * Draws images from a loaded generator, in chunks, with values mapped to
+ * [0, 1] whatever G's output activation. `z` holds the latent vectors
+ * (n x latentDim).
+ */
+export async function generateImages(
+  generator: LoadedGenerator,
+  z: Float32Array,
+): Promise<Float32Array> {
+  const dim = generator.metadata.latentDim;
+  const n = z.length / dim;
+  const images = new Float32Array(n * 784);
+  const tanh = generator.metadata.output === "tanh";
+  for (let start = 0; start < n; start += 1000) {
+    const m = Math.min(1000, n - start);
+    const out = tf.tidy(() => {
+      const y = generator.model.predict(
+        tf.tensor2d(z.subarray(start * dim, (start + m) * dim), [m, dim]),
+      ) as tf.Tensor;
+      return tanh ? tf.div(tf.add(y, 1), 2) : y;
+    });
+    images.set(await out.data<"float32">(), start * 784);
+    out.dispose();
+  }
+  return images;
 }

@@ -86,6 +86,40 @@ const adam = (lr = 2e-4): OptimizerConfig => ({
   beta2: 0.999,
 });
 
+// pylearn2: lr 0.1 divided by 1.000004 after each update (min 1e-6);
+// momentum 0.5 rising linearly to 0.7 from epoch 1 to 250.
+const PAPER_SGD: OptimizerConfig = {
+  kind: "sgd",
+  lr: 0.1,
+  momentum: 0.5,
+  finalMomentum: 0.7,
+  momentumStart: 1,
+  momentumSaturate: 250,
+  lrDecay: 1.000004,
+  minLr: 1e-6,
+};
+
+const MLP: GanConfig = {
+  preset: "mlp",
+  source: "the MLP GAN of common PyTorch/Keras tutorials " +
+    "(G 100-128-256-512-1024-784, D 784-1024-512-256-1, Adam 2e-4, beta1 0.5)",
+  latentDim: 100,
+  latent: "normal",
+  output: "tanh",
+  generator: { hidden: [128, 256, 512, 1024], activation: "relu" },
+  discriminator: { hidden: [1024, 512, 256], activation: "leaky_relu" },
+  // beta1 = 0.5 rather than 0.9 (Radford et al. 2015): with 0.9 the
+  // momentum carries each player past the other's moving optimum and the
+  // game oscillates.
+  optimizerG: adam(),
+  optimizerD: adam(),
+  batchSize: 128,
+  k: 1,
+  gSteps: 1,
+  loss: "non-saturating",
+  realLabel: 1,
+};
+
 /**
  * Presets. Each says where it comes from.
  *
@@ -111,28 +145,8 @@ export const PRESETS: Record<string, GanConfig> = {
       dropout: 0.5,
       initRange: 0.005,
     },
-    // pylearn2: lr 0.1 divided by 1.000004 after each update (min 1e-6);
-    // momentum 0.5 rising linearly to 0.7 from epoch 1 to 250.
-    optimizerG: {
-      kind: "sgd",
-      lr: 0.1,
-      momentum: 0.5,
-      finalMomentum: 0.7,
-      momentumStart: 1,
-      momentumSaturate: 250,
-      lrDecay: 1.000004,
-      minLr: 1e-6,
-    },
-    optimizerD: {
-      kind: "sgd",
-      lr: 0.1,
-      momentum: 0.5,
-      finalMomentum: 0.7,
-      momentumStart: 1,
-      momentumSaturate: 250,
-      lrDecay: 1.000004,
-      minLr: 1e-6,
-    },
+    optimizerG: PAPER_SGD,
+    optimizerD: PAPER_SGD,
     batchSize: 100,
     k: 1,
     gSteps: 1,
@@ -140,46 +154,17 @@ export const PRESETS: Record<string, GanConfig> = {
     realLabel: 1,
     outputBiasFromData: true,
   },
-  mlp: {
-    preset: "mlp",
-    source: "the MLP GAN of common PyTorch/Keras tutorials " +
-      "(G 100-128-256-512-1024-784, D 784-1024-512-256-1, Adam 2e-4, beta1 0.5)",
-    latentDim: 100,
-    latent: "normal",
-    output: "tanh",
-    generator: { hidden: [128, 256, 512, 1024], activation: "relu" },
-    discriminator: { hidden: [1024, 512, 256], activation: "leaky_relu" },
-    // beta1 = 0.5 rather than 0.9 (Radford et al. 2015): with 0.9 the
-    // momentum carries each player past the other's moving optimum and the
-    // game oscillates.
-    optimizerG: adam(),
-    optimizerD: adam(),
-    batchSize: 128,
-    k: 1,
-    gSteps: 1,
-    loss: "non-saturating",
-    realLabel: 1,
-  },
+  mlp: MLP,
   bn: {
+    ...MLP,
     preset: "bn",
     source: "the `mlp` preset with batch normalisation in G's hidden layers, " +
       "as in the common PyTorch/Keras MLP GANs",
-    latentDim: 100,
-    latent: "normal",
-    output: "tanh",
     generator: {
       hidden: [128, 256, 512, 1024],
       activation: "leaky_relu",
       batchNorm: true,
     },
-    discriminator: { hidden: [1024, 512, 256], activation: "leaky_relu" },
-    optimizerG: adam(),
-    optimizerD: adam(),
-    batchSize: 128,
-    k: 1,
-    gSteps: 1,
-    loss: "non-saturating",
-    realLabel: 1,
   },
 };
 
@@ -206,7 +191,7 @@ export const DEFAULT_EPOCHS: Record<string, number> = {
   bn: 100,
 };
 
-/** A deep copy of a preset, to modify freely. */
+/** A deep copy of a preset, to modify freely (no part shared with another). */
 export function preset(name: string): GanConfig {
   const p = PRESETS[name];
   if (!p) {
@@ -214,7 +199,7 @@ export function preset(name: string): GanConfig {
       `unknown preset "${name}"; expected one of ${PRESET_NAMES.join(", ")}`,
     );
   }
-  return structuredClone(p);
+  return JSON.parse(JSON.stringify(p));
 }
 
 /** The pixel range G produces and D sees. */

@@ -201,6 +201,101 @@ Deno.test("the committed MNIST generator samples on a fresh clone", async () => 
   }
 });
 
+Deno.test("eval: a checkpoint and a samples file give the table and one JSON line", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const r = await run("eval.ts", [
+      "--checkpoint",
+      "models/mnist",
+      "--n",
+      "500",
+      "--backend",
+      "wasm",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /Parzen log-likelihood \(nats\)/);
+    const lines = r.stdout.trim().split("\n");
+    const json = JSON.parse(lines[lines.length - 1]);
+    for (
+      const key of [
+        "parzen_ll",
+        "parzen_se",
+        "parzen_sigma",
+        "fid",
+        "is",
+        "classes_ge_1pct",
+        "kl_uniform",
+        "classifier_test_acc",
+      ]
+    ) {
+      assert.equal(typeof json[key], "number", key);
+      assert.ok(Number.isFinite(json[key]), key);
+    }
+    assert.equal(json.n_samples, 500);
+
+    const sample = await run("sample.ts", [
+      "--checkpoint",
+      "models/mnist",
+      "--n",
+      "300",
+      "--out",
+      `${dir}/s.npy`,
+      "--backend",
+      "wasm",
+    ]);
+    assert.equal(sample.code, 0, sample.stderr);
+    const e = await run("eval.ts", [
+      "--samples",
+      `${dir}/s.npy`,
+      "--dataset",
+      "mnist",
+      "--no-parzen",
+      "--backend",
+      "wasm",
+    ]);
+    assert.equal(e.code, 0, e.stderr);
+    const last = JSON.parse(e.stdout.trim().split("\n").pop()!);
+    assert.equal(last.n_samples, 300);
+    assert.equal(last.parzen_ll, null); // NaN in JSON: skipped
+
+    await Deno.writeTextFile(`${dir}/bad.npy`, "not numpy");
+    const bad = await run("eval.ts", [
+      "--samples",
+      `${dir}/bad.npy`,
+      "--dataset",
+      "mnist",
+      "--backend",
+      "wasm",
+    ]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /bad.npy: neither a .npy nor an IDX file/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("eval: bad flags give an error and the usage", async () => {
+  for (
+    const [args, pattern] of [
+      [["--samples", "x.npy"], /--samples needs --dataset/],
+      [
+        ["--checkpoint", "a", "--samples", "b"],
+        /exactly one of --checkpoint and --samples/,
+      ],
+      [[], /exactly one of --checkpoint and --samples/],
+      [
+        ["--checkpoint", "models/mnist", "--n", "1"],
+        /--n must be an integer >= 2/,
+      ],
+    ] as [string[], RegExp][]
+  ) {
+    const r = await run("eval.ts", args);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, pattern);
+    assert.match(r.stderr, /Usage: deno task eval/);
+  }
+});
+
 Deno.test("a missing checkpoint is a clear error", async () => {
   const r = await run("sample.ts", [
     "--checkpoint",

@@ -1,0 +1,327 @@
+/**
+ * The measuring instruments: the Parzen-window log-likelihood of the paper's
+ * Table 1, the Fréchet distance between Gaussians fitted to features (FID),
+ * the Inception Score, and class coverage. Pure numerics on arrays; the
+ * features and class probabilities come from `lib/classifier.ts`.
+ *
+ * @module
+ */
+
+import * as tf from "@tensorflow/tfjs";
+
+// ---------------------------------------------------------------------------
+// Parzen window
+
+/**
+ * The sigma grid of the paper's protocol (goodfeli/adversarial,
+ * parzen_ll.py): ten values log-spaced from 0.1 to 1.
+ */
+export const PARZEN_SIGMAS: readonly number[] = Array.from(
+  { length: 10 },
+  (_, i) => 10 ** (-1 + i / 9),
+);
+
+/**
+ * Log-likelihood of each of `m` points under a Gaussian Parzen window on `n`
+ * samples (both row-major, `dim` values per row), for every sigma:
+ *
+ *     log p(x) = logsumexp_i(-|x - s_i|^2 / (2 sigma^2)) - log n - (dim / 2) log(2 pi sigma^2)
+ *
+ * Squared distances come from one matrix product per chunk of points
+ * (|x|^2 + |s|^2 - 2 x.s), shared by all sigmas; the sum over samples is a
+ * log-sum-exp, so no exp underflows.
+ *
+ * @returns one Float64Array of m log-likelihoods per sigma.
+ */
+export async function parzenLogLikelihoods(
+  samples: Float32Array,
+  points: Float32Array,
+  dim: number,
+  sigmas: readonly number[],
+  chunk = 500,
+): Promise<Float64Array[]> {
+  const n = samples.length / dim, m = points.length / dim;
+  if (!Number.isInteger(n) || !Number.isInteger(m) || n === 0 || m === 0) {
+    throw new RangeError("parzen: arrays are not whole, non-empty rows");
+  }
+  const out = sigmas.map(() => new Float64Array(m));
+  // Samples transposed once: tfjs-wasm's matMul with a transposed operand is slow.
+  const sT = tf.tidy(() => tf.transpose(tf.tensor2d(samples, [n, dim])));
+  const sNorm = tf.tidy(() => tf.sum(tf.square(sT), 0));
+  for (let start = 0; start < m; start += chunk) {
+    const rows = Math.min(chunk, m - start);
+    const results = tf.tidy(() => {
+      const x = tf.tensor2d(
+        points.subarray(start * dim, (start + rows) * dim),
+        [rows, dim],
+      );
+      const xNorm = tf.sum(tf.square(x), 1, true);
+      const d2 = tf.relu(
+        tf.add(tf.sub(xNorm, tf.mul(tf.matMul(x, sT), 2)), sNorm),
+      );
+      return sigmas.map((s) => tf.logSumExp(tf.mul(d2, -1 / (2 * s * s)), 1));
+    });
+    for (let k = 0; k < sigmas.length; k++) {
+      const values = await results[k].data();
+      const s = sigmas[k];
+      const constant = -Math.log(n) - (dim / 2) * Math.log(2 * Math.PI * s * s);
+      for (let i = 0; i < rows; i++) out[k][start + i] = values[i] + constant;
+    }
+    tf.dispose(results);
+  }
+  tf.dispose([sT, sNorm]);
+  return out;
+}
+
+/** Result of {@linkcode parzenEstimate}. */
+export interface ParzenResult {
+  /** Mean log-likelihood of the test points (nats). */
+  mean: number;
+  /** Its standard error: standard deviation / sqrt(m). */
+  se: number;
+  /** The sigma chosen on the validation points. */
+  sigma: number;
+  /** Mean validation log-likelihood per sigma of the grid. */
+  validation: { sigma: number; ll: number }[];
+}
+
+function meanAndSe(values: Float64Array): { mean: number; se: number } {
+  const n = values.length;
+  let sum = 0;
+  for (const v of values) sum += v;
+  const mean = sum / n;
+  let sq = 0;
+  for (const v of values) sq += (v - mean) ** 2;
+  return { mean, se: Math.sqrt(sq / n) / Math.sqrt(n) };
+}
+
+/**
+ * The paper's protocol: choose sigma from `sigmas` by the mean
+ * log-likelihood of `validation` points, then report the mean (and standard
+ * error) on `test` points. All images with pixel values in [0, 1].
+ */
+export async function parzenEstimate(
+  samples: Float32Array,
+  validation: Float32Array,
+  test: Float32Array,
+  dim: number,
+  sigmas: readonly number[] = PARZEN_SIGMAS,
+): Promise<ParzenResult> {
+  const val = await parzenLogLikelihoods(samples, validation, dim, sigmas);
+  const scores = val.map((v, k) => ({
+    sigma: sigmas[k],
+    ll: meanAndSe(v).mean,
+  }));
+  const best = scores.reduce((a, b) => (b.ll > a.ll ? b : a));
+  const [ll] = await parzenLogLikelihoods(samples, test, dim, [best.sigma]);
+  return { ...meanAndSe(ll), sigma: best.sigma, validation: scores };
+}
+
+// ---------------------------------------------------------------------------
+// Fréchet distance
+
+/** Mean and (unbiased) covariance of `n` rows of `dim` features. */
+export function meanAndCovariance(
+  x: Float32Array,
+  dim: number,
+): { mean: Float64Array; cov: Float64Array } {
+  const n = x.length / dim;
+  if (n < 2) throw new RangeError("covariance needs at least two rows");
+  const mean = new Float64Array(dim);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < dim; j++) mean[j] += x[i * dim + j];
+  }
+  for (let j = 0; j < dim; j++) mean[j] /= n;
+  const cov = new Float64Array(dim * dim);
+  const row = new Float64Array(dim);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < dim; j++) row[j] = x[i * dim + j] - mean[j];
+    for (let a = 0; a < dim; a++) {
+      const ra = row[a];
+      if (ra === 0) continue;
+      for (let b = a; b < dim; b++) cov[a * dim + b] += ra * row[b];
+    }
+  }
+  for (let a = 0; a < dim; a++) {
+    for (let b = a; b < dim; b++) {
+      const v = cov[a * dim + b] / (n - 1);
+      cov[a * dim + b] = v;
+      cov[b * dim + a] = v;
+    }
+  }
+  return { mean, cov };
+}
+
+/**
+ * Eigenvalues and eigenvectors of a symmetric matrix (cyclic Jacobi
+ * rotations). Returns the values and the vectors as columns of a row-major
+ * matrix.
+ */
+export function symmetricEigen(
+  matrix: Float64Array,
+  dim: number,
+): { values: Float64Array; vectors: Float64Array } {
+  const a = Float64Array.from(matrix);
+  const v = new Float64Array(dim * dim);
+  for (let i = 0; i < dim; i++) v[i * dim + i] = 1;
+  for (let sweep = 0; sweep < 100; sweep++) {
+    let off = 0, total = 0;
+    for (let p = 0; p < dim; p++) {
+      for (let q = 0; q < dim; q++) {
+        const x = a[p * dim + q] ** 2;
+        total += x;
+        if (p !== q) off += x;
+      }
+    }
+    if (off <= 1e-22 * total || off === 0) break;
+    for (let p = 0; p < dim - 1; p++) {
+      for (let q = p + 1; q < dim; q++) {
+        const apq = a[p * dim + q];
+        if (apq === 0) continue;
+        const app = a[p * dim + p], aqq = a[q * dim + q];
+        const theta = (aqq - app) / (2 * apq);
+        const t = Math.sign(theta || 1) /
+          (Math.abs(theta) + Math.sqrt(theta * theta + 1));
+        const c = 1 / Math.sqrt(t * t + 1), s = t * c;
+        for (let k = 0; k < dim; k++) {
+          const akp = a[k * dim + p], akq = a[k * dim + q];
+          a[k * dim + p] = c * akp - s * akq;
+          a[k * dim + q] = s * akp + c * akq;
+        }
+        for (let k = 0; k < dim; k++) {
+          const apk = a[p * dim + k], aqk = a[q * dim + k];
+          a[p * dim + k] = c * apk - s * aqk;
+          a[q * dim + k] = s * apk + c * aqk;
+        }
+        for (let k = 0; k < dim; k++) {
+          const vkp = v[k * dim + p], vkq = v[k * dim + q];
+          v[k * dim + p] = c * vkp - s * vkq;
+          v[k * dim + q] = s * vkp + c * vkq;
+        }
+      }
+    }
+  }
+  const values = new Float64Array(dim);
+  for (let i = 0; i < dim; i++) values[i] = a[i * dim + i];
+  return { values, vectors: v };
+}
+
+function matMul(a: Float64Array, b: Float64Array, dim: number): Float64Array {
+  const out = new Float64Array(dim * dim);
+  for (let i = 0; i < dim; i++) {
+    for (let k = 0; k < dim; k++) {
+      const aik = a[i * dim + k];
+      if (aik === 0) continue;
+      for (let j = 0; j < dim; j++) out[i * dim + j] += aik * b[k * dim + j];
+    }
+  }
+  return out;
+}
+
+/**
+ * Fréchet distance between N(mu1, c1) and N(mu2, c2):
+ *
+ *     |mu1 - mu2|^2 + Tr(c1 + c2 - 2 (c1 c2)^(1/2))
+ *
+ * with Tr (c1 c2)^(1/2) = Tr (s c2 s)^(1/2), s = c1^(1/2): the matrix
+ * s c2 s is symmetric, so both roots come from symmetric eigensystems.
+ */
+export function frechetDistance(
+  mu1: Float64Array,
+  c1: Float64Array,
+  mu2: Float64Array,
+  c2: Float64Array,
+  dim: number,
+): number {
+  let meanTerm = 0;
+  for (let i = 0; i < dim; i++) meanTerm += (mu1[i] - mu2[i]) ** 2;
+  const e1 = symmetricEigen(c1, dim);
+  // s = V diag(sqrt(max(lambda, 0))) V^T
+  const s = new Float64Array(dim * dim);
+  for (let k = 0; k < dim; k++) {
+    const r = Math.sqrt(Math.max(e1.values[k], 0));
+    if (r === 0) continue;
+    for (let i = 0; i < dim; i++) {
+      const vik = e1.vectors[i * dim + k] * r;
+      for (let j = 0; j < dim; j++) {
+        s[i * dim + j] += vik * e1.vectors[j * dim + k];
+      }
+    }
+  }
+  const m = matMul(matMul(s, c2, dim), s, dim);
+  for (let i = 0; i < dim; i++) {
+    for (let j = i + 1; j < dim; j++) {
+      const avg = (m[i * dim + j] + m[j * dim + i]) / 2;
+      m[i * dim + j] = m[j * dim + i] = avg;
+    }
+  }
+  let traceSqrt = 0;
+  for (const l of symmetricEigen(m, dim).values) {
+    traceSqrt += Math.sqrt(Math.max(l, 0));
+  }
+  let trace = 0;
+  for (let i = 0; i < dim; i++) trace += c1[i * dim + i] + c2[i * dim + i];
+  return meanTerm + trace - 2 * traceSqrt;
+}
+
+/** FID between two sets of feature rows. */
+export function frechetFeatureDistance(
+  a: Float32Array,
+  b: Float32Array,
+  dim: number,
+): number {
+  const x = meanAndCovariance(a, dim), y = meanAndCovariance(b, dim);
+  return frechetDistance(x.mean, x.cov, y.mean, y.cov, dim);
+}
+
+// ---------------------------------------------------------------------------
+// Class probabilities: Inception Score, histogram, coverage
+
+/**
+ * Inception Score (Salimans et al. 2016) with the project's classifier:
+ * exp(mean over samples of KL(p(y|x) || p(y))), p(y) the mean of p(y|x).
+ * 1 when every sample gets the same distribution; the number of classes when
+ * each sample is one class for sure and the classes are balanced.
+ */
+export function inceptionScore(probs: Float32Array, classes = 10): number {
+  const n = probs.length / classes;
+  const marginal = new Float64Array(classes);
+  for (let i = 0; i < n; i++) {
+    for (let c = 0; c < classes; c++) marginal[c] += probs[i * classes + c] / n;
+  }
+  let kl = 0;
+  for (let i = 0; i < n; i++) {
+    for (let c = 0; c < classes; c++) {
+      const p = probs[i * classes + c];
+      if (p > 0) kl += p * (Math.log(p) - Math.log(marginal[c]));
+    }
+  }
+  return Math.exp(kl / n);
+}
+
+/** Fraction of samples whose most probable class is each class. */
+export function classHistogram(probs: Float32Array, classes = 10): number[] {
+  const n = probs.length / classes;
+  const hist = new Array(classes).fill(0);
+  for (let i = 0; i < n; i++) {
+    let best = 0;
+    for (let c = 1; c < classes; c++) {
+      if (probs[i * classes + c] > probs[i * classes + best]) best = c;
+    }
+    hist[best]++;
+  }
+  return hist.map((h) => h / n);
+}
+
+/** Coverage figures of a class histogram. */
+export function coverage(
+  histogram: number[],
+): { classesAtLeast1Pct: number; klFromUniform: number } {
+  const k = histogram.length;
+  let kl = 0;
+  for (const h of histogram) if (h > 0) kl += h * Math.log(h * k);
+  return {
+    classesAtLeast1Pct: histogram.filter((h) => h >= 0.01).length,
+    klFromUniform: kl,
+  };
+}

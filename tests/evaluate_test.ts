@@ -1,0 +1,117 @@
+import assert from "node:assert/strict";
+import { initBackend } from "../lib/backend.ts";
+import { head, loadDataset, toFloat } from "../lib/data.ts";
+import { evaluateImages, readSamplesFile } from "../lib/evaluate.ts";
+import { encodeIdx } from "../lib/idx.ts";
+import { decodeNpy, encodeNpy } from "../lib/npy.ts";
+import { Rng } from "../lib/rng.ts";
+
+await initBackend("wasm");
+const mnist = await loadDataset("mnist", { log: () => {} });
+
+Deno.test("npy round trip and errors", () => {
+  const data = Uint8Array.from({ length: 2 * 784 }, (_, i) => i % 256);
+  const back = decodeNpy(encodeNpy({ shape: [2, 28, 28], data }));
+  assert.deepEqual(back.shape, [2, 28, 28]);
+  assert.deepEqual(back.data, data);
+  const f = decodeNpy(
+    encodeNpy({ shape: [3], data: Float32Array.from([0.5, -1, 1]) }),
+  );
+  assert.deepEqual([...f.data], [0.5, -1, 1]);
+  const bytes = encodeNpy({ shape: [2, 784], data: new Uint8Array(2 * 784) });
+  assert.throws(
+    () => decodeNpy(bytes.subarray(0, bytes.length - 3), "s.npy"),
+    /s.npy: truncated/,
+  );
+  assert.throws(
+    () => decodeNpy(new Uint8Array(20), "x.npy"),
+    /not a .npy file/,
+  );
+});
+
+Deno.test("sample files: npy bytes and floats, IDX; malformed ones are errors", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const bytes = Uint8Array.from({ length: 3 * 784 }, (_, i) => (i * 7) % 256);
+    const expected = toFloat(bytes, "[0,1]");
+    await Deno.writeFile(
+      `${dir}/a.npy`,
+      encodeNpy({ shape: [3, 28, 28], data: bytes }),
+    );
+    assert.deepEqual(await readSamplesFile(`${dir}/a.npy`), expected);
+    await Deno.writeFile(
+      `${dir}/b.npy`,
+      encodeNpy({ shape: [3, 784], data: expected.map((v) => 2 * v - 1) }),
+    );
+    const tanh = await readSamplesFile(`${dir}/b.npy`);
+    tanh.forEach((v, i) => assert.ok(Math.abs(v - expected[i]) < 1e-6));
+    await Deno.writeFile(
+      `${dir}/c-idx3-ubyte`,
+      encodeIdx({ dims: [3, 28, 28], data: bytes }),
+    );
+    assert.deepEqual(await readSamplesFile(`${dir}/c-idx3-ubyte`), expected);
+
+    await Deno.writeFile(
+      `${dir}/d.npy`,
+      encodeNpy({ shape: [3, 32, 32], data: new Uint8Array(3 * 1024) }),
+    );
+    await assert.rejects(
+      () => readSamplesFile(`${dir}/d.npy`),
+      /shape \(3, 32, 32\), expected \(N, 28, 28\)/,
+    );
+    await Deno.writeFile(
+      `${dir}/e.npy`,
+      encodeNpy({ shape: [2, 784], data: new Float32Array(2 * 784).fill(3) }),
+    );
+    await assert.rejects(
+      () => readSamplesFile(`${dir}/e.npy`),
+      /span \[3, 3\]; expected \[0, 1\] or \[-1, 1\]/,
+    );
+    await Deno.writeTextFile(`${dir}/f.npy`, "hello");
+    await assert.rejects(
+      () => readSamplesFile(`${dir}/f.npy`),
+      /neither a .npy nor an IDX file/,
+    );
+    await assert.rejects(
+      () => readSamplesFile(`${dir}/missing.npy`),
+      /cannot read the file/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+// Sanity figures on small sizes (the README reports them at 10,000 images).
+const small = { dataset: mnist, validation: 1000, test: 1000 };
+
+Deno.test("real images: high likelihood, small FID, every class covered", async () => {
+  const real = toFloat(head(mnist.train, 2000).images, "[0,1]");
+  const r = await evaluateImages(real, small);
+  assert.ok(
+    r.classifier_test_acc >= 0.99,
+    `classifier accuracy ${r.classifier_test_acc}`,
+  );
+  assert.ok(r.parzen_ll > 150, `Parzen ${r.parzen_ll}`);
+  assert.ok(r.fid < 2, `FID ${r.fid}`);
+  assert.ok(r.is > 9, `IS ${r.is}`);
+  assert.equal(r.classes_ge_1pct, 10);
+  assert.ok(r.kl_uniform < 0.01);
+});
+
+Deno.test("uniform noise: very low likelihood, very large FID", async () => {
+  const noise = new Rng(0).fillUniform(new Float32Array(2000 * 784));
+  const r = await evaluateImages(noise, small);
+  assert.ok(r.parzen_ll < -400, `Parzen ${r.parzen_ll}`);
+  assert.ok(r.fid > 100, `FID ${r.fid}`);
+});
+
+Deno.test("ten images repeated: low class coverage", async () => {
+  const ten = toFloat(head(mnist.train, 10).images, "[0,1]");
+  const repeated = new Float32Array(2000 * 784);
+  for (let i = 0; i < 200; i++) repeated.set(ten, i * 10 * 784);
+  const labels = new Set(mnist.train.labels.subarray(0, 10));
+  const r = await evaluateImages(repeated, { ...small, skipParzen: true });
+  assert.ok(r.classes_ge_1pct <= labels.size, `${r.classes_ge_1pct} classes`);
+  assert.ok(r.kl_uniform > 0.1, `KL ${r.kl_uniform}`);
+  assert.ok(Number.isNaN(r.parzen_ll));
+});

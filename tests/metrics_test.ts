@@ -1,0 +1,168 @@
+import assert from "node:assert/strict";
+import { initBackend } from "../lib/backend.ts";
+import {
+  classHistogram,
+  coverage,
+  frechetDistance,
+  frechetFeatureDistance,
+  inceptionScore,
+  meanAndCovariance,
+  PARZEN_SIGMAS,
+  parzenEstimate,
+  parzenLogLikelihoods,
+  symmetricEigen,
+} from "../lib/metrics.ts";
+import { Rng } from "../lib/rng.ts";
+
+await initBackend("wasm");
+
+const close = (a: number, b: number, tol = 1e-6) =>
+  assert.ok(Math.abs(a - b) <= tol * Math.max(1, Math.abs(b)), `${a} != ${b}`);
+
+Deno.test("Fréchet distance of two Gaussians equals the closed form", () => {
+  // Diagonal (commuting) covariances: |mu1 - mu2|^2 + sum (sqrt(a) - sqrt(b))^2.
+  const mu1 = Float64Array.from([0, 1, 2]), mu2 = Float64Array.from([1, 1, 0]);
+  const d1 = [1, 4, 9], d2 = [4, 1, 0.25];
+  const diag = (d: number[]) => {
+    const m = new Float64Array(9);
+    d.forEach((v, i) => m[i * 3 + i] = v);
+    return m;
+  };
+  const expected = 1 + 0 + 4 +
+    d1.reduce((s, a, i) => s + (Math.sqrt(a) - Math.sqrt(d2[i])) ** 2, 0);
+  close(frechetDistance(mu1, diag(d1), mu2, diag(d2), 3), expected, 1e-9);
+  // A general 2 x 2 pair, against sqrt of a 2 x 2 PSD matrix in closed form:
+  // Tr sqrt(M) = sqrt(tr M + 2 sqrt(det M)), with M = s c2 s, s = sqrt(c1).
+  const c1 = Float64Array.from([2, 0.6, 0.6, 1]);
+  const c2 = Float64Array.from([1.5, -0.4, -0.4, 0.8]);
+  const sqrt2x2 = (m: Float64Array) => {
+    const det = m[0] * m[3] - m[1] * m[2], r = Math.sqrt(det);
+    const t = Math.sqrt(m[0] + m[3] + 2 * r);
+    return Float64Array.from([
+      (m[0] + r) / t,
+      m[1] / t,
+      m[2] / t,
+      (m[3] + r) / t,
+    ]);
+  };
+  const s = sqrt2x2(c1);
+  const mul = (a: Float64Array, b: Float64Array) =>
+    Float64Array.from([
+      a[0] * b[0] + a[1] * b[2],
+      a[0] * b[1] + a[1] * b[3],
+      a[2] * b[0] + a[3] * b[2],
+      a[2] * b[1] + a[3] * b[3],
+    ]);
+  const m = mul(mul(s, c2), s);
+  const trSqrt = Math.sqrt(
+    m[0] + m[3] + 2 * Math.sqrt(m[0] * m[3] - m[1] * m[2]),
+  );
+  const zero = new Float64Array(2);
+  close(
+    frechetDistance(zero, c1, zero, c2, 2),
+    // Tr(c1) + Tr(c2) - 2 Tr sqrt(c1 c2); the means are equal.
+    3 + 2.3 - 2 * trSqrt,
+    1e-9,
+  );
+  close(frechetDistance(zero, c1, zero, c1, 2), 0, 1e-9);
+});
+
+Deno.test("symmetric eigendecomposition reconstructs the matrix", () => {
+  const rng = new Rng(1);
+  const dim = 12;
+  const b = rng.fillNormal(new Float32Array(dim * dim));
+  const a = new Float64Array(dim * dim);
+  for (let i = 0; i < dim; i++) {
+    for (let j = 0; j < dim; j++) {
+      for (let k = 0; k < dim; k++) {
+        a[i * dim + j] += b[i * dim + k] * b[j * dim + k];
+      }
+    }
+  }
+  const { values, vectors } = symmetricEigen(a, dim);
+  for (let i = 0; i < dim; i++) {
+    for (let j = 0; j < dim; j++) {
+      let r = 0;
+      for (let k = 0; k < dim; k++) {
+        r += vectors[i * dim + k] * values[k] * vectors[j * dim + k];
+      }
+      close(r, a[i * dim + j], 1e-8);
+    }
+  }
+});
+
+Deno.test("FID of samples from one Gaussian is near 0, of shifted ones near |shift|^2", () => {
+  const rng = new Rng(2), dim = 4, n = 20000;
+  const a = rng.fillNormal(new Float32Array(n * dim));
+  const b = rng.fillNormal(new Float32Array(n * dim));
+  assert.ok(frechetFeatureDistance(a, b, dim) < 0.01);
+  const shifted = b.map((v, i) => (i % dim === 0 ? v + 3 : v));
+  close(frechetFeatureDistance(a, shifted, dim), 9, 0.02);
+  const { cov } = meanAndCovariance(a, dim);
+  close(cov[0], 1, 0.05);
+});
+
+Deno.test("Parzen estimate of a tiny mixture equals a direct computation", async () => {
+  const dim = 3;
+  const samples = Float32Array.from([0, 0, 0, 1, 0, 0, 0, 2, 1]);
+  const points = Float32Array.from([0.5, 0, 0, 0, 1, 1]);
+  const sigmas = [0.3, 1];
+  const got = await parzenLogLikelihoods(samples, points, dim, sigmas);
+  sigmas.forEach((s, k) => {
+    for (let p = 0; p < 2; p++) {
+      let sum = 0;
+      for (let i = 0; i < 3; i++) {
+        let d2 = 0;
+        for (let j = 0; j < dim; j++) {
+          d2 += (points[p * dim + j] - samples[i * dim + j]) ** 2;
+        }
+        sum += Math.exp(-d2 / (2 * s * s)) / (2 * Math.PI * s * s) ** (dim / 2);
+      }
+      close(got[k][p], Math.log(sum / 3), 1e-5);
+    }
+  });
+  // Far points do not underflow to -Infinity: log-sum-exp.
+  const far = await parzenLogLikelihoods(
+    samples,
+    Float32Array.from([50, 50, 50]),
+    dim,
+    [0.1],
+  );
+  assert.ok(Number.isFinite(far[0][0]) && far[0][0] < -1e5);
+});
+
+Deno.test("Parzen protocol picks the sigma that fits the validation points", async () => {
+  const rng = new Rng(3), dim = 2;
+  // Data: a standard 2-D Gaussian; Silverman's rule puts the best window
+  // near 2000^(-1/6) = 0.28, inside the grid.
+  const gen = (n: number) => rng.fillNormal(new Float32Array(n * dim));
+  const r = await parzenEstimate(gen(2000), gen(500), gen(500), dim);
+  assert.equal(r.validation.length, PARZEN_SIGMAS.length);
+  assert.ok(r.sigma > 0.15 && r.sigma < 0.6, `sigma ${r.sigma}`);
+  // The true log density of N(0, I) averages -log(2 pi) - 1 = -2.838.
+  assert.ok(
+    Math.abs(r.mean - (-Math.log(2 * Math.PI) - 1)) < 0.15,
+    `mean ${r.mean}`,
+  );
+  assert.ok(r.se > 0 && r.se < 0.1);
+});
+
+Deno.test("Inception Score of a uniform and of a one-hot classifier", () => {
+  const uniform = new Float32Array(100 * 10).fill(0.1);
+  close(inceptionScore(uniform), 1);
+  const oneHot = new Float32Array(100 * 10);
+  for (let i = 0; i < 100; i++) oneHot[i * 10 + (i % 10)] = 1;
+  close(inceptionScore(oneHot), 10);
+  // All samples sure of the same class: a score of 1, one class covered.
+  const collapsed = new Float32Array(100 * 10);
+  for (let i = 0; i < 100; i++) collapsed[i * 10 + 3] = 1;
+  close(inceptionScore(collapsed), 1);
+  const hist = classHistogram(collapsed);
+  assert.deepEqual(hist, [0, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+  const c = coverage(hist);
+  assert.equal(c.classesAtLeast1Pct, 1);
+  close(c.klFromUniform, Math.log(10));
+  const balanced = coverage(classHistogram(oneHot));
+  assert.equal(balanced.classesAtLeast1Pct, 10);
+  close(balanced.klFromUniform, 0);
+});
