@@ -88,11 +88,14 @@ Deno.test("real images: high likelihood, small FID, every class covered", async 
   const real = toFloat(head(mnist.train, 2000).images, "[0,1]");
   const r = await evaluateImages(real, small);
   assert.ok(
-    r.classifier_test_acc >= 0.99,
+    // On these 1,000 test images; the whole test set: classifier_test.ts.
+    r.classifier_test_acc >= 0.97,
     `classifier accuracy ${r.classifier_test_acc}`,
   );
-  assert.ok(r.parzen_ll > 150, `Parzen ${r.parzen_ll}`);
-  assert.ok(r.fid < 2, `FID ${r.fid}`);
+  // 2,000 kernel centres score 144 here; 10,000 score 241 (README). Noise: below -400.
+  assert.ok(r.parzen_ll > 120, `Parzen ${r.parzen_ll}`);
+  // FID is biased upward on small sets: 10 here, 1.03 with 10,000 images; noise > 100.
+  assert.ok(r.fid < 20, `FID ${r.fid}`);
   assert.ok(r.is > 9, `IS ${r.is}`);
   assert.equal(r.classes_ge_1pct, 10);
   assert.ok(r.kl_uniform < 0.01);
