@@ -296,6 +296,34 @@ Deno.test("eval: bad flags give an error and the usage", async () => {
   }
 });
 
+Deno.test("bench prints one JSON line per configuration, with no tensor growth", async () => {
+  const r = await run("bench.ts", [
+    "--backend",
+    "wasm",
+    "--batch",
+    "8,16",
+    "--model",
+    "mlp",
+    "--steps",
+    "3",
+    "--warmup",
+    "1",
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  const lines = r.stdout.trim().split("\n").map((l) => JSON.parse(l));
+  assert.deepEqual(lines.map((l) => [l.backend, l.batch, l.model, l.steps]), [
+    ["wasm", 8, "mlp", 3],
+    ["wasm", 16, "mlp", 3],
+  ]);
+  for (const l of lines) {
+    assert.ok(l.images_per_s > 0 && l.ms_per_step > 0);
+    assert.equal(l.tensor_growth, 0);
+  }
+  const bad = await run("bench.ts", ["--batch", "0"]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--batch: bad value "0"/);
+});
+
 Deno.test("a missing checkpoint is a clear error", async () => {
   const r = await run("sample.ts", [
     "--checkpoint",

@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""The training step of `deno task bench`, in PyTorch, for a ratio on one machine.
+
+Same models and shapes as lib/gan.ts (presets `paper` and `mlp`), one D step
+and one non-saturating G step per batch, fresh noise each step, a fixed "real"
+batch uploaded every step as the Deno bench does. Prints one JSON line per
+configuration in the same form:
+{"backend": "torch-cpu" | "torch-cuda", "batch", "model", "images_per_s", "ms_per_step", "steps"}
+
+Usage: python3 bench/reference_torch.py [--device cpu|cuda] [--batch 128,512,2048]
+       [--model paper,mlp] [--steps 20] [--warmup 3] [--threads N] [--max-seconds 60]
+"""
+
+import argparse
+import json
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Maxout(nn.Module):
+    def __init__(self, inputs, units, pieces):
+        super().__init__()
+        self.units, self.pieces = units, pieces
+        self.linear = nn.Linear(inputs, units * pieces)
+
+    def forward(self, x):
+        return self.linear(x).view(-1, self.units, self.pieces).max(dim=2).values
+
+
+def build(model):
+    if model == "paper":
+        g = nn.Sequential(
+            nn.Linear(100, 1200), nn.ReLU(), nn.Linear(1200, 1200), nn.ReLU(),
+            nn.Linear(1200, 784), nn.Sigmoid())
+        d = nn.Sequential(
+            nn.Dropout(0.2), Maxout(784, 240, 5), nn.Dropout(0.5),
+            Maxout(240, 240, 5), nn.Dropout(0.5), nn.Linear(240, 1))
+        opt = lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.5)
+    elif model == "mlp":
+        g = nn.Sequential(
+            nn.Linear(100, 128), nn.ReLU(), nn.Linear(128, 256), nn.ReLU(),
+            nn.Linear(256, 512), nn.ReLU(), nn.Linear(512, 1024), nn.ReLU(),
+            nn.Linear(1024, 784), nn.Tanh())
+        d = nn.Sequential(
+            nn.Linear(784, 1024), nn.LeakyReLU(0.2), nn.Linear(1024, 512),
+            nn.LeakyReLU(0.2), nn.Linear(512, 256), nn.LeakyReLU(0.2),
+            nn.Linear(256, 1))
+        opt = lambda p: torch.optim.Adam(p, lr=2e-4, betas=(0.5, 0.999))
+    else:
+        raise SystemExit(f"unknown model {model}")
+    return g, d, opt(g.parameters()), opt(d.parameters())
+
+
+def time_configuration(model, batch, device, steps, warmup, max_seconds):
+    torch.manual_seed(0)
+    g, d, opt_g, opt_d = build(model)
+    g.to(device)
+    d.to(device)
+    low = -1.0 if model == "mlp" else 0.0
+    real_cpu = torch.empty(batch, 784).uniform_(low, 1.0)
+    ones = torch.ones(batch, 1, device=device)
+    zeros = torch.zeros(batch, 1, device=device)
+
+    def step():
+        real = real_cpu.to(device, non_blocking=True)
+        z = torch.randn(batch, 100, device=device)
+        fake = g(z)
+        loss_d = (F.binary_cross_entropy_with_logits(d(real), ones)
+                  + F.binary_cross_entropy_with_logits(d(fake.detach()), zeros))
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+        z = torch.randn(batch, 100, device=device)
+        loss_g = F.binary_cross_entropy_with_logits(d(g(z)), ones)
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
+        return loss_g
+
+    for _ in range(warmup):
+        step().item()
+    start = time.perf_counter()
+    done = 0
+    last = None
+    while done < steps:
+        last = step()
+        done += 1
+        if done >= 3 and time.perf_counter() - start > max_seconds:
+            break
+    last.item()  # one read-back at the end, as in the Deno bench
+    seconds = time.perf_counter() - start
+    return {
+        "backend": f"torch-{device}",
+        "batch": batch,
+        "model": model,
+        "images_per_s": round(done * batch / seconds),
+        "ms_per_step": round(1000 * seconds / done, 2),
+        "steps": done,
+    }
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--batch", default="128,512,2048")
+    p.add_argument("--model", default="paper,mlp")
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (0: PyTorch's default)")
+    p.add_argument("--max-seconds", type=float, default=60)
+    a = p.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    for model in a.model.split(","):
+        for batch in (int(b) for b in a.batch.split(",")):
+            print(json.dumps(time_configuration(
+                model, batch, a.device, a.steps, a.warmup, a.max_seconds)), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,168 @@
+/**
+ * `deno task bench`: times the full training step (one D step and one G
+ * step on a batch) per backend, batch size and model, and prints one JSON
+ * line for each. Nothing is read back during the timed steps, only once at
+ * the end, so the figure measures training, not synchronisation.
+ *
+ * @module
+ */
+
+import * as tf from "@tensorflow/tfjs";
+import { parseArgs } from "node:util";
+import {
+  BACKEND_CHOICES,
+  type BackendChoice,
+  initBackend,
+} from "../lib/backend.ts";
+import {
+  createGan,
+  discriminatorStep,
+  disposeGan,
+  generatorStep,
+  preset,
+  sampleLatent,
+} from "../lib/gan.ts";
+import { Rng } from "../lib/rng.ts";
+import { intFlag, runCli, UsageError } from "./args.ts";
+
+const USAGE = `Usage: deno task bench [options]
+
+Times the training step (one D step + one G step) after warm-up and prints
+one JSON line per backend, batch size and model:
+{"backend", "batch", "model", "images_per_s", "ms_per_step", "steps", ...}
+
+  --backend LIST     comma-separated: auto, webgpu, wasm, cpu (default auto)
+  --batch LIST       comma-separated batch sizes (default 128,512,2048)
+  --model LIST       paper (the MNIST default), mlp (the "seed-003" MLP GAN:
+                     G 100-128-256-512-1024-784, D 784-1024-512-256-1, Adam),
+                     bn (default paper,mlp)
+  --steps N          timed steps per configuration (default 20)
+  --warmup N         untimed steps first (default 3)
+  --max-seconds S    stop a configuration's timed steps after S seconds,
+                     with at least 3 done (default 60)
+  --help             this text
+`;
+
+function list(
+  name: string,
+  value: string,
+  check: (s: string) => boolean,
+): string[] {
+  const items = value.split(",").map((s) => s.trim()).filter(Boolean);
+  const bad = items.find((s) => !check(s));
+  if (items.length === 0 || bad !== undefined) {
+    throw new UsageError(`--${name}: bad value "${bad ?? value}"`);
+  }
+  return items;
+}
+
+/** Times one configuration; returns its JSON record. */
+async function timeConfiguration(
+  model: string,
+  batch: number,
+  options: { steps: number; warmup: number; maxSeconds: number },
+) {
+  const config = preset(model);
+  config.batchSize = batch;
+  const gan = createGan(config, { seed: 0 });
+  const rng = new Rng(1);
+  const range = config.output === "tanh" ? -1 : 0;
+  // One fixed "real" batch on the CPU, uploaded every step as training does.
+  const real = rng.fillUniform(new Float32Array(batch * 784), range, 1);
+  const step = (i: number) => {
+    const x = tf.tensor2d(real, [batch, 784]);
+    const z = tf.tensor2d(sampleLatent(config, batch, rng), [batch, 100]);
+    const d = discriminatorStep(gan, x, z, i, 0);
+    const g = generatorStep(gan, z, i + 1, 0);
+    tf.dispose([x, z, ...Object.values(d)]);
+    return g;
+  };
+  for (let i = 0; i < options.warmup; i++) {
+    const g = step(i);
+    await g.data();
+    g.dispose();
+  }
+  const tensorsBefore = tf.memory().numTensors;
+  const started = performance.now();
+  let last: tf.Tensor | null = null;
+  let steps = 0;
+  while (steps < options.steps) {
+    last?.dispose();
+    last = step(1000 + steps);
+    steps++;
+    const elapsed = (performance.now() - started) / 1000;
+    if (steps >= 3 && elapsed > options.maxSeconds) break;
+  }
+  await last!.data(); // the one read-back: waits for all queued work
+  const seconds = (performance.now() - started) / 1000;
+  const memory = tf.memory() as tf.MemoryInfo & { numBytesInGPU?: number };
+  last!.dispose();
+  const record = {
+    backend: tf.getBackend(),
+    batch,
+    model,
+    images_per_s: Math.round((steps * batch) / seconds),
+    ms_per_step: Number(((1000 * seconds) / steps).toFixed(2)),
+    steps,
+    tensor_growth: tf.memory().numTensors - tensorsBefore,
+    tensor_bytes: memory.numBytes,
+    gpu_bytes: memory.numBytesInGPU ?? null,
+    rss_bytes: Deno.memoryUsage().rss,
+  };
+  disposeGan(gan);
+  return record;
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    args: Deno.args,
+    strict: true,
+    options: {
+      backend: { type: "string" },
+      batch: { type: "string" },
+      model: { type: "string" },
+      steps: { type: "string" },
+      warmup: { type: "string" },
+      "max-seconds": { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const backends = list(
+    "backend",
+    values.backend ?? "auto",
+    (s) => BACKEND_CHOICES.includes(s as BackendChoice),
+  ) as BackendChoice[];
+  const batches = list(
+    "batch",
+    values.batch ?? "128,512,2048",
+    (s) => Number.isInteger(Number(s)) && Number(s) > 0,
+  ).map(Number);
+  const models = list(
+    "model",
+    values.model ?? "paper,mlp",
+    (s) => ["paper", "mlp", "bn"].includes(s),
+  );
+  const options = {
+    steps: intFlag("steps", values.steps) ?? 20,
+    warmup: intFlag("warmup", values.warmup, 0) ?? 3,
+    maxSeconds: intFlag("max-seconds", values["max-seconds"]) ?? 60,
+  };
+  for (const b of backends) {
+    const info = await initBackend(b);
+    console.error(`backend: ${info.name} (${info.reason})`);
+    for (const model of models) {
+      for (const batch of batches) {
+        console.log(
+          JSON.stringify(await timeConfiguration(model, batch, options)),
+        );
+      }
+    }
+  }
+  return 0;
+}
+
+if (import.meta.main) await runCli(USAGE, main);
