@@ -156,10 +156,13 @@ async function main(): Promise<number> {
   const dataset = await loadDataset(opts.dataset);
   console.error(`data: ${dataset.name} from ${dataset.source}`);
   const c = opts.config;
-  console.error(
-    `preset: ${c.preset} (${c.source}); batch ${c.batchSize}, k ${c.k}, ` +
-      `${c.loss} G loss, ${opts.epochs} epochs, seed ${opts.seed} -> ${opts.out}`,
-  );
+  if (!opts.resume) {
+    // On --resume the checkpoint's configuration and seed apply; train() says so.
+    console.error(
+      `preset: ${c.preset} (${c.source}); batch ${c.batchSize}, k ${c.k}, ` +
+        `${c.loss} G loss, ${opts.epochs} epochs, seed ${opts.seed} -> ${opts.out}`,
+    );
+  }
 
   const controller = new AbortController();
   const onSigint = () => {

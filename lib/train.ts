@@ -212,7 +212,11 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       );
     }
     options = { ...options, limit: s.limit ?? undefined, holdout: s.holdout };
-    log(`resuming ${outDir} after epoch ${startEpoch}`);
+    log(
+      `resuming ${outDir} after epoch ${startEpoch} of ${options.epochs}: ` +
+        `preset ${config.preset}, batch ${config.batchSize}, seed ${seed} ` +
+        "(the checkpoint's configuration)",
+    );
   } else if (options.resume) {
     throw new Error(
       `nothing to resume: ${outDir ?? "(no --out)"} holds no checkpoint.json`,
