@@ -71,7 +71,10 @@ async function timeConfiguration(
   const real = rng.fillUniform(new Float32Array(batch * 784), range, 1);
   const step = (i: number) => {
     const x = tf.tensor2d(real, [batch, 784]);
-    const z = tf.tensor2d(sampleLatent(config, batch, rng), [batch, 100]);
+    const z = tf.tensor2d(sampleLatent(config, batch, rng), [
+      batch,
+      config.latentDim,
+    ]);
     const d = discriminatorStep(gan, x, z, i, 0);
     const g = generatorStep(gan, z, i + 1, 0);
     tf.dispose([x, z, ...Object.values(d)]);

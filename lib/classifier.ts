@@ -17,6 +17,7 @@ import * as tf from "@tensorflow/tfjs";
 import { batches, type Dataset, IMAGE_SIZE, toFloat } from "./data.ts";
 import { exists } from "./files.ts";
 import { dense } from "./gan.ts";
+import { accuracyOf } from "./metrics.ts";
 import { Optimizer, uniqueVariableName } from "./optim.ts";
 import { Rng } from "./rng.ts";
 import { loadLayersModelFile, saveLayersModel } from "./layers_io.ts";
@@ -270,15 +271,7 @@ export async function accuracy(
   labels: Uint8Array,
 ): Promise<number> {
   const { probs } = await classify(model, toFloat(images, "[0,1]"));
-  let correct = 0;
-  for (let i = 0; i < labels.length; i++) {
-    let best = 0;
-    for (let c = 1; c < 10; c++) {
-      if (probs[i * 10 + c] > probs[i * 10 + best]) best = c;
-    }
-    if (best === labels[i]) correct++;
-  }
-  return correct / labels.length;
+  return accuracyOf(probs, labels);
 }
 
 /** Metadata saved beside the classifier's weights. */

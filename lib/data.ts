@@ -18,9 +18,14 @@
  */
 
 import { createRequire } from "node:module";
-import { fileURLToPath } from "node:url";
-import { exists, writeFileAtomic } from "./files.ts";
-import { expectDims, IdxError, parseIdx, writeIdxFile } from "./idx.ts";
+import { exists, PROJECT_ROOT, writeFileAtomic } from "./files.ts";
+import {
+  expectDims,
+  IdxError,
+  parseIdx,
+  readIdxFile,
+  writeIdxFile,
+} from "./idx.ts";
 import { Rng } from "./rng.ts";
 
 /** The datasets this module loads. */
@@ -99,8 +104,6 @@ export class DatasetError extends Error {
     this.name = "DatasetError";
   }
 }
-
-const PROJECT_ROOT = fileURLToPath(new URL("../", import.meta.url));
 
 /** The four official files, by role, without the `.gz` ending. */
 export const IDX_FILES = {
@@ -205,9 +208,9 @@ function splitFrom(
 export async function readIdxSplits(
   files: Record<Role, string>,
 ): Promise<{ train: Split; test: Split }> {
-  const read = async (role: Role) =>
-    parseIdx(await Deno.readFile(files[role]), files[role]);
-  const [ti, tl, si, sl] = await Promise.all(ROLES.map(read));
+  const [ti, tl, si, sl] = await Promise.all(
+    ROLES.map((role) => readIdxFile(files[role])),
+  );
   return {
     train: splitFrom(ti, tl, files.trainImages, files.trainLabels),
     test: splitFrom(si, sl, files.testImages, files.testLabels),

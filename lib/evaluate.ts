@@ -6,11 +6,12 @@
  * @module
  */
 
-import { fileURLToPath } from "node:url";
 import { classify, FEATURE_DIM, loadClassifier } from "./classifier.ts";
 import { type Dataset, IMAGE_PIXELS, toFloat } from "./data.ts";
+import { PROJECT_ROOT } from "./files.ts";
 import { isGzip, parseIdx } from "./idx.ts";
 import {
+  accuracyOf,
   classHistogram,
   coverage,
   frechetFeatureDistance,
@@ -18,8 +19,6 @@ import {
   parzenEstimate,
 } from "./metrics.ts";
 import { decodeNpy } from "./npy.ts";
-
-const PROJECT_ROOT = fileURLToPath(new URL("../", import.meta.url));
 
 /** The committed classifier of a dataset. */
 export function defaultClassifierDir(dataset: string): string {
@@ -91,14 +90,6 @@ export async function evaluateImages(
   const real = await classify(model, test);
   const fake = await classify(model, images);
   model.dispose();
-  let correct = 0;
-  for (let i = 0; i < nTest; i++) {
-    let best = 0;
-    for (let c = 1; c < 10; c++) {
-      if (real.probs[i * 10 + c] > real.probs[i * 10 + best]) best = c;
-    }
-    if (best === dataset.test.labels[i]) correct++;
-  }
   const hist = classHistogram(fake.probs);
   const cov = coverage(hist);
   return {
@@ -112,7 +103,10 @@ export async function evaluateImages(
     classes_ge_1pct: cov.classesAtLeast1Pct,
     kl_uniform: cov.klFromUniform,
     class_histogram: hist,
-    classifier_test_acc: correct / nTest,
+    classifier_test_acc: accuracyOf(
+      real.probs,
+      dataset.test.labels.subarray(0, nTest),
+    ),
     seconds: {
       parzen: parzenSeconds,
       classifier: (performance.now() - t) / 1000,

@@ -4,6 +4,13 @@
  * @module
  */
 
+import { fileURLToPath } from "node:url";
+
+/** The project's root folder (holding `lib/`), ending with `/`. */
+export const PROJECT_ROOT: string = fileURLToPath(
+  new URL("../", import.meta.url),
+);
+
 /**
  * Writes a file atomically: to a temporary file beside it, then renamed into
  * place, so a reader sees either the old file or the whole new one.

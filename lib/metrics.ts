@@ -299,18 +299,39 @@ export function inceptionScore(probs: Float32Array, classes = 10): number {
   return Math.exp(kl / n);
 }
 
-/** Fraction of samples whose most probable class is each class. */
-export function classHistogram(probs: Float32Array, classes = 10): number[] {
+/** The most probable class of each row of `probs` (n x classes). */
+export function predictedClasses(
+  probs: Float32Array,
+  classes = 10,
+): Uint8Array {
   const n = probs.length / classes;
-  const hist = new Array(classes).fill(0);
+  const out = new Uint8Array(n);
   for (let i = 0; i < n; i++) {
     let best = 0;
     for (let c = 1; c < classes; c++) {
       if (probs[i * classes + c] > probs[i * classes + best]) best = c;
     }
-    hist[best]++;
+    out[i] = best;
   }
-  return hist.map((h) => h / n);
+  return out;
+}
+
+/** Fraction of rows of `probs` whose most probable class is the label. */
+export function accuracyOf(probs: Float32Array, labels: Uint8Array): number {
+  const predicted = predictedClasses(probs, probs.length / labels.length);
+  let correct = 0;
+  for (let i = 0; i < labels.length; i++) {
+    if (predicted[i] === labels[i]) correct++;
+  }
+  return correct / labels.length;
+}
+
+/** Fraction of samples whose most probable class is each class. */
+export function classHistogram(probs: Float32Array, classes = 10): number[] {
+  const predicted = predictedClasses(probs, classes);
+  const hist = new Array(classes).fill(0);
+  for (const c of predicted) hist[c]++;
+  return hist.map((h) => h / predicted.length);
 }
 
 /** Coverage figures of a class histogram. */
