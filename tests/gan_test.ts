@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../lib/backend.ts";
 import {
+  batchFigures,
   bceWithLogits,
   createGan,
   dense,
@@ -11,7 +12,9 @@ import {
   generate,
   generatorLoss,
   generatorStep,
+  imagesFrom,
   interpolateLatents,
+  interpolationRows,
   logSigmoid,
   Mlp,
   preset,
@@ -281,5 +284,53 @@ Deno.test("latent interpolation starts and ends at its endpoints", () => {
     assert.equal(path.length, 40);
     a.forEach((v, i) => close(path[i], v));
     b.forEach((v, i) => close(path[32 + i], v));
+  }
+});
+
+Deno.test("batchFigures reads V, D(x), D(G(z)) and G's loss of a batch", async () => {
+  const config = preset("mlp");
+  const gan = createGan(config, { seed: 3 });
+  const rng = new Rng(4);
+  const real = tf.tensor2d(
+    rng.fillUniform(new Float32Array(32 * 784), -1, 1),
+    [32, 784],
+  );
+  const z = tf.tensor2d(sampleLatent(config, 32, rng), [32, 100]);
+  const f = await batchFigures(gan, real, z);
+  const D = gan.discriminator;
+  const realLogits = D.apply(real, { training: false });
+  const fakeLogits = D.apply(generate(gan, z), { training: false });
+  close(f.value, await scalar(valueFunction(realLogits, fakeLogits)));
+  close(f.dReal, await scalar(tf.mean(tf.sigmoid(realLogits))));
+  close(f.dFake, await scalar(tf.mean(tf.sigmoid(fakeLogits))));
+  close(f.gLoss, await scalar(generatorLoss(fakeLogits)));
+  tf.dispose([real, z, realLogits, fakeLogits]);
+  disposeGan(gan);
+});
+
+Deno.test("imagesFrom maps tanh output to [0, 1] across chunks", async () => {
+  const n = 1500, dim = 2;
+  const z = Float32Array.from({ length: n * dim }, (_, i) => (i % 7) / 7 - 0.5);
+  // A "generator" whose every pixel is tanh(z0).
+  const predict = (x: tf.Tensor2D) =>
+    tf.tile(tf.tanh(tf.slice(x, [0, 0], [-1, 1])), [1, 784]);
+  const images = await imagesFrom(predict, z, {
+    latentDim: dim,
+    output: "tanh",
+  });
+  assert.equal(images.length, n * 784);
+  for (const i of [0, 999, 1000, n - 1]) {
+    close(images[i * 784 + 5], (Math.tanh(z[i * dim]) + 1) / 2);
+  }
+});
+
+Deno.test("interpolation rows: rows x steps latents, each row a path", () => {
+  const config = { latent: "uniform" as const, latentDim: 3 };
+  const z = interpolationRows(config, 4, 5, new Rng(1));
+  assert.equal(z.length, 4 * 5 * 3);
+  // Uniform latents interpolate linearly: the middle is the endpoints' mean.
+  for (let r = 0; r < 4; r++) {
+    const at = (s: number, d: number) => z[(r * 5 + s) * 3 + d];
+    for (let d = 0; d < 3; d++) close(at(2, d), (at(0, d) + at(4, d)) / 2);
   }
 });

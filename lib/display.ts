@@ -1,0 +1,104 @@
+/**
+ * Showing pictures in a Jupyter notebook run by the Deno kernel: PNG and SVG
+ * outputs, and one display updated in place (a training run's live view),
+ * instead of a new output per epoch. Outside the kernel (a script, a test)
+ * nothing is shown unless a `send` function is given.
+ *
+ * @module
+ */
+
+/** A Jupyter MIME bundle: MIME type -> content (images base64-encoded). */
+export type MimeBundle = Record<string, string>;
+
+/** Sends a bundle to the front end; `update` replaces display `id`. */
+export type Send = (
+  bundle: MimeBundle,
+  options: { id: string; update: boolean },
+) => Promise<void>;
+
+type Jupyter = {
+  display(
+    obj: unknown,
+    options: { raw: boolean; display_id?: string; update?: boolean },
+  ): Promise<void>;
+};
+
+/** `Deno.jupyter`; reading it outside the kernel throws. */
+const jupyter: Jupyter | undefined = (() => {
+  try {
+    // deno-lint-ignore no-explicit-any
+    return (Deno as any).jupyter as Jupyter;
+  } catch {
+    return undefined;
+  }
+})();
+
+/** Whether this code runs in the Deno Jupyter kernel. */
+export const inKernel: boolean = jupyter !== undefined;
+
+const kernelSend: Send = async (bundle, { id, update }) => {
+  await jupyter?.display(bundle, { raw: true, display_id: id, update });
+};
+
+/** Base64 of bytes (chunked: spreading a large array overflows the stack). */
+export function base64(bytes: Uint8Array): string {
+  let s = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(s);
+}
+
+/** The bundle of a PNG image, with a text description for plain viewers. */
+export function pngBundle(png: Uint8Array, text = "[image]"): MimeBundle {
+  return { "image/png": base64(png), "text/plain": text };
+}
+
+/** The bundle of an SVG image. */
+export function svgBundle(svg: string, text = "[figure]"): MimeBundle {
+  return { "image/svg+xml": svg, "text/plain": text };
+}
+
+/**
+ * A value that the Deno kernel displays as the bundle when it ends a cell
+ * (the kernel looks for `Symbol.for("Jupyter.display")`).
+ */
+export function displayable(
+  bundle: MimeBundle,
+): { [k: symbol]: () => MimeBundle } {
+  return { [Symbol.for("Jupyter.display")]: () => bundle };
+}
+
+/** A PNG as a cell's result: `png(bytes)` as the last line of a cell shows it. */
+export function png(bytes: Uint8Array, text?: string) {
+  return displayable(pngBundle(bytes, text));
+}
+
+/** An SVG as a cell's result. */
+export function svg(markup: string, text?: string) {
+  return displayable(svgBundle(markup, text));
+}
+
+let displays = 0;
+
+/**
+ * One output that is replaced on every {@linkcode LiveDisplay.update}: the
+ * first update creates it, later ones rewrite it in place.
+ */
+export class LiveDisplay {
+  readonly id: string;
+  #shown = false;
+  #send: Send;
+
+  /** @param send where bundles go (default: the Deno kernel, if any). */
+  constructor(send: Send = kernelSend) {
+    this.id = `live-${Date.now().toString(36)}-${displays++}`;
+    this.#send = send;
+  }
+
+  /** Shows `bundle`, replacing what this display showed before. */
+  async update(bundle: MimeBundle): Promise<void> {
+    await this.#send(bundle, { id: this.id, update: this.#shown });
+    this.#shown = true;
+  }
+}
