@@ -63,9 +63,53 @@ export async function probeWebGpu(): Promise<
   return { ok: true, fallback: info.isFallbackAdapter === true, description };
 }
 
+/**
+ * tfjs' own gradient of matMul computes `dy W^T` and `x^T dy` as matMuls
+ * with a transposed operand, which tfjs-wasm runs ~17x slower than a
+ * transpose followed by a plain matMul. On wasm this gradient transposes
+ * explicitly; elsewhere it is tfjs' own. Each input's gradient stays lazy, so
+ * tfjs computes only those it needs: in D's step, not the gradient with
+ * respect to D's input images; in G's step, not D's weight gradients.
+ */
+function installMatMulGradient(): void {
+  const original = tf.getGradient("BatchMatMul");
+  if (!original || (original as { explicit?: boolean }).explicit) return;
+  const lastTwo = (t: tf.Tensor) => {
+    const perm = t.shape.map((_, i) => i);
+    [perm[t.rank - 2], perm[t.rank - 1]] = [perm[t.rank - 1], perm[t.rank - 2]];
+    return tf.transpose(t, perm);
+  };
+  const config = {
+    ...original,
+    explicit: true,
+    gradFunc: (
+      dy: tf.Tensor | tf.Tensor[],
+      saved: tf.Tensor[],
+      attrs: tf.NamedAttrMap,
+    ) => {
+      const [a, b] = saved;
+      if (
+        tf.getBackend() !== "wasm" || attrs.transposeA || attrs.transposeB ||
+        a.rank !== b.rank
+      ) {
+        return original.gradFunc(dy, saved, attrs);
+      }
+      const g = dy as tf.Tensor;
+      return {
+        a: () => tf.matMul(g, lastTwo(b)),
+        b: () => tf.matMul(lastTwo(a), g),
+      };
+    },
+  };
+  tf.registerGradient(config);
+}
+
 async function start(name: "webgpu" | "wasm" | "cpu"): Promise<boolean> {
   if (name === "webgpu") await import("@tensorflow/tfjs-backend-webgpu");
-  if (name === "wasm") await import("@tensorflow/tfjs-backend-wasm");
+  if (name === "wasm") {
+    await import("@tensorflow/tfjs-backend-wasm");
+    installMatMulGradient();
+  }
   try {
     const ok = await tf.setBackend(name);
     await tf.ready();

@@ -237,39 +237,14 @@ export interface LayerSpec {
 }
 
 /**
- * A dense layer `x W + b`. On the wasm backend its gradient transposes
- * explicitly: tfjs-wasm's matMul with a transposed operand is ~17x slower
- * than a transpose followed by a plain matMul.
+ * A dense layer `x W + b`. (On wasm, its gradient's matMuls transpose
+ * explicitly: see `lib/backend.ts`.)
  */
-const denseTransposed = tf.customGrad(
-  (...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const [x, w, b] = args as tf.Tensor2D[];
-    const save = args[3] as tf.GradSaveFunc;
-    save([x, w]);
-    return {
-      value: tf.add(tf.matMul(x, w), b),
-      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
-        const [xs, ws] = saved as tf.Tensor2D[];
-        const g = dy as tf.Tensor2D;
-        return [
-          tf.matMul(g, tf.transpose(ws)),
-          tf.matMul(tf.transpose(xs), g),
-          tf.sum(g, 0),
-        ];
-      },
-    };
-  },
-);
-
-/** `x W + b`, with the gradient best suited to the active backend. */
 export function dense(
   x: tf.Tensor2D,
   w: tf.Tensor2D,
   b: tf.Tensor1D,
 ): tf.Tensor2D {
-  if (tf.getBackend() === "wasm") {
-    return denseTransposed(x, w, b) as tf.Tensor2D;
-  }
   return tf.add(tf.matMul(x, w), b);
 }
 
@@ -441,6 +416,32 @@ export class Mlp {
   }
 }
 
+/**
+ * Maxout's max over each unit's pieces ([n, units, pieces] -> [n, units]).
+ * The gradient is tfjs' own (dy to the piece, or tied pieces, that attained
+ * the max), but its mask compares same-shape tensors, the max broadcast by a
+ * multiplication: tfjs-wasm's broadcasting `equal` (and `tile`) are ~30x
+ * slower than its same-shape ops, and took a fifth of the paper preset's
+ * training step.
+ */
+export const maxOverPieces: (x: tf.Tensor3D) => tf.Tensor = tf.customGrad(
+  (...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const x = args[0] as tf.Tensor3D;
+    const save = args[1] as tf.GradSaveFunc;
+    const y = tf.max(x, 2, true);
+    save([x, y]);
+    return {
+      value: tf.squeeze(y, [2]),
+      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
+        const [xs, ys] = saved;
+        const ones = tf.onesLike(xs);
+        const mask = tf.cast(tf.equal(xs, tf.mul(ys, ones)), "float32");
+        return [tf.mul(mask, tf.mul(tf.expandDims(dy as tf.Tensor, 2), ones))];
+      },
+    };
+  },
+);
+
 function activate(h: tf.Tensor2D, s: LayerSpec): tf.Tensor2D {
   switch (s.activation) {
     case "relu":
@@ -448,7 +449,9 @@ function activate(h: tf.Tensor2D, s: LayerSpec): tf.Tensor2D {
     case "leaky_relu":
       return tf.leakyRelu(h, LEAKY_SLOPE);
     case "maxout":
-      return tf.max(tf.reshape(h, [-1, s.units, s.pieces]), 2) as tf.Tensor2D;
+      return maxOverPieces(
+        tf.reshape(h, [-1, s.units, s.pieces]) as tf.Tensor3D,
+      ) as tf.Tensor2D;
     case "tanh":
       return tf.tanh(h);
     case "sigmoid":

@@ -20,6 +20,7 @@ import {
 } from "./gan.ts";
 import { Optimizer } from "./optim.ts";
 import { Rng } from "./rng.ts";
+import type { DensityPanel } from "./viz.ts";
 
 /** Options of {@linkcode ToyGan}. */
 export interface ToyOptions {
@@ -46,23 +47,11 @@ export interface ToyOptions {
   xRange?: [number, number];
 }
 
-/** One panel of Figure 1: curves on a grid of x, and the z -> x mapping. */
-export interface ToyPanel {
-  label: string;
-  caption: string;
-  /** Grid of x. */
-  x: number[];
-  /** The data density on the grid. */
-  pData: number[];
-  /** G's density on the grid (kernel estimate from many z). */
-  pG: number[];
-  /** D(x) on the grid. */
-  d: number[];
-  /** D*(x) = p_data / (p_data + p_g), NaN where both densities are ~0. */
-  dStar: number[];
-  /** A few evenly spaced z in (-1, 1) and their images G(z). */
-  z: number[];
-  gz: number[];
+/**
+ * One panel of Figure 1: the curves on a grid of x and the z -> x mapping
+ * ({@linkcode DensityPanel}), and the game's figures at that moment.
+ */
+export interface ToyPanel extends DensityPanel {
   /** V(D, G) by numerical integration over the grid. */
   value: number;
   /** C(G) = V(D*, G), by numerical integration. */
@@ -136,31 +125,22 @@ export class ToyGan {
     };
     const o = this.#opts;
     this.#rng = new Rng(o.seed, 0x70f);
+    const layer = (
+      inputs: number,
+      units: number,
+      activation: LayerSpec["activation"],
+    ): LayerSpec => ({
+      inputs,
+      units,
+      activation,
+      pieces: 1,
+      batchNorm: false,
+      dropout: 0,
+    });
     const net = (inputs: number): LayerSpec[] => [
-      {
-        inputs,
-        units: o.hidden,
-        activation: "tanh",
-        pieces: 1,
-        batchNorm: false,
-        dropout: 0,
-      },
-      {
-        inputs: o.hidden,
-        units: o.hidden,
-        activation: "tanh",
-        pieces: 1,
-        batchNorm: false,
-        dropout: 0,
-      },
-      {
-        inputs: o.hidden,
-        units: 1,
-        activation: "linear",
-        pieces: 1,
-        batchNorm: false,
-        dropout: 0,
-      },
+      layer(inputs, o.hidden, "tanh"),
+      layer(o.hidden, o.hidden, "tanh"),
+      layer(o.hidden, 1, "linear"),
     ];
     this.generator = new Mlp("toyG", net(1), undefined, this.#rng);
     this.discriminator = new Mlp("toyD", net(1), undefined, this.#rng);

@@ -327,15 +327,21 @@ export function composeSvg(
     groups.join("") + "</svg>";
 }
 
-/** One panel of {@linkcode figure1Svg} (the shape of lib/toy.ts's panels). */
+/** One panel of {@linkcode figure1Svg}: densities and curves on a grid of x. */
 export interface DensityPanel {
   label: string;
   caption: string;
+  /** Grid of x. */
   x: number[];
+  /** The data density on the grid. */
   pData: number[];
+  /** G's density on the grid. */
   pG: number[];
+  /** D(x) on the grid. */
   d: number[];
+  /** D*(x) = p_data / (p_data + p_g), NaN where both densities are ~0. */
   dStar: number[];
+  /** A few noise values z in (-1, 1) and their images G(z). */
   z: number[];
   gz: number[];
 }

@@ -1,23 +1,8 @@
 import assert from "node:assert/strict";
 import { parseIdx } from "../lib/idx.ts";
+import { runCli } from "./run.ts";
 
-const root = new URL("../", import.meta.url).pathname;
-
-async function run(script: string, args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `${root}cli/${script}`, ...args],
-    cwd: root,
-    env: { NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return {
-    code: out.code,
-    stdout: dec.decode(out.stdout),
-    stderr: dec.decode(out.stderr),
-  };
-}
+const run = runCli;
 
 Deno.test("a tiny training run finishes and writes every output; sample reads it", async () => {
   const dir = await Deno.makeTempDir();

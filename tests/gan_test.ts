@@ -16,6 +16,7 @@ import {
   interpolateLatents,
   interpolationRows,
   logSigmoid,
+  maxOverPieces,
   Mlp,
   preset,
   PRESET_NAMES,
@@ -147,21 +148,29 @@ Deno.test("maxout takes the max over each unit's pieces", async () => {
   mlp.dispose();
 });
 
-Deno.test("dense: the wasm gradient with explicit transposes equals autodiff", async () => {
+Deno.test("matMul's wasm gradient (explicit transposes) equals the cpu backend's", async () => {
   const rng = new Rng(4);
-  const x = tf.tensor2d(rng.fillNormal(new Float32Array(6 * 5)), [6, 5]);
-  const w = tf.tensor2d(rng.fillNormal(new Float32Array(5 * 3)), [5, 3]);
-  const b = tf.tensor1d(rng.fillNormal(new Float32Array(3)));
-  const f = (fn: typeof dense) => (a: tf.Tensor, c: tf.Tensor, d: tf.Tensor) =>
-    tf.sum(tf.square(fn(a as tf.Tensor2D, c as tf.Tensor2D, d as tf.Tensor1D)));
-  const plain = (a: tf.Tensor2D, c: tf.Tensor2D, d: tf.Tensor1D) =>
-    tf.add(tf.matMul(a, c), d) as tf.Tensor2D;
-  assert.equal(tf.getBackend(), "wasm"); // so that `dense` takes its custom path
-  const ours = tf.grads(f(dense))([x, w, b]);
-  const ref = tf.grads(f(plain))([x, w, b]);
+  const xs = rng.fillNormal(new Float32Array(6 * 5));
+  const ws = rng.fillNormal(new Float32Array(5 * 3));
+  const bs = rng.fillNormal(new Float32Array(3));
+  const gradients = async () => {
+    const x = tf.tensor2d(xs, [6, 5]), w = tf.tensor2d(ws, [5, 3]);
+    const b = tf.tensor1d(bs);
+    const f = (a: tf.Tensor, c: tf.Tensor, d: tf.Tensor) =>
+      tf.sum(
+        tf.square(dense(a as tf.Tensor2D, c as tf.Tensor2D, d as tf.Tensor1D)),
+      );
+    const out = await Promise.all(tf.grads(f)([x, w, b]).map((g) => g.data()));
+    tf.dispose([x, w, b]);
+    return out;
+  };
+  assert.equal(tf.getBackend(), "wasm");
+  const ours = await gradients();
+  await tf.setBackend("cpu");
+  const ref = await gradients();
+  await initBackend("wasm");
   for (let i = 0; i < 3; i++) {
-    const [a, r] = [await ours[i].data(), await ref[i].data()];
-    a.forEach((v, j) => close(v, r[j], 1e-4));
+    ours[i].forEach((v, j) => close(v, ref[i][j], 1e-4));
   }
 });
 
@@ -333,4 +342,21 @@ Deno.test("interpolation rows: rows x steps latents, each row a path", () => {
     const at = (s: number, d: number) => z[(r * 5 + s) * 3 + d];
     for (let d = 0; d < 3; d++) close(at(2, d), (at(0, d) + at(4, d)) / 2);
   }
+});
+
+Deno.test("maxout's gradient equals that of tf.max, ties included", async () => {
+  const rng = new Rng(9);
+  const data = rng.fillNormal(new Float32Array(4 * 3 * 5));
+  data[7] = data[8] = 10; // a tie for the max of one unit
+  const x = tf.tensor3d(data, [4, 3, 5]);
+  const loss = (f: (t: tf.Tensor3D) => tf.Tensor) => (t: tf.Tensor) =>
+    tf.sum(tf.mul(f(t as tf.Tensor3D), tf.range(1, 13).reshape([4, 3])));
+  const ours = await tf.grad(loss(maxOverPieces))(x).data();
+  const ref = await tf.grad(loss((t) => tf.max(t, 2)))(x).data();
+  assert.deepEqual([...ours], [...ref]);
+  assert.deepEqual(
+    [...await maxOverPieces(x).data()],
+    [...await tf.max(x, 2).data()],
+  );
+  x.dispose();
 });

@@ -1,22 +1,7 @@
 import assert from "node:assert/strict";
+import { runCli, runCommand } from "./run.ts";
 
-const root = new URL("../", import.meta.url).pathname;
-
-async function run(cmd: string, args: string[]) {
-  const out = await new Deno.Command(cmd, {
-    args,
-    cwd: root,
-    env: { NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return {
-    code: out.code,
-    stdout: dec.decode(out.stdout),
-    stderr: dec.decode(out.stderr),
-  };
-}
+const run = runCommand;
 
 /** Debian's Python with jupyter_client and the Deno kernel, if present. */
 const python = await (async () => {
@@ -116,12 +101,7 @@ Deno.test("deno task notebooks: bad flags and unknown names give the usage", asy
   for (
     const args of [["--bogus"], ["no_such_notebook"], ["--timeout", "x"]]
   ) {
-    const r = await run(Deno.execPath(), [
-      "run",
-      "-A",
-      "cli/notebooks.ts",
-      ...args,
-    ]);
+    const r = await runCli("notebooks.ts", args);
     assert.equal(r.code, 2, `${args}: ${r.stderr}`);
     assert.match(r.stderr, /Usage: deno task notebooks/);
   }
