@@ -161,26 +161,37 @@ Deno.test("bad flags give an error and the usage", async () => {
   assert.match(help.stdout, /--resume/);
 });
 
-Deno.test("the committed MNIST generator samples on a fresh clone", async () => {
+Deno.test("the committed generators sample on a fresh clone", async () => {
   const dir = await Deno.makeTempDir();
   try {
-    const r = await run("sample.ts", [
-      "--checkpoint",
-      "models/mnist",
-      "--n",
-      "20",
-      "--out",
-      `${dir}/m.npy`,
-      "--backend",
-      "wasm",
-    ]);
-    assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stderr, /wrote 20 images .*paper on mnist/);
-    // Generated digits are mostly dark background with bright strokes.
-    const bytes = await Deno.readFile(`${dir}/m.npy`);
-    const pixels = bytes.subarray(bytes.length - 20 * 784);
-    const dark = pixels.filter((v) => v < 64).length / pixels.length;
-    assert.ok(dark > 0.6 && dark < 0.98, `dark fraction ${dark}`);
+    for (
+      const [name, preset, low, high] of [
+        ["mnist", "paper", 0.6, 0.98],
+        ["fashion", "bn", 0.3, 0.9],
+      ] as const
+    ) {
+      const r = await run("sample.ts", [
+        "--checkpoint",
+        `models/${name}`,
+        "--n",
+        "20",
+        "--out",
+        `${dir}/${name}.npy`,
+        "--backend",
+        "wasm",
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(
+        r.stderr,
+        new RegExp(`wrote 20 images .*${preset} on ${name}`),
+      );
+      // Generated items are dark background around a bright shape (digits
+      // cover less of the image than clothes).
+      const bytes = await Deno.readFile(`${dir}/${name}.npy`);
+      const pixels = bytes.subarray(bytes.length - 20 * 784);
+      const dark = pixels.filter((v) => v < 64).length / pixels.length;
+      assert.ok(dark > low && dark < high, `${name}: dark fraction ${dark}`);
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
