@@ -18,7 +18,8 @@ import {
   preset,
   PRESET_NAMES,
 } from "../lib/gan.ts";
-import { type Progress, train } from "../lib/train.ts";
+import { hasCheckpoint, readCheckpoint } from "../lib/checkpoint.ts";
+import { type Progress, train, type TrainState } from "../lib/train.ts";
 import { choiceFlag, intFlag, numberFlag, runCli, UsageError } from "./args.ts";
 
 const USAGE = `Usage: deno task train [options]
@@ -44,7 +45,8 @@ Options:
   --seed N                   seed of weights, noise, dropout and batch order (default 0)
   --backend auto|webgpu|wasm|cpu   where to run (default auto)
   --out DIR                  run folder (default runs/<dataset>-<preset>)
-  --resume                   continue the checkpoint in --out
+  --resume                   continue the checkpoint in --out (its dataset,
+                             configuration and seed)
   --limit N                  train on the first N images only (quick runs)
   --holdout N                training images kept out for validation (default 10000)
   --help                     this text
@@ -120,6 +122,7 @@ function parse(args: string[]) {
   return {
     help: values.help ?? false,
     dataset: dataset as DatasetName,
+    datasetGiven: values.dataset !== undefined,
     config,
     epochs: intFlag("epochs", values.epochs) ?? DEFAULT_EPOCHS[presetName] ??
       100,
@@ -150,6 +153,11 @@ async function main(): Promise<number> {
   if (opts.help) {
     console.log(USAGE);
     return 0;
+  }
+  if (opts.resume && !opts.datasetGiven && hasCheckpoint(opts.out)) {
+    // A resumed run continues on its own dataset unless told otherwise.
+    const { file } = await readCheckpoint<TrainState>(opts.out);
+    opts.dataset = file.state.dataset as DatasetName;
   }
   const backend = await initBackend(opts.backend);
   console.error(`backend: ${backend.name} (${backend.reason})`);

@@ -9,6 +9,8 @@ Deno.test("a tiny training run finishes and writes every output; sample reads it
   try {
     const out = `${dir}/run`;
     const r = await run("train.ts", [
+      "--dataset",
+      "fashion",
       "--limit",
       "128",
       "--epochs",
@@ -48,7 +50,7 @@ Deno.test("a tiny training run finishes and writes every output; sample reads it
       2,
     );
 
-    // Resuming to more epochs continues from the checkpoint.
+    // Resuming to more epochs continues from the checkpoint, on its dataset.
     const more = await run("train.ts", [
       "--epochs",
       "3",
@@ -60,6 +62,7 @@ Deno.test("a tiny training run finishes and writes every output; sample reads it
     ]);
     assert.equal(more.code, 0, more.stderr);
     assert.match(more.stderr, /resuming .* after epoch 2/);
+    assert.match(more.stderr, /data: fashion/);
     assert.equal(
       JSON.parse(await Deno.readTextFile(`${out}/history.json`)).length,
       3,
