@@ -285,7 +285,15 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     let stop: TrainResult["status"] | null = null;
     let message = "";
     let step = 0;
+    let lastYield = performance.now();
     for (const batch of batches(split, { batchSize: bs, seed, epoch, range })) {
+      // The steps never give the event loop a turn (on wasm even read-backs
+      // resolve at once), so Ctrl-C's handler and timers would wait for the
+      // epoch's end: yield a few times a second.
+      if (performance.now() - lastYield > 200) {
+        await new Promise((resolve) => setTimeout(resolve, 0));
+        lastYield = performance.now();
+      }
       if (options.signal?.aborted) {
         stop = "interrupted";
         message =

@@ -152,3 +152,23 @@ Deno.test("existing checkpoints are never overwritten by accident", async () => 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a timer's abort (as Ctrl-C's handler) stops training within the epoch", async () => {
+  const controller = new AbortController();
+  const steps: number[] = [];
+  // Long enough an epoch (60 steps) that it outlasts the timer's 300 ms;
+  // no callback aborts, only the timer, which needs the event loop.
+  const timer = setTimeout(() => controller.abort(), 300);
+  const r = await train(base({
+    epochs: 1,
+    limit: 1920,
+    signal: controller.signal,
+    progressUpdates: 60,
+    onProgress: (p) => steps.push(p.step),
+  }));
+  clearTimeout(timer);
+  assert.equal(r.status, "interrupted");
+  assert.equal(r.history.length, 0);
+  assert.ok(steps.length < 59, `ran ${steps.length} of 60 steps`);
+  disposeGan(r.gan);
+});
