@@ -227,18 +227,7 @@ export function lossCurvesSvg(points: CurvePoint[], title = ""): string {
       ...marks(long([["dReal", "D(x)"], ["dFake", "D(G(z))"]])),
     ],
   }) as unknown as SvgElementLike;
-  const a = svgMarkup(losses), b = svgMarkup(outputs);
-  const h = (s: string) => Number(/height="(\d+)"/.exec(s)?.[1] ?? 240);
-  const top = title ? 24 : 0, ha = h(a), hb = h(b);
-  const escaped = title.replace(/&/g, "&amp;").replace(/</g, "&lt;");
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${
-    top + ha + hb
-  }" font-family="sans-serif">` +
-    (title
-      ? `<text x="10" y="17" font-size="14" font-weight="bold">${escaped}</text>`
-      : "") +
-    `<g transform="translate(0,${top})">${a}</g>` +
-    `<g transform="translate(0,${top + ha})">${b}</g></svg>`;
+  return composeSvg([svgMarkup(losses), svgMarkup(outputs)], "column", title);
 }
 
 /** {@linkcode lossCurvesSvg} as PNG bytes. */
