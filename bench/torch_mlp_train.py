@@ -19,6 +19,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from reference_torch import build
+
 seed, folder = int(sys.argv[1]), sys.argv[2]
 torch.manual_seed(seed)
 torch.set_num_threads(1)
@@ -28,16 +30,9 @@ if name.endswith(".gz"):
     raw = gzip.decompress(raw)
 x = np.frombuffer(raw, np.uint8, offset=16).reshape(-1, 784)[:12800]
 x = torch.from_numpy(x.astype(np.float32) / 127.5 - 1)
-G = nn.Sequential(
-    nn.Linear(100, 128), nn.ReLU(), nn.Linear(128, 256), nn.ReLU(),
-    nn.Linear(256, 512), nn.ReLU(), nn.Linear(512, 1024), nn.ReLU(),
-    nn.Linear(1024, 784), nn.Tanh())
-D = nn.Sequential(
-    nn.Linear(784, 1024), nn.LeakyReLU(0.2), nn.Linear(1024, 512),
-    nn.LeakyReLU(0.2), nn.Linear(512, 256), nn.LeakyReLU(0.2),
-    nn.Linear(256, 1))
-opt_g = torch.optim.Adam(G.parameters(), 2e-4, betas=(0.5, 0.999))
-opt_d = torch.optim.Adam(D.parameters(), 2e-4, betas=(0.5, 0.999))
+# The networks and optimisers of the timed reference step (same module order,
+# so the same initial weights for a seed).
+G, D, opt_g, opt_d = build("mlp")
 bce = nn.BCEWithLogitsLoss()
 fixed = torch.randn(100, 100)
 for epoch in range(4):
