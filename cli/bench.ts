@@ -29,13 +29,17 @@ const USAGE = `Usage: deno task bench [options]
 
 Times the training step (one D step + one G step) after warm-up and prints
 one JSON line per backend, batch size and model:
-{"backend", "batch", "model", "images_per_s", "ms_per_step", "steps", ...}
+{"backend", "batch", "model", "images_per_s", "ms_per_step", "steps",
+ "blas", ...} ("blas": the library that ran wasm's matMul, or null)
 
   --backend LIST     comma-separated: auto, webgpu, wasm, cpu (default auto)
   --batch LIST       comma-separated batch sizes (default 128,512,2048)
   --model LIST       paper (the MNIST default), mlp (the "seed-003" MLP GAN:
                      G 100-128-256-512-1024-784, D 784-1024-512-256-1, Adam),
                      bn (default paper,mlp)
+  --blas LIST        on wasm, matMul in a system BLAS (auto: when one loads)
+                     or in tfjs-wasm's own kernel (off); comma-separated
+                     (default auto)
   --steps N          timed steps per configuration (default 20)
   --warmup N         untimed steps first (default 3)
   --max-seconds S    stop a configuration's timed steps after S seconds,
@@ -60,7 +64,12 @@ function list(
 async function timeConfiguration(
   model: string,
   batch: number,
-  options: { steps: number; warmup: number; maxSeconds: number },
+  options: {
+    steps: number;
+    warmup: number;
+    maxSeconds: number;
+    blas: string | null;
+  },
 ) {
   const config = preset(model);
   config.batchSize = batch;
@@ -107,6 +116,7 @@ async function timeConfiguration(
     images_per_s: Math.round((steps * batch) / seconds),
     ms_per_step: Number(((1000 * seconds) / steps).toFixed(2)),
     steps,
+    blas: options.blas,
     tensor_growth: tf.memory().numTensors - tensorsBefore,
     tensor_bytes: memory.numBytes,
     gpu_bytes: memory.numBytesInGPU ?? null,
@@ -124,6 +134,7 @@ async function main(): Promise<number> {
       backend: { type: "string" },
       batch: { type: "string" },
       model: { type: "string" },
+      blas: { type: "string" },
       steps: { type: "string" },
       warmup: { type: "string" },
       "max-seconds": { type: "string" },
@@ -149,20 +160,30 @@ async function main(): Promise<number> {
     values.model ?? "paper,mlp",
     (s) => ["paper", "mlp", "bn"].includes(s),
   );
-  const options = {
+  const blasModes = list(
+    "blas",
+    values.blas ?? "auto",
+    (s) => ["auto", "off"].includes(s),
+  );
+  const timing = {
     steps: intFlag("steps", values.steps) ?? 20,
     warmup: intFlag("warmup", values.warmup, 0) ?? 3,
     maxSeconds: intFlag("max-seconds", values["max-seconds"]) ?? 60,
   };
   for (const b of backends) {
-    const info = await initBackend(b);
-    console.error(`backend: ${info.name} (${info.reason})`);
-    for (const model of models) {
-      for (const batch of batches) {
-        console.log(
-          JSON.stringify(await timeConfiguration(model, batch, options)),
-        );
+    for (const blas of blasModes) {
+      const info = await initBackend(b, { blas: blas !== "off" });
+      console.error(`backend: ${info.name} (${info.reason})`);
+      const options = { ...timing, blas: info.blas ?? null };
+      for (const model of models) {
+        for (const batch of batches) {
+          console.log(
+            JSON.stringify(await timeConfiguration(model, batch, options)),
+          );
+        }
       }
+      // The BLAS setting matters on wasm only.
+      if (info.name !== "wasm") break;
     }
   }
   return 0;

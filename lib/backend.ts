@@ -9,6 +9,7 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
+import { nativeMatMulActive, useNativeMatMul } from "./blas.ts";
 
 /** A backend to ask for. */
 export type BackendChoice = "auto" | "webgpu" | "wasm" | "cpu";
@@ -25,6 +26,20 @@ export interface BackendInfo {
   name: "webgpu" | "wasm" | "cpu";
   /** One sentence: which device and why. */
   reason: string;
+  /**
+   * On wasm: the system BLAS that runs matMul (see `lib/blas.ts`), or null
+   * when tfjs-wasm's own kernel does.
+   */
+  blas?: string | null;
+}
+
+/** Options of {@linkcode initBackend}. */
+export interface BackendOptions {
+  /**
+   * On wasm, run matMul in a system BLAS when one loads (`true`, the
+   * default) or always in tfjs-wasm's own kernel (`false`).
+   */
+  blas?: boolean;
 }
 
 /** A backend that was asked for by name and cannot start; the message says why. */
@@ -66,7 +81,8 @@ export async function probeWebGpu(): Promise<
 /**
  * tfjs' own gradient of matMul computes `dy W^T` and `x^T dy` as matMuls
  * with a transposed operand, which tfjs-wasm runs ~17x slower than a
- * transpose followed by a plain matMul. On wasm this gradient transposes
+ * transpose followed by a plain matMul. On wasm (without a native BLAS, which
+ * takes transposed operands at full speed) this gradient transposes
  * explicitly; elsewhere it is tfjs' own. Each input's gradient stays lazy, so
  * tfjs computes only those it needs: in D's step, not the gradient with
  * respect to D's input images; in G's step, not D's weight gradients.
@@ -89,8 +105,8 @@ function installMatMulGradient(): void {
     ) => {
       const [a, b] = saved;
       if (
-        tf.getBackend() !== "wasm" || attrs.transposeA || attrs.transposeB ||
-        a.rank !== b.rank
+        tf.getBackend() !== "wasm" || nativeMatMulActive() ||
+        attrs.transposeA || attrs.transposeB || a.rank !== b.rank
       ) {
         return original.gradFunc(dy, saved, attrs);
       }
@@ -126,6 +142,7 @@ async function start(name: "webgpu" | "wasm" | "cpu"): Promise<boolean> {
  */
 export async function initBackend(
   choice: BackendChoice = "auto",
+  options: BackendOptions = {},
 ): Promise<BackendInfo> {
   if (!BACKEND_CHOICES.includes(choice)) {
     throw new BackendError(
@@ -161,10 +178,7 @@ export async function initBackend(
       ? `the WebGPU adapter (${probe.description}) is a software fallback`
       : probe.why;
     if (await start("wasm")) {
-      return {
-        name: "wasm",
-        reason: `WebAssembly (SIMD) on the CPU: ${skipped}`,
-      };
+      return wasmInfo(`WebAssembly (SIMD) on the CPU: ${skipped}`, options);
     }
     await start("cpu");
     return {
@@ -176,10 +190,33 @@ export async function initBackend(
   if (!(await start(choice))) {
     throw new BackendError(`backend ${choice} did not start`);
   }
+  if (choice === "wasm") {
+    return wasmInfo("WebAssembly (SIMD) on the CPU, as asked", options);
+  }
   return {
     name: choice,
-    reason: choice === "wasm"
-      ? "WebAssembly (SIMD) on the CPU, as asked"
-      : "the pure-JavaScript CPU backend, as asked (slow: wasm is ~10x faster)",
+    reason:
+      "the pure-JavaScript CPU backend, as asked (slow: wasm is ~10x faster)",
+  };
+}
+
+/** Sets up matMul on a started wasm backend and says how it runs. */
+function wasmInfo(reason: string, options: BackendOptions): BackendInfo {
+  const native = useNativeMatMul(options.blas !== false);
+  if (native.ok) {
+    const threads = native.threads ? `, ${native.threads} threads` : "";
+    return {
+      name: "wasm",
+      reason: `${reason}; matMul in ${native.library}${threads}`,
+      blas: native.library,
+    };
+  }
+  const why = options.blas === false
+    ? "as asked"
+    : `${native.why}; it is several times slower`;
+  return {
+    name: "wasm",
+    reason: `${reason}; matMul in tfjs-wasm's own kernel (${why})`,
+    blas: null,
   };
 }

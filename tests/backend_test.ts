@@ -40,8 +40,12 @@ Deno.test("auto says which backend and why; it skips a software adapter", async 
 });
 
 /** One D step and one G step from a fixed seed; returns both losses. */
-async function oneRound(backend: "cpu" | "wasm" | "webgpu", name: string) {
-  await initBackend(backend);
+async function oneRound(
+  backend: "cpu" | "wasm" | "wasm-noblas" | "webgpu",
+  name: string,
+) {
+  if (backend === "wasm-noblas") await initBackend("wasm", { blas: false });
+  else await initBackend(backend);
   const config = preset(name);
   config.batchSize = 16;
   const gan = createGan(config, { seed: 3 });
@@ -64,11 +68,12 @@ async function oneRound(backend: "cpu" | "wasm" | "webgpu", name: string) {
   return { out, w };
 }
 
-Deno.test("one training round agrees across backends (cpu, wasm, and webgpu when present)", async () => {
+Deno.test("one training round agrees across backends (cpu, wasm with and without a BLAS, and webgpu when present)", async () => {
   const probe = await probeWebGpu();
   const backends = [
     "cpu",
     "wasm",
+    "wasm-noblas",
     ...(probe.ok ? ["webgpu" as const] : []),
   ] as const;
   for (const name of ["mlp", "paper", "bn"]) {

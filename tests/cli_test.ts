@@ -146,6 +146,8 @@ Deno.test("bad flags give an error and the usage", async () => {
       ["--backend", "tpu"],
       /--backend must be one of auto, webgpu, wasm, cpu/,
     ],
+    ["train.ts", ["--blas", "mkl"], /--blas must be one of auto, off/],
+    ["bench.ts", ["--blas", "mkl"], /--blas: bad value "mkl"/],
     ["sample.ts", ["--out", "x.png"], /--checkpoint is required/],
     [
       "sample.ts",
