@@ -19,7 +19,12 @@ import {
   PRESET_NAMES,
 } from "../lib/gan.ts";
 import { hasCheckpoint, readCheckpoint } from "../lib/checkpoint.ts";
-import { type Progress, train, type TrainState } from "../lib/train.ts";
+import {
+  type EpochStats,
+  type Progress,
+  train,
+  type TrainState,
+} from "../lib/train.ts";
 import { choiceFlag, intFlag, numberFlag, runCli, UsageError } from "./args.ts";
 
 const USAGE = `Usage: deno task train [options]
@@ -154,6 +159,18 @@ function formatProgress(p: Progress, tty: boolean): string {
   return tty ? `\r${text}\x1b[K` : text + "\n";
 }
 
+const MIB = 1024 * 1024;
+
+/** " RSS 465 MiB (peak 650)", plus GPU buffers on WebGPU. */
+function memoryText(s: EpochStats): string {
+  if (s.rssBytes === undefined) return "";
+  const peak = s.peakRssBytes
+    ? ` (peak ${Math.round(s.peakRssBytes / MIB)})`
+    : "";
+  const gpu = s.gpuBytes ? `  GPU ${Math.round(s.gpuBytes / MIB)} MiB` : "";
+  return `  RSS ${Math.round(s.rssBytes / MIB)} MiB${peak}${gpu}`;
+}
+
 async function main(): Promise<number> {
   const opts = parse(Deno.args);
   if (opts.help) {
@@ -213,7 +230,8 @@ async function main(): Promise<number> {
         `  G ${s.gLoss.toFixed(3)}  V ${s.value.toFixed(3)}` +
         `  D(x) ${s.dReal.toFixed(3)}  D(G(z)) ${s.dFake.toFixed(3)}` +
         `  D acc ${(100 * s.dAccuracy).toFixed(1)}%` +
-        `  ${s.seconds.toFixed(1)}s  ${Math.round(s.imagesPerSecond)} img/s`;
+        `  ${s.seconds.toFixed(1)}s  ${Math.round(s.imagesPerSecond)} img/s` +
+        memoryText(s);
       Deno.stderr.writeSync(
         encoder.encode((tty ? "\r\x1b[K" : "") + line + "\n"),
       );

@@ -60,6 +60,28 @@ export interface EpochStats {
   accFake: number;
   seconds: number;
   imagesPerSecond: number;
+  /**
+   * Memory at the end of the epoch (absent in histories written before
+   * these were recorded): live tensors and their bytes, bytes in GPU
+   * buffers (WebGPU; null elsewhere), the process's resident set size and
+   * its peak so far (null where the OS does not say).
+   */
+  tensors?: number;
+  tensorBytes?: number;
+  gpuBytes?: number | null;
+  rssBytes?: number;
+  peakRssBytes?: number | null;
+}
+
+/** The process's peak resident set size (Linux: VmHWM), or null. */
+function peakRss(): number | null {
+  try {
+    const status = Deno.readTextFileSync("/proc/self/status");
+    const kb = status.match(/^VmHWM:\s+(\d+) kB/m);
+    return kb ? Number(kb[1]) * 1024 : null;
+  } catch {
+    return null;
+  }
 }
 
 /** What a checkpoint stores besides the tensors. */
@@ -381,6 +403,12 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       seconds,
       imagesPerSecond: (step * bs) / seconds,
     };
+    const memory = tf.memory() as tf.MemoryInfo & { numBytesInGPU?: number };
+    stats.tensors = memory.numTensors;
+    stats.tensorBytes = memory.numBytes;
+    stats.gpuBytes = memory.numBytesInGPU ?? null;
+    stats.rssBytes = Deno.memoryUsage().rss;
+    stats.peakRssBytes = peakRss();
     history.push(stats);
     grid = await gridOf();
     if (outDir !== null) {

@@ -99,6 +99,13 @@ Deno.test("tensor count stays constant across epochs", async () => {
   }));
   assert.equal(counts.length, 4);
   assert.ok(counts.every((c) => c === counts[0]), `tensor counts ${counts}`);
+  // The history records the same memory figures, per epoch.
+  const recorded = r.history.map((s) => s.tensors);
+  assert.ok(recorded.every((c) => c === recorded[0]), `recorded ${recorded}`);
+  for (const s of r.history) {
+    assert.ok(s.rssBytes! > 0 && s.tensorBytes! > 0);
+    if (Deno.build.os === "linux") assert.ok(s.peakRssBytes! >= s.rssBytes!);
+  }
   disposeGan(r.gan);
 });
 
