@@ -133,6 +133,12 @@ function size(shape: number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 
+/** Rows and columns of the matrices in a tensor, as used (transposed or not). */
+function rowsAndColumns(shape: number[], transposed: boolean): number[] {
+  const [rows, columns] = shape.slice(-2);
+  return transposed ? [columns, rows] : [rows, columns];
+}
+
 /** `BatchMatMul` through `cblas_sgemm`, for the wasm backend. */
 function nativeBatchMatMul(args: {
   inputs: tf.NamedTensorInfoMap;
@@ -145,18 +151,8 @@ function nativeBatchMatMul(args: {
   const transposeB = args.attrs.transposeB === true;
   const outerA = a.shape.slice(0, -2);
   const outerB = b.shape.slice(0, -2);
-  const m = transposeA
-    ? a.shape[a.shape.length - 1]
-    : a.shape[a.shape.length - 2];
-  const k = transposeA
-    ? a.shape[a.shape.length - 2]
-    : a.shape[a.shape.length - 1];
-  const kB = transposeB
-    ? b.shape[b.shape.length - 1]
-    : b.shape[b.shape.length - 2];
-  const n = transposeB
-    ? b.shape[b.shape.length - 2]
-    : b.shape[b.shape.length - 1];
+  const [m, k] = rowsAndColumns(a.shape, transposeA);
+  const [kB, n] = rowsAndColumns(b.shape, transposeB);
   const sameOuter = outerA.length === outerB.length &&
     outerA.every((d, i) => d === outerB[i]);
   if (
