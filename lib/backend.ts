@@ -120,11 +120,45 @@ function installMatMulGradient(): void {
   tf.registerGradient(config);
 }
 
+/**
+ * While recording gradients tfjs keeps a clone (the `Identity` kernel) of
+ * every tensor a backward pass needs: 175 clones in one step of the paper's
+ * GAN. tfjs-wasm's `Identity` copies the data (about 5 ms a step); this one
+ * shares it and counts the reference, as tfjs-wasm's own `Reshape` and the
+ * `cpu` backend's `Identity` do. Tensors are never written in place, so
+ * sharing is safe.
+ */
+function installSharedIdentity(): void {
+  const original = tf.getKernel("Identity", "wasm");
+  if (!original || (original as { shared?: boolean }).shared) return;
+  const config = {
+    ...original,
+    shared: true,
+    kernelFunc: (args: {
+      inputs: tf.NamedTensorInfoMap;
+      backend: unknown;
+      attrs?: tf.NamedAttrMap;
+    }) => {
+      const x = args.inputs.x as tf.TensorInfo;
+      if (x.dtype === "string") {
+        return (original.kernelFunc as (a: typeof args) => tf.TensorInfo)(
+          args,
+        );
+      }
+      (args.backend as { incRef(id: tf.DataId): void }).incRef(x.dataId);
+      return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+    },
+  };
+  tf.unregisterKernel("Identity", "wasm");
+  tf.registerKernel(config as unknown as tf.KernelConfig);
+}
+
 async function start(name: "webgpu" | "wasm" | "cpu"): Promise<boolean> {
   if (name === "webgpu") await import("@tensorflow/tfjs-backend-webgpu");
   if (name === "wasm") {
     await import("@tensorflow/tfjs-backend-wasm");
     installMatMulGradient();
+    installSharedIdentity();
   }
   try {
     const ok = await tf.setBackend(name);

@@ -94,3 +94,24 @@ Deno.test("one training round agrees across backends (cpu, wasm with and without
     }
   }
 });
+
+Deno.test("wasm: a clone shares its data, counts the reference and outlives the original", async () => {
+  await initBackend("wasm");
+  const backend = tf.backend() as unknown as {
+    dataIdMap: { has(id: tf.DataId): boolean };
+  };
+  const before = tf.memory().numTensors;
+  const x = tf.tensor1d([1, 2, 3]);
+  const y = tf.clone(x);
+  assert.equal(y.dataId, x.dataId); // shared, not copied
+  x.dispose();
+  assert.deepEqual(Array.from(await y.data()), [1, 2, 3]);
+  y.dispose();
+  // The last reference frees the data.
+  assert.ok(!backend.dataIdMap.has(x.dataId));
+  assert.equal(tf.memory().numTensors, before);
+  // Gradients through saved (cloned) tensors are unchanged.
+  const g = tf.grad((a: tf.Tensor) => tf.mul(a, a).sum())(tf.tensor1d([2, -3]));
+  assert.deepEqual(Array.from(await g.data()), [4, -6]);
+  g.dispose();
+});
