@@ -55,6 +55,8 @@ const SYMBOLS = {
     ],
     result: "void",
   },
+  // OpenBLAS only (Accelerate does not say): null where absent.
+  openblas_get_num_threads: { parameters: [], result: "i32", optional: true },
 } as const;
 
 const ROW_MAJOR = 101;
@@ -99,15 +101,7 @@ function open(): NativeMatMul {
     try {
       const lib = Deno.dlopen(library, SYMBOLS);
       sgemm = lib.symbols.cblas_sgemm as unknown as Sgemm;
-      let threads: number | null = null;
-      try {
-        const extra = Deno.dlopen(library, {
-          openblas_get_num_threads: { parameters: [], result: "i32" },
-        });
-        threads = extra.symbols.openblas_get_num_threads();
-      } catch {
-        // Not OpenBLAS (Accelerate): it does not say.
-      }
+      const threads = lib.symbols.openblas_get_num_threads?.() ?? null;
       loaded = { library, threads };
       return { ok: true, ...loaded };
     } catch (e) {
