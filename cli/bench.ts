@@ -23,6 +23,7 @@ import {
   sampleLatent,
 } from "../lib/gan.ts";
 import { Rng } from "../lib/rng.ts";
+import { memorySnapshot } from "../lib/train.ts";
 import { intFlag, runCli, UsageError } from "./args.ts";
 
 const USAGE = `Usage: deno task bench [options]
@@ -107,7 +108,7 @@ async function timeConfiguration(
   }
   await last!.data(); // the one read-back: waits for all queued work
   const seconds = (performance.now() - started) / 1000;
-  const memory = tf.memory() as tf.MemoryInfo & { numBytesInGPU?: number };
+  const memory = memorySnapshot();
   last!.dispose();
   const record = {
     backend: tf.getBackend(),
@@ -118,9 +119,10 @@ async function timeConfiguration(
     steps,
     blas: options.blas,
     tensor_growth: tf.memory().numTensors - tensorsBefore,
-    tensor_bytes: memory.numBytes,
-    gpu_bytes: memory.numBytesInGPU ?? null,
-    rss_bytes: Deno.memoryUsage().rss,
+    tensor_bytes: memory.tensorBytes,
+    gpu_bytes: memory.gpuBytes,
+    rss_bytes: memory.rssBytes,
+    peak_rss_bytes: memory.peakRssBytes,
   };
   disposeGan(gan);
   return record;

@@ -45,6 +45,9 @@ Options:
   --beta1 X                  Adam's beta1 (Adam presets)
   --k N                      discriminator steps per generator step (Algorithm 1)
   --g-steps N                generator steps per round (default 1)
+  --update alternating|simultaneous   D then G on fresh noise (Algorithm 1),
+                             or both from one batch as the authors' code
+                             did (default: alternating; pylearn2: simultaneous)
   --loss non-saturating|saturating   generator loss (default non-saturating)
   --label-smoothing X        target for real images in D's loss (default 1: none)
   --seed N                   seed of weights, noise, dropout and batch order (default 0)
@@ -79,6 +82,7 @@ function parse(args: string[]) {
       beta1: { type: "string" },
       k: { type: "string" },
       "g-steps": { type: "string" },
+      update: { type: "string" },
       loss: { type: "string" },
       "label-smoothing": { type: "string" },
       seed: { type: "string" },
@@ -118,6 +122,10 @@ function parse(args: string[]) {
   }
   config.k = intFlag("k", values.k) ?? config.k;
   config.gSteps = intFlag("g-steps", values["g-steps"]) ?? config.gSteps;
+  config.update = choiceFlag("update", values.update, [
+    "alternating",
+    "simultaneous",
+  ]) ?? config.update;
   config.loss =
     choiceFlag("loss", values.loss, ["non-saturating", "saturating"]) ??
       config.loss;
@@ -191,6 +199,7 @@ async function main(): Promise<number> {
     // On --resume the checkpoint's configuration and seed apply; train() says so.
     console.error(
       `preset: ${c.preset} (${c.source}); batch ${c.batchSize}, k ${c.k}, ` +
+        `${c.update ?? "alternating"} updates, ` +
         `${c.loss} G loss, ${opts.epochs} epochs, seed ${opts.seed} -> ${opts.out}`,
     );
   }

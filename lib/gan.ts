@@ -77,6 +77,21 @@ export interface GanConfig {
   realLabel: number;
   /** Initialise G's output bias to the data's per-pixel log-odds (pylearn2's init_sigmoid_bias_from_marginals). */
   outputBiasFromData?: boolean;
+  /**
+   * Factor on D's loss where its gradient is taken (default 1). The authors'
+   * code minimised d_obj = 0.5 * (cost on data + cost on samples): under plain
+   * SGD that halves D's step against the sum (Adam is indifferent to it). The
+   * reported D loss stays the sum, -V(D, G), for every preset.
+   */
+  dLossScale?: number;
+  /**
+   * How a round updates the players. `alternating` (default): D steps on a
+   * batch, then G steps on fresh noise against the updated D (Algorithm 1).
+   * `simultaneous` (k = 1 and one G step only): as the authors' pylearn2 code
+   * ran it, both players' gradients come from one forward pass (the same
+   * noise, D's same dropout masks) before either moves, then both update.
+   */
+  update?: "alternating" | "simultaneous";
 }
 
 const adam = (lr = 2e-4): OptimizerConfig => ({
@@ -120,39 +135,55 @@ const MLP: GanConfig = {
   realLabel: 1,
 };
 
+// The MNIST network of the paper (see PRESETS).
+const PAPER: GanConfig = {
+  preset: "paper",
+  source: "Goodfellow et al. 2014, MNIST network of the authors' " +
+    "pylearn2 code (goodfeli/adversarial, mnist.yaml)",
+  latentDim: 100,
+  latent: "normal",
+  output: "sigmoid",
+  generator: { hidden: [1200, 1200], activation: "relu", initRange: 0.05 },
+  discriminator: {
+    hidden: [240, 240],
+    activation: "maxout",
+    pieces: 5,
+    inputDropout: 0.2,
+    dropout: 0.5,
+    initRange: 0.005,
+  },
+  optimizerG: PAPER_SGD,
+  optimizerD: PAPER_SGD,
+  batchSize: 100,
+  k: 1,
+  gSteps: 1,
+  loss: "non-saturating",
+  realLabel: 1,
+  outputBiasFromData: true,
+};
+
 /**
  * Presets. Each says where it comes from.
  *
  * - `paper`: the MNIST network of the paper, as in the authors' pylearn2
- *   file (github.com/goodfeli/adversarial, mnist.yaml).
+ *   file (github.com/goodfeli/adversarial, mnist.yaml), trained with
+ *   Algorithm 1's alternating updates.
+ * - `pylearn2`: the same network and optimiser, updated as the authors' code
+ *   did (`AdversaryCost2`): both players at once from one forward pass, and
+ *   D's loss halved.
  * - `mlp`: the common MLP GAN of PyTorch and Keras tutorials.
  * - `bn`: `mlp` with batch normalisation in G's hidden layers.
  */
 export const PRESETS: Record<string, GanConfig> = {
-  paper: {
-    preset: "paper",
-    source: "Goodfellow et al. 2014, MNIST network of the authors' " +
-      "pylearn2 code (goodfeli/adversarial, mnist.yaml)",
-    latentDim: 100,
-    latent: "normal",
-    output: "sigmoid",
-    generator: { hidden: [1200, 1200], activation: "relu", initRange: 0.05 },
-    discriminator: {
-      hidden: [240, 240],
-      activation: "maxout",
-      pieces: 5,
-      inputDropout: 0.2,
-      dropout: 0.5,
-      initRange: 0.005,
-    },
-    optimizerG: PAPER_SGD,
-    optimizerD: PAPER_SGD,
-    batchSize: 100,
-    k: 1,
-    gSteps: 1,
-    loss: "non-saturating",
-    realLabel: 1,
-    outputBiasFromData: true,
+  paper: PAPER,
+  pylearn2: {
+    ...PAPER,
+    preset: "pylearn2",
+    source: "the `paper` network updated as the authors' pylearn2 code did " +
+      "(goodfeli/adversarial, AdversaryCost2): both players at once, D's loss halved",
+    // d_obj = 0.5 * (cost(x) + cost(G(z))) in AdversaryCost2.
+    dLossScale: 0.5,
+    update: "simultaneous",
   },
   mlp: MLP,
   bn: {
@@ -188,6 +219,7 @@ export const DEFAULT_PRESET: Record<string, string> = {
 /** Epochs `deno task train` runs per preset when `--epochs` is not given. */
 export const DEFAULT_EPOCHS: Record<string, number> = {
   paper: 200,
+  pylearn2: 200,
   mlp: 100,
   bn: 100,
 };
@@ -605,6 +637,23 @@ export function validateConfig(config: GanConfig): void {
   if (!(config.realLabel > 0 && config.realLabel <= 1)) {
     problems.push(`real label must be in (0, 1], got ${config.realLabel}`);
   }
+  const scale = config.dLossScale ?? 1;
+  if (!(scale > 0 && Number.isFinite(scale))) {
+    problems.push(`D loss scale must be > 0, got ${scale}`);
+  }
+  const update = config.update ?? "alternating";
+  if (!["alternating", "simultaneous"].includes(update)) {
+    problems.push(
+      `update must be "alternating" or "simultaneous", got "${update}"`,
+    );
+  } else if (
+    update === "simultaneous" && (config.k !== 1 || config.gSteps !== 1)
+  ) {
+    problems.push(
+      `a simultaneous update needs k = 1 and one G step, got k = ${config.k}, ` +
+        `${config.gSteps} G steps (use alternating updates, --update alternating)`,
+    );
+  }
   if (!["non-saturating", "saturating"].includes(config.loss)) {
     problems.push(
       `loss must be "non-saturating" or "saturating", got "${config.loss}"`,
@@ -787,9 +836,80 @@ export type DiscriminatorStepResult = {
   accFake: tf.Scalar;
 };
 
+/** D's gradients on one batch, with its figures (nothing applied yet). */
+function discriminatorGrads(
+  gan: Gan,
+  real: tf.Tensor2D,
+  fake: tf.Tensor2D,
+  seed: number,
+): { grads: tf.NamedTensorMap; figures: DiscriminatorStepResult } {
+  const D = gan.discriminator;
+  const scale = gan.config.dLossScale ?? 1;
+  // variableGrads runs its function in a tidy of its own: keep the logits and
+  // the loss for the figures below, and free them by hand.
+  let realLogits!: tf.Tensor, fakeLogits!: tf.Tensor, loss!: tf.Scalar;
+  const { grads } = tf.variableGrads(() => {
+    realLogits = tf.keep(D.apply(real, { training: true, seed }));
+    fakeLogits = tf.keep(D.apply(fake, { training: true, seed: seed + 1000 }));
+    loss = tf.keep(
+      discriminatorLoss(realLogits, fakeLogits, gan.config.realLabel),
+    );
+    return scale === 1 ? loss : tf.mul(loss, scale);
+  }, D.trainable);
+  const figures: DiscriminatorStepResult = {
+    loss,
+    value: valueFunction(realLogits, fakeLogits),
+    dReal: tf.mean(tf.sigmoid(realLogits)),
+    dFake: tf.mean(tf.sigmoid(fakeLogits)),
+    accReal: tf.mean(tf.cast(tf.greater(realLogits, 0), "float32")),
+    accFake: tf.mean(tf.cast(tf.less(fakeLogits, 0), "float32")),
+  };
+  tf.dispose([realLogits, fakeLogits]);
+  return { grads, figures };
+}
+
+/**
+ * G's gradients through D (its dropout on, mask from `seed`), with G's loss
+ * and the batch-norm statistics of the pass (nothing applied yet).
+ */
+function generatorGrads(
+  gan: Gan,
+  z: tf.Tensor2D,
+  seed: number,
+): {
+  grads: tf.NamedTensorMap;
+  loss: tf.Scalar;
+  stats: { mean: tf.Tensor; variance: tf.Tensor }[];
+} {
+  const stats: { mean: tf.Tensor; variance: tf.Tensor }[] = [];
+  const { value, grads } = tf.variableGrads(() => {
+    const batchStats: typeof stats = [];
+    const fake = gan.generator.apply(z, { training: true, batchStats });
+    // Kept past variableGrads' own tidy for the running statistics.
+    for (const s of batchStats) {
+      stats.push({ mean: tf.keep(s.mean), variance: tf.keep(s.variance) });
+    }
+    const logits = gan.discriminator.apply(fake, { training: true, seed });
+    return generatorLoss(logits, gan.config.loss);
+  }, gan.generator.trainable);
+  return { grads, loss: value, stats };
+}
+
+/** Applies G's gradients and its batch-norm running statistics. */
+function applyGenerator(
+  gan: Gan,
+  g: ReturnType<typeof generatorGrads>,
+  epoch: number,
+): void {
+  gan.optimizerG.apply(g.grads, epoch);
+  if (g.stats.length) gan.generator.updateMovingStats(g.stats);
+  tf.dispose(g.stats.flatMap((s) => [s.mean, s.variance]));
+}
+
 /**
  * One discriminator update: ascend V(D, G) on a batch of real images and
- * G(z) (G fixed). `seed` fixes D's dropout masks.
+ * G(z) (G fixed). `seed` fixes D's dropout masks (`seed` on the real images,
+ * `seed + 1000` on the generated ones).
  */
 export function discriminatorStep(
   gan: Gan,
@@ -800,28 +920,9 @@ export function discriminatorStep(
 ): DiscriminatorStepResult {
   return tf.tidy((): DiscriminatorStepResult => {
     const fake = gan.generator.apply(z, { training: true });
-    const D = gan.discriminator;
-    // variableGrads runs its function in a tidy of its own: keep the logits
-    // for the figures below, and free them by hand.
-    let realLogits!: tf.Tensor, fakeLogits!: tf.Tensor;
-    const { value: loss, grads } = tf.variableGrads(() => {
-      realLogits = tf.keep(D.apply(real, { training: true, seed }));
-      fakeLogits = tf.keep(
-        D.apply(fake, { training: true, seed: seed + 1000 }),
-      );
-      return discriminatorLoss(realLogits, fakeLogits, gan.config.realLabel);
-    }, D.trainable);
+    const { grads, figures } = discriminatorGrads(gan, real, fake, seed);
     gan.optimizerD.apply(grads, epoch);
-    const result: DiscriminatorStepResult = {
-      loss,
-      value: valueFunction(realLogits, fakeLogits),
-      dReal: tf.mean(tf.sigmoid(realLogits)),
-      dFake: tf.mean(tf.sigmoid(fakeLogits)),
-      accReal: tf.mean(tf.cast(tf.greater(realLogits, 0), "float32")),
-      accFake: tf.mean(tf.cast(tf.less(fakeLogits, 0), "float32")),
-    };
-    tf.dispose([realLogits, fakeLogits]);
-    return result;
+    return figures;
   });
 }
 
@@ -836,21 +937,35 @@ export function generatorStep(
   epoch: number,
 ): tf.Scalar {
   return tf.tidy(() => {
-    const stats: { mean: tf.Tensor; variance: tf.Tensor }[] = [];
-    const { value, grads } = tf.variableGrads(() => {
-      const batchStats: typeof stats = [];
-      const fake = gan.generator.apply(z, { training: true, batchStats });
-      // Kept past variableGrads' own tidy for the running statistics.
-      for (const s of batchStats) {
-        stats.push({ mean: tf.keep(s.mean), variance: tf.keep(s.variance) });
-      }
-      const logits = gan.discriminator.apply(fake, { training: true, seed });
-      return generatorLoss(logits, gan.config.loss);
-    }, gan.generator.trainable);
-    gan.optimizerG.apply(grads, epoch);
-    if (stats.length) gan.generator.updateMovingStats(stats);
-    tf.dispose(stats.flatMap((s) => [s.mean, s.variance]));
-    return value;
+    const g = generatorGrads(gan, z, seed);
+    applyGenerator(gan, g, epoch);
+    return g.loss;
+  });
+}
+
+/**
+ * One simultaneous update of both players, as the authors' pylearn2 code
+ * made it (`AdversaryCost2.get_gradients`): from one batch of real images
+ * and one of noise, D's gradient of its loss and G's gradient of its loss
+ * through D's pass on G(z) (the same dropout masks, `seed + 1000`) are both
+ * taken at the current weights, then both players move. Equal to a
+ * {@linkcode discriminatorStep} and a {@linkcode generatorStep} (with seed
+ * `seed + 1000`) each made from the same starting weights.
+ */
+export function simultaneousStep(
+  gan: Gan,
+  real: tf.Tensor2D,
+  z: tf.Tensor2D,
+  seed: number,
+  epoch: number,
+): DiscriminatorStepResult & { gLoss: tf.Scalar } {
+  return tf.tidy(() => {
+    const fake = gan.generator.apply(z, { training: true });
+    const d = discriminatorGrads(gan, real, fake, seed);
+    const g = generatorGrads(gan, z, seed + 1000);
+    gan.optimizerD.apply(d.grads, epoch);
+    applyGenerator(gan, g, epoch);
+    return { ...d.figures, gLoss: g.loss };
   });
 }
 

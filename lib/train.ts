@@ -29,12 +29,14 @@ import { exists, writeFileAtomic } from "./files.ts";
 import {
   createGan,
   discriminatorStep,
+  type DiscriminatorStepResult,
   type Gan,
   type GanConfig,
   generate,
   generatorStep,
   pixelRange,
   sampleLatent,
+  simultaneousStep,
   validateConfig,
 } from "./gan.ts";
 import { Rng, type RngState } from "./rng.ts";
@@ -73,15 +75,37 @@ export interface EpochStats {
   peakRssBytes?: number | null;
 }
 
-/** The process's peak resident set size (Linux: VmHWM), or null. */
-function peakRss(): number | null {
+/** Memory figures of the process now (see {@linkcode EpochStats}). */
+export interface MemorySnapshot {
+  tensors: number;
+  tensorBytes: number;
+  gpuBytes: number | null;
+  rssBytes: number;
+  peakRssBytes: number | null;
+}
+
+/**
+ * Live tensors and their bytes, bytes in GPU buffers (WebGPU; null
+ * elsewhere), and the process's resident set size and its peak so far
+ * (Linux: VmHWM; null where the OS does not say).
+ */
+export function memorySnapshot(): MemorySnapshot {
+  const memory = tf.memory() as tf.MemoryInfo & { numBytesInGPU?: number };
+  let peakRssBytes: number | null = null;
   try {
     const status = Deno.readTextFileSync("/proc/self/status");
     const kb = status.match(/^VmHWM:\s+(\d+) kB/m);
-    return kb ? Number(kb[1]) * 1024 : null;
+    if (kb) peakRssBytes = Number(kb[1]) * 1024;
   } catch {
-    return null;
+    // not Linux
   }
+  return {
+    tensors: memory.numTensors,
+    tensorBytes: memory.numBytes,
+    gpuBytes: memory.numBytesInGPU ?? null,
+    rssBytes: Deno.memoryUsage().rss,
+    peakRssBytes,
+  };
 }
 
 /** What a checkpoint stores besides the tensors. */
@@ -328,7 +352,23 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         bs,
         config.latentDim,
       ]);
-      const d = discriminatorStep(gan, real, z, rng.nextUint32(), epoch);
+      let d: DiscriminatorStepResult;
+      if (config.update === "simultaneous") {
+        const { gLoss, ...figures } = simultaneousStep(
+          gan,
+          real,
+          z,
+          rng.nextUint32(),
+          epoch,
+        );
+        d = figures;
+        const nextG = tf.add(gSum, gLoss);
+        tf.dispose([gSum, gLoss]);
+        gSum = nextG;
+        gCount++;
+      } else {
+        d = discriminatorStep(gan, real, z, rng.nextUint32(), epoch);
+      }
       const nextD = tf.tidy(() =>
         tf.add(
           dSums,
@@ -337,7 +377,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       );
       tf.dispose([dSums, real, z, ...Object.values(d)]);
       dSums = nextD;
-      if ((step + 1) % config.k === 0) {
+      if (config.update !== "simultaneous" && (step + 1) % config.k === 0) {
         for (let g = 0; g < config.gSteps; g++) {
           const zg = tf.tensor2d(sampleLatent(config, bs, rng), [
             bs,
@@ -403,12 +443,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       seconds,
       imagesPerSecond: (step * bs) / seconds,
     };
-    const memory = tf.memory() as tf.MemoryInfo & { numBytesInGPU?: number };
-    stats.tensors = memory.numTensors;
-    stats.tensorBytes = memory.numBytes;
-    stats.gpuBytes = memory.numBytesInGPU ?? null;
-    stats.rssBytes = Deno.memoryUsage().rss;
-    stats.peakRssBytes = peakRss();
+    Object.assign(stats, memorySnapshot());
     history.push(stats);
     grid = await gridOf();
     if (outDir !== null) {

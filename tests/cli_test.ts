@@ -147,6 +147,11 @@ Deno.test("bad flags give an error and the usage", async () => {
       /--backend must be one of auto, webgpu, wasm, cpu/,
     ],
     ["train.ts", ["--blas", "mkl"], /--blas must be one of auto, off/],
+    [
+      "train.ts",
+      ["--update", "sideways"],
+      /--update must be one of alternating, simultaneous, got "sideways"/,
+    ],
     ["bench.ts", ["--blas", "mkl"], /--blas: bad value "mkl"/],
     ["sample.ts", ["--out", "x.png"], /--checkpoint is required/],
     [

@@ -21,6 +21,7 @@ import {
   preset,
   PRESET_NAMES,
   sampleLatent,
+  simultaneousStep,
   valueFunction,
 } from "../lib/gan.ts";
 import { Rng } from "../lib/rng.ts";
@@ -36,6 +37,10 @@ Deno.test("presets: shapes and parameter counts", async () => {
   // Counted by hand from the layer sizes (weights + biases [+ BN gamma, beta]).
   const expected: Record<string, [number, number]> = {
     paper: [
+      dense_(100, 1200) + dense_(1200, 1200) + dense_(1200, 784),
+      dense_(784, 240 * 5) + dense_(240, 240 * 5) + dense_(240, 1),
+    ],
+    pylearn2: [
       dense_(100, 1200) + dense_(1200, 1200) + dense_(1200, 784),
       dense_(784, 240 * 5) + dense_(240, 240 * 5) + dense_(240, 1),
     ],
@@ -207,7 +212,7 @@ Deno.test("one D step raises V(D, G); one G step lowers G's loss", async () => {
     tf.dispose(Object.values(discriminatorStep(gan, real, z, 7, 0)));
     const v1 = await scalar(V());
     assert.ok(v1 > v0, `${name}: V went from ${v0} to ${v1}`);
-    if (name === "paper") {
+    if (config.optimizerG.kind === "sgd") {
       // D starts at weights of +-0.005, so the gradient reaching G is ~1e-5
       // and one step changes the loss below float32 resolution. Check the
       // update itself: G's weights move against the gradient.
@@ -224,7 +229,7 @@ Deno.test("one D step raises V(D, G); one G step lowers G's loss", async () => {
       );
       assert.ok(
         cos < -0.5,
-        `paper: update not against the gradient (cos ${cos})`,
+        `${name}: update not against the gradient (cos ${cos})`,
       );
       tf.dispose([before, step, ...Object.values(grads)]);
     } else {
@@ -236,6 +241,92 @@ Deno.test("one D step raises V(D, G); one G step lowers G's loss", async () => {
     tf.dispose([real, z]);
     disposeGan(gan);
   }
+});
+
+/** Every trainable variable of a network, read back. */
+const weightsOf = (m: Mlp) => Promise.all(m.trainable.map((v) => v.data()));
+/** Largest absolute difference between two lists of arrays. */
+const maxDiff = (a: ArrayLike<number>[], b: ArrayLike<number>[]) => {
+  let m = 0;
+  a.forEach((x, i) => {
+    for (let j = 0; j < x.length; j++) {
+      m = Math.max(m, Math.abs(x[j] - b[i][j]));
+    }
+  });
+  return m;
+};
+
+Deno.test("a simultaneous step equals a D step and a G step from the same weights", async () => {
+  const config = preset("pylearn2");
+  assert.equal(config.update, "simultaneous");
+  const rng = new Rng(5);
+  const real = tf.tensor2d(
+    rng.fillUniform(new Float32Array(32 * 784), 0, 1),
+    [32, 784],
+  );
+  const z = tf.tensor2d(sampleLatent(config, 32, rng), [32, 100]);
+  const start = createGan(config, { seed: 3 });
+  const both = createGan(config, { seed: 3 });
+  const r = simultaneousStep(both, real, z, 11, 0);
+  const dOnly = createGan(config, { seed: 3 });
+  const d = discriminatorStep(dOnly, real, z, 11, 0);
+  const gOnly = createGan(config, { seed: 3 });
+  const g = generatorStep(gOnly, z, 11 + 1000, 0);
+  const [d0, g0, dBoth, gBoth, dRef, gRef] = await Promise.all([
+    weightsOf(start.discriminator),
+    weightsOf(start.generator),
+    weightsOf(both.discriminator),
+    weightsOf(both.generator),
+    weightsOf(dOnly.discriminator),
+    weightsOf(gOnly.generator),
+  ]);
+  // Both players moved, each exactly as its own step from the start would.
+  assert.ok(maxDiff(dBoth, d0) > 1e-4, "D did not move");
+  assert.ok(maxDiff(gBoth, g0) > 1e-7, "G did not move");
+  assert.ok(maxDiff(dBoth, dRef) <= 1e-7, "D's update differs");
+  assert.ok(maxDiff(gBoth, gRef) <= 1e-9, "G's update differs");
+  close(await scalar(r.loss), await scalar(d.loss));
+  close(await scalar(r.dFake), await scalar(d.dFake));
+  close(await scalar(r.gLoss), await scalar(g));
+  // The alternating order differs: G's step then sees D after its update.
+  const alt = createGan(config, { seed: 3 });
+  tf.dispose(Object.values(discriminatorStep(alt, real, z, 11, 0)));
+  generatorStep(alt, z, 11 + 1000, 0).dispose();
+  assert.ok(maxDiff(await weightsOf(alt.generator), gRef) > 1e-9);
+  tf.dispose([real, z, g, ...Object.values(r), ...Object.values(d)]);
+  for (const gan of [start, both, dOnly, gOnly, alt]) disposeGan(gan);
+});
+
+Deno.test("dLossScale scales D's SGD step and leaves the reported loss alone", async () => {
+  const rng = new Rng(6);
+  const real = tf.tensor2d(
+    rng.fillUniform(new Float32Array(32 * 784), 0, 1),
+    [32, 784],
+  );
+  const z = tf.tensor2d(sampleLatent(preset("paper"), 32, rng), [32, 100]);
+  const step = async (scale: number) => {
+    const config = preset("paper");
+    config.dLossScale = scale;
+    const gan = createGan(config, { seed: 4 });
+    const before = await weightsOf(gan.discriminator);
+    const r = discriminatorStep(gan, real, z, 12, 0);
+    const loss = await scalar(r.loss);
+    const after = await weightsOf(gan.discriminator);
+    tf.dispose(Object.values(r));
+    disposeGan(gan);
+    return {
+      loss,
+      delta: after.map((w, i) => w.map((v, j) => v - before[i][j])),
+    };
+  };
+  const full = await step(1);
+  const half = await step(0.5);
+  close(half.loss, full.loss);
+  const scaled = full.delta.map((d) => d.map((v) => v / 2));
+  const biggest = maxDiff(full.delta, full.delta.map((d) => d.map(() => 0)));
+  assert.ok(biggest > 1e-4, "D did not move");
+  assert.ok(maxDiff(half.delta, scaled) <= 1e-3 * biggest, "not half the step");
+  tf.dispose([real, z]);
 });
 
 Deno.test("the same seed builds the same networks; another seed does not", async () => {
@@ -278,9 +369,16 @@ Deno.test("configuration errors are readable", () => {
     () => createGan(g, { seed: 0 }),
     /maxout is supported in D only/,
   );
+  const s = preset("pylearn2");
+  s.k = 2;
+  s.dLossScale = 0;
+  assert.throws(
+    () => createGan(s, { seed: 0 }),
+    /D loss scale must be > 0, got 0; a simultaneous update needs k = 1 and one G step, got k = 2, 1 G steps \(use alternating updates, --update alternating\)/,
+  );
   assert.throws(
     () => preset("dcgan"),
-    /unknown preset "dcgan"; expected one of paper, mlp, bn$/,
+    /unknown preset "dcgan"; expected one of paper, pylearn2, mlp, bn$/,
   );
 });
 
