@@ -869,8 +869,9 @@ function discriminatorGrads(
 }
 
 /**
- * G's gradients through D (its dropout on, mask from `seed`), with G's loss
- * and the batch-norm statistics of the pass (nothing applied yet).
+ * G's gradients through D (its dropout on, mask from `seed`), with G's loss,
+ * the batch-norm statistics of the pass and G(z) itself (kept: the caller
+ * disposes it), nothing applied yet.
  */
 function generatorGrads(
   gan: Gan,
@@ -880,11 +881,13 @@ function generatorGrads(
   grads: tf.NamedTensorMap;
   loss: tf.Scalar;
   stats: { mean: tf.Tensor; variance: tf.Tensor }[];
+  fake: tf.Tensor2D;
 } {
   const stats: { mean: tf.Tensor; variance: tf.Tensor }[] = [];
+  let fake!: tf.Tensor2D;
   const { value, grads } = tf.variableGrads(() => {
     const batchStats: typeof stats = [];
-    const fake = gan.generator.apply(z, { training: true, batchStats });
+    fake = tf.keep(gan.generator.apply(z, { training: true, batchStats }));
     // Kept past variableGrads' own tidy for the running statistics.
     for (const s of batchStats) {
       stats.push({ mean: tf.keep(s.mean), variance: tf.keep(s.variance) });
@@ -892,7 +895,7 @@ function generatorGrads(
     const logits = gan.discriminator.apply(fake, { training: true, seed });
     return generatorLoss(logits, gan.config.loss);
   }, gan.generator.trainable);
-  return { grads, loss: value, stats };
+  return { grads, loss: value, stats, fake };
 }
 
 /** Applies G's gradients and its batch-norm running statistics. */
@@ -903,7 +906,7 @@ function applyGenerator(
 ): void {
   gan.optimizerG.apply(g.grads, epoch);
   if (g.stats.length) gan.generator.updateMovingStats(g.stats);
-  tf.dispose(g.stats.flatMap((s) => [s.mean, s.variance]));
+  tf.dispose([g.fake, ...g.stats.flatMap((s) => [s.mean, s.variance])]);
 }
 
 /**
@@ -960,9 +963,9 @@ export function simultaneousStep(
   epoch: number,
 ): DiscriminatorStepResult & { gLoss: tf.Scalar } {
   return tf.tidy(() => {
-    const fake = gan.generator.apply(z, { training: true });
-    const d = discriminatorGrads(gan, real, fake, seed);
+    // One pass of G serves both players, as one graph did in the authors' code.
     const g = generatorGrads(gan, z, seed + 1000);
+    const d = discriminatorGrads(gan, real, g.fake, seed);
     gan.optimizerD.apply(d.grads, epoch);
     applyGenerator(gan, g, epoch);
     return { ...d.figures, gLoss: g.loss };

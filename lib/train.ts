@@ -91,6 +91,8 @@ export interface MemorySnapshot {
  */
 export function memorySnapshot(): MemorySnapshot {
   const memory = tf.memory() as tf.MemoryInfo & { numBytesInGPU?: number };
+  // The current RSS first, the peak after it, so that peak >= current.
+  const rssBytes = Deno.memoryUsage().rss;
   let peakRssBytes: number | null = null;
   try {
     const status = Deno.readTextFileSync("/proc/self/status");
@@ -103,7 +105,7 @@ export function memorySnapshot(): MemorySnapshot {
     tensors: memory.numTensors,
     tensorBytes: memory.numBytes,
     gpuBytes: memory.numBytesInGPU ?? null,
-    rssBytes: Deno.memoryUsage().rss,
+    rssBytes,
     peakRssBytes,
   };
 }

@@ -100,24 +100,32 @@ Deno.test("resume equals uninterrupted training; an interrupted epoch is discard
 });
 
 Deno.test("tensor count stays constant across epochs", async () => {
-  const counts: number[] = [];
-  const r = await train(base({
-    epochs: 4,
-    config: tiny("paper"),
-    onEpoch: () => {
-      counts.push(tf.memory().numTensors);
-    },
-  }));
-  assert.equal(counts.length, 4);
-  assert.ok(counts.every((c) => c === counts[0]), `tensor counts ${counts}`);
-  // The history records the same memory figures, per epoch.
-  const recorded = r.history.map((s) => s.tensors);
-  assert.ok(recorded.every((c) => c === recorded[0]), `recorded ${recorded}`);
-  for (const s of r.history) {
-    assert.ok(s.rssBytes! > 0 && s.tensorBytes! > 0);
-    if (Deno.build.os === "linux") assert.ok(s.peakRssBytes! >= s.rssBytes!);
+  // Alternating (paper) and simultaneous (pylearn2) updates.
+  for (const name of ["paper", "pylearn2"]) {
+    const counts: number[] = [];
+    const r = await train(base({
+      epochs: 4,
+      config: tiny(name),
+      onEpoch: () => {
+        counts.push(tf.memory().numTensors);
+      },
+    }));
+    assert.equal(counts.length, 4);
+    assert.ok(
+      counts.every((c) => c === counts[0]),
+      `${name}: tensor counts ${counts}`,
+    );
+    // The history records the same memory figures, per epoch.
+    const recorded = r.history.map((s) => s.tensors);
+    assert.ok(recorded.every((c) => c === recorded[0]), `recorded ${recorded}`);
+    for (const s of r.history) {
+      assert.ok(s.rssBytes! > 0 && s.tensorBytes! > 0);
+      if (Deno.build.os === "linux") {
+        assert.ok(s.peakRssBytes! >= s.rssBytes!);
+      }
+    }
+    disposeGan(r.gan);
   }
-  disposeGan(r.gan);
 });
 
 Deno.test("divergence stops the run and keeps the last good checkpoint", async () => {
