@@ -836,6 +836,13 @@ export type DiscriminatorStepResult = {
   accFake: tf.Scalar;
 };
 
+/**
+ * D's dropout masks on generated images come from `seed + FAKE_MASK_OFFSET`
+ * (on real images from `seed`), so that G's pass through D in a simultaneous
+ * step can use the very masks D's step used.
+ */
+const FAKE_MASK_OFFSET = 1000;
+
 /** D's gradients on one batch, with its figures (nothing applied yet). */
 function discriminatorGrads(
   gan: Gan,
@@ -850,7 +857,9 @@ function discriminatorGrads(
   let realLogits!: tf.Tensor, fakeLogits!: tf.Tensor, loss!: tf.Scalar;
   const { grads } = tf.variableGrads(() => {
     realLogits = tf.keep(D.apply(real, { training: true, seed }));
-    fakeLogits = tf.keep(D.apply(fake, { training: true, seed: seed + 1000 }));
+    fakeLogits = tf.keep(
+      D.apply(fake, { training: true, seed: seed + FAKE_MASK_OFFSET }),
+    );
     loss = tf.keep(
       discriminatorLoss(realLogits, fakeLogits, gan.config.realLabel),
     );
@@ -964,7 +973,7 @@ export function simultaneousStep(
 ): DiscriminatorStepResult & { gLoss: tf.Scalar } {
   return tf.tidy(() => {
     // One pass of G serves both players, as one graph did in the authors' code.
-    const g = generatorGrads(gan, z, seed + 1000);
+    const g = generatorGrads(gan, z, seed + FAKE_MASK_OFFSET);
     const d = discriminatorGrads(gan, real, g.fake, seed);
     gan.optimizerD.apply(d.grads, epoch);
     applyGenerator(gan, g, epoch);

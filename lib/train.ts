@@ -42,8 +42,12 @@ import {
 import { Rng, type RngState } from "./rng.ts";
 import { imageGrid, lossCurvesPng, progressStrip } from "./viz.ts";
 
-/** Figures of one epoch, means over its steps. */
-export interface EpochStats {
+/**
+ * Figures of one epoch, means over its steps, and the memory at its end
+ * ({@linkcode MemorySnapshot}; absent in histories written before these
+ * were recorded).
+ */
+export interface EpochStats extends Partial<MemorySnapshot> {
   /** Epoch number, from 1. */
   epoch: number;
   /** D's loss, BCE(D(x), 1) + BCE(D(G(z)), 0) (= -V when labels are not smoothed). */
@@ -62,17 +66,6 @@ export interface EpochStats {
   accFake: number;
   seconds: number;
   imagesPerSecond: number;
-  /**
-   * Memory at the end of the epoch (absent in histories written before
-   * these were recorded): live tensors and their bytes, bytes in GPU
-   * buffers (WebGPU; null elsewhere), the process's resident set size and
-   * its peak so far (null where the OS does not say).
-   */
-  tensors?: number;
-  tensorBytes?: number;
-  gpuBytes?: number | null;
-  rssBytes?: number;
-  peakRssBytes?: number | null;
 }
 
 /** Memory figures of the process now (see {@linkcode EpochStats}). */
@@ -321,6 +314,13 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     let dSums: tf.Tensor = tf.zeros([6]);
     let gSum: tf.Tensor = tf.zeros([]);
     let gCount = 0;
+    /** Adds one G step's loss to the epoch's sum and frees it. */
+    const addGLoss = (loss: tf.Scalar) => {
+      const next = tf.add(gSum, loss);
+      tf.dispose([gSum, loss]);
+      gSum = next;
+      gCount++;
+    };
     const read = async (n: number) => {
       const [d, g] = await Promise.all([dSums.data(), gSum.data()]);
       return {
@@ -364,10 +364,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
           epoch,
         );
         d = figures;
-        const nextG = tf.add(gSum, gLoss);
-        tf.dispose([gSum, gLoss]);
-        gSum = nextG;
-        gCount++;
+        addGLoss(gLoss);
       } else {
         d = discriminatorStep(gan, real, z, rng.nextUint32(), epoch);
       }
@@ -385,11 +382,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
             bs,
             config.latentDim,
           ]);
-          const loss = generatorStep(gan, zg, rng.nextUint32(), epoch);
-          const nextG = tf.add(gSum, loss);
-          tf.dispose([gSum, loss, zg]);
-          gSum = nextG;
-          gCount++;
+          addGLoss(generatorStep(gan, zg, rng.nextUint32(), epoch));
+          zg.dispose();
         }
       }
       step++;
