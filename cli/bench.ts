@@ -24,6 +24,7 @@ import {
 } from "../lib/gan.ts";
 import { Rng } from "../lib/rng.ts";
 import { memorySnapshot } from "../lib/train.ts";
+import { setFusedUpdates } from "../lib/webgpu_kernels.ts";
 import { intFlag, runCli, UsageError } from "./args.ts";
 
 const USAGE = `Usage: deno task bench [options]
@@ -31,7 +32,10 @@ const USAGE = `Usage: deno task bench [options]
 Times the training step (one D step + one G step) after warm-up and prints
 one JSON line per backend, batch size and model:
 {"backend", "batch", "model", "images_per_s", "ms_per_step", "steps",
- "blas", ...} ("blas": the library that ran wasm's matMul, or null)
+ "blas", ...} ("blas": the library that ran wasm's matMul, or null; on
+WebGPU, "fused" says whether the optimiser updates ran fused, and
+"dispatches_per_step" / "uploads_per_step" count one extra, untimed step's
+compute dispatches and CPU-to-GPU uploads)
 
   --backend LIST     comma-separated: auto, webgpu, wasm, cpu (default auto)
   --batch LIST       comma-separated batch sizes (default 128,512,2048)
@@ -41,6 +45,8 @@ one JSON line per backend, batch size and model:
   --blas LIST        on wasm, matMul in a system BLAS (auto: when one loads)
                      or in tfjs-wasm's own kernel (off); comma-separated
                      (default auto)
+  --fused LIST       on WebGPU, the optimiser updates as fused programs (on)
+                     or as tfjs op chains (off); comma-separated (default on)
   --steps N          timed steps per configuration (default 20)
   --warmup N         untimed steps first (default 3)
   --max-seconds S    stop a configuration's timed steps after S seconds,
@@ -61,6 +67,36 @@ function list(
   return items;
 }
 
+/**
+ * Runs one more step counting its WebGPU compute dispatches and its
+ * CPU-to-GPU uploads (tfjs creates one staging buffer per upload), by
+ * wrapping the two WebGPU methods for the duration of the step.
+ */
+async function countGpuCalls(step: (i: number) => tf.Tensor) {
+  const counts = { dispatches: 0, uploads: 0 };
+  const pass = GPUComputePassEncoder.prototype;
+  const device = GPUDevice.prototype;
+  const { dispatchWorkgroups } = pass;
+  const { createBuffer } = device;
+  pass.dispatchWorkgroups = function (...args) {
+    counts.dispatches++;
+    return dispatchWorkgroups.apply(this, args);
+  };
+  device.createBuffer = function (descriptor) {
+    if (descriptor.usage & GPUBufferUsage.MAP_WRITE) counts.uploads++;
+    return createBuffer.call(this, descriptor);
+  };
+  try {
+    const g = step(9999);
+    await g.data();
+    g.dispose();
+  } finally {
+    pass.dispatchWorkgroups = dispatchWorkgroups;
+    device.createBuffer = createBuffer;
+  }
+  return counts;
+}
+
 /** Times one configuration; returns its JSON record. */
 async function timeConfiguration(
   model: string,
@@ -70,6 +106,7 @@ async function timeConfiguration(
     warmup: number;
     maxSeconds: number;
     blas: string | null;
+    fused: boolean | null;
   },
 ) {
   const config = preset(model);
@@ -110,6 +147,7 @@ async function timeConfiguration(
   const seconds = (performance.now() - started) / 1000;
   const memory = memorySnapshot();
   last!.dispose();
+  const calls = options.fused === null ? null : await countGpuCalls(step);
   const record = {
     backend: tf.getBackend(),
     batch,
@@ -118,6 +156,11 @@ async function timeConfiguration(
     ms_per_step: Number(((1000 * seconds) / steps).toFixed(2)),
     steps,
     blas: options.blas,
+    ...(options.fused === null ? {} : {
+      fused: options.fused,
+      dispatches_per_step: calls!.dispatches,
+      uploads_per_step: calls!.uploads,
+    }),
     tensor_growth: tf.memory().numTensors - tensorsBefore,
     tensor_bytes: memory.tensorBytes,
     gpu_bytes: memory.gpuBytes,
@@ -137,6 +180,7 @@ async function main(): Promise<number> {
       batch: { type: "string" },
       model: { type: "string" },
       blas: { type: "string" },
+      fused: { type: "string" },
       steps: { type: "string" },
       warmup: { type: "string" },
       "max-seconds": { type: "string" },
@@ -167,6 +211,11 @@ async function main(): Promise<number> {
     values.blas ?? "auto",
     (s) => ["auto", "off"].includes(s),
   );
+  const fusedModes = list(
+    "fused",
+    values.fused ?? "on",
+    (s) => ["on", "off"].includes(s),
+  );
   const timing = {
     steps: intFlag("steps", values.steps) ?? 20,
     warmup: intFlag("warmup", values.warmup, 0) ?? 3,
@@ -176,15 +225,22 @@ async function main(): Promise<number> {
     for (const blas of blasModes) {
       const info = await initBackend(b, { blas: blas !== "off" });
       console.error(`backend: ${info.name} (${info.reason})`);
-      const options = { ...timing, blas: info.blas ?? null };
-      for (const model of models) {
-        for (const batch of batches) {
-          console.log(
-            JSON.stringify(await timeConfiguration(model, batch, options)),
-          );
+      // --fused matters on WebGPU only, --blas on wasm only.
+      const fusedList = info.name === "webgpu"
+        ? fusedModes.map((f) => f === "on")
+        : [null];
+      for (const fused of fusedList) {
+        setFusedUpdates(fused ?? true);
+        const options = { ...timing, blas: info.blas ?? null, fused };
+        for (const model of models) {
+          for (const batch of batches) {
+            console.log(
+              JSON.stringify(await timeConfiguration(model, batch, options)),
+            );
+          }
         }
       }
-      // The BLAS setting matters on wasm only.
+      setFusedUpdates(true);
       if (info.name !== "wasm") break;
     }
   }

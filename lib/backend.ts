@@ -10,6 +10,7 @@
 
 import * as tf from "@tensorflow/tfjs";
 import { nativeMatMulActive, useNativeMatMul } from "./blas.ts";
+import { installFusedUpdates } from "./webgpu_kernels.ts";
 
 /** A backend to ask for. */
 export type BackendChoice = "auto" | "webgpu" | "wasm" | "cpu";
@@ -154,7 +155,10 @@ function installSharedIdentity(): void {
 }
 
 async function start(name: "webgpu" | "wasm" | "cpu"): Promise<boolean> {
-  if (name === "webgpu") await import("@tensorflow/tfjs-backend-webgpu");
+  if (name === "webgpu") {
+    await import("@tensorflow/tfjs-backend-webgpu");
+    installFusedUpdates();
+  }
   if (name === "wasm") {
     await import("@tensorflow/tfjs-backend-wasm");
     installMatMulGradient();

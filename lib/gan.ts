@@ -22,6 +22,7 @@ import {
   uniqueVariableName,
 } from "./optim.ts";
 import { Rng } from "./rng.ts";
+import seedrandom from "seedrandom";
 
 // ---------------------------------------------------------------------------
 // Configuration and presets
@@ -280,6 +281,32 @@ export function dense(
   return tf.add(tf.matMul(x, w), b);
 }
 
+/**
+ * An inverted-dropout mask of `n` values: `1 / keep` where a unit is kept
+ * (probability `keep`), else 0.
+ *
+ * It is exactly the mask `step(keep - u) * (1 / keep)` with
+ * `u = tf.randomUniform([n], 0, 1, "float32", seed)` (the same generator,
+ * seedrandom's alea, seeded the same way), so earlier runs and the committed
+ * models stay reproducible; but it is one array built on the CPU instead of
+ * a uniform tensor and three ops on it, which on WebGPU were three
+ * dispatches and two scalar uploads per dropout layer.
+ */
+export function dropoutMask(
+  n: number,
+  keep: number,
+  seed: number,
+): Float32Array {
+  const uniform = seedrandom.alea(String(seed));
+  // In float32, keep - u > 0 exactly when u < keep.
+  const keep32 = Math.fround(keep), scale = Math.fround(1 / keep);
+  const mask = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    if (Math.fround(uniform()) < keep32) mask[i] = scale;
+  }
+  return mask;
+}
+
 /** Options of {@linkcode Mlp.apply}. */
 export interface ApplyOptions {
   /** Training mode: dropout on, batch norm from batch statistics. */
@@ -388,14 +415,8 @@ export class Mlp {
         if (options.seed === undefined) {
           throw new Error("dropout needs a seed in training mode");
         }
-        const keep = 1 - s.dropout;
-        const mask = tf.step(
-          tf.sub(
-            keep,
-            tf.randomUniform(h.shape, 0, 1, "float32", options.seed + i),
-          ),
-        );
-        h = tf.mul(h, tf.mul(mask, 1 / keep));
+        const mask = dropoutMask(h.size, 1 - s.dropout, options.seed + i);
+        h = tf.mul(h, tf.tensor(mask, h.shape));
       }
       h = dense(h, p.kernel as tf.Tensor2D, p.bias as tf.Tensor1D);
       if (s.batchNorm) {

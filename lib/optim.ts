@@ -11,10 +11,20 @@
  *   linearly from `momentum` to `finalMomentum` between epochs
  *   `momentumStart` and `momentumSaturate`.
  *
+ * On WebGPU each variable's update runs as a few fused programs
+ * (`lib/webgpu_kernels.ts`) with the same arithmetic.
+ *
  * @module
  */
 
 import * as tf from "@tensorflow/tfjs";
+import {
+  type AdamAttrs,
+  FUSED_ADAM,
+  FUSED_SGD,
+  fusedUpdatesOn,
+  type SgdAttrs,
+} from "./webgpu_kernels.ts";
 
 let nextUid = 0;
 
@@ -126,9 +136,28 @@ export class Optimizer {
         const eps = c.eps ?? 1e-8;
         const bc1 = 1 - c.beta1 ** this.step;
         const bc2 = 1 - c.beta2 ** this.step;
+        const fused = fusedUpdatesOn();
         this.variables.forEach((p, i) => {
           const g = grads[p.name];
           const m = this.slots[i], v = this.slots[n + i];
+          if (fused) {
+            const attrs: AdamAttrs = {
+              beta1: c.beta1,
+              beta2: c.beta2,
+              eps,
+              stepSize: lr / bc1,
+              correction2: bc2,
+            };
+            const [p1, m1, v1] = tf.engine().runKernel(
+              FUSED_ADAM,
+              { p, g, m, v },
+              attrs as unknown as tf.NamedAttrMap,
+            ) as tf.Tensor[];
+            m.assign(m1);
+            v.assign(v1);
+            p.assign(p1);
+            return;
+          }
           const m1 = tf.add(tf.mul(m, c.beta1), tf.mul(g, 1 - c.beta1));
           const v1 = tf.add(
             tf.mul(v, c.beta2),
@@ -141,8 +170,20 @@ export class Optimizer {
         });
       } else {
         const mom = this.momentum(epoch);
+        const fused = fusedUpdatesOn();
         this.variables.forEach((p, i) => {
           const inc = this.slots[i];
+          if (fused) {
+            const attrs: SgdAttrs = { momentum: mom, lr };
+            const [p1, inc1] = tf.engine().runKernel(
+              FUSED_SGD,
+              { p, g: grads[p.name], inc },
+              attrs as unknown as tf.NamedAttrMap,
+            ) as tf.Tensor[];
+            inc.assign(inc1);
+            p.assign(p1);
+            return;
+          }
           const inc1 = tf.sub(tf.mul(inc, mom), tf.mul(grads[p.name], lr));
           inc.assign(inc1);
           p.assign(tf.add(p, inc1));

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { probeWebGpu } from "../lib/backend.ts";
 import { parseIdx } from "../lib/idx.ts";
 import { runCli } from "./run.ts";
 
@@ -153,6 +154,7 @@ Deno.test("bad flags give an error and the usage", async () => {
       /--update must be one of alternating, simultaneous, got "sideways"/,
     ],
     ["bench.ts", ["--blas", "mkl"], /--blas: bad value "mkl"/],
+    ["bench.ts", ["--fused", "maybe"], /--fused: bad value "maybe"/],
     ["sample.ts", ["--out", "x.png"], /--checkpoint is required/],
     [
       "sample.ts",
@@ -328,6 +330,37 @@ Deno.test("bench prints one JSON line per configuration, with no tensor growth",
   const bad = await run("bench.ts", ["--batch", "0"]);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /--batch: bad value "0"/);
+});
+
+Deno.test({
+  name:
+    "bench on webgpu: fused updates remove 10 dispatches and 7 uploads per Adam variable",
+  ignore: !(await probeWebGpu()).ok,
+  fn: async () => {
+    const r = await run("bench.ts", [
+      "--backend",
+      "webgpu",
+      "--batch",
+      "8",
+      "--model",
+      "mlp",
+      "--steps",
+      "1",
+      "--warmup",
+      "1",
+      "--fused",
+      "on,off",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const [on, off] = r.stdout.trim().split("\n").map((l) => JSON.parse(l));
+    assert.deepEqual([on.fused, off.fused], [true, false]);
+    // mlp: 18 variables (kernels and biases of G's 5 layers and D's 4),
+    // each updated once per step; Adam as an op chain is 13 ops and 7
+    // scalar uploads per variable, fused 3 programs and no upload.
+    assert.equal(off.dispatches_per_step - on.dispatches_per_step, 18 * 10);
+    assert.equal(off.uploads_per_step - on.uploads_per_step, 18 * 7);
+    assert.equal(on.tensor_growth, 0);
+  },
 });
 
 Deno.test("a missing checkpoint is a clear error", async () => {

@@ -9,6 +9,7 @@ import {
   discriminatorLoss,
   discriminatorStep,
   disposeGan,
+  dropoutMask,
   generate,
   generatorLoss,
   generatorStep,
@@ -327,6 +328,28 @@ Deno.test("dLossScale scales D's SGD step and leaves the reported loss alone", a
   assert.ok(biggest > 1e-4, "D did not move");
   assert.ok(maxDiff(half.delta, scaled) <= 1e-3 * biggest, "not half the step");
   tf.dispose([real, z]);
+});
+
+Deno.test("dropoutMask is exactly tfjs' step(keep - randomUniform) / keep", async () => {
+  // The formula the paper run in models/mnist was trained with.
+  for (
+    const [n, keep, seed] of [[1000, 0.8, 0], [4321, 0.5, 7], [3, 0.5, 1001]]
+  ) {
+    const reference = tf.tidy(() =>
+      tf.mul(
+        tf.step(tf.sub(keep, tf.randomUniform([n], 0, 1, "float32", seed))),
+        1 / keep,
+      )
+    );
+    const mask = dropoutMask(n, keep, seed);
+    assert.deepEqual(Array.from(mask), Array.from(await reference.data()));
+    reference.dispose();
+  }
+  const mask = dropoutMask(100_000, 0.8, 3);
+  const kept = mask.filter((m) => m > 0).length / mask.length;
+  close(kept, 0.8, 0.01);
+  assert.ok(mask.every((m) => m === 0 || m === Math.fround(1 / 0.8)));
+  assert.notDeepEqual(dropoutMask(50, 0.5, 1), dropoutMask(50, 0.5, 2));
 });
 
 Deno.test("the same seed builds the same networks; another seed does not", async () => {
