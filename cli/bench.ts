@@ -24,7 +24,7 @@ import {
 } from "../lib/gan.ts";
 import { Rng } from "../lib/rng.ts";
 import { memorySnapshot } from "../lib/train.ts";
-import { setFusedUpdates } from "../lib/webgpu_kernels.ts";
+import { setDirectUploads, setFusedUpdates } from "../lib/webgpu.ts";
 import { intFlag, runCli, UsageError } from "./args.ts";
 
 const USAGE = `Usage: deno task bench [options]
@@ -33,9 +33,10 @@ Times the training step (one D step + one G step) after warm-up and prints
 one JSON line per backend, batch size and model:
 {"backend", "batch", "model", "images_per_s", "ms_per_step", "steps",
  "blas", ...} ("blas": the library that ran wasm's matMul, or null; on
-WebGPU, "fused" says whether the optimiser updates ran fused, and
-"dispatches_per_step" / "uploads_per_step" count one extra, untimed step's
-compute dispatches and CPU-to-GPU uploads)
+WebGPU, "fused" and "uploads" give the settings below, and
+"passes_per_step", "dispatches_per_step", "uploads_per_step" and
+"staging_buffers_per_step" count one extra, untimed step's compute passes,
+dispatches, CPU-to-GPU uploads and staging buffers created for them)
 
   --backend LIST     comma-separated: auto, webgpu, wasm, cpu (default auto)
   --batch LIST       comma-separated batch sizes (default 128,512,2048)
@@ -47,6 +48,10 @@ compute dispatches and CPU-to-GPU uploads)
                      (default auto)
   --fused LIST       on WebGPU, the optimiser updates as fused programs (on)
                      or as tfjs op chains (off); comma-separated (default on)
+  --uploads LIST     on WebGPU, CPU data written straight into pooled GPU
+                     buffers (direct) or through a new staging buffer each
+                     time, tfjs's own way (staged); comma-separated
+                     (default direct)
   --steps N          timed steps per configuration (default 20)
   --warmup N         untimed steps first (default 3)
   --max-seconds S    stop a configuration's timed steps after S seconds,
@@ -68,31 +73,48 @@ function list(
 }
 
 /**
- * Runs one more step counting its WebGPU compute dispatches and its
- * CPU-to-GPU uploads (tfjs creates one staging buffer per upload), by
- * wrapping the two WebGPU methods for the duration of the step.
+ * Runs one more step counting its WebGPU compute passes and dispatches, and
+ * its CPU-to-GPU uploads: staged (tfjs's own way, a new staging buffer each)
+ * or direct (a queue write into a storage buffer, `lib/webgpu.ts`). The
+ * WebGPU methods are wrapped for the duration of the step only.
  */
 async function countGpuCalls(step: (i: number) => tf.Tensor) {
-  const counts = { dispatches: 0, uploads: 0 };
+  const counts = { passes: 0, dispatches: 0, staged: 0, direct: 0 };
+  const encoder = GPUCommandEncoder.prototype;
   const pass = GPUComputePassEncoder.prototype;
   const device = GPUDevice.prototype;
-  const { dispatchWorkgroups } = pass;
-  const { createBuffer } = device;
+  const queue = GPUQueue.prototype;
+  const saved = {
+    beginComputePass: encoder.beginComputePass,
+    dispatchWorkgroups: pass.dispatchWorkgroups,
+    createBuffer: device.createBuffer,
+    writeBuffer: queue.writeBuffer,
+  };
+  encoder.beginComputePass = function (...args) {
+    counts.passes++;
+    return saved.beginComputePass.apply(this, args);
+  };
   pass.dispatchWorkgroups = function (...args) {
     counts.dispatches++;
-    return dispatchWorkgroups.apply(this, args);
+    return saved.dispatchWorkgroups.apply(this, args);
   };
   device.createBuffer = function (descriptor) {
-    if (descriptor.usage & GPUBufferUsage.MAP_WRITE) counts.uploads++;
-    return createBuffer.call(this, descriptor);
+    if (descriptor.usage & GPUBufferUsage.MAP_WRITE) counts.staged++;
+    return saved.createBuffer.call(this, descriptor);
+  };
+  queue.writeBuffer = function (buffer, ...rest) {
+    if (buffer.usage & GPUBufferUsage.STORAGE) counts.direct++;
+    return saved.writeBuffer.call(this, buffer, ...rest);
   };
   try {
     const g = step(9999);
     await g.data();
     g.dispose();
   } finally {
-    pass.dispatchWorkgroups = dispatchWorkgroups;
-    device.createBuffer = createBuffer;
+    encoder.beginComputePass = saved.beginComputePass;
+    pass.dispatchWorkgroups = saved.dispatchWorkgroups;
+    device.createBuffer = saved.createBuffer;
+    queue.writeBuffer = saved.writeBuffer;
   }
   return counts;
 }
@@ -107,6 +129,7 @@ async function timeConfiguration(
     maxSeconds: number;
     blas: string | null;
     fused: boolean | null;
+    direct: boolean;
   },
 ) {
   const config = preset(model);
@@ -158,8 +181,11 @@ async function timeConfiguration(
     blas: options.blas,
     ...(options.fused === null ? {} : {
       fused: options.fused,
+      uploads: options.direct ? "direct" : "staged",
+      passes_per_step: calls!.passes,
       dispatches_per_step: calls!.dispatches,
-      uploads_per_step: calls!.uploads,
+      uploads_per_step: calls!.staged + calls!.direct,
+      staging_buffers_per_step: calls!.staged,
     }),
     tensor_growth: tf.memory().numTensors - tensorsBefore,
     tensor_bytes: memory.tensorBytes,
@@ -181,6 +207,7 @@ async function main(): Promise<number> {
       model: { type: "string" },
       blas: { type: "string" },
       fused: { type: "string" },
+      uploads: { type: "string" },
       steps: { type: "string" },
       warmup: { type: "string" },
       "max-seconds": { type: "string" },
@@ -216,6 +243,11 @@ async function main(): Promise<number> {
     values.fused ?? "on",
     (s) => ["on", "off"].includes(s),
   );
+  const uploadModes = list(
+    "uploads",
+    values.uploads ?? "direct",
+    (s) => ["direct", "staged"].includes(s),
+  );
   const timing = {
     steps: intFlag("steps", values.steps) ?? 20,
     warmup: intFlag("warmup", values.warmup, 0) ?? 3,
@@ -225,13 +257,20 @@ async function main(): Promise<number> {
     for (const blas of blasModes) {
       const info = await initBackend(b, { blas: blas !== "off" });
       console.error(`backend: ${info.name} (${info.reason})`);
-      // --fused matters on WebGPU only, --blas on wasm only.
-      const fusedList = info.name === "webgpu"
-        ? fusedModes.map((f) => f === "on")
-        : [null];
-      for (const fused of fusedList) {
+      // --fused and --uploads matter on WebGPU only, --blas on wasm only.
+      const gpu = info.name === "webgpu";
+      const settings = gpu
+        ? fusedModes.flatMap((f) =>
+          uploadModes.map((u) => ({
+            fused: f === "on",
+            direct: u === "direct",
+          }))
+        )
+        : [{ fused: null, direct: true }];
+      for (const { fused, direct } of settings) {
         setFusedUpdates(fused ?? true);
-        const options = { ...timing, blas: info.blas ?? null, fused };
+        setDirectUploads(direct);
+        const options = { ...timing, blas: info.blas ?? null, fused, direct };
         for (const model of models) {
           for (const batch of batches) {
             console.log(
@@ -241,6 +280,7 @@ async function main(): Promise<number> {
         }
       }
       setFusedUpdates(true);
+      setDirectUploads(true);
       if (info.name !== "wasm") break;
     }
   }

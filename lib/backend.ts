@@ -10,7 +10,7 @@
 
 import * as tf from "@tensorflow/tfjs";
 import { nativeMatMulActive, useNativeMatMul } from "./blas.ts";
-import { installFusedUpdates } from "./webgpu_kernels.ts";
+import { installDirectUploads, installFusedUpdates } from "./webgpu.ts";
 
 /** A backend to ask for. */
 export type BackendChoice = "auto" | "webgpu" | "wasm" | "cpu";
@@ -167,10 +167,12 @@ async function start(name: "webgpu" | "wasm" | "cpu"): Promise<boolean> {
   try {
     const ok = await tf.setBackend(name);
     await tf.ready();
-    return ok && tf.getBackend() === name;
+    if (!ok || tf.getBackend() !== name) return false;
   } catch {
     return false;
   }
+  if (name === "webgpu") installDirectUploads();
+  return true;
 }
 
 /**

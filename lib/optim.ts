@@ -12,7 +12,7 @@
  *   `momentumStart` and `momentumSaturate`.
  *
  * On WebGPU each variable's update runs as a few fused programs
- * (`lib/webgpu_kernels.ts`) with the same arithmetic.
+ * (`lib/webgpu.ts`) with the same arithmetic.
  *
  * @module
  */
@@ -24,7 +24,7 @@ import {
   FUSED_SGD,
   fusedUpdatesOn,
   type SgdAttrs,
-} from "./webgpu_kernels.ts";
+} from "./webgpu.ts";
 
 let nextUid = 0;
 

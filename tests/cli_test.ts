@@ -155,6 +155,7 @@ Deno.test("bad flags give an error and the usage", async () => {
     ],
     ["bench.ts", ["--blas", "mkl"], /--blas: bad value "mkl"/],
     ["bench.ts", ["--fused", "maybe"], /--fused: bad value "maybe"/],
+    ["bench.ts", ["--uploads", "mailed"], /--uploads: bad value "mailed"/],
     ["sample.ts", ["--out", "x.png"], /--checkpoint is required/],
     [
       "sample.ts",
@@ -359,6 +360,9 @@ Deno.test({
     // scalar uploads per variable, fused 3 programs and no upload.
     assert.equal(off.dispatches_per_step - on.dispatches_per_step, 18 * 10);
     assert.equal(off.uploads_per_step - on.uploads_per_step, 18 * 7);
+    // Uploads are direct by default: no staging buffer at all.
+    assert.deepEqual([on.uploads, on.staging_buffers_per_step], ["direct", 0]);
+    assert.ok(on.passes_per_step < on.dispatches_per_step / 10);
     assert.equal(on.tensor_growth, 0);
   },
 });

@@ -1,18 +1,23 @@
 /**
- * Fused optimiser updates for the WebGPU backend: each of Adam's and SGD's
- * per-variable updates as a few WGSL programs instead of a chain of tfjs ops.
+ * Less work per training step on tfjs's WebGPU backend, where each dispatch
+ * and each upload costs far more on the CPU than its arithmetic on the GPU
+ * (see the README's Speed section):
  *
- * Written with tfjs ops, Adam's update of one variable is 13 elementwise ops
- * and 7 scalars that the WebGPU backend uploads from the CPU one by one (each
- * upload creates a staging buffer and ends the compute pass); for the `mlp`
- * model that was 234 of a step's 526 dispatches and 126 of its 171 uploads.
- * Here Adam is three programs per variable (new m, new v, new parameter) and
- * SGD two (new increment, new parameter), all settings passed as uniforms:
- * no upload at all. The arithmetic is the same as `lib/optim.ts`'s, in the
- * same order, in float32.
+ * - Fused optimiser updates. Written with tfjs ops, Adam's update of one
+ *   variable is 13 elementwise ops and 7 scalars that the backend uploads
+ *   from the CPU one by one; for the `mlp` model that was 234 of a step's
+ *   526 dispatches and 126 of its 171 uploads. Here Adam is three programs
+ *   per variable (new m, new v, new parameter) and SGD two (new increment,
+ *   new parameter), with the settings as uniforms: no upload at all. The
+ *   arithmetic is `lib/optim.ts`'s, in the same order, in float32.
+ * - Direct uploads. tfjs uploads a CPU tensor by creating a mapped staging
+ *   buffer, copying it with a command and ending the current compute pass;
+ *   here the data goes with `queue.writeBuffer` into a buffer from tfjs's
+ *   pool, as tfjs already does for its uniforms.
  *
- * The kernels are registered for the `webgpu` backend only (by
- * `lib/backend.ts` when it starts WebGPU); other backends keep the op chain.
+ * `lib/backend.ts` installs both when it starts WebGPU; other backends are
+ * untouched. Each can be switched off to compare (`deno task bench
+ * --fused off --uploads staged`).
  *
  * @module
  */
@@ -184,4 +189,69 @@ export function installFusedUpdates(): void {
       ];
     },
   });
+}
+
+// The parts of tfjs-backend-webgpu's backend used for uploads.
+interface TensorData {
+  values: ArrayLike<number> | null;
+  dtype: string;
+  shape: number[];
+  resource: unknown;
+  complexTensorInfos?: unknown;
+}
+interface UploadingBackend {
+  uploadToGPU(dataId: tf.DataId): void;
+  tensorMap: { get(dataId: tf.DataId): TensorData };
+  bufferManager: {
+    acquireBuffer(size: number, usage: number): GPUBuffer;
+  };
+  queue: GPUQueue;
+  directUploads?: boolean;
+}
+
+let direct = true;
+
+/** Turns direct uploads on or off (on by default), for comparisons. */
+export function setDirectUploads(on: boolean): void {
+  direct = on;
+}
+
+/**
+ * Makes the current (WebGPU) backend upload CPU tensors with
+ * `queue.writeBuffer` (once per backend). The buffer comes from tfjs's free
+ * pool, where a buffer returns only once the commands that used it are
+ * submitted, and a queue write runs before any command submitted after it,
+ * so no recorded command can see the new data too early or too late.
+ */
+export function installDirectUploads(): void {
+  const backend = tf.backend() as unknown as UploadingBackend;
+  if (backend.directUploads !== undefined) return;
+  backend.directUploads = true;
+  const staged = backend.uploadToGPU.bind(backend);
+  backend.uploadToGPU = (dataId: tf.DataId) => {
+    const data = backend.tensorMap.get(dataId);
+    if (
+      !direct || data.resource != null || data.values == null ||
+      data.values.length === 0 || data.complexTensorInfos != null ||
+      !["float32", "int32", "bool"].includes(data.dtype)
+    ) {
+      return staged(dataId);
+    }
+    // float32 as is; int32 and bool as 32-bit integers, as tfjs stores them.
+    const values = data.dtype === "float32"
+      ? (data.values instanceof Float32Array
+        ? data.values
+        : Float32Array.from(data.values))
+      : Int32Array.from(data.values);
+    const buffer = backend.bufferManager.acquireBuffer(
+      values.byteLength,
+      GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC |
+        GPUBufferUsage.COPY_DST,
+    );
+    // (tfjs never backs tensor values with a SharedArrayBuffer)
+    backend.queue.writeBuffer(buffer, 0, values as Float32Array<ArrayBuffer>);
+    // Once uploaded, the values no longer live on the CPU (as in tfjs).
+    data.values = null;
+    data.resource = buffer;
+  };
 }

@@ -11,8 +11,9 @@ import {
   FUSED_ADAM,
   FUSED_SGD,
   fusedUpdatesOn,
+  setDirectUploads,
   setFusedUpdates,
-} from "../lib/webgpu_kernels.ts";
+} from "../lib/webgpu.ts";
 
 const probe = await probeWebGpu();
 
@@ -98,4 +99,80 @@ Deno.test("other backends have no fused updates and keep the op chain", async ()
   assert.equal(fusedUpdatesOn(), false);
   const { kernels } = await train(CONFIGS[0][1], true, 1);
   assert.ok(!kernels.includes(FUSED_ADAM));
+});
+
+/**
+ * Counts, while `f` runs, the staging buffers created for uploads (mapped
+ * for writing) and the queue writes into storage buffers (direct uploads).
+ */
+async function countUploads(f: () => Promise<void>) {
+  const device = GPUDevice.prototype, queue = GPUQueue.prototype;
+  const { createBuffer } = device, { writeBuffer } = queue;
+  const n = { staged: 0, direct: 0 };
+  device.createBuffer = function (descriptor) {
+    if (descriptor.usage & GPUBufferUsage.MAP_WRITE) n.staged++;
+    return createBuffer.call(this, descriptor);
+  };
+  queue.writeBuffer = function (buffer, ...rest) {
+    if (buffer.usage & GPUBufferUsage.STORAGE) n.direct++;
+    return writeBuffer.call(this, buffer, ...rest);
+  };
+  try {
+    await f();
+  } finally {
+    device.createBuffer = createBuffer;
+    queue.writeBuffer = writeBuffer;
+  }
+  return n;
+}
+
+Deno.test({
+  name:
+    "webgpu: direct uploads carry every dtype's values, with no staging buffer",
+  ignore: !probe.ok,
+  fn: async () => {
+    await initBackend("webgpu");
+    // tfjs runs small ops on CPU-resident data on the CPU: 2,000 values
+    // make it upload.
+    const n = 2000;
+    const ramp = (f: (j: number) => number) =>
+      Array.from({ length: n }, (_, j) => f(j));
+    const check = async () => {
+      const floats = ramp((j) => [1.5, -2, 3e-8, 1e30][j % 4]);
+      const f = tf.neg(tf.tensor(floats, [n / 2, 2]));
+      assert.deepEqual(
+        Array.from(await f.data()),
+        floats.map((v) => Math.fround(-v)),
+      );
+      const ints = ramp((j) => [1, -7, 2 ** 30][j % 3]);
+      const i = tf.neg(tf.tensor(ints, [n], "int32"));
+      assert.deepEqual(Array.from(await i.data()), ints.map((v) => -v));
+      const bools = ramp((j) => j % 3).map((r) => r === 0);
+      const b = tf.cast(tf.tensor(bools, [n], "bool"), "int32");
+      assert.deepEqual(Array.from(await b.data()), bools.map(Number));
+      // Many uploads queued before one read: pooled buffers are reused
+      // between submissions, and each sum must see its own data.
+      const sums = [];
+      for (let k = 0; k < 40; k++) {
+        const x = tf.tensor1d(ramp((j) => k + (j % 100)));
+        sums.push(tf.sum(tf.mul(x, 2)));
+        x.dispose();
+      }
+      const got = await Promise.all(sums.map(async (t) => (await t.data())[0]));
+      got.forEach((v, k) => assert.equal(v, 2 * (n * k + 20 * 4950)));
+      tf.dispose([f, i, b, ...sums]);
+    };
+    const direct = await countUploads(check);
+    assert.equal(direct.staged, 0);
+    assert.ok(direct.direct >= 43, `${direct.direct} direct uploads`);
+    setDirectUploads(false);
+    try {
+      // tfjs's own path: a staging buffer per upload into a pooled buffer.
+      const staged = await countUploads(check);
+      assert.equal(staged.direct, 0);
+      assert.ok(staged.staged >= 40, `${staged.staged} staging buffers`);
+    } finally {
+      setDirectUploads(true);
+    }
+  },
 });
