@@ -24,7 +24,11 @@ import {
 } from "../lib/gan.ts";
 import { Rng } from "../lib/rng.ts";
 import { memorySnapshot } from "../lib/train.ts";
-import { setDirectUploads, setFusedUpdates } from "../lib/webgpu.ts";
+import {
+  countGpuWork,
+  setDirectUploads,
+  setFusedUpdates,
+} from "../lib/webgpu.ts";
 import { intFlag, runCli, UsageError } from "./args.ts";
 
 const USAGE = `Usage: deno task bench [options]
@@ -70,53 +74,6 @@ function list(
     throw new UsageError(`--${name}: bad value "${bad ?? value}"`);
   }
   return items;
-}
-
-/**
- * Runs one more step counting its WebGPU compute passes and dispatches, and
- * its CPU-to-GPU uploads: staged (tfjs's own way, a new staging buffer each)
- * or direct (a queue write into a storage buffer, `lib/webgpu.ts`). The
- * WebGPU methods are wrapped for the duration of the step only.
- */
-async function countGpuCalls(step: (i: number) => tf.Tensor) {
-  const counts = { passes: 0, dispatches: 0, staged: 0, direct: 0 };
-  const encoder = GPUCommandEncoder.prototype;
-  const pass = GPUComputePassEncoder.prototype;
-  const device = GPUDevice.prototype;
-  const queue = GPUQueue.prototype;
-  const saved = {
-    beginComputePass: encoder.beginComputePass,
-    dispatchWorkgroups: pass.dispatchWorkgroups,
-    createBuffer: device.createBuffer,
-    writeBuffer: queue.writeBuffer,
-  };
-  encoder.beginComputePass = function (...args) {
-    counts.passes++;
-    return saved.beginComputePass.apply(this, args);
-  };
-  pass.dispatchWorkgroups = function (...args) {
-    counts.dispatches++;
-    return saved.dispatchWorkgroups.apply(this, args);
-  };
-  device.createBuffer = function (descriptor) {
-    if (descriptor.usage & GPUBufferUsage.MAP_WRITE) counts.staged++;
-    return saved.createBuffer.call(this, descriptor);
-  };
-  queue.writeBuffer = function (buffer, ...rest) {
-    if (buffer.usage & GPUBufferUsage.STORAGE) counts.direct++;
-    return saved.writeBuffer.call(this, buffer, ...rest);
-  };
-  try {
-    const g = step(9999);
-    await g.data();
-    g.dispose();
-  } finally {
-    encoder.beginComputePass = saved.beginComputePass;
-    pass.dispatchWorkgroups = saved.dispatchWorkgroups;
-    device.createBuffer = saved.createBuffer;
-    queue.writeBuffer = saved.writeBuffer;
-  }
-  return counts;
 }
 
 /** Times one configuration; returns its JSON record. */
@@ -170,7 +127,12 @@ async function timeConfiguration(
   const seconds = (performance.now() - started) / 1000;
   const memory = memorySnapshot();
   last!.dispose();
-  const calls = options.fused === null ? null : await countGpuCalls(step);
+  // One more, untimed step, counting what it issues on WebGPU.
+  const calls = options.fused === null ? null : await countGpuWork(async () => {
+    const g = step(9999);
+    await g.data();
+    g.dispose();
+  });
   const record = {
     backend: tf.getBackend(),
     batch,

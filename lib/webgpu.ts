@@ -85,41 +85,46 @@ interface WebGpuBackend {
 const WORKGROUP = 64;
 
 /**
- * An elementwise program over inputs of one shape: `expr` computes the new
- * value from the inputs at `index` (named as in `inputs`) and the uniforms.
+ * Runs an elementwise program over `inputs` (all of one shape, named as the
+ * keys): `code` is WGSL that sets `result_value` from the inputs' values at
+ * the current index (as `let`s named in lower case) and from `uniforms`,
+ * float32 values named as the keys.
  */
-function elementwise(
+function runElementwise(
+  backend: WebGpuBackend,
   key: string,
-  inputs: string[],
-  uniforms: string[],
-  lets: string,
-  shape: number[],
-): WebGpuProgram {
+  inputs: Record<string, tf.TensorInfo>,
+  uniforms: Record<string, number>,
+  code: string,
+): tf.TensorInfo {
+  const names = Object.keys(inputs);
+  const shape = inputs[names[0]].shape;
   const size = shape.reduce((a, b) => a * b, 1);
-  return {
-    variableNames: inputs,
+  const program: WebGpuProgram = {
+    variableNames: names,
     outputShape: shape,
     shaderKey: key,
     dispatchLayout: { x: shape.map((_, i) => i) },
     dispatch: [Math.ceil(size / WORKGROUP), 1, 1],
     workgroupSize: [WORKGROUP, 1, 1],
     size: true,
-    uniforms: uniforms.map((u) => `${u} : f32,`).join(" "),
+    uniforms: Object.keys(uniforms).map((u) => `${u} : f32,`).join(" "),
     getUserCode: () => `
       fn main(index : i32) {
         if (index < uniforms.size) {
-          ${
-      inputs.map((x) => `let ${x.toLowerCase()} = ${x}[index];`).join(" ")
-    }
-          ${lets}
+          ${names.map((x) => `let ${x.toLowerCase()} = ${x}[index];`).join(" ")}
+          ${code}
           setOutputAtIndex(index, result_value);
         }
       }`,
   };
+  return backend.runWebGPUProgram(
+    program,
+    Object.values(inputs),
+    "float32",
+    Object.values(uniforms).map((d) => ({ type: "float32", data: [d] })),
+  );
 }
-
-const f32 = (...data: number[]) =>
-  data.map((d) => ({ type: "float32" as const, data: [d] }));
 
 // m' = m * beta1 + g * (1 - beta1); v' = v * beta2 + g^2 * (1 - beta2);
 // p' = p - (m' * stepSize) / (sqrt(v' / correction2) + eps)
@@ -146,25 +151,28 @@ export function installFusedUpdates(): void {
       const { p, g, m, v } = inputs as Record<string, tf.TensorInfo>;
       const a = attrs as unknown as AdamAttrs;
       const gpu = backend as unknown as WebGpuBackend;
-      const uniforms = ["beta1", "rest1", "beta2", "rest2"];
-      const values = f32(a.beta1, 1 - a.beta1, a.beta2, 1 - a.beta2);
-      const run = (key: string, names: string[], code: string, all: boolean) =>
-        gpu.runWebGPUProgram(
-          elementwise(
-            key,
-            names,
-            all ? [...uniforms, "stepSize", "correction2", "eps"] : uniforms,
-            code,
-            p.shape,
-          ),
-          names.map((n) => ({ p, g, m, v })[n.toLowerCase() as "p"]),
-          "float32",
-          all ? [...values, ...f32(a.stepSize, a.correction2, a.eps)] : values,
-        );
+      const moments = {
+        beta1: a.beta1,
+        rest1: 1 - a.beta1,
+        beta2: a.beta2,
+        rest2: 1 - a.beta2,
+      };
+      const step = {
+        ...moments,
+        stepSize: a.stepSize,
+        correction2: a.correction2,
+        eps: a.eps,
+      };
       return [
-        run("gan_adam_p", ["P", "G", "M", "V"], ADAM_P, true),
-        run("gan_adam_m", ["G", "M"], ADAM_M, false),
-        run("gan_adam_v", ["G", "V"], ADAM_V, false),
+        runElementwise(
+          gpu,
+          "gan_adam_p",
+          { P: p, G: g, M: m, V: v },
+          step,
+          ADAM_P,
+        ),
+        runElementwise(gpu, "gan_adam_m", { G: g, M: m }, moments, ADAM_M),
+        runElementwise(gpu, "gan_adam_v", { G: g, V: v }, moments, ADAM_V),
       ];
     },
   });
@@ -175,17 +183,10 @@ export function installFusedUpdates(): void {
       const { p, g, inc } = inputs as Record<string, tf.TensorInfo>;
       const a = attrs as unknown as SgdAttrs;
       const gpu = backend as unknown as WebGpuBackend;
-      const values = f32(a.momentum, a.lr);
-      const run = (key: string, names: string[], code: string) =>
-        gpu.runWebGPUProgram(
-          elementwise(key, names, ["momentum", "lr"], code, p.shape),
-          names.map((n) => ({ p, g, inc })[n.toLowerCase() as "p"]),
-          "float32",
-          values,
-        );
+      const u = { momentum: a.momentum, lr: a.lr };
       return [
-        run("gan_sgd_p", ["P", "G", "Inc"], SGD_P),
-        run("gan_sgd_inc", ["G", "Inc"], SGD_INC),
+        runElementwise(gpu, "gan_sgd_p", { P: p, G: g, Inc: inc }, u, SGD_P),
+        runElementwise(gpu, "gan_sgd_inc", { G: g, Inc: inc }, u, SGD_INC),
       ];
     },
   });
@@ -254,4 +255,66 @@ export function installDirectUploads(): void {
     data.values = null;
     data.resource = buffer;
   };
+}
+
+/** What a piece of work issued on WebGPU; see {@linkcode countGpuWork}. */
+export interface GpuWorkCounts {
+  /** Compute passes begun. */
+  passes: number;
+  /** Compute dispatches. */
+  dispatches: number;
+  /** Uploads through a new staging buffer each (tfjs's own way). */
+  staged: number;
+  /** Uploads by a queue write into a storage buffer (direct). */
+  direct: number;
+}
+
+/**
+ * Counts the compute passes, dispatches and CPU-to-GPU uploads that `work`
+ * issues, by wrapping those WebGPU methods while it runs (for benchmarks and
+ * tests; a no-op count where there is no WebGPU).
+ */
+export async function countGpuWork(
+  work: () => Promise<void>,
+): Promise<GpuWorkCounts> {
+  const counts = { passes: 0, dispatches: 0, staged: 0, direct: 0 };
+  if (typeof GPUDevice === "undefined") {
+    await work();
+    return counts;
+  }
+  const encoder = GPUCommandEncoder.prototype;
+  const pass = GPUComputePassEncoder.prototype;
+  const device = GPUDevice.prototype;
+  const queue = GPUQueue.prototype;
+  const saved = {
+    beginComputePass: encoder.beginComputePass,
+    dispatchWorkgroups: pass.dispatchWorkgroups,
+    createBuffer: device.createBuffer,
+    writeBuffer: queue.writeBuffer,
+  };
+  encoder.beginComputePass = function (...args) {
+    counts.passes++;
+    return saved.beginComputePass.apply(this, args);
+  };
+  pass.dispatchWorkgroups = function (...args) {
+    counts.dispatches++;
+    return saved.dispatchWorkgroups.apply(this, args);
+  };
+  device.createBuffer = function (descriptor) {
+    if (descriptor.usage & GPUBufferUsage.MAP_WRITE) counts.staged++;
+    return saved.createBuffer.call(this, descriptor);
+  };
+  queue.writeBuffer = function (buffer, ...rest) {
+    if (buffer.usage & GPUBufferUsage.STORAGE) counts.direct++;
+    return saved.writeBuffer.call(this, buffer, ...rest);
+  };
+  try {
+    await work();
+  } finally {
+    encoder.beginComputePass = saved.beginComputePass;
+    pass.dispatchWorkgroups = saved.dispatchWorkgroups;
+    device.createBuffer = saved.createBuffer;
+    queue.writeBuffer = saved.writeBuffer;
+  }
+  return counts;
 }

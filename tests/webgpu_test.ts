@@ -8,6 +8,7 @@ import {
 } from "../lib/optim.ts";
 import { Rng } from "../lib/rng.ts";
 import {
+  countGpuWork,
   FUSED_ADAM,
   FUSED_SGD,
   fusedUpdatesOn,
@@ -101,31 +102,6 @@ Deno.test("other backends have no fused updates and keep the op chain", async ()
   assert.ok(!kernels.includes(FUSED_ADAM));
 });
 
-/**
- * Counts, while `f` runs, the staging buffers created for uploads (mapped
- * for writing) and the queue writes into storage buffers (direct uploads).
- */
-async function countUploads(f: () => Promise<void>) {
-  const device = GPUDevice.prototype, queue = GPUQueue.prototype;
-  const { createBuffer } = device, { writeBuffer } = queue;
-  const n = { staged: 0, direct: 0 };
-  device.createBuffer = function (descriptor) {
-    if (descriptor.usage & GPUBufferUsage.MAP_WRITE) n.staged++;
-    return createBuffer.call(this, descriptor);
-  };
-  queue.writeBuffer = function (buffer, ...rest) {
-    if (buffer.usage & GPUBufferUsage.STORAGE) n.direct++;
-    return writeBuffer.call(this, buffer, ...rest);
-  };
-  try {
-    await f();
-  } finally {
-    device.createBuffer = createBuffer;
-    queue.writeBuffer = writeBuffer;
-  }
-  return n;
-}
-
 Deno.test({
   name:
     "webgpu: direct uploads carry every dtype's values, with no staging buffer",
@@ -162,13 +138,13 @@ Deno.test({
       got.forEach((v, k) => assert.equal(v, 2 * (n * k + 20 * 4950)));
       tf.dispose([f, i, b, ...sums]);
     };
-    const direct = await countUploads(check);
+    const direct = await countGpuWork(check);
     assert.equal(direct.staged, 0);
     assert.ok(direct.direct >= 43, `${direct.direct} direct uploads`);
     setDirectUploads(false);
     try {
       // tfjs's own path: a staging buffer per upload into a pooled buffer.
-      const staged = await countUploads(check);
+      const staged = await countGpuWork(check);
       assert.equal(staged.direct, 0);
       assert.ok(staged.staged >= 40, `${staged.staged} staging buffers`);
     } finally {
