@@ -87,6 +87,15 @@ Deno.test("losses against hand-computed values", async () => {
     mean(ls.map((x) => -Math.log(sig(x)))),
   );
   close(
+    await scalar(bceWithLogits(l, 0)),
+    mean(ls.map((x) => -Math.log(1 - sig(x)))),
+  );
+  // Gradients: (sigmoid(l) - t) / n, for a target of 1 and of 0.
+  for (const t of [1, 0]) {
+    const g = await tf.grad((x: tf.Tensor) => bceWithLogits(x, t))(l).data();
+    ls.forEach((x, i) => close(g[i], (sig(x) - t) / ls.length));
+  }
+  close(
     await scalar(bceWithLogits(l, 0.9)),
     mean(ls.map((x) => -(0.9 * Math.log(sig(x)) + 0.1 * Math.log(1 - sig(x))))),
   );
