@@ -85,8 +85,8 @@ async function timeConfiguration(
     warmup: number;
     maxSeconds: number;
     blas: string | null;
-    fused: boolean | null;
-    direct: boolean;
+    /** On WebGPU: the settings of lib/webgpu.ts in force. */
+    webgpu: { fused: boolean; direct: boolean } | null;
   },
 ) {
   const config = preset(model);
@@ -128,7 +128,7 @@ async function timeConfiguration(
   const memory = memorySnapshot();
   last!.dispose();
   // One more, untimed step, counting what it issues on WebGPU.
-  const calls = options.fused === null ? null : await countGpuWork(async () => {
+  const calls = options.webgpu && await countGpuWork(async () => {
     const g = step(9999);
     await g.data();
     g.dispose();
@@ -141,13 +141,13 @@ async function timeConfiguration(
     ms_per_step: Number(((1000 * seconds) / steps).toFixed(2)),
     steps,
     blas: options.blas,
-    ...(options.fused === null ? {} : {
-      fused: options.fused,
-      uploads: options.direct ? "direct" : "staged",
-      passes_per_step: calls!.passes,
-      dispatches_per_step: calls!.dispatches,
-      uploads_per_step: calls!.staged + calls!.direct,
-      staging_buffers_per_step: calls!.staged,
+    ...(options.webgpu && calls && {
+      fused: options.webgpu.fused,
+      uploads: options.webgpu.direct ? "direct" : "staged",
+      passes_per_step: calls.passes,
+      dispatches_per_step: calls.dispatches,
+      uploads_per_step: calls.staged + calls.direct,
+      staging_buffers_per_step: calls.staged,
     }),
     tensor_growth: tf.memory().numTensors - tensorsBefore,
     tensor_bytes: memory.tensorBytes,
@@ -220,19 +220,18 @@ async function main(): Promise<number> {
       const info = await initBackend(b, { blas: blas !== "off" });
       console.error(`backend: ${info.name} (${info.reason})`);
       // --fused and --uploads matter on WebGPU only, --blas on wasm only.
-      const gpu = info.name === "webgpu";
-      const settings = gpu
+      const settings = info.name === "webgpu"
         ? fusedModes.flatMap((f) =>
           uploadModes.map((u) => ({
             fused: f === "on",
             direct: u === "direct",
           }))
         )
-        : [{ fused: null, direct: true }];
-      for (const { fused, direct } of settings) {
-        setFusedUpdates(fused ?? true);
-        setDirectUploads(direct);
-        const options = { ...timing, blas: info.blas ?? null, fused, direct };
+        : [null];
+      for (const webgpu of settings) {
+        setFusedUpdates(webgpu?.fused ?? true);
+        setDirectUploads(webgpu?.direct ?? true);
+        const options = { ...timing, blas: info.blas ?? null, webgpu };
         for (const model of models) {
           for (const batch of batches) {
             console.log(

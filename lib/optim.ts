@@ -136,22 +136,23 @@ export class Optimizer {
         const eps = c.eps ?? 1e-8;
         const bc1 = 1 - c.beta1 ** this.step;
         const bc2 = 1 - c.beta2 ** this.step;
-        const fused = fusedUpdatesOn();
+        const fused: AdamAttrs | null = fusedUpdatesOn()
+          ? {
+            beta1: c.beta1,
+            beta2: c.beta2,
+            eps,
+            stepSize: lr / bc1,
+            correction2: bc2,
+          }
+          : null;
         this.variables.forEach((p, i) => {
           const g = grads[p.name];
           const m = this.slots[i], v = this.slots[n + i];
           if (fused) {
-            const attrs: AdamAttrs = {
-              beta1: c.beta1,
-              beta2: c.beta2,
-              eps,
-              stepSize: lr / bc1,
-              correction2: bc2,
-            };
             const [p1, m1, v1] = tf.engine().runKernel(
               FUSED_ADAM,
               { p, g, m, v },
-              attrs as unknown as tf.NamedAttrMap,
+              fused as unknown as tf.NamedAttrMap,
             ) as tf.Tensor[];
             m.assign(m1);
             v.assign(v1);
@@ -170,15 +171,16 @@ export class Optimizer {
         });
       } else {
         const mom = this.momentum(epoch);
-        const fused = fusedUpdatesOn();
+        const fused: SgdAttrs | null = fusedUpdatesOn()
+          ? { momentum: mom, lr }
+          : null;
         this.variables.forEach((p, i) => {
           const inc = this.slots[i];
           if (fused) {
-            const attrs: SgdAttrs = { momentum: mom, lr };
             const [p1, inc1] = tf.engine().runKernel(
               FUSED_SGD,
               { p, g: grads[p.name], inc },
-              attrs as unknown as tf.NamedAttrMap,
+              fused as unknown as tf.NamedAttrMap,
             ) as tf.Tensor[];
             inc.assign(inc1);
             p.assign(p1);

@@ -335,7 +335,7 @@ Deno.test("bench prints one JSON line per configuration, with no tensor growth",
 
 Deno.test({
   name:
-    "bench on webgpu: fused updates remove 10 dispatches and 7 uploads per Adam variable",
+    "bench on webgpu: fused updates remove 10 dispatches and 7 uploads per Adam variable; no staging buffers",
   ignore: !(await probeWebGpu()).ok,
   fn: async () => {
     const r = await run("bench.ts", [
