@@ -24,6 +24,7 @@ import {
 } from "../lib/gan.ts";
 import { Rng } from "../lib/rng.ts";
 import { memorySnapshot } from "../lib/train.ts";
+import { WgslStep, wgslStepSupport } from "../lib/wgsl_step.ts";
 import {
   countGpuWork,
   setDirectUploads,
@@ -37,10 +38,12 @@ Times the training step (one D step + one G step) after warm-up and prints
 one JSON line per backend, batch size and model:
 {"backend", "batch", "model", "images_per_s", "ms_per_step", "steps",
  "blas", ...} ("blas": the library that ran wasm's matMul, or null; on
-WebGPU, "fused" and "uploads" give the settings below, and
-"passes_per_step", "dispatches_per_step", "uploads_per_step" and
-"staging_buffers_per_step" count one extra, untimed step's compute passes,
-dispatches, CPU-to-GPU uploads and staging buffers created for them)
+WebGPU, "step", "fused" and "uploads" give the settings below,
+"issue_ms_per_step" the CPU time spent issuing a step (the GPU runs
+meanwhile), and "passes_per_step", "dispatches_per_step",
+"uploads_per_step" and "staging_buffers_per_step" count one extra, untimed
+step's compute passes, dispatches, CPU-to-GPU uploads and staging buffers
+created for them)
 
   --backend LIST     comma-separated: auto, webgpu, wasm, cpu (default auto)
   --batch LIST       comma-separated batch sizes (default 128,512,2048)
@@ -50,9 +53,13 @@ dispatches, CPU-to-GPU uploads and staging buffers created for them)
   --blas LIST        on wasm, matMul in a system BLAS (auto: when one loads)
                      or in tfjs-wasm's own kernel (off); comma-separated
                      (default auto)
-  --fused LIST       on WebGPU, the optimiser updates as fused programs (on)
+  --step LIST        on WebGPU, the step as tfjs ops (tfjs) or as the WGSL
+                     programs of lib/wgsl_step.ts (wgsl: models without
+                     maxout, dropout or batch norm, trained with Adam, such
+                     as mlp); comma-separated (default tfjs,wgsl)
+  --fused LIST       on WebGPU with --step tfjs, the optimiser updates as fused programs (on)
                      or as tfjs op chains (off); comma-separated (default on)
-  --uploads LIST     on WebGPU, CPU data written straight into pooled GPU
+  --uploads LIST     on WebGPU with --step tfjs, CPU data written straight into pooled GPU
                      buffers (direct) or through a new staging buffer each
                      time, tfjs's own way (staged); comma-separated
                      (default direct)
@@ -85,18 +92,30 @@ async function timeConfiguration(
     warmup: number;
     maxSeconds: number;
     blas: string | null;
-    /** On WebGPU: the settings of lib/webgpu.ts in force. */
-    webgpu: { fused: boolean; direct: boolean } | null;
+    /** On WebGPU: the step, and the settings of lib/webgpu.ts in force. */
+    webgpu: WebGpuSettings | null;
   },
 ) {
   const config = preset(model);
   config.batchSize = batch;
   const gan = createGan(config, { seed: 0 });
+  using wgsl = options.webgpu?.step === "wgsl"
+    ? await WgslStep.create(gan)
+    : null;
   const rng = new Rng(1);
   const range = config.output === "tanh" ? -1 : 0;
   // One fixed "real" batch on the CPU, uploaded every step as training does.
   const real = rng.fillUniform(new Float32Array(batch * 784), range, 1);
-  const step = (i: number) => {
+  /** One step; returns what to read to wait for it. */
+  const step = (i: number): { data(): Promise<unknown>; dispose(): void } => {
+    if (wgsl) {
+      wgsl.step({
+        real,
+        zD: sampleLatent(config, batch, rng),
+        zG: sampleLatent(config, batch, rng),
+      });
+      return { data: () => wgsl.figures(), dispose: () => {} };
+    }
     const x = tf.tensor2d(real, [batch, 784]);
     const z = tf.tensor2d(sampleLatent(config, batch, rng), [
       batch,
@@ -114,18 +133,21 @@ async function timeConfiguration(
   }
   const tensorsBefore = tf.memory().numTensors;
   const started = performance.now();
-  let last: tf.Tensor | null = null;
+  let last: ReturnType<typeof step> | null = null;
   let steps = 0;
+  let issuing = 0;
   while (steps < options.steps) {
     last?.dispose();
+    const t = performance.now();
     last = step(1000 + steps);
+    issuing += performance.now() - t;
     steps++;
     const elapsed = (performance.now() - started) / 1000;
     if (steps >= 3 && elapsed > options.maxSeconds) break;
   }
   await last!.data(); // the one read-back: waits for all queued work
   const seconds = (performance.now() - started) / 1000;
-  const memory = memorySnapshot();
+  const memory = memorySnapshot(wgsl?.gpuBytes);
   last!.dispose();
   // One more, untimed step, counting what it issues on WebGPU.
   const calls = options.webgpu && await countGpuWork(async () => {
@@ -142,8 +164,10 @@ async function timeConfiguration(
     steps,
     blas: options.blas,
     ...(options.webgpu && calls && {
-      fused: options.webgpu.fused,
-      uploads: options.webgpu.direct ? "direct" : "staged",
+      step: options.webgpu.step,
+      fused: wgsl ? null : options.webgpu.fused,
+      uploads: wgsl ? null : options.webgpu.direct ? "direct" : "staged",
+      issue_ms_per_step: Number((issuing / steps).toFixed(2)),
       passes_per_step: calls.passes,
       dispatches_per_step: calls.dispatches,
       uploads_per_step: calls.staged + calls.direct,
@@ -159,6 +183,15 @@ async function timeConfiguration(
   return record;
 }
 
+/** What runs a step on WebGPU. */
+interface WebGpuSettings {
+  step: "tfjs" | "wgsl";
+  /** Fused optimiser updates (tfjs step). */
+  fused: boolean;
+  /** Direct uploads (tfjs step). */
+  direct: boolean;
+}
+
 async function main(): Promise<number> {
   const { values } = parseArgs({
     args: Deno.args,
@@ -168,6 +201,7 @@ async function main(): Promise<number> {
       batch: { type: "string" },
       model: { type: "string" },
       blas: { type: "string" },
+      step: { type: "string" },
       fused: { type: "string" },
       uploads: { type: "string" },
       steps: { type: "string" },
@@ -200,6 +234,11 @@ async function main(): Promise<number> {
     values.blas ?? "auto",
     (s) => ["auto", "off"].includes(s),
   );
+  const stepModes = list(
+    "step",
+    values.step ?? "tfjs,wgsl",
+    (s) => ["tfjs", "wgsl"].includes(s),
+  );
   const fusedModes = list(
     "fused",
     values.fused ?? "on",
@@ -219,13 +258,19 @@ async function main(): Promise<number> {
     for (const blas of blasModes) {
       const info = await initBackend(b, { blas: blas !== "off" });
       console.error(`backend: ${info.name} (${info.reason})`);
-      // --fused and --uploads matter on WebGPU only, --blas on wasm only.
-      const settings = info.name === "webgpu"
-        ? fusedModes.flatMap((f) =>
-          uploadModes.map((u) => ({
-            fused: f === "on",
-            direct: u === "direct",
-          }))
+      // --step, --fused and --uploads matter on WebGPU only, --blas on wasm
+      // only; --fused and --uploads with the tfjs step only.
+      const settings: (WebGpuSettings | null)[] = info.name === "webgpu"
+        ? stepModes.flatMap((step): WebGpuSettings[] =>
+          step === "wgsl"
+            ? [{ step, fused: true, direct: true }]
+            : fusedModes.flatMap((f) =>
+              uploadModes.map((u) => ({
+                step: "tfjs" as const,
+                fused: f === "on",
+                direct: u === "direct",
+              }))
+            )
         )
         : [null];
       for (const webgpu of settings) {
@@ -233,6 +278,11 @@ async function main(): Promise<number> {
         setDirectUploads(webgpu?.direct ?? true);
         const options = { ...timing, blas: info.blas ?? null, webgpu };
         for (const model of models) {
+          const why = webgpu?.step === "wgsl" && wgslStepSupport(preset(model));
+          if (why) {
+            console.error(`${model}: no WGSL step (${why})`);
+            continue;
+          }
           for (const batch of batches) {
             console.log(
               JSON.stringify(await timeConfiguration(model, batch, options)),

@@ -22,6 +22,7 @@ import { hasCheckpoint, readCheckpoint } from "../lib/checkpoint.ts";
 import {
   type EpochStats,
   type Progress,
+  STEP_CHOICES,
   train,
   type TrainState,
 } from "../lib/train.ts";
@@ -55,6 +56,10 @@ Options:
   --blas auto|off            on wasm, matMul in a system BLAS such as OpenBLAS
                              when one loads (auto, ~3x faster) or in
                              tfjs-wasm's own kernel (off)
+  --step auto|tfjs|wgsl      on WebGPU, the whole training step as WGSL
+                             programs (wgsl: plain MLPs with Adam, such as
+                             the mlp preset) or as tfjs ops (tfjs); auto:
+                             wgsl where it can run (default)
   --out DIR                  run folder (default runs/<dataset>-<preset>)
   --resume                   continue the checkpoint in --out (its dataset,
                              configuration and seed)
@@ -88,6 +93,7 @@ function parse(args: string[]) {
       seed: { type: "string" },
       backend: { type: "string" },
       blas: { type: "string" },
+      step: { type: "string" },
       out: { type: "string" },
       resume: { type: "boolean" },
       limit: { type: "string" },
@@ -148,6 +154,7 @@ function parse(args: string[]) {
       "auto" as BackendChoice,
     blas: (choiceFlag("blas", values.blas, ["auto", "off"]) ?? "auto") !==
       "off",
+    step: choiceFlag("step", values.step, STEP_CHOICES) ?? "auto",
     out: values.out ?? `runs/${dataset}-${presetName}`,
     resume: values.resume ?? false,
     limit: intFlag("limit", values.limit),
@@ -223,6 +230,7 @@ async function main(): Promise<number> {
     resume: opts.resume,
     limit: opts.limit,
     holdout: opts.holdout,
+    step: opts.step,
     backend: backend.blas ? `${backend.name}+${backend.blas}` : backend.name,
     signal: controller.signal,
     onProgress: (p) => {

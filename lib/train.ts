@@ -41,6 +41,7 @@ import {
 } from "./gan.ts";
 import { Rng, type RngState } from "./rng.ts";
 import { imageGrid, lossCurvesPng, progressStrip } from "./viz.ts";
+import { WgslStep, wgslStepSupport } from "./wgsl_step.ts";
 
 /**
  * Figures of one epoch, means over its steps, and the memory at its end
@@ -82,7 +83,10 @@ export interface MemorySnapshot {
  * elsewhere), and the process's resident set size and its peak so far
  * (Linux: VmHWM; null where the OS does not say).
  */
-export function memorySnapshot(): MemorySnapshot {
+export function memorySnapshot(
+  /** GPU bytes held outside tfjs (the WGSL step's buffers). */
+  otherGpuBytes = 0,
+): MemorySnapshot {
   const memory = tf.memory() as tf.MemoryInfo & { numBytesInGPU?: number };
   // The current RSS first, the peak after it, so that peak >= current.
   const rssBytes = Deno.memoryUsage().rss;
@@ -97,7 +101,9 @@ export function memorySnapshot(): MemorySnapshot {
   return {
     tensors: memory.numTensors,
     tensorBytes: memory.numBytes,
-    gpuBytes: memory.numBytesInGPU ?? null,
+    gpuBytes: memory.numBytesInGPU === undefined
+      ? null
+      : memory.numBytesInGPU + otherGpuBytes,
     rssBytes,
     peakRssBytes,
   };
@@ -153,6 +159,14 @@ export interface TrainOptions {
   holdout?: number;
   /** Backend name, for the record. */
   backend?: string;
+  /**
+   * Which code runs the training step: `tfjs`, its ops (every backend and
+   * preset); `wgsl`, the whole step as hand-written WebGPU programs
+   * (`lib/wgsl_step.ts`: WebGPU, and plain MLPs trained with Adam, such as
+   * the `mlp` preset); `auto` (default), `wgsl` where it can run, else
+   * `tfjs`.
+   */
+  step?: StepChoice;
   /** Latent vectors of the fixed sample grid (default 100: 10 x 10). */
   gridSize?: number;
   /** Progress updates per epoch (default 20). */
@@ -183,6 +197,46 @@ export interface TrainResult extends RunView {
   /** Why it stopped, when not completed. */
   message?: string;
   outDir: string | null;
+}
+
+/** Values of {@linkcode TrainOptions.step}. */
+export type StepChoice = "auto" | "tfjs" | "wgsl";
+
+/** The step choices, for flags. */
+export const STEP_CHOICES: readonly StepChoice[] = ["auto", "tfjs", "wgsl"];
+
+/**
+ * Why the WGSL step cannot train `config` on the running backend, or null
+ * when it can.
+ */
+export function wgslStepUnavailable(config: GanConfig): string | null {
+  if (tf.getBackend() !== "webgpu") {
+    return `it runs on WebGPU only, and the backend is ${tf.getBackend()}`;
+  }
+  return wgslStepSupport(config);
+}
+
+/**
+ * The WGSL step for `gan` when `choice` and the backend allow it, else null
+ * (the tfjs step).
+ *
+ * @throws {Error} when `wgsl` is asked for and cannot run.
+ */
+export async function wgslStepFor(
+  gan: Gan,
+  choice: StepChoice = "auto",
+): Promise<WgslStep | null> {
+  if (!STEP_CHOICES.includes(choice)) {
+    throw new Error(
+      `unknown step "${choice}"; expected one of ${STEP_CHOICES.join(", ")}`,
+    );
+  }
+  if (choice === "tfjs") return null;
+  const why = wgslStepUnavailable(gan.config);
+  if (why && choice === "wgsl") {
+    throw new Error(`the WGSL step cannot run: ${why}; use --step tfjs`);
+  }
+  return why ? null : await WgslStep.create(gan);
 }
 
 /** The training split a run uses: holdout removed, then limited. */
@@ -278,6 +332,20 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     pixelMeans: config.outputBiasFromData ? pixelMeans(split) : undefined,
   });
   if (checkpoint) restoreCheckpoint(gan, checkpoint);
+  // The WGSL step holds the weights on the GPU during an epoch; `sync`
+  // writes them back into the variables before anything reads them. Its
+  // buffers are freed however train() ends.
+  using wgsl = await wgslStepFor(gan, options.step);
+  if (tf.getBackend() === "webgpu") {
+    log(
+      wgsl
+        ? `training step: WGSL programs, ${wgsl.dispatchesPerStep} dispatches (lib/wgsl_step.ts)`
+        : `training step: tfjs ops (${
+          options.step === "tfjs" ? "as asked" : wgslStepUnavailable(config)
+        })`,
+    );
+  }
+  const sync = async () => await wgsl?.exportTo(gan);
   const rng = new Rng(seed, 1);
   if (rngState) rng.setState(rngState);
   const gridSize = options.gridSize ?? 100;
@@ -311,8 +379,10 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   for (let epoch = startEpoch; epoch < options.epochs; epoch++) {
     const started = performance.now();
     // Running sums on the device: D loss, V, D(x), D(G(z)), acc real, acc fake.
+    // (The WGSL step keeps sums of its own on the GPU.)
     let dSums: tf.Tensor = tf.zeros([6]);
     let gSum: tf.Tensor = tf.zeros([]);
+    wgsl?.resetFigures();
     let gCount = 0;
     /** Adds one G step's loss to the epoch's sum and frees it. */
     const addGLoss = (loss: tf.Scalar) => {
@@ -322,7 +392,10 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       gCount++;
     };
     const read = async (n: number) => {
-      const [d, g] = await Promise.all([dSums.data(), gSum.data()]);
+      const sums = wgsl && await wgsl.figures();
+      const [d, g] = sums
+        ? [sums.subarray(0, 6), sums.subarray(6)]
+        : await Promise.all([dSums.data(), gSum.data()]);
       return {
         d: Array.from(d, (v) => v / n),
         g: gCount ? g[0] / gCount : NaN,
@@ -349,41 +422,51 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
           `(epoch ${epoch}) is intact`;
         break;
       }
-      const real = tf.tensor2d(batch.images, [bs, IMAGE_PIXELS]);
-      const z = tf.tensor2d(sampleLatent(config, bs, rng), [
-        bs,
-        config.latentDim,
-      ]);
-      let d: DiscriminatorStepResult;
-      if (config.update === "simultaneous") {
-        const { gLoss, ...figures } = simultaneousStep(
-          gan,
-          real,
-          z,
-          rng.nextUint32(),
-          epoch,
-        );
-        d = figures;
-        addGLoss(gLoss);
+      if (wgsl) {
+        // The same draws from rng, in the same order, as the tfjs step's.
+        const zD = sampleLatent(config, bs, rng);
+        rng.nextUint32(); // D's dropout seed (no dropout here)
+        const zG = sampleLatent(config, bs, rng);
+        rng.nextUint32(); // G's
+        wgsl.step({ real: batch.images, zD, zG });
+        gCount++;
       } else {
-        d = discriminatorStep(gan, real, z, rng.nextUint32(), epoch);
-      }
-      const nextD = tf.tidy(() =>
-        tf.add(
-          dSums,
-          tf.stack([d.loss, d.value, d.dReal, d.dFake, d.accReal, d.accFake]),
-        )
-      );
-      tf.dispose([dSums, real, z, ...Object.values(d)]);
-      dSums = nextD;
-      if (config.update !== "simultaneous" && (step + 1) % config.k === 0) {
-        for (let g = 0; g < config.gSteps; g++) {
-          const zg = tf.tensor2d(sampleLatent(config, bs, rng), [
-            bs,
-            config.latentDim,
-          ]);
-          addGLoss(generatorStep(gan, zg, rng.nextUint32(), epoch));
-          zg.dispose();
+        const real = tf.tensor2d(batch.images, [bs, IMAGE_PIXELS]);
+        const z = tf.tensor2d(sampleLatent(config, bs, rng), [
+          bs,
+          config.latentDim,
+        ]);
+        let d: DiscriminatorStepResult;
+        if (config.update === "simultaneous") {
+          const { gLoss, ...figures } = simultaneousStep(
+            gan,
+            real,
+            z,
+            rng.nextUint32(),
+            epoch,
+          );
+          d = figures;
+          addGLoss(gLoss);
+        } else {
+          d = discriminatorStep(gan, real, z, rng.nextUint32(), epoch);
+        }
+        const nextD = tf.tidy(() =>
+          tf.add(
+            dSums,
+            tf.stack([d.loss, d.value, d.dReal, d.dFake, d.accReal, d.accFake]),
+          )
+        );
+        tf.dispose([dSums, real, z, ...Object.values(d)]);
+        dSums = nextD;
+        if (config.update !== "simultaneous" && (step + 1) % config.k === 0) {
+          for (let g = 0; g < config.gSteps; g++) {
+            const zg = tf.tensor2d(sampleLatent(config, bs, rng), [
+              bs,
+              config.latentDim,
+            ]);
+            addGLoss(generatorStep(gan, zg, rng.nextUint32(), epoch));
+            zg.dispose();
+          }
         }
       }
       step++;
@@ -412,6 +495,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     }
     const m = await read(Math.max(step, 1));
     tf.dispose([dSums, gSum]);
+    await sync();
     if (!stop && !finite(m)) {
       stop = "diverged";
       message = `diverged in epoch ${epoch + 1}: D loss ${
@@ -439,7 +523,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       seconds,
       imagesPerSecond: (step * bs) / seconds,
     };
-    Object.assign(stats, memorySnapshot());
+    Object.assign(stats, memorySnapshot(wgsl?.gpuBytes));
     history.push(stats);
     grid = await gridOf();
     if (outDir !== null) {

@@ -155,6 +155,8 @@ Deno.test("bad flags give an error and the usage", async () => {
     ],
     ["bench.ts", ["--blas", "mkl"], /--blas: bad value "mkl"/],
     ["bench.ts", ["--fused", "maybe"], /--fused: bad value "maybe"/],
+    ["bench.ts", ["--step", "cuda"], /--step: bad value "cuda"/],
+    ["train.ts", ["--step", "cuda"], /--step must be one of auto, tfjs, wgsl/],
     ["bench.ts", ["--uploads", "mailed"], /--uploads: bad value "mailed"/],
     ["sample.ts", ["--out", "x.png"], /--checkpoint is required/],
     [
@@ -335,7 +337,7 @@ Deno.test("bench prints one JSON line per configuration, with no tensor growth",
 
 Deno.test({
   name:
-    "bench on webgpu: fused updates remove 10 dispatches and 7 uploads per Adam variable; no staging buffers",
+    "bench on webgpu: fused updates remove 10 dispatches and 7 uploads per Adam variable; no staging buffers; the WGSL step is 51 dispatches",
   ignore: !(await probeWebGpu()).ok,
   fn: async () => {
     const r = await run("bench.ts", [
@@ -353,7 +355,10 @@ Deno.test({
       "on,off",
     ]);
     assert.equal(r.code, 0, r.stderr);
-    const [on, off] = r.stdout.trim().split("\n").map((l) => JSON.parse(l));
+    const [on, off, wgsl] = r.stdout.trim().split("\n").map((l) =>
+      JSON.parse(l)
+    );
+    assert.deepEqual([on.step, off.step, wgsl.step], ["tfjs", "tfjs", "wgsl"]);
     assert.deepEqual([on.fused, off.fused], [true, false]);
     // mlp: 18 variables (kernels and biases of G's 5 layers and D's 4),
     // each updated once per step; Adam as an op chain is 13 ops and 7
@@ -364,6 +369,17 @@ Deno.test({
     assert.deepEqual([on.uploads, on.staging_buffers_per_step], ["direct", 0]);
     assert.ok(on.passes_per_step < on.dispatches_per_step / 10);
     assert.equal(on.tensor_growth, 0);
+    // The WGSL step (lib/wgsl_step.ts), per layer: forward 1, weight
+    // gradient 1, bias gradient 1, input gradient 1 (none into the data or
+    // the noise; D's backward pass twice); losses 1 and Adam 1 per player.
+    // D's step: 5 + 4 + 1 + (4 + 4 + 3) + 1; G's: 5 + 4 + 1 + 4 +
+    // (5 + 5 + 4) + 1. One compute pass each; the uploads are the real
+    // batch and the two noise batches.
+    assert.equal(wgsl.dispatches_per_step, 22 + 29);
+    assert.equal(wgsl.passes_per_step, 2);
+    assert.equal(wgsl.uploads_per_step, 3);
+    assert.equal(wgsl.staging_buffers_per_step, 0);
+    assert.equal(wgsl.tensor_growth, 0);
   },
 });
 

@@ -1,0 +1,1032 @@
+/**
+ * The whole training step of a plain MLP GAN (one D step, one G step) as a
+ * fixed list of hand-written WGSL dispatches on the GPU device of tfjs's
+ * WebGPU backend.
+ *
+ * Why: through tfjs, each op of a step costs a bind group, a uniform buffer
+ * and a dispatch built anew on the CPU (Deno's `createBindGroup` alone is
+ * ~25-45 us), and the `mlp` step is ~300 ops. Here every buffer is made
+ * once, so every bind group is made once too; a step writes its inputs
+ * (the real batch, the noise, Adam's step size) with `queue.writeBuffer`,
+ * records 51 dispatches into one command buffer and submits it. Fewer
+ * dispatches, because each does more:
+ *
+ * - a dense layer's forward pass is one matMul program whose epilogue adds
+ *   the bias and applies the nonlinearity;
+ * - the gradient with respect to a layer's input is one matMul program whose
+ *   epilogue multiplies by the nonlinearity's derivative below it, taken
+ *   from that layer's output (relu: y > 0; leaky relu: 1 or 0.2; tanh:
+ *   1 - y^2; sigmoid: y (1 - y)), as tfjs's gradients are;
+ * - D sees the real and the generated batch in one pass of 2B rows (no
+ *   dropout or batch norm here, so rows are independent);
+ * - the losses and their gradients with respect to D's logits are one
+ *   program, which also adds the step's figures to sums kept on the GPU;
+ * - Adam updates all of a network's parameters in one program: each
+ *   network's parameters (and gradients, and moments) are one buffer.
+ *
+ * The arithmetic is `lib/gan.ts`'s and `lib/optim.ts`'s (a test compares a
+ * few steps with the tfjs step), in float32, summed in another order.
+ * What it does not do (maxout, dropout, batch norm, SGD, simultaneous
+ * updates, k > 1): {@linkcode wgslStepSupport} says why a configuration is
+ * left to the tfjs step.
+ *
+ * @module
+ */
+
+import * as tf from "@tensorflow/tfjs";
+import type { Gan, GanConfig, LayerSpec, Mlp } from "./gan.ts";
+
+/**
+ * Why the WGSL step cannot train `config` (a sentence), or null when it can.
+ */
+export function wgslStepSupport(config: GanConfig): string | null {
+  for (
+    const [name, net] of [["G", config.generator], [
+      "D",
+      config.discriminator,
+    ]] as const
+  ) {
+    if (!["relu", "leaky_relu", "tanh"].includes(net.activation)) {
+      return `${name}'s ${net.activation} layers are not written in WGSL`;
+    }
+    if (net.batchNorm) return `${name}'s batch norm is not written in WGSL`;
+    if (net.dropout || net.inputDropout) {
+      return `${name}'s dropout is not written in WGSL`;
+    }
+  }
+  for (const o of [config.optimizerG, config.optimizerD]) {
+    if (o.kind !== "adam") {
+      return `the ${o.kind} optimiser is not written in WGSL`;
+    }
+  }
+  if ((config.update ?? "alternating") !== "alternating") {
+    return "simultaneous updates are not written in WGSL";
+  }
+  if (config.k !== 1 || config.gSteps !== 1) {
+    return "only one D step and one G step per round are written in WGSL";
+  }
+  return null;
+}
+
+/** One step's inputs, as the training loop draws them on the CPU. */
+export interface WgslStepInputs {
+  /** The real batch, [B, 784] row-major. */
+  real: Float32Array;
+  /** Noise of D's step, [B, latentDim]. */
+  zD: Float32Array;
+  /** Noise of G's step, [B, latentDim]. */
+  zG: Float32Array;
+}
+
+/**
+ * Sums over the steps since the last {@linkcode WgslStep.resetFigures}, in
+ * the training loop's order: D loss, V(D, G), D(x), D(G(z)), accuracy on
+ * real, accuracy on generated, G loss.
+ */
+export type FigureSums = Float32Array;
+
+const S = GPUBufferUsage.STORAGE;
+const COPY_DST = GPUBufferUsage.COPY_DST;
+const COPY_SRC = GPUBufferUsage.COPY_SRC;
+
+type Act = LayerSpec["activation"];
+
+/** WGSL of a nonlinearity applied to `x`. */
+function actCode(act: Act): string {
+  switch (act) {
+    case "relu":
+      return "max(x, 0.0)";
+    case "leaky_relu":
+      return "select(0.2 * x, x, x >= 0.0)";
+    case "tanh":
+      // tfjs's own formula: stable for large |x|.
+      return "sign(x) * (1.0 - exp(-2.0 * abs(x))) / (1.0 + exp(-2.0 * abs(x)))";
+    case "sigmoid":
+      return "1.0 / (1.0 + exp(-x))";
+    case "linear":
+      return "x";
+    default:
+      throw new Error(`no WGSL for activation ${act}`);
+  }
+}
+
+/** WGSL of a nonlinearity's derivative from its output `y`. */
+function actGradCode(act: Act): string {
+  switch (act) {
+    case "relu":
+      return "select(0.0, 1.0, y > 0.0)";
+    case "leaky_relu":
+      return "select(0.2, 1.0, y > 0.0)";
+    case "tanh":
+      return "(1.0 - y * y)";
+    case "sigmoid":
+      return "(y * (1.0 - y))";
+    case "linear":
+      return "1.0";
+    default:
+      throw new Error(`no WGSL for activation ${act}`);
+  }
+}
+
+type Binding = "read-only-storage" | "storage" | "uniform";
+
+/** The kinds of {@linkcode MATMUL_BINDINGS}. */
+const MATMUL_KINDS: Binding[] = [
+  "read-only-storage",
+  "read-only-storage",
+  "storage",
+  "read-only-storage",
+  "uniform",
+];
+
+const MATMUL_BINDINGS = `
+struct U { M: u32, N: u32, K: u32, aOff: u32, bOff: u32, cOff: u32, eOff: u32, pad: u32 }
+@group(0) @binding(0) var<storage, read> A: array<f32>;
+@group(0) @binding(1) var<storage, read> B: array<f32>;
+@group(0) @binding(2) var<storage, read_write> C: array<f32>;
+@group(0) @binding(3) var<storage, read> E: array<f32>;
+@group(0) @binding(4) var<uniform> u: U;
+`;
+
+/** How a matMul program finishes each output. */
+type Epilogue =
+  | { kind: "store" }
+  | { kind: "bias"; act: Act }
+  | { kind: "actGrad"; act: Act };
+
+/**
+ * C[M, N] = op(A) op(B) with a 64 x 64 tile of C per workgroup of 16 x 16
+ * threads (4 x 4 outputs each) and 16-deep slices of K through workgroup
+ * memory. `transA`: A is stored [K, M]; `transB`: B is stored [N, K].
+ */
+function matMulCode(transA: boolean, transB: boolean, epi: Epilogue): string {
+  // Each thread loads 4 elements of each tile; the fast index follows the
+  // stored layout, so neighbouring threads read neighbouring addresses.
+  const loadA = transA
+    ? `let kk = e / 64u; let mm = e % 64u;
+       var a = 0.0;
+       if (row0 + mm < u.M && k0 + kk < u.K) { a = A[u.aOff + (k0 + kk) * u.M + row0 + mm]; }`
+    : `let mm = e / 16u; let kk = e % 16u;
+       var a = 0.0;
+       if (row0 + mm < u.M && k0 + kk < u.K) { a = A[u.aOff + (row0 + mm) * u.K + k0 + kk]; }`;
+  const loadB = transB
+    ? `let nn = e / 16u; let kb = e % 16u;
+       var b = 0.0;
+       if (col0 + nn < u.N && k0 + kb < u.K) { b = B[u.bOff + (col0 + nn) * u.K + k0 + kb]; }`
+    : `let kb = e / 64u; let nn = e % 64u;
+       var b = 0.0;
+       if (col0 + nn < u.N && k0 + kb < u.K) { b = B[u.bOff + (k0 + kb) * u.N + col0 + nn]; }`;
+  let finish: string;
+  switch (epi.kind) {
+    case "store":
+      finish = "let v = a;";
+      break;
+    case "bias":
+      finish = `let x = a + E[u.eOff + n];
+        let v = ${actCode(epi.act)};`;
+      break;
+    case "actGrad":
+      finish = `let y = E[u.eOff + m * u.N + n];
+        let v = a * ${actGradCode(epi.act)};`;
+      break;
+  }
+  // The 4 x 4 outputs of a thread are 4 vec4 accumulators (rows), spelt
+  // out so that no compiler has to unroll or keep an array in registers.
+  const rows = [0, 1, 2, 3];
+  const update = rows.map((i) => `acc${i} += a[${i}] * b;`).join(" ");
+  const store = rows.map((i) => `
+    {
+      let m = row0 + lid.y * 4u + ${i}u;
+      if (m < u.M) {
+        for (var j = 0u; j < 4u; j++) {
+          let n = col0 + lid.x * 4u + j;
+          if (n < u.N) {
+            let a = acc${i}[j];
+            ${finish}
+            C[u.cOff + m * u.N + n] = v;
+          }
+        }
+      }
+    }`).join("");
+  return `${MATMUL_BINDINGS}
+var<workgroup> As: array<vec4f, 256>; // [16][16]: k, then 4 rows of m each
+var<workgroup> Bs: array<vec4f, 256>; // [16][16]: k, then 4 columns of n each
+
+@compute @workgroup_size(16, 16)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let row0 = wg.y * 64u;
+  let col0 = wg.x * 64u;
+  let tid = lid.y * 16u + lid.x;
+  var acc0 = vec4f(); var acc1 = vec4f(); var acc2 = vec4f(); var acc3 = vec4f();
+  for (var k0 = 0u; k0 < u.K; k0 += 16u) {
+    for (var l = 0u; l < 4u; l++) {
+      let e = tid + l * 256u;
+      {
+        ${loadA}
+        As[kk * 16u + mm / 4u][mm % 4u] = a;
+      }
+      {
+        ${loadB}
+        Bs[kb * 16u + nn / 4u][nn % 4u] = b;
+      }
+    }
+    workgroupBarrier();
+    for (var kk = 0u; kk < 16u; kk++) {
+      let a = As[kk * 16u + lid.y];
+      let b = Bs[kk * 16u + lid.x];
+      ${update}
+    }
+    workgroupBarrier();
+  }
+  ${store}
+}`;
+}
+
+/**
+ * Column sums of A[M, N] (rows aOff..): each workgroup sums up to 256 rows
+ * of 64 columns; with more than 256 rows, partial sums go to C by row chunk
+ * and a second pass adds them.
+ */
+const COLSUM_CODE = `${MATMUL_BINDINGS}
+var<workgroup> part: array<f32, 256>;
+
+@compute @workgroup_size(64, 4)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let n = wg.x * 64u + lid.x;
+  let r0 = wg.y * 256u;
+  var s = 0.0;
+  if (n < u.N) {
+    for (var r = r0 + lid.y; r < min(r0 + 256u, u.M); r += 4u) {
+      s += A[u.aOff + r * u.N + n];
+    }
+  }
+  part[lid.y * 64u + lid.x] = s;
+  workgroupBarrier();
+  if (lid.y == 0u && n < u.N) {
+    C[u.cOff + wg.y * u.N + n] = ((part[lid.x] + part[64u + lid.x]) + part[128u + lid.x]) + part[192u + lid.x];
+  }
+}`;
+
+/**
+ * The losses from D's logits, l = log(D / (1 - D)), and their gradients
+ * with respect to l (one workgroup).
+ *
+ * D's step (mode 0): rows 0..B-1 are real, B..2B-1 generated; the loss is
+ * BCE(D(x), t) + BCE(D(G(z)), 0) (`discriminatorLoss`), whose gradient is
+ * (sigmoid(l) - t) / B on a real row and sigmoid(l) / B on a generated one,
+ * times D's loss scale. It adds the loss, V(D, G) (eq. 1), mean D(x),
+ * mean D(G(z)) and both accuracies to the sums in F[0..5].
+ *
+ * G's step on B generated rows: non-saturating (mode 1), -mean log D(G(z)),
+ * gradient (sigmoid(l) - 1) / B; saturating (mode 2), mean log(1 - D(G(z))),
+ * gradient -sigmoid(l) / B. It adds the loss to F[6].
+ */
+const LOSS_CODE = `
+struct U { B: u32, mode: u32, label: f32, scale: f32 }
+@group(0) @binding(0) var<storage, read> L: array<f32>;
+@group(0) @binding(1) var<storage, read_write> G: array<f32>;
+@group(0) @binding(2) var<storage, read_write> F: array<f32>;
+@group(0) @binding(3) var<uniform> u: U;
+var<workgroup> part: array<array<f32, 6>, 256>;
+
+// log sigmoid(x) = min(x, 0) - log(1 + exp(-|x|))
+fn logSigmoid(x: f32) -> f32 { return min(x, 0.0) - log(1.0 + exp(-abs(x))); }
+
+@compute @workgroup_size(256)
+fn main(@builtin(local_invocation_id) lid: vec3u) {
+  let t = lid.x;
+  let b = f32(u.B);
+  var s: array<f32, 6>;
+  let rows = select(u.B, 2u * u.B, u.mode == 0u);
+  for (var i = t; i < rows; i += 256u) {
+    let l = L[i];
+    let p = 1.0 / (1.0 + exp(-l));
+    if (u.mode == 0u) {
+      if (i < u.B) {
+        G[i] = (p - u.label) / b * u.scale;
+        s[0] -= (u.label * logSigmoid(l) + (1.0 - u.label) * logSigmoid(-l)) / b;
+        s[1] += logSigmoid(l) / b;
+        s[2] += p / b;
+        s[4] += select(0.0, 1.0, l > 0.0) / b;
+      } else {
+        G[i] = p / b * u.scale;
+        s[0] -= logSigmoid(-l) / b;
+        s[1] += logSigmoid(-l) / b;
+        s[3] += p / b;
+        s[5] += select(0.0, 1.0, l < 0.0) / b;
+      }
+    } else if (u.mode == 1u) {
+      G[i] = (p - 1.0) / b;
+      s[0] -= logSigmoid(l) / b;
+    } else {
+      G[i] = -p / b;
+      s[0] += logSigmoid(-l) / b;
+    }
+  }
+  part[t] = s;
+  workgroupBarrier();
+  for (var w = 128u; w > 0u; w >>= 1u) {
+    if (t < w) {
+      for (var k = 0u; k < 6u; k++) { part[t][k] += part[t + w][k]; }
+    }
+    workgroupBarrier();
+  }
+  if (t == 0u) {
+    if (u.mode == 0u) {
+      for (var k = 0u; k < 6u; k++) { F[k] += part[0][k]; }
+    } else {
+      F[6] += part[0][0];
+    }
+  }
+}`;
+
+/**
+ * Adam over a whole network's parameters at once, as `lib/optim.ts` (and
+ * `lib/webgpu.ts`'s fused kernel) computes it:
+ * m' = beta1 m + (1 - beta1) g; v' = beta2 v + (1 - beta2) g^2;
+ * p' = p - (m' lr / (1 - beta1^t)) / (sqrt(v' / (1 - beta2^t)) + eps).
+ */
+const ADAM_CODE = `
+struct U { beta1: f32, rest1: f32, beta2: f32, rest2: f32, stepSize: f32, correction2: f32, eps: f32, n: u32 }
+@group(0) @binding(0) var<storage, read_write> P: array<f32>;
+@group(0) @binding(1) var<storage, read> G: array<f32>;
+@group(0) @binding(2) var<storage, read_write> M: array<f32>;
+@group(0) @binding(3) var<storage, read_write> V: array<f32>;
+@group(0) @binding(4) var<uniform> u: U;
+
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) id: vec3u, @builtin(num_workgroups) nw: vec3u) {
+  let i = id.y * nw.x * 256u + id.x;
+  if (i >= u.n) { return; }
+  let g = G[i];
+  let m = M[i] * u.beta1 + g * u.rest1;
+  let v = V[i] * u.beta2 + (g * g) * u.rest2;
+  M[i] = m;
+  V[i] = v;
+  P[i] = P[i] - (m * u.stepSize) / (sqrt(v / u.correction2) + u.eps);
+}`;
+
+/** A network's parameters laid out in one buffer: [kernel, bias] per layer. */
+interface NetLayout {
+  specs: LayerSpec[];
+  kernel: number[];
+  bias: number[];
+  size: number;
+}
+
+function layout(net: Mlp): NetLayout {
+  const kernel: number[] = [], bias: number[] = [];
+  let at = 0;
+  for (const s of net.specs) {
+    kernel.push(at);
+    at += s.inputs * s.units;
+    bias.push(at);
+    at += s.units;
+  }
+  return { specs: net.specs, kernel, bias, size: at };
+}
+
+interface NetBuffers {
+  params: GPUBuffer;
+  grads: GPUBuffer;
+  m: GPUBuffer;
+  v: GPUBuffer;
+  /** Each layer's output, [2B, units] (D) or [B, units] (G). */
+  acts: GPUBuffer[];
+  /** Adam's per-step settings. */
+  adam: GPUBuffer;
+}
+
+interface Dispatch {
+  pipeline: GPUComputePipeline;
+  group: GPUBindGroup;
+  workgroups: [number, number];
+}
+
+/** Options of {@linkcode WgslStep.create}. */
+export interface WgslStepOptions {
+  /** The device; default: the one of tfjs's running WebGPU backend. */
+  device?: GPUDevice;
+}
+
+/**
+ * A GAN's training step in WGSL. Made from a {@linkcode Gan} (its weights
+ * and Adam's state are copied to the GPU); while it trains, the GAN's
+ * variables are stale until {@linkcode WgslStep.exportTo} writes the state
+ * back.
+ */
+export class WgslStep {
+  #device: GPUDevice;
+  #batch: number;
+  #latent: number;
+  #G: NetLayout;
+  #D: NetLayout;
+  #gBuf: NetBuffers;
+  #dBuf: NetBuffers;
+  #z: GPUBuffer;
+  /** D's input: rows 0..B-1 real, B..2B-1 generated (G writes them). */
+  #dIn: GPUBuffer;
+  #figures: GPUBuffer;
+  #buffers: GPUBuffer[] = [];
+  #dStep: Dispatch[] = [];
+  #gStep: Dispatch[] = [];
+  #stepD: number;
+  #stepG: number;
+  #config: GanConfig;
+
+  private constructor(device: GPUDevice, gan: Gan) {
+    this.#device = device;
+    this.#config = gan.config;
+    this.#batch = gan.config.batchSize;
+    this.#latent = gan.config.latentDim;
+    this.#G = layout(gan.generator);
+    this.#D = layout(gan.discriminator);
+    this.#stepD = gan.optimizerD.step;
+    this.#stepG = gan.optimizerG.step;
+    const B = this.#batch;
+    const image = this.#D.specs[0].inputs;
+    const widest = Math.max(
+      ...[...this.#G.specs, ...this.#D.specs].map((s) =>
+        Math.max(s.inputs, s.units)
+      ),
+    );
+    const limit = device.limits.maxStorageBufferBindingSize;
+    if (2 * B * widest * 4 > limit) {
+      throw new Error(
+        `batch ${B} needs GPU buffers of ${2 * B * widest * 4} bytes, more ` +
+          `than this adapter's ${limit}; use a smaller batch or --step tfjs`,
+      );
+    }
+    this.#gBuf = this.#netBuffers(this.#G, B);
+    this.#dBuf = this.#netBuffers(this.#D, 2 * B);
+    this.#z = this.#buffer(B * this.#latent);
+    this.#dIn = this.#buffer(2 * B * image);
+    this.#figures = this.#buffer(8);
+    const deltas = [this.#buffer(2 * B * widest), this.#buffer(2 * B * widest)];
+    const partial = this.#buffer(Math.ceil((2 * B) / 256) * widest);
+    this.#record(deltas, partial);
+  }
+
+  /** Copies `gan`'s weights and Adam's state to the GPU. */
+  static async create(
+    gan: Gan,
+    options: WgslStepOptions = {},
+  ): Promise<WgslStep> {
+    const why = wgslStepSupport(gan.config);
+    if (why) throw new Error(`the WGSL step cannot train this GAN: ${why}`);
+    const device = options.device ?? tfjsDevice();
+    const step = new WgslStep(device, gan);
+    await step.#load(gan);
+    return step;
+  }
+
+  #buffer(floats: number, usage = S | COPY_DST | COPY_SRC): GPUBuffer {
+    const b = this.#device.createBuffer({
+      size: Math.max(16, floats * 4),
+      usage,
+    });
+    this.#buffers.push(b);
+    return b;
+  }
+
+  #netBuffers(net: NetLayout, rows: number): NetBuffers {
+    return {
+      params: this.#buffer(net.size),
+      grads: this.#buffer(net.size),
+      m: this.#buffer(net.size),
+      v: this.#buffer(net.size),
+      acts: net.specs.map((s) => this.#buffer(rows * s.units)),
+      adam: this.#buffer(8, GPUBufferUsage.UNIFORM | COPY_DST),
+    };
+  }
+
+  #uniform(values: number[], floats: boolean[] = []): GPUBuffer {
+    const b = this.#buffer(8, GPUBufferUsage.UNIFORM | COPY_DST);
+    const data = new ArrayBuffer(32);
+    const u32 = new Uint32Array(data), f32 = new Float32Array(data);
+    values.forEach((v, i) => floats[i] ? (f32[i] = v) : (u32[i] = v));
+    this.#device.queue.writeBuffer(b, 0, data);
+    return b;
+  }
+
+  #pipelines = new Map<string, GPUComputePipeline>();
+
+  /**
+   * The pipeline of `code`, whose bindings 0.. are of the given kinds (an
+   * explicit layout: a program need not use every binding).
+   */
+  #pipeline(code: string, kinds: Binding[]): GPUComputePipeline {
+    let p = this.#pipelines.get(code);
+    if (!p) {
+      const layout = this.#device.createBindGroupLayout({
+        entries: kinds.map((kind, binding) => ({
+          binding,
+          visibility: GPUShaderStage.COMPUTE,
+          buffer: { type: kind },
+        })),
+      });
+      p = this.#device.createComputePipeline({
+        layout: this.#device.createPipelineLayout({
+          bindGroupLayouts: [layout],
+        }),
+        compute: {
+          module: this.#device.createShaderModule({ code }),
+          entryPoint: "main",
+        },
+      });
+      this.#pipelines.set(code, p);
+    }
+    return p;
+  }
+
+  #dispatch(
+    code: string,
+    kinds: Binding[],
+    buffers: GPUBuffer[],
+    workgroups: [number, number],
+  ): Dispatch {
+    const pipeline = this.#pipeline(code, kinds);
+    const group = this.#device.createBindGroup({
+      layout: pipeline.getBindGroupLayout(0),
+      entries: buffers.map((buffer, binding) => ({
+        binding,
+        resource: { buffer },
+      })),
+    });
+    return { pipeline, group, workgroups };
+  }
+
+  /** C = op(A) op(B), then the epilogue; offsets in floats. */
+  #matMul(
+    o: {
+      M: number;
+      N: number;
+      K: number;
+      a: GPUBuffer;
+      aOff?: number;
+      transA?: boolean;
+      b: GPUBuffer;
+      bOff?: number;
+      transB?: boolean;
+      c: GPUBuffer;
+      cOff?: number;
+      e?: GPUBuffer;
+      eOff?: number;
+      epilogue: Epilogue;
+    },
+  ): Dispatch {
+    const u = this.#uniform([
+      o.M,
+      o.N,
+      o.K,
+      o.aOff ?? 0,
+      o.bOff ?? 0,
+      o.cOff ?? 0,
+      o.eOff ?? 0,
+      0,
+    ]);
+    return this.#dispatch(
+      matMulCode(o.transA ?? false, o.transB ?? false, o.epilogue),
+      MATMUL_KINDS,
+      [o.a, o.b, o.c, o.e ?? this.#dummy(), u],
+      [Math.ceil(o.N / 64), Math.ceil(o.M / 64)],
+    );
+  }
+
+  #dummyBuffer: GPUBuffer | null = null;
+  #dummy(): GPUBuffer {
+    return this.#dummyBuffer ??= this.#buffer(4);
+  }
+
+  /** out[cOff + n] = sum over M rows of a (rows from aOff), via `partial`. */
+  #colSum(
+    o: {
+      M: number;
+      N: number;
+      a: GPUBuffer;
+      aOff?: number;
+      c: GPUBuffer;
+      cOff: number;
+      partial: GPUBuffer;
+    },
+  ): Dispatch[] {
+    const chunks = Math.ceil(o.M / 256);
+    const pass = (
+      M: number,
+      a: GPUBuffer,
+      aOff: number,
+      c: GPUBuffer,
+      cOff: number,
+    ) =>
+      this.#dispatch(COLSUM_CODE, MATMUL_KINDS, [
+        a,
+        this.#dummy(),
+        c,
+        this.#dummy(),
+        this.#uniform([M, o.N, 0, aOff, 0, cOff, 0, 0]),
+      ], [Math.ceil(o.N / 64), Math.ceil(M / 256)]);
+    if (chunks === 1) return [pass(o.M, o.a, o.aOff ?? 0, o.c, o.cOff)];
+    return [
+      pass(o.M, o.a, o.aOff ?? 0, o.partial, 0),
+      pass(chunks, o.partial, 0, o.c, o.cOff),
+    ];
+  }
+
+  #adamDispatch(net: NetLayout, buf: NetBuffers): Dispatch {
+    const groups = Math.ceil(net.size / 256);
+    const x = Math.min(groups, 65535);
+    return this.#dispatch(
+      ADAM_CODE,
+      ["storage", "read-only-storage", "storage", "storage", "uniform"],
+      [buf.params, buf.grads, buf.m, buf.v, buf.adam],
+      [x, Math.ceil(groups / x)],
+    );
+  }
+
+  #lossDispatch(
+    logits: GPUBuffer,
+    delta: GPUBuffer,
+    mode: number,
+  ): Dispatch {
+    const u = this.#uniform(
+      [this.#batch, mode, this.#config.realLabel, this.#config.dLossScale ?? 1],
+      [false, false, true, true],
+    );
+    return this.#dispatch(
+      LOSS_CODE,
+      ["read-only-storage", "storage", "storage", "uniform"],
+      [logits, delta, this.#figures, u],
+      [1, 1],
+    );
+  }
+
+  /**
+   * Forward passes of a network over `rows` rows of `input` (from row
+   * `inRow`), each layer's output into its `acts` buffer (or, for the
+   * last, into `out` from row `outRow`).
+   */
+  #forward(
+    net: NetLayout,
+    buf: NetBuffers,
+    o: {
+      rows: number;
+      input: GPUBuffer;
+      inRow: number;
+      out?: GPUBuffer;
+      outRow?: number;
+    },
+  ): Dispatch[] {
+    return net.specs.map((s, l) => {
+      const last = l === net.specs.length - 1;
+      const input = l === 0 ? o.input : buf.acts[l - 1];
+      const output = last && o.out ? o.out : buf.acts[l];
+      return this.#matMul({
+        M: o.rows,
+        N: s.units,
+        K: s.inputs,
+        a: input,
+        aOff: l === 0 ? o.inRow * s.inputs : 0,
+        b: buf.params,
+        bOff: net.kernel[l],
+        c: output,
+        cOff: last && o.out ? (o.outRow ?? 0) * s.units : 0,
+        e: buf.params,
+        eOff: net.bias[l],
+        epilogue: { kind: "bias", act: s.activation },
+      });
+    });
+  }
+
+  /**
+   * Backward pass of a network from the gradient with respect to its last
+   * layer's pre-activation (in `deltas[0]`): weight and bias gradients when
+   * `weights`, and the gradient with respect to the input's pre-activation
+   * (multiplied by `below`'s derivative, read from `belowOut` from row
+   * `belowRow`) when `below` is given. Returns the dispatches and which
+   * delta buffer holds the last gradient.
+   */
+  #backward(
+    net: NetLayout,
+    buf: NetBuffers,
+    o: {
+      rows: number;
+      input: GPUBuffer;
+      inRow: number;
+      weights: boolean;
+      deltas: GPUBuffer[];
+      partial: GPUBuffer;
+      below?: { act: Act; out: GPUBuffer; row: number };
+    },
+  ): { dispatches: Dispatch[]; at: number } {
+    const out: Dispatch[] = [];
+    let at = 0;
+    for (let l = net.specs.length - 1; l >= 0; l--) {
+      const s = net.specs[l];
+      const delta = o.deltas[at];
+      if (o.weights) {
+        const x = l === 0 ? o.input : buf.acts[l - 1];
+        // dW[inputs, units] = X^T delta
+        out.push(this.#matMul({
+          M: s.inputs,
+          N: s.units,
+          K: o.rows,
+          a: x,
+          aOff: l === 0 ? o.inRow * s.inputs : 0,
+          transA: true,
+          b: delta,
+          c: buf.grads,
+          cOff: net.kernel[l],
+          epilogue: { kind: "store" },
+        }));
+        out.push(...this.#colSum({
+          M: o.rows,
+          N: s.units,
+          a: delta,
+          c: buf.grads,
+          cOff: net.bias[l],
+          partial: o.partial,
+        }));
+      }
+      const below = l > 0
+        ? { act: net.specs[l - 1].activation, out: buf.acts[l - 1], row: 0 }
+        : o.below;
+      if (below) {
+        // delta_below = (delta W^T) * act'(below's output)
+        out.push(this.#matMul({
+          M: o.rows,
+          N: s.inputs,
+          K: s.units,
+          a: delta,
+          b: buf.params,
+          bOff: net.kernel[l],
+          transB: true,
+          c: o.deltas[1 - at],
+          e: below.out,
+          eOff: below.row * s.inputs,
+          epilogue: { kind: "actGrad", act: below.act },
+        }));
+        at = 1 - at;
+      }
+    }
+    return { dispatches: out, at };
+  }
+
+  #record(deltas: GPUBuffer[], partial: GPUBuffer): void {
+    const B = this.#batch;
+    const G = this.#G, D = this.#D;
+    const gOut = G.specs[G.specs.length - 1].activation;
+    const dLast = this.#dBuf.acts[D.specs.length - 1];
+    // D's step: G(z) into rows B..2B-1 of D's input, D on all 2B rows.
+    this.#dStep = [
+      ...this.#forward(G, this.#gBuf, {
+        rows: B,
+        input: this.#z,
+        inRow: 0,
+        out: this.#dIn,
+        outRow: B,
+      }),
+      ...this.#forward(D, this.#dBuf, {
+        rows: 2 * B,
+        input: this.#dIn,
+        inRow: 0,
+      }),
+      this.#lossDispatch(dLast, deltas[0], 0),
+      ...this.#backward(D, this.#dBuf, {
+        rows: 2 * B,
+        input: this.#dIn,
+        inRow: 0,
+        weights: true,
+        deltas,
+        partial,
+      }).dispatches,
+      this.#adamDispatch(D, this.#dBuf),
+    ];
+    // G's step: D on the B generated rows only, back through D into G.
+    const throughD = this.#backward(D, this.#dBuf, {
+      rows: B,
+      input: this.#dIn,
+      inRow: B,
+      weights: false,
+      deltas,
+      partial,
+      below: { act: gOut, out: this.#dIn, row: B },
+    });
+    const gDeltas = throughD.at === 0 ? deltas : [deltas[1], deltas[0]];
+    this.#gStep = [
+      ...this.#forward(G, this.#gBuf, {
+        rows: B,
+        input: this.#z,
+        inRow: 0,
+        out: this.#dIn,
+        outRow: B,
+      }),
+      ...this.#forward(D, this.#dBuf, { rows: B, input: this.#dIn, inRow: B }),
+      this.#lossDispatch(
+        dLast,
+        deltas[0],
+        this.#config.loss === "saturating" ? 2 : 1,
+      ),
+      ...throughD.dispatches,
+      ...this.#backward(G, this.#gBuf, {
+        rows: B,
+        input: this.#z,
+        inRow: 0,
+        weights: true,
+        deltas: gDeltas,
+        partial,
+      }).dispatches,
+      this.#adamDispatch(G, this.#gBuf),
+    ];
+  }
+
+  /** Bytes of the GPU buffers it holds. */
+  get gpuBytes(): number {
+    return this.#buffers.reduce((n, b) => n + b.size, 0);
+  }
+
+  /** Dispatches per training step (D's and G's). */
+  get dispatchesPerStep(): number {
+    return this.#dStep.length + this.#gStep.length;
+  }
+
+  #writeAdam(net: "G" | "D"): void {
+    const c = net === "G" ? this.#config.optimizerG : this.#config.optimizerD;
+    if (c.kind !== "adam") throw new Error("unreachable: Adam only");
+    const t = net === "G" ? ++this.#stepG : ++this.#stepD;
+    const u = new ArrayBuffer(32);
+    const f = new Float32Array(u);
+    f.set([
+      c.beta1,
+      1 - c.beta1,
+      c.beta2,
+      1 - c.beta2,
+      c.lr / (1 - c.beta1 ** t),
+      1 - c.beta2 ** t,
+      c.eps ?? 1e-8,
+    ]);
+    new Uint32Array(u)[7] = (net === "G" ? this.#G : this.#D).size;
+    const buf = net === "G" ? this.#gBuf : this.#dBuf;
+    this.#device.queue.writeBuffer(buf.adam, 0, u);
+  }
+
+  /**
+   * One D step on `real` and `zD`, then one G step on `zG` (Algorithm 1 with
+   * k = 1), queued on the GPU; nothing is read back.
+   */
+  step(inputs: WgslStepInputs): void {
+    const B = this.#batch;
+    const image = this.#D.specs[0].inputs;
+    if (
+      inputs.real.length !== B * image ||
+      inputs.zD.length !== B * this.#latent ||
+      inputs.zG.length !== B * this.#latent
+    ) {
+      throw new Error(
+        `a step takes ${B} images of ${image} pixels and ${B} x ${this.#latent} noise values`,
+      );
+    }
+    // D's step.
+    this.#upload(this.#dIn, inputs.real);
+    this.#upload(this.#z, inputs.zD);
+    this.#writeAdam("D");
+    this.#submit(this.#dStep);
+    // G's step. (Queue writes and submits run in order: D's step has read
+    // its noise before this one lands.)
+    this.#upload(this.#z, inputs.zG);
+    this.#writeAdam("G");
+    this.#submit(this.#gStep);
+  }
+
+  #upload(buffer: GPUBuffer, data: Float32Array): void {
+    this.#device.queue.writeBuffer(
+      buffer,
+      0,
+      data.buffer as ArrayBuffer,
+      data.byteOffset,
+      data.byteLength,
+    );
+  }
+
+  #submit(dispatches: Dispatch[]): void {
+    const encoder = this.#device.createCommandEncoder();
+    const pass = encoder.beginComputePass();
+    for (const d of dispatches) {
+      pass.setPipeline(d.pipeline);
+      pass.setBindGroup(0, d.group);
+      pass.dispatchWorkgroups(d.workgroups[0], d.workgroups[1]);
+    }
+    pass.end();
+    this.#device.queue.submit([encoder.finish()]);
+  }
+
+  /** Zeroes the figures' sums (at the start of an epoch). */
+  resetFigures(): void {
+    this.#device.queue.writeBuffer(this.#figures, 0, new Float32Array(8));
+  }
+
+  /** Reads the figures' sums (waits for the queued steps). */
+  async figures(): Promise<FigureSums> {
+    return (await this.#read(this.#figures, 0, 7));
+  }
+
+  async #read(
+    buffer: GPUBuffer,
+    offset: number,
+    floats: number,
+  ): Promise<Float32Array> {
+    const staging = this.#device.createBuffer({
+      size: Math.max(16, floats * 4),
+      usage: GPUBufferUsage.MAP_READ | COPY_DST,
+    });
+    const encoder = this.#device.createCommandEncoder();
+    encoder.copyBufferToBuffer(buffer, offset * 4, staging, 0, floats * 4);
+    this.#device.queue.submit([encoder.finish()]);
+    await staging.mapAsync(GPUMapMode.READ);
+    const out = new Float32Array(staging.getMappedRange().slice(0));
+    staging.unmap();
+    staging.destroy();
+    return out.subarray(0, floats);
+  }
+
+  async #load(gan: Gan): Promise<void> {
+    const nets = [
+      [gan.generator, this.#G, this.#gBuf, gan.optimizerG],
+      [gan.discriminator, this.#D, this.#dBuf, gan.optimizerD],
+    ] as const;
+    for (const [net, lay, buf, opt] of nets) {
+      const n = net.trainable.length;
+      this.#upload(
+        buf.params,
+        await flatten(net, lay, (i) => net.trainable[i]),
+      );
+      this.#upload(buf.m, await flatten(net, lay, (i) => opt.slots[i]));
+      this.#upload(buf.v, await flatten(net, lay, (i) => opt.slots[n + i]));
+    }
+    this.resetFigures();
+  }
+
+  /**
+   * Writes the weights, Adam's moments and step counts back into `gan`'s
+   * variables and optimisers (waits for the queued steps).
+   */
+  async exportTo(gan: Gan): Promise<void> {
+    const nets = [
+      [gan.generator, this.#G, this.#gBuf, gan.optimizerG, this.#stepG],
+      [gan.discriminator, this.#D, this.#dBuf, gan.optimizerD, this.#stepD],
+    ] as const;
+    for (const [net, lay, buf, opt, step] of nets) {
+      const [p, m, v] = [
+        await this.#read(buf.params, 0, lay.size),
+        await this.#read(buf.m, 0, lay.size),
+        await this.#read(buf.v, 0, lay.size),
+      ];
+      const n = net.trainable.length;
+      tf.tidy(() => {
+        net.trainable.forEach((variable, i) => {
+          const at = i % 2 === 0 ? lay.kernel[i >> 1] : lay.bias[i >> 1];
+          const slice = (a: Float32Array) =>
+            tf.tensor(a.slice(at, at + variable.size), variable.shape);
+          variable.assign(slice(p));
+          opt.slots[i].assign(slice(m));
+          opt.slots[n + i].assign(slice(v));
+        });
+      });
+      opt.step = step;
+    }
+  }
+
+  /** Frees the GPU buffers. */
+  dispose(): void {
+    for (const b of this.#buffers) b.destroy();
+    this.#buffers = [];
+  }
+
+  /** {@linkcode dispose}, for `using`. */
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+}
+
+/** One network's variables (or their slots) as one flat array. */
+async function flatten(
+  net: Mlp,
+  lay: NetLayout,
+  variable: (i: number) => tf.Variable,
+): Promise<Float32Array> {
+  const flat = new Float32Array(lay.size);
+  for (let i = 0; i < net.trainable.length; i++) {
+    const at = i % 2 === 0 ? lay.kernel[i >> 1] : lay.bias[i >> 1];
+    flat.set(await variable(i).data() as Float32Array, at);
+  }
+  return flat;
+}
+
+/** The GPU device of tfjs's WebGPU backend (which must be running). */
+function tfjsDevice(): GPUDevice {
+  if (tf.getBackend() !== "webgpu") {
+    throw new Error(
+      `the WGSL step runs on WebGPU; the backend is ${tf.getBackend()}`,
+    );
+  }
+  return (tf.backend() as unknown as { device: GPUDevice }).device;
+}

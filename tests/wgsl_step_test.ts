@@ -1,0 +1,228 @@
+import assert from "node:assert/strict";
+import * as tf from "@tensorflow/tfjs";
+import { initBackend, probeWebGpu } from "../lib/backend.ts";
+import { type Dataset, loadDataset } from "../lib/data.ts";
+import {
+  createGan,
+  discriminatorStep,
+  disposeGan,
+  type Gan,
+  type GanConfig,
+  generatorStep,
+  preset,
+  sampleLatent,
+} from "../lib/gan.ts";
+import { Rng } from "../lib/rng.ts";
+import { type EpochStats, train, wgslStepFor } from "../lib/train.ts";
+import { WgslStep, wgslStepSupport } from "../lib/wgsl_step.ts";
+
+const probe = await probeWebGpu();
+
+/** A small plain MLP GAN: every branch of the WGSL step, cheap on llvmpipe. */
+function small(over: Partial<GanConfig> = {}): GanConfig {
+  const c = preset("mlp");
+  c.generator.hidden = [24, 40];
+  c.discriminator.hidden = [48, 20];
+  c.batchSize = 20;
+  return { ...c, ...over };
+}
+
+/** The same steps' inputs for both implementations. */
+function inputs(config: GanConfig, steps: number) {
+  const rng = new Rng(5);
+  const B = config.batchSize;
+  const low = config.output === "tanh" ? -1 : 0;
+  return Array.from({ length: steps }, () => ({
+    real: rng.fillUniform(new Float32Array(B * 784), low, 1),
+    zD: sampleLatent(config, B, rng),
+    zG: sampleLatent(config, B, rng),
+  }));
+}
+
+/** Every trainable value and Adam moment of a GAN, flat. */
+async function state(gan: Gan): Promise<number[]> {
+  const vars = [
+    ...gan.generator.trainable,
+    ...gan.discriminator.trainable,
+    ...gan.optimizerG.slots,
+    ...gan.optimizerD.slots,
+  ];
+  return (await Promise.all(vars.map(async (v) => [...await v.data()]))).flat();
+}
+
+function assertClose(a: ArrayLike<number>, b: ArrayLike<number>, tol: number) {
+  assert.equal(a.length, b.length);
+  for (let i = 0; i < a.length; i++) {
+    assert.ok(
+      Math.abs(a[i] - b[i]) <= tol * Math.max(1, Math.abs(b[i])),
+      `[${i}]: ${a[i]} vs ${b[i]}`,
+    );
+  }
+}
+
+Deno.test("the WGSL step says which configurations it cannot train", () => {
+  assert.equal(wgslStepSupport(preset("mlp")), null);
+  assert.match(wgslStepSupport(preset("paper"))!, /maxout/);
+  assert.match(wgslStepSupport(preset("bn"))!, /batch norm/);
+  assert.match(wgslStepSupport(preset("pylearn2"))!, /maxout/);
+  const sgd = small({ optimizerD: preset("paper").optimizerD });
+  assert.match(wgslStepSupport(sgd)!, /sgd/);
+  assert.match(wgslStepSupport(small({ k: 2 }))!, /one D step/);
+  assert.match(
+    wgslStepSupport(small({ update: "simultaneous" }))!,
+    /simultaneous/,
+  );
+  const dropout = small();
+  dropout.discriminator.dropout = 0.5;
+  assert.match(wgslStepSupport(dropout)!, /dropout/);
+});
+
+Deno.test("off WebGPU the WGSL step is skipped, or refused when asked for", async () => {
+  await initBackend("wasm");
+  const gan = createGan(small(), { seed: 1 });
+  assert.equal(await wgslStepFor(gan, "auto"), null);
+  await assert.rejects(
+    () => wgslStepFor(gan, "wgsl"),
+    /WebGPU only, and the backend is wasm; use --step tfjs/,
+  );
+  await assert.rejects(
+    () => wgslStepFor(gan, "fast" as "auto"),
+    /unknown step "fast"/,
+  );
+  disposeGan(gan);
+});
+
+Deno.test({
+  name: "webgpu: the WGSL step equals the tfjs step (weights, Adam, figures)",
+  ignore: !probe.ok,
+  fn: async () => {
+    await initBackend("webgpu");
+    const cases: [string, GanConfig][] = [
+      ["mlp-shaped", small()],
+      // 2B = 400 rows: the bias gradients' sums take two passes.
+      ["batch 200", small({ batchSize: 200 })],
+      // tanh in G, sigmoid output, the saturating loss, smoothing, scale.
+      ["variants", {
+        ...small({
+          output: "sigmoid",
+          loss: "saturating",
+          realLabel: 0.9,
+          dLossScale: 0.5,
+        }),
+        generator: { hidden: [24, 40], activation: "tanh" },
+      }],
+    ];
+    for (const [name, config] of cases) {
+      const steps = inputs(config, 3);
+      const ref = createGan(config, { seed: 3 });
+      const gan = createGan(config, { seed: 3 });
+      const wgsl = await WgslStep.create(gan);
+      let dSum = tf.zeros([6]), gSum = 0;
+      for (const [i, s] of steps.entries()) {
+        const B = config.batchSize;
+        const [x, zD, zG] = [
+          tf.tensor2d(s.real, [B, 784]),
+          tf.tensor2d(s.zD, [B, config.latentDim]),
+          tf.tensor2d(s.zG, [B, config.latentDim]),
+        ];
+        const d = discriminatorStep(ref, x, zD, i, 0);
+        const g = generatorStep(ref, zG, i, 0);
+        const next = tf.add(
+          dSum,
+          tf.stack([d.loss, d.value, d.dReal, d.dFake, d.accReal, d.accFake]),
+        );
+        gSum += (await g.data())[0];
+        tf.dispose([x, zD, zG, g, dSum, ...Object.values(d)]);
+        dSum = next;
+        wgsl.step(s);
+      }
+      const figures = await wgsl.figures();
+      assertClose(figures, [...await dSum.data(), gSum], 1e-5);
+      await wgsl.exportTo(gan);
+      assert.equal(gan.optimizerD.step, 3);
+      assert.equal(gan.optimizerG.step, 3);
+      assertClose(await state(gan), await state(ref), 1e-5);
+      // The moments carry the gradients' scale: a wrong gradient shows.
+      assert.ok((await state(ref)).some((v) => v !== 0));
+      wgsl.dispose();
+      dSum.dispose();
+      disposeGan(ref);
+      disposeGan(gan);
+      console.log(`  ${name}: equal within 1e-5`);
+    }
+  },
+});
+
+Deno.test({
+  name: "webgpu: writing the state back and starting again continues exactly",
+  ignore: !probe.ok,
+  fn: async () => {
+    await initBackend("webgpu");
+    const config = small();
+    const steps = inputs(config, 3);
+    const a = createGan(config, { seed: 4 });
+    const b = createGan(config, { seed: 4 });
+    {
+      using wgsl = await WgslStep.create(a);
+      for (const s of steps) wgsl.step(s);
+      await wgsl.exportTo(a);
+    }
+    {
+      using first = await WgslStep.create(b);
+      first.step(steps[0]);
+      first.step(steps[1]);
+      await first.exportTo(b);
+    }
+    {
+      using second = await WgslStep.create(b);
+      second.step(steps[2]);
+      await second.exportTo(b);
+    }
+    assert.deepEqual(await state(b), await state(a));
+    assert.equal(b.optimizerD.step, 3);
+    disposeGan(a);
+    disposeGan(b);
+  },
+});
+
+Deno.test({
+  name: "webgpu: training with the WGSL step gives the tfjs step's history",
+  ignore: !probe.ok,
+  fn: async () => {
+    await initBackend("webgpu");
+    const mnist = await loadDataset("mnist", { log: () => {} });
+    const run = async (step: "tfjs" | "wgsl") => {
+      const messages: string[] = [];
+      const result = await train({
+        config: small(),
+        dataset: mnist as Dataset,
+        epochs: 2,
+        seed: 2,
+        limit: 100,
+        holdout: 0,
+        outDir: null,
+        step,
+        log: (m) => messages.push(m),
+      });
+      const history = result.history.map((h: EpochStats) => [
+        h.dLoss,
+        h.gLoss,
+        h.value,
+        h.dReal,
+        h.dFake,
+        h.accReal,
+        h.accFake,
+      ]);
+      const grid = result.grid;
+      disposeGan(result.gan);
+      return { history, grid, messages };
+    };
+    const ref = await run("tfjs");
+    const wgsl = await run("wgsl");
+    assert.match(wgsl.messages.join("\n"), /training step: WGSL programs/);
+    assert.match(ref.messages.join("\n"), /training step: tfjs ops/);
+    assertClose(wgsl.history.flat(), ref.history.flat(), 1e-4);
+    // The grid is drawn from the variables, written back after each epoch.
+    assertClose(wgsl.grid, ref.grid, 1e-4);
+  },
+});
