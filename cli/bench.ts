@@ -54,9 +54,8 @@ created for them)
                      or in tfjs-wasm's own kernel (off); comma-separated
                      (default auto)
   --step LIST        on WebGPU, the step as tfjs ops (tfjs) or as the WGSL
-                     programs of lib/wgsl_step.ts (wgsl: models without
-                     maxout, dropout or batch norm, trained with Adam, such
-                     as mlp); comma-separated (default tfjs,wgsl)
+                     programs of lib/wgsl_step.ts (wgsl: paper and mlp, not
+                     bn); comma-separated (default tfjs,wgsl)
   --fused LIST       on WebGPU with --step tfjs, the optimiser updates as fused programs (on)
                      or as tfjs op chains (off); comma-separated (default on)
   --uploads LIST     on WebGPU with --step tfjs, CPU data written straight into pooled GPU
@@ -109,11 +108,10 @@ async function timeConfiguration(
   /** One step; returns what to read to wait for it. */
   const step = (i: number): { data(): Promise<unknown>; dispose(): void } => {
     if (wgsl) {
-      wgsl.step({
-        real,
-        zD: sampleLatent(config, batch, rng),
-        zG: sampleLatent(config, batch, rng),
-      });
+      // As below: one noise batch for both players, D's masks from i and
+      // G's from i + 1.
+      const z = sampleLatent(config, batch, rng);
+      wgsl.step({ real, zD: z, zG: z, dSeed: i, gSeed: i + 1 });
       return { data: () => wgsl.figures(), dispose: () => {} };
     }
     const x = tf.tensor2d(real, [batch, 784]);

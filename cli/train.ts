@@ -57,9 +57,9 @@ Options:
                              when one loads (auto, ~3x faster) or in
                              tfjs-wasm's own kernel (off)
   --step auto|tfjs|wgsl      on WebGPU, the whole training step as WGSL
-                             programs (wgsl: plain MLPs with Adam, such as
-                             the mlp preset) or as tfjs ops (tfjs); auto:
-                             wgsl where it can run (default)
+                             programs (wgsl: presets paper and mlp, not bn
+                             or pylearn2) or as tfjs ops (tfjs); auto: wgsl
+                             where it can run (default)
   --out DIR                  run folder (default runs/<dataset>-<preset>)
   --resume                   continue the checkpoint in --out (its dataset,
                              configuration and seed)

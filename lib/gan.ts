@@ -866,7 +866,7 @@ export type DiscriminatorStepResult = {
  * (on real images from `seed`), so that G's pass through D in a simultaneous
  * step can use the very masks D's step used.
  */
-const FAKE_MASK_OFFSET = 1000;
+export const FAKE_MASK_OFFSET = 1000;
 
 /** D's gradients on one batch, with its figures (nothing applied yet). */
 function discriminatorGrads(

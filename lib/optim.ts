@@ -70,6 +70,23 @@ export interface SgdConfig {
 /** Either optimiser's settings. */
 export type OptimizerConfig = AdamConfig | SgdConfig;
 
+/** The learning rate of update number `step` + 1 (SGD's decays). */
+export function learningRate(c: OptimizerConfig, step: number): number {
+  if (c.kind === "adam") return c.lr;
+  const decayed = c.lr / (c.lrDecay ?? 1) ** step;
+  return Math.max(decayed, c.minLr ?? 0);
+}
+
+/** SGD's momentum during `epoch` (0-based), following the ramp (Adam: 0). */
+export function momentum(c: OptimizerConfig, epoch: number): number {
+  if (c.kind !== "sgd" || c.finalMomentum === undefined) {
+    return c.kind === "sgd" ? c.momentum : 0;
+  }
+  const start = c.momentumStart ?? 1, end = c.momentumSaturate ?? 250;
+  const alpha = Math.min(Math.max((epoch - start) / (end - start), 0), 1);
+  return c.momentum * (1 - alpha) + c.finalMomentum * alpha;
+}
+
 /** An optimiser over a fixed list of variables. */
 export class Optimizer {
   /** Number of updates applied so far. */
@@ -105,21 +122,12 @@ export class Optimizer {
 
   /** The learning rate of the next update. */
   learningRate(): number {
-    const c = this.config;
-    if (c.kind === "adam") return c.lr;
-    const decayed = c.lr / (c.lrDecay ?? 1) ** this.step;
-    return Math.max(decayed, c.minLr ?? 0);
+    return learningRate(this.config, this.step);
   }
 
   /** The momentum used during `epoch` (0-based), following the ramp. */
   momentum(epoch: number): number {
-    const c = this.config;
-    if (c.kind !== "sgd" || c.finalMomentum === undefined) {
-      return c.kind === "sgd" ? c.momentum : 0;
-    }
-    const start = c.momentumStart ?? 1, end = c.momentumSaturate ?? 250;
-    const alpha = Math.min(Math.max((epoch - start) / (end - start), 0), 1);
-    return c.momentum * (1 - alpha) + c.finalMomentum * alpha;
+    return momentum(this.config, epoch);
   }
 
   /**

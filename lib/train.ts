@@ -162,9 +162,9 @@ export interface TrainOptions {
   /**
    * Which code runs the training step: `tfjs`, its ops (every backend and
    * preset); `wgsl`, the whole step as hand-written WebGPU programs
-   * (`lib/wgsl_step.ts`: WebGPU, and plain MLPs trained with Adam, such as
-   * the `mlp` preset); `auto` (default), `wgsl` where it can run, else
-   * `tfjs`.
+   * (`lib/wgsl_step.ts`: WebGPU, and presets without batch norm or
+   * simultaneous updates: `paper`, `mlp`); `auto` (default), `wgsl` where
+   * it can run, else `tfjs`.
    */
   step?: StepChoice;
   /** Latent vectors of the fixed sample grid (default 100: 10 x 10). */
@@ -425,10 +425,10 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       if (wgsl) {
         // The same draws from rng, in the same order, as the tfjs step's.
         const zD = sampleLatent(config, bs, rng);
-        rng.nextUint32(); // D's dropout seed (no dropout here)
+        const dSeed = rng.nextUint32();
         const zG = sampleLatent(config, bs, rng);
-        rng.nextUint32(); // G's
-        wgsl.step({ real: batch.images, zD, zG });
+        const gSeed = rng.nextUint32();
+        wgsl.step({ real: batch.images, zD, zG, dSeed, gSeed, epoch });
         gCount++;
       } else {
         const real = tf.tensor2d(batch.images, [bs, IMAGE_PIXELS]);

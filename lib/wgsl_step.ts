@@ -1,40 +1,52 @@
 /**
- * The whole training step of a plain MLP GAN (one D step, one G step) as a
- * fixed list of hand-written WGSL dispatches on the GPU device of tfjs's
- * WebGPU backend.
+ * The whole training step of an MLP GAN (one D step, one G step) as a fixed
+ * list of hand-written WGSL dispatches on the GPU device of tfjs's WebGPU
+ * backend.
  *
  * Why: through tfjs, each op of a step costs a bind group, a uniform buffer
  * and a dispatch built anew on the CPU (Deno's `createBindGroup` alone is
- * ~25-45 us), and the `mlp` step is ~300 ops. Here every buffer is made
- * once, so every bind group is made once too; a step writes its inputs
- * (the real batch, the noise, Adam's step size) with `queue.writeBuffer`,
- * records 51 dispatches into one command buffer and submits it. Fewer
+ * ~25-45 us), and a step is 245 (`paper`) to 300 (`mlp`) ops. Here every
+ * buffer is made once, so every bind group is made once too; a step writes
+ * its inputs (the real batch, the noise, D's dropout masks, the optimiser's
+ * step size) with `queue.writeBuffer`, records its dispatches (39 for
+ * `paper`, 51 for `mlp`) into two command buffers and submits them. Fewer
  * dispatches, because each does more:
  *
- * - a dense layer's forward pass is one matMul program whose epilogue adds
- *   the bias and applies the nonlinearity;
+ * - a dense layer's forward pass is one matMul program that multiplies its
+ *   input by the dropout mask as it reads it, and whose epilogue adds the
+ *   bias and applies the nonlinearity (maxout: one more program, the max
+ *   over each unit's pieces);
  * - the gradient with respect to a layer's input is one matMul program whose
- *   epilogue multiplies by the nonlinearity's derivative below it, taken
- *   from that layer's output (relu: y > 0; leaky relu: 1 or 0.2; tanh:
- *   1 - y^2; sigmoid: y (1 - y)), as tfjs's gradients are;
- * - D sees the real and the generated batch in one pass of 2B rows (no
- *   dropout or batch norm here, so rows are independent);
+ *   epilogue multiplies by the dropout mask and the derivative of the
+ *   nonlinearity below, taken from that layer's output (relu: y > 0; leaky
+ *   relu: 1 or 0.2; tanh: 1 - y^2; sigmoid: y (1 - y); maxout: the gradient
+ *   goes to the pieces that attain the max), as tfjs's gradients do;
+ * - D sees the real and the generated batch in one pass of 2B rows, with
+ *   the masks `lib/gan.ts` would draw for each half;
  * - the losses and their gradients with respect to D's logits are one
  *   program, which also adds the step's figures to sums kept on the GPU;
- * - Adam updates all of a network's parameters in one program: each
- *   network's parameters (and gradients, and moments) are one buffer.
+ * - the optimiser (Adam, or SGD with momentum) updates all of a network's
+ *   parameters in one program: each network's parameters (and gradients,
+ *   and slots) are one buffer.
  *
- * The arithmetic is `lib/gan.ts`'s and `lib/optim.ts`'s (a test compares a
- * few steps with the tfjs step), in float32, summed in another order.
- * What it does not do (maxout, dropout, batch norm, SGD, simultaneous
- * updates, k > 1): {@linkcode wgslStepSupport} says why a configuration is
- * left to the tfjs step.
+ * The arithmetic is `lib/gan.ts`'s and `lib/optim.ts`'s, with the same
+ * dropout masks (tests compare steps with the tfjs step), in float32,
+ * summed in another order. Batch norm and simultaneous updates are left to
+ * the tfjs step: {@linkcode wgslStepSupport} says why a configuration is.
  *
  * @module
  */
 
 import * as tf from "@tensorflow/tfjs";
-import type { Gan, GanConfig, LayerSpec, Mlp } from "./gan.ts";
+import {
+  dropoutMask,
+  FAKE_MASK_OFFSET,
+  type Gan,
+  type GanConfig,
+  type LayerSpec,
+  type Mlp,
+} from "./gan.ts";
+import { learningRate, momentum } from "./optim.ts";
 
 /**
  * Why the WGSL step cannot train `config` (a sentence), or null when it can.
@@ -46,17 +58,15 @@ export function wgslStepSupport(config: GanConfig): string | null {
       config.discriminator,
     ]] as const
   ) {
-    if (!["relu", "leaky_relu", "tanh"].includes(net.activation)) {
+    if (net.batchNorm) return `${name}'s batch norm is not written in WGSL`;
+    if (
+      !["relu", "leaky_relu", "tanh"].includes(net.activation) &&
+      !(name === "D" && net.activation === "maxout")
+    ) {
       return `${name}'s ${net.activation} layers are not written in WGSL`;
     }
-    if (net.batchNorm) return `${name}'s batch norm is not written in WGSL`;
-    if (net.dropout || net.inputDropout) {
-      return `${name}'s dropout is not written in WGSL`;
-    }
-  }
-  for (const o of [config.optimizerG, config.optimizerD]) {
-    if (o.kind !== "adam") {
-      return `the ${o.kind} optimiser is not written in WGSL`;
+    if (name === "G" && (net.dropout || net.inputDropout)) {
+      return "G's dropout is not written in WGSL";
     }
   }
   if ((config.update ?? "alternating") !== "alternating") {
@@ -76,6 +86,12 @@ export interface WgslStepInputs {
   zD: Float32Array;
   /** Noise of G's step, [B, latentDim]. */
   zG: Float32Array;
+  /** Seed of D's dropout masks in D's step (needed when D has dropout). */
+  dSeed?: number;
+  /** Seed of D's dropout masks in G's step (needed when D has dropout). */
+  gSeed?: number;
+  /** The epoch (0-based), for SGD's momentum ramp (default 0). */
+  epoch?: number;
 }
 
 /**
@@ -137,38 +153,67 @@ const MATMUL_KINDS: Binding[] = [
   "storage",
   "read-only-storage",
   "uniform",
+  "read-only-storage",
 ];
 
 const MATMUL_BINDINGS = `
-struct U { M: u32, N: u32, K: u32, aOff: u32, bOff: u32, cOff: u32, eOff: u32, pad: u32 }
+struct U { M: u32, N: u32, K: u32, aOff: u32, bOff: u32, cOff: u32, eOff: u32, mOff: u32 }
 @group(0) @binding(0) var<storage, read> A: array<f32>;
 @group(0) @binding(1) var<storage, read> B: array<f32>;
 @group(0) @binding(2) var<storage, read_write> C: array<f32>;
 @group(0) @binding(3) var<storage, read> E: array<f32>;
 @group(0) @binding(4) var<uniform> u: U;
+@group(0) @binding(5) var<storage, read> Mk: array<f32>;
 `;
 
 /** How a matMul program finishes each output. */
 type Epilogue =
   | { kind: "store" }
   | { kind: "bias"; act: Act }
-  | { kind: "actGrad"; act: Act };
+  | { kind: "actGrad"; act: Act }
+  | { kind: "maxoutGrad"; pieces: number };
+
+/** A matMul program's variant. */
+interface MatMulVariant {
+  /** A is stored [K, M]. */
+  transA?: boolean;
+  /** B is stored [N, K]. */
+  transB?: boolean;
+  epilogue: Epilogue;
+  /** A's elements are multiplied by a dropout mask laid out as A (Mk). */
+  maskA?: boolean;
+  /** Each output is multiplied by a dropout mask laid out as C (Mk). */
+  maskOut?: boolean;
+}
 
 /**
  * C[M, N] = op(A) op(B) with a 64 x 64 tile of C per workgroup of 16 x 16
  * threads (4 x 4 outputs each) and 16-deep slices of K through workgroup
- * memory. `transA`: A is stored [K, M]; `transB`: B is stored [N, K].
+ * memory, then the epilogue on each output.
+ *
+ * - `bias`: adds E (the bias, from eOff) and applies the nonlinearity.
+ * - `actGrad`: multiplies by the derivative of the nonlinearity whose
+ *   output is E (laid out as C, from eOff).
+ * - `maxoutGrad`: the gradient with respect to a maxout layer's pieces,
+ *   from the gradient with respect to its units (this product): each of
+ *   the unit's pieces in E (pre-activations, [M, N * pieces] from eOff)
+ *   that attains the max gets it, the others 0 (tfjs's gradient of max);
+ *   C is [M, N * pieces].
  */
-function matMulCode(transA: boolean, transB: boolean, epi: Epilogue): string {
+function matMulCode(variant: MatMulVariant): string {
+  const { transA = false, transB = false, maskA = false, maskOut = false } =
+    variant;
+  const epi = variant.epilogue;
   // Each thread loads 4 elements of each tile; the fast index follows the
   // stored layout, so neighbouring threads read neighbouring addresses.
+  const readA = maskA ? "A[u.aOff + i] * Mk[u.mOff + i]" : "A[u.aOff + i]";
   const loadA = transA
     ? `let kk = e / 64u; let mm = e % 64u;
        var a = 0.0;
-       if (row0 + mm < u.M && k0 + kk < u.K) { a = A[u.aOff + (k0 + kk) * u.M + row0 + mm]; }`
+       if (row0 + mm < u.M && k0 + kk < u.K) { let i = (k0 + kk) * u.M + row0 + mm; a = ${readA}; }`
     : `let mm = e / 16u; let kk = e % 16u;
        var a = 0.0;
-       if (row0 + mm < u.M && k0 + kk < u.K) { a = A[u.aOff + (row0 + mm) * u.K + k0 + kk]; }`;
+       if (row0 + mm < u.M && k0 + kk < u.K) { let i = (row0 + mm) * u.K + k0 + kk; a = ${readA}; }`;
   const loadB = transB
     ? `let nn = e / 16u; let kb = e % 16u;
        var b = 0.0;
@@ -176,18 +221,29 @@ function matMulCode(transA: boolean, transB: boolean, epi: Epilogue): string {
     : `let kb = e / 64u; let nn = e % 64u;
        var b = 0.0;
        if (col0 + nn < u.N && k0 + kb < u.K) { b = B[u.bOff + (k0 + kb) * u.N + col0 + nn]; }`;
+  const mask = maskOut ? " * Mk[u.mOff + m * u.N + n]" : "";
+  const put = "C[u.cOff + m * u.N + n] = v;";
   let finish: string;
   switch (epi.kind) {
     case "store":
-      finish = "let v = a;";
+      finish = `let v = a${mask}; ${put}`;
       break;
     case "bias":
       finish = `let x = a + E[u.eOff + n];
-        let v = ${actCode(epi.act)};`;
+        let v = ${actCode(epi.act)}; ${put}`;
       break;
     case "actGrad":
       finish = `let y = E[u.eOff + m * u.N + n];
-        let v = a * ${actGradCode(epi.act)};`;
+        let v = a${mask} * ${actGradCode(epi.act)}; ${put}`;
+      break;
+    case "maxoutGrad":
+      finish = `let d = a${mask};
+        let at = (m * u.N + n) * ${epi.pieces}u;
+        var y = E[u.eOff + at];
+        for (var p = 1u; p < ${epi.pieces}u; p++) { y = max(y, E[u.eOff + at + p]); }
+        for (var p = 0u; p < ${epi.pieces}u; p++) {
+          C[u.cOff + at + p] = select(0.0, d, E[u.eOff + at + p] == y);
+        }`;
       break;
   }
   // The 4 x 4 outputs of a thread are 4 vec4 accumulators (rows), spelt
@@ -203,7 +259,6 @@ function matMulCode(transA: boolean, transB: boolean, epi: Epilogue): string {
           if (n < u.N) {
             let a = acc${i}[j];
             ${finish}
-            C[u.cOff + m * u.N + n] = v;
           }
         }
       }
@@ -366,6 +421,38 @@ fn main(@builtin(global_invocation_id) id: vec3u, @builtin(num_workgroups) nw: v
   P[i] = P[i] - (m * u.stepSize) / (sqrt(v / u.correction2) + u.eps);
 }`;
 
+/**
+ * SGD with momentum over a whole network's parameters, as `lib/optim.ts`
+ * computes it: inc' = momentum inc - lr g; p' = p + inc'.
+ */
+const SGD_CODE = `
+struct U { momentum: f32, lr: f32, n: u32, pad: u32 }
+@group(0) @binding(0) var<storage, read_write> P: array<f32>;
+@group(0) @binding(1) var<storage, read> G: array<f32>;
+@group(0) @binding(2) var<storage, read_write> I: array<f32>;
+@group(0) @binding(3) var<storage, read_write> V: array<f32>;
+@group(0) @binding(4) var<uniform> u: U;
+
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) id: vec3u, @builtin(num_workgroups) nw: vec3u) {
+  let i = id.y * nw.x * 256u + id.x;
+  if (i >= u.n) { return; }
+  let inc = I[i] * u.momentum - G[i] * u.lr;
+  I[i] = inc;
+  P[i] = P[i] + inc;
+}`;
+
+/** Maxout: C[m, n] = max over p < K of A[m, n * K + p] (M x N outputs). */
+const MAXOUT_CODE = `${MATMUL_BINDINGS}
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) id: vec3u, @builtin(num_workgroups) nw: vec3u) {
+  let i = id.y * nw.x * 256u + id.x;
+  if (i >= u.M * u.N) { return; }
+  var y = A[u.aOff + i * u.K];
+  for (var p = 1u; p < u.K; p++) { y = max(y, A[u.aOff + i * u.K + p]); }
+  C[u.cOff + i] = y;
+}`;
+
 /** A network's parameters laid out in one buffer: [kernel, bias] per layer. */
 interface NetLayout {
   specs: LayerSpec[];
@@ -379,9 +466,9 @@ function layout(net: Mlp): NetLayout {
   let at = 0;
   for (const s of net.specs) {
     kernel.push(at);
-    at += s.inputs * s.units;
+    at += s.inputs * s.units * s.pieces;
     bias.push(at);
-    at += s.units;
+    at += s.units * s.pieces;
   }
   return { specs: net.specs, kernel, bias, size: at };
 }
@@ -389,12 +476,18 @@ function layout(net: Mlp): NetLayout {
 interface NetBuffers {
   params: GPUBuffer;
   grads: GPUBuffer;
+  /** Adam's first moments, or SGD's increments. */
   m: GPUBuffer;
+  /** Adam's second moments (unused by SGD). */
   v: GPUBuffer;
   /** Each layer's output, [2B, units] (D) or [B, units] (G). */
   acts: GPUBuffer[];
-  /** Adam's per-step settings. */
-  adam: GPUBuffer;
+  /** Maxout layers' pre-activations, [rows, units * pieces]. */
+  pre: (GPUBuffer | null)[];
+  /** Dropout masks of each layer's input, [rows, inputs]. */
+  masks: (GPUBuffer | null)[];
+  /** The optimiser's per-step settings. */
+  opt: GPUBuffer;
 }
 
 interface Dispatch {
@@ -447,7 +540,7 @@ export class WgslStep {
     const image = this.#D.specs[0].inputs;
     const widest = Math.max(
       ...[...this.#G.specs, ...this.#D.specs].map((s) =>
-        Math.max(s.inputs, s.units)
+        Math.max(s.inputs, s.units * s.pieces)
       ),
     );
     const limit = device.limits.maxStorageBufferBindingSize;
@@ -496,7 +589,13 @@ export class WgslStep {
       m: this.#buffer(net.size),
       v: this.#buffer(net.size),
       acts: net.specs.map((s) => this.#buffer(rows * s.units)),
-      adam: this.#buffer(8, GPUBufferUsage.UNIFORM | COPY_DST),
+      pre: net.specs.map((s) =>
+        s.pieces > 1 ? this.#buffer(rows * s.units * s.pieces) : null
+      ),
+      masks: net.specs.map((s) =>
+        s.dropout > 0 ? this.#buffer(rows * s.inputs) : null
+      ),
+      opt: this.#buffer(8, GPUBufferUsage.UNIFORM | COPY_DST),
     };
   }
 
@@ -558,21 +657,20 @@ export class WgslStep {
 
   /** C = op(A) op(B), then the epilogue; offsets in floats. */
   #matMul(
-    o: {
+    o: MatMulVariant & {
       M: number;
       N: number;
       K: number;
       a: GPUBuffer;
       aOff?: number;
-      transA?: boolean;
       b: GPUBuffer;
       bOff?: number;
-      transB?: boolean;
       c: GPUBuffer;
       cOff?: number;
       e?: GPUBuffer;
       eOff?: number;
-      epilogue: Epilogue;
+      /** The dropout mask of `maskA` or `maskOut`. */
+      mask?: GPUBuffer | null;
     },
   ): Dispatch {
     const u = this.#uniform([
@@ -585,12 +683,49 @@ export class WgslStep {
       o.eOff ?? 0,
       0,
     ]);
+    const masked = o.mask ? { maskA: o.maskA, maskOut: o.maskOut } : {};
     return this.#dispatch(
-      matMulCode(o.transA ?? false, o.transB ?? false, o.epilogue),
+      matMulCode({
+        transA: o.transA,
+        transB: o.transB,
+        epilogue: o.epilogue,
+        ...masked,
+      }),
       MATMUL_KINDS,
-      [o.a, o.b, o.c, o.e ?? this.#dummy(), u],
+      [o.a, o.b, o.c, o.e ?? this.#dummy(), u, o.mask ?? this.#dummy()],
       [Math.ceil(o.N / 64), Math.ceil(o.M / 64)],
     );
+  }
+
+  /** C[m, n] = max of the `pieces` values A[m, n * pieces + p]. */
+  #maxout(
+    rows: number,
+    units: number,
+    pieces: number,
+    a: GPUBuffer,
+    c: GPUBuffer,
+  ): Dispatch {
+    const dummy = this.#dummy();
+    return this.#dispatch(
+      MAXOUT_CODE,
+      MATMUL_KINDS,
+      [
+        a,
+        dummy,
+        c,
+        dummy,
+        this.#uniform([rows, units, pieces, 0, 0, 0, 0, 0]),
+        dummy,
+      ],
+      this.#grid(rows * units),
+    );
+  }
+
+  /** Workgroups of 256 for `n` threads, in two dimensions past 65,535. */
+  #grid(n: number): [number, number] {
+    const groups = Math.ceil(n / 256);
+    const x = Math.min(groups, 65535);
+    return [x, Math.ceil(groups / x)];
   }
 
   #dummyBuffer: GPUBuffer | null = null;
@@ -624,6 +759,7 @@ export class WgslStep {
         c,
         this.#dummy(),
         this.#uniform([M, o.N, 0, aOff, 0, cOff, 0, 0]),
+        this.#dummy(),
       ], [Math.ceil(o.N / 64), Math.ceil(M / 256)]);
     if (chunks === 1) return [pass(o.M, o.a, o.aOff ?? 0, o.c, o.cOff)];
     return [
@@ -632,14 +768,17 @@ export class WgslStep {
     ];
   }
 
-  #adamDispatch(net: NetLayout, buf: NetBuffers): Dispatch {
-    const groups = Math.ceil(net.size / 256);
-    const x = Math.min(groups, 65535);
+  /** The update of all of a network's parameters (Adam or SGD). */
+  #optimizerDispatch(
+    net: NetLayout,
+    buf: NetBuffers,
+    kind: "adam" | "sgd",
+  ): Dispatch {
     return this.#dispatch(
-      ADAM_CODE,
+      kind === "adam" ? ADAM_CODE : SGD_CODE,
       ["storage", "read-only-storage", "storage", "storage", "uniform"],
-      [buf.params, buf.grads, buf.m, buf.v, buf.adam],
-      [x, Math.ceil(groups / x)],
+      [buf.params, buf.grads, buf.m, buf.v, buf.opt],
+      this.#grid(net.size),
     );
   }
 
@@ -663,7 +802,9 @@ export class WgslStep {
   /**
    * Forward passes of a network over `rows` rows of `input` (from row
    * `inRow`), each layer's output into its `acts` buffer (or, for the
-   * last, into `out` from row `outRow`).
+   * last, into `out` from row `outRow`). A layer with dropout multiplies
+   * its input by its mask (rows from 0) as it reads it; a maxout layer
+   * writes its pieces to `pre`, then takes their max.
    */
   #forward(
     net: NetLayout,
@@ -676,24 +817,29 @@ export class WgslStep {
       outRow?: number;
     },
   ): Dispatch[] {
-    return net.specs.map((s, l) => {
+    return net.specs.flatMap((s, l) => {
       const last = l === net.specs.length - 1;
       const input = l === 0 ? o.input : buf.acts[l - 1];
       const output = last && o.out ? o.out : buf.acts[l];
-      return this.#matMul({
+      const pre = buf.pre[l];
+      const affine = this.#matMul({
         M: o.rows,
-        N: s.units,
+        N: s.units * s.pieces,
         K: s.inputs,
         a: input,
         aOff: l === 0 ? o.inRow * s.inputs : 0,
+        maskA: true,
+        mask: buf.masks[l],
         b: buf.params,
         bOff: net.kernel[l],
-        c: output,
-        cOff: last && o.out ? (o.outRow ?? 0) * s.units : 0,
+        c: pre ?? output,
+        cOff: !pre && last && o.out ? (o.outRow ?? 0) * s.units : 0,
         e: buf.params,
         eOff: net.bias[l],
-        epilogue: { kind: "bias", act: s.activation },
+        epilogue: { kind: "bias", act: pre ? "linear" : s.activation },
       });
+      if (!pre) return [affine];
+      return [affine, this.#maxout(o.rows, s.units, s.pieces, pre, output)];
     });
   }
 
@@ -701,7 +847,7 @@ export class WgslStep {
    * Backward pass of a network from the gradient with respect to its last
    * layer's pre-activation (in `deltas[0]`): weight and bias gradients when
    * `weights`, and the gradient with respect to the input's pre-activation
-   * (multiplied by `below`'s derivative, read from `belowOut` from row
+   * (through `below`'s nonlinearity, whose output is `belowOut` from row
    * `belowRow`) when `below` is given. Returns the dispatches and which
    * delta buffer holds the last gradient.
    */
@@ -723,16 +869,19 @@ export class WgslStep {
     for (let l = net.specs.length - 1; l >= 0; l--) {
       const s = net.specs[l];
       const delta = o.deltas[at];
+      const cols = s.units * s.pieces;
       if (o.weights) {
         const x = l === 0 ? o.input : buf.acts[l - 1];
-        // dW[inputs, units] = X^T delta
+        // dW[inputs, cols] = (X * mask)^T delta
         out.push(this.#matMul({
           M: s.inputs,
-          N: s.units,
+          N: cols,
           K: o.rows,
           a: x,
           aOff: l === 0 ? o.inRow * s.inputs : 0,
           transA: true,
+          maskA: true,
+          mask: buf.masks[l],
           b: delta,
           c: buf.grads,
           cOff: net.kernel[l],
@@ -740,33 +889,39 @@ export class WgslStep {
         }));
         out.push(...this.#colSum({
           M: o.rows,
-          N: s.units,
+          N: cols,
           a: delta,
           c: buf.grads,
           cOff: net.bias[l],
           partial: o.partial,
         }));
       }
-      const below = l > 0
-        ? { act: net.specs[l - 1].activation, out: buf.acts[l - 1], row: 0 }
+      const inner = l > 0 ? net.specs[l - 1] : null;
+      const below = inner
+        ? { act: inner.activation, out: buf.acts[l - 1], row: 0 }
         : o.below;
-      if (below) {
-        // delta_below = (delta W^T) * act'(below's output)
-        out.push(this.#matMul({
-          M: o.rows,
-          N: s.inputs,
-          K: s.units,
-          a: delta,
-          b: buf.params,
-          bOff: net.kernel[l],
-          transB: true,
-          c: o.deltas[1 - at],
-          e: below.out,
-          eOff: below.row * s.inputs,
-          epilogue: { kind: "actGrad", act: below.act },
-        }));
-        at = 1 - at;
-      }
+      if (!below) continue;
+      // The gradient with respect to this layer's input, delta W^T, times
+      // its dropout mask, then through the nonlinearity below.
+      const maxout = inner && inner.pieces > 1;
+      out.push(this.#matMul({
+        M: o.rows,
+        N: s.inputs,
+        K: cols,
+        a: delta,
+        b: buf.params,
+        bOff: net.kernel[l],
+        transB: true,
+        maskOut: true,
+        mask: buf.masks[l],
+        c: o.deltas[1 - at],
+        e: maxout ? buf.pre[l - 1]! : below.out,
+        eOff: maxout ? 0 : below.row * s.inputs,
+        epilogue: maxout
+          ? { kind: "maxoutGrad", pieces: inner.pieces }
+          : { kind: "actGrad", act: below.act },
+      }));
+      at = 1 - at;
     }
     return { dispatches: out, at };
   }
@@ -776,6 +931,7 @@ export class WgslStep {
     const G = this.#G, D = this.#D;
     const gOut = G.specs[G.specs.length - 1].activation;
     const dLast = this.#dBuf.acts[D.specs.length - 1];
+    const c = this.#config;
     // D's step: G(z) into rows B..2B-1 of D's input, D on all 2B rows.
     this.#dStep = [
       ...this.#forward(G, this.#gBuf, {
@@ -799,7 +955,7 @@ export class WgslStep {
         deltas,
         partial,
       }).dispatches,
-      this.#adamDispatch(D, this.#dBuf),
+      this.#optimizerDispatch(D, this.#dBuf, c.optimizerD.kind),
     ];
     // G's step: D on the B generated rows only, back through D into G.
     const throughD = this.#backward(D, this.#dBuf, {
@@ -821,11 +977,7 @@ export class WgslStep {
         outRow: B,
       }),
       ...this.#forward(D, this.#dBuf, { rows: B, input: this.#dIn, inRow: B }),
-      this.#lossDispatch(
-        dLast,
-        deltas[0],
-        this.#config.loss === "saturating" ? 2 : 1,
-      ),
+      this.#lossDispatch(dLast, deltas[0], c.loss === "saturating" ? 2 : 1),
       ...throughD.dispatches,
       ...this.#backward(G, this.#gBuf, {
         rows: B,
@@ -835,7 +987,7 @@ export class WgslStep {
         deltas: gDeltas,
         partial,
       }).dispatches,
-      this.#adamDispatch(G, this.#gBuf),
+      this.#optimizerDispatch(G, this.#gBuf, c.optimizerG.kind),
     ];
   }
 
@@ -849,24 +1001,48 @@ export class WgslStep {
     return this.#dStep.length + this.#gStep.length;
   }
 
-  #writeAdam(net: "G" | "D"): void {
+  /** Writes the settings of a network's next update (Adam or SGD). */
+  #writeOptimizer(net: "G" | "D", epoch: number): void {
     const c = net === "G" ? this.#config.optimizerG : this.#config.optimizerD;
-    if (c.kind !== "adam") throw new Error("unreachable: Adam only");
-    const t = net === "G" ? ++this.#stepG : ++this.#stepD;
+    const size = (net === "G" ? this.#G : this.#D).size;
+    // The number of updates so far, before this one (as Optimizer.step).
+    const t = net === "G" ? this.#stepG++ : this.#stepD++;
     const u = new ArrayBuffer(32);
-    const f = new Float32Array(u);
-    f.set([
-      c.beta1,
-      1 - c.beta1,
-      c.beta2,
-      1 - c.beta2,
-      c.lr / (1 - c.beta1 ** t),
-      1 - c.beta2 ** t,
-      c.eps ?? 1e-8,
-    ]);
-    new Uint32Array(u)[7] = (net === "G" ? this.#G : this.#D).size;
+    const f = new Float32Array(u), n = new Uint32Array(u);
+    if (c.kind === "adam") {
+      f.set([
+        c.beta1,
+        1 - c.beta1,
+        c.beta2,
+        1 - c.beta2,
+        learningRate(c, t) / (1 - c.beta1 ** (t + 1)),
+        1 - c.beta2 ** (t + 1),
+        c.eps ?? 1e-8,
+      ]);
+      n[7] = size;
+    } else {
+      f.set([momentum(c, epoch), learningRate(c, t)]);
+      n[2] = size;
+    }
     const buf = net === "G" ? this.#gBuf : this.#dBuf;
-    this.#device.queue.writeBuffer(buf.adam, 0, u);
+    this.#device.queue.writeBuffer(buf.opt, 0, u);
+  }
+
+  /**
+   * Writes D's dropout masks for a pass over `parts` (each a row count
+   * and a seed), in `lib/gan.ts`'s way: layer l's mask from `seed + l`.
+   */
+  #writeMasks(parts: [rows: number, seed: number][]): void {
+    this.#D.specs.forEach((s, l) => {
+      const mask = this.#dBuf.masks[l];
+      if (!mask) return;
+      let row = 0;
+      for (const [rows, seed] of parts) {
+        const values = dropoutMask(rows * s.inputs, 1 - s.dropout, seed + l);
+        this.#upload(mask, values, row * s.inputs);
+        row += rows;
+      }
+    });
   }
 
   /**
@@ -885,22 +1061,36 @@ export class WgslStep {
         `a step takes ${B} images of ${image} pixels and ${B} x ${this.#latent} noise values`,
       );
     }
-    // D's step.
+    const dropout = this.#dBuf.masks.some((m) => m);
+    if (dropout && (inputs.dSeed === undefined || inputs.gSeed === undefined)) {
+      throw new Error("D has dropout: a step needs dSeed and gSeed");
+    }
+    const epoch = inputs.epoch ?? 0;
+    // D's step: the real rows' masks from dSeed, the generated rows' from
+    // dSeed + 1000, as discriminatorStep draws them.
     this.#upload(this.#dIn, inputs.real);
     this.#upload(this.#z, inputs.zD);
-    this.#writeAdam("D");
+    if (dropout) {
+      this.#writeMasks([
+        [B, inputs.dSeed!],
+        [B, inputs.dSeed! + FAKE_MASK_OFFSET],
+      ]);
+    }
+    this.#writeOptimizer("D", epoch);
     this.#submit(this.#dStep);
     // G's step. (Queue writes and submits run in order: D's step has read
-    // its noise before this one lands.)
+    // its noise and masks before these land.)
     this.#upload(this.#z, inputs.zG);
-    this.#writeAdam("G");
+    if (dropout) this.#writeMasks([[B, inputs.gSeed!]]);
+    this.#writeOptimizer("G", epoch);
     this.#submit(this.#gStep);
   }
 
-  #upload(buffer: GPUBuffer, data: Float32Array): void {
+  /** Writes `data` into `buffer` from float `at` on. */
+  #upload(buffer: GPUBuffer, data: Float32Array, at = 0): void {
     this.#device.queue.writeBuffer(
       buffer,
-      0,
+      at * 4,
       data.buffer as ArrayBuffer,
       data.byteOffset,
       data.byteLength,
@@ -959,14 +1149,17 @@ export class WgslStep {
         buf.params,
         await flatten(net, lay, (i) => net.trainable[i]),
       );
+      // Adam's slots are m then v; SGD's, the increments only.
       this.#upload(buf.m, await flatten(net, lay, (i) => opt.slots[i]));
-      this.#upload(buf.v, await flatten(net, lay, (i) => opt.slots[n + i]));
+      if (opt.slots.length > n) {
+        this.#upload(buf.v, await flatten(net, lay, (i) => opt.slots[n + i]));
+      }
     }
     this.resetFigures();
   }
 
   /**
-   * Writes the weights, Adam's moments and step counts back into `gan`'s
+   * Writes the weights, the optimisers' slots and step counts back into `gan`'s
    * variables and optimisers (waits for the queued steps).
    */
   async exportTo(gan: Gan): Promise<void> {
@@ -988,7 +1181,7 @@ export class WgslStep {
             tf.tensor(a.slice(at, at + variable.size), variable.shape);
           variable.assign(slice(p));
           opt.slots[i].assign(slice(m));
-          opt.slots[n + i].assign(slice(v));
+          opt.slots[n + i]?.assign(slice(v));
         });
       });
       opt.step = step;
