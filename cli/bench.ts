@@ -54,8 +54,8 @@ created for them)
                      or in tfjs-wasm's own kernel (off); comma-separated
                      (default auto)
   --step LIST        on WebGPU, the step as tfjs ops (tfjs) or as the WGSL
-                     programs of lib/wgsl_step.ts (wgsl: paper and mlp, not
-                     bn); comma-separated (default tfjs,wgsl)
+                     programs of lib/wgsl_step.ts (wgsl); comma-separated
+                     (default tfjs,wgsl)
   --fused LIST       on WebGPU with --step tfjs, the optimiser updates as fused programs (on)
                      or as tfjs op chains (off); comma-separated (default on)
   --uploads LIST     on WebGPU with --step tfjs, CPU data written straight into pooled GPU

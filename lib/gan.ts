@@ -245,8 +245,10 @@ export function pixelRange(config: GanConfig): PixelRange {
 // Networks
 
 const LEAKY_SLOPE = 0.2;
-const BN_EPS = 1e-5;
-const BN_MOMENTUM = 0.1; // PyTorch's: running = 0.9 running + 0.1 batch
+/** Batch norm's epsilon (PyTorch's). */
+export const BN_EPS = 1e-5;
+/** Batch norm's running-statistics momentum (PyTorch's): running = 0.9 running + 0.1 batch. */
+export const BN_MOMENTUM = 0.1;
 
 /** One layer's variables. */
 export interface LayerParams {

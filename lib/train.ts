@@ -162,9 +162,9 @@ export interface TrainOptions {
   /**
    * Which code runs the training step: `tfjs`, its ops (every backend and
    * preset); `wgsl`, the whole step as hand-written WebGPU programs
-   * (`lib/wgsl_step.ts`: WebGPU, and presets without batch norm or
-   * simultaneous updates: `paper`, `mlp`); `auto` (default), `wgsl` where
-   * it can run, else `tfjs`.
+   * (`lib/wgsl_step.ts`: WebGPU, and alternating updates: `paper`, `mlp`,
+   * `bn`, not `pylearn2`); `auto` (default), `wgsl` where it can run, else
+   * `tfjs`.
    */
   step?: StepChoice;
   /** Latent vectors of the fixed sample grid (default 100: 10 x 10). */

@@ -5,17 +5,18 @@
  *
  * Why: through tfjs, each op of a step costs a bind group, a uniform buffer
  * and a dispatch built anew on the CPU (Deno's `createBindGroup` alone is
- * ~25-45 us), and a step is 245 (`paper`) to 300 (`mlp`) ops. Here every
- * buffer is made once, so every bind group is made once too; a step writes
- * its inputs (the real batch, the noise, D's dropout masks, the optimiser's
- * step size) with `queue.writeBuffer`, records its dispatches (39 for
- * `paper`, 51 for `mlp`) into two command buffers and submits them. Fewer
+ * ~25-45 us), and a step is 245 (`paper`), 300 (`mlp`) or 572 (`bn`) ops.
+ * Here every buffer is made once, so every bind group is made once too; a
+ * step writes its inputs (the real batch, the noise, D's dropout masks, the
+ * optimiser's step size) with `queue.writeBuffer`, records its dispatches
+ * (39, 51 and 79) into two command buffers and submits them. Fewer
  * dispatches, because each does more:
  *
  * - a dense layer's forward pass is one matMul program that multiplies its
  *   input by the dropout mask as it reads it, and whose epilogue adds the
  *   bias and applies the nonlinearity (maxout: one more program, the max
- *   over each unit's pieces);
+ *   over each unit's pieces; batch norm: two more, the batch's statistics,
+ *   then the normalisation and the nonlinearity);
  * - the gradient with respect to a layer's input is one matMul program whose
  *   epilogue multiplies by the dropout mask and the derivative of the
  *   nonlinearity below, taken from that layer's output (relu: y > 0; leaky
@@ -31,14 +32,16 @@
  *
  * The arithmetic is `lib/gan.ts`'s and `lib/optim.ts`'s, with the same
  * dropout masks (tests compare steps with the tfjs step), in float32,
- * summed in another order. Batch norm and simultaneous updates are left to
- * the tfjs step: {@linkcode wgslStepSupport} says why a configuration is.
+ * summed in another order. Simultaneous updates and k > 1 are left to the
+ * tfjs step: {@linkcode wgslStepSupport} says why a configuration is.
  *
  * @module
  */
 
 import * as tf from "@tensorflow/tfjs";
 import {
+  BN_EPS,
+  BN_MOMENTUM,
   dropoutMask,
   FAKE_MASK_OFFSET,
   type Gan,
@@ -58,7 +61,6 @@ export function wgslStepSupport(config: GanConfig): string | null {
       config.discriminator,
     ]] as const
   ) {
-    if (net.batchNorm) return `${name}'s batch norm is not written in WGSL`;
     if (
       !["relu", "leaky_relu", "tanh"].includes(net.activation) &&
       !(name === "D" && net.activation === "maxout")
@@ -453,24 +455,180 @@ fn main(@builtin(global_invocation_id) id: vec3u, @builtin(num_workgroups) nw: v
   C[u.cOff + i] = y;
 }`;
 
+/**
+ * Batch normalisation (`lib/gan.ts`: tfjs's moments, then
+ * (h - mean) / sqrt(var + eps) * gamma + beta, then the nonlinearity).
+ * Settings of each program: M rows, N columns, offsets of gamma and beta in
+ * the parameters, eps, and the running statistics' momentum.
+ */
+const BN_UNIFORM = `
+struct U { M: u32, N: u32, gamma: u32, beta: u32, eps: f32, momentum: f32, keep: f32, pad: u32 }`;
+
+/** Column means and (biased) variances of X, two passes: S = [mean, var]. */
+const BN_STATS_CODE = `${BN_UNIFORM}
+@group(0) @binding(0) var<storage, read> X: array<f32>;
+@group(0) @binding(1) var<storage, read_write> S: array<f32>;
+@group(0) @binding(2) var<uniform> u: U;
+var<workgroup> part: array<f32, 256>;
+
+fn total(c: u32) -> f32 {
+  return ((part[c] + part[64u + c]) + part[128u + c]) + part[192u + c];
+}
+
+@compute @workgroup_size(64, 4)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let n = wg.x * 64u + lid.x;
+  var s = 0.0;
+  if (n < u.N) {
+    for (var r = lid.y; r < u.M; r += 4u) { s += X[r * u.N + n]; }
+  }
+  part[lid.y * 64u + lid.x] = s;
+  workgroupBarrier();
+  let mean = total(lid.x) / f32(u.M);
+  workgroupBarrier();
+  var q = 0.0;
+  if (n < u.N) {
+    for (var r = lid.y; r < u.M; r += 4u) {
+      let d = X[r * u.N + n] - mean;
+      q += d * d;
+    }
+  }
+  part[lid.y * 64u + lid.x] = q;
+  workgroupBarrier();
+  if (lid.y == 0u && n < u.N) {
+    S[n] = mean;
+    S[u.N + n] = total(lid.x) / f32(u.M);
+  }
+}`;
+
+/** Y = act((X - mean) / sqrt(var + eps) * gamma + beta). */
+function bnApplyCode(act: Act): string {
+  return `${BN_UNIFORM}
+@group(0) @binding(0) var<storage, read> X: array<f32>;
+@group(0) @binding(1) var<storage, read> P: array<f32>;
+@group(0) @binding(2) var<storage, read> S: array<f32>;
+@group(0) @binding(3) var<storage, read_write> Y: array<f32>;
+@group(0) @binding(4) var<uniform> u: U;
+
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) id: vec3u, @builtin(num_workgroups) nw: vec3u) {
+  let i = id.y * nw.x * 256u + id.x;
+  if (i >= u.M * u.N) { return; }
+  let n = i % u.N;
+  let x = ((X[i] - S[n]) / sqrt(S[u.N + n] + u.eps)) * P[u.gamma + n] + P[u.beta + n];
+  Y[i] = ${actCode(act)};
+}`;
+}
+
+/**
+ * Gradients of gamma and beta from DZ, the gradient with respect to the
+ * normalised output: G[gamma + n] = sum DZ xhat, G[beta + n] = sum DZ, with
+ * xhat = (X - mean) / sqrt(var + eps).
+ */
+const BN_SUMS_CODE = `${BN_UNIFORM}
+@group(0) @binding(0) var<storage, read> DZ: array<f32>;
+@group(0) @binding(1) var<storage, read> X: array<f32>;
+@group(0) @binding(2) var<storage, read> S: array<f32>;
+@group(0) @binding(3) var<storage, read_write> G: array<f32>;
+@group(0) @binding(4) var<uniform> u: U;
+var<workgroup> part: array<vec2f, 256>;
+
+@compute @workgroup_size(64, 4)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let n = wg.x * 64u + lid.x;
+  var s = vec2f();
+  if (n < u.N) {
+    let mean = S[n];
+    let sd = sqrt(S[u.N + n] + u.eps);
+    for (var r = lid.y; r < u.M; r += 4u) {
+      let dz = DZ[r * u.N + n];
+      s += vec2f(dz * ((X[r * u.N + n] - mean) / sd), dz);
+    }
+  }
+  part[lid.y * 64u + lid.x] = s;
+  workgroupBarrier();
+  if (lid.y == 0u && n < u.N) {
+    let c = lid.x;
+    let t = ((part[c] + part[64u + c]) + part[128u + c]) + part[192u + c];
+    G[u.gamma + n] = t.x;
+    G[u.beta + n] = t.y;
+  }
+}`;
+
+/**
+ * The gradient with respect to the layer's affine output X:
+ * D = gamma / sd * (DZ - sum DZ / M - xhat * sum(DZ xhat) / M).
+ */
+const BN_BACK_CODE = `${BN_UNIFORM}
+@group(0) @binding(0) var<storage, read> DZ: array<f32>;
+@group(0) @binding(1) var<storage, read> X: array<f32>;
+@group(0) @binding(2) var<storage, read> S: array<f32>;
+@group(0) @binding(3) var<storage, read> P: array<f32>;
+@group(0) @binding(4) var<storage, read> G: array<f32>;
+@group(0) @binding(5) var<storage, read_write> D: array<f32>;
+@group(0) @binding(6) var<uniform> u: U;
+
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) id: vec3u, @builtin(num_workgroups) nw: vec3u) {
+  let i = id.y * nw.x * 256u + id.x;
+  if (i >= u.M * u.N) { return; }
+  let n = i % u.N;
+  let m = f32(u.M);
+  let sd = sqrt(S[u.N + n] + u.eps);
+  let xhat = (X[i] - S[n]) / sd;
+  D[i] = P[u.gamma + n] / sd * ((DZ[i] - G[u.beta + n] / m) - xhat * (G[u.gamma + n] / m));
+}`;
+
+/** Running statistics: R = R keep + S momentum (keep = 1 - momentum), means then variances. */
+const BN_MOVING_CODE = `${BN_UNIFORM}
+@group(0) @binding(0) var<storage, read> S: array<f32>;
+@group(0) @binding(1) var<storage, read_write> R: array<f32>;
+@group(0) @binding(2) var<uniform> u: U;
+
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) id: vec3u) {
+  let i = id.x;
+  if (i >= 2u * u.N) { return; }
+  R[i] = R[i] * u.keep + S[i] * u.momentum;
+}`;
+
 /** A network's parameters laid out in one buffer: [kernel, bias] per layer. */
 interface NetLayout {
   specs: LayerSpec[];
   kernel: number[];
   bias: number[];
+  /** Batch norm's scale and shift (-1 without batch norm). */
+  gamma: number[];
+  beta: number[];
+  /** Where each of `Mlp.trainable` starts, in its order. */
+  offsets: number[];
   size: number;
 }
 
 function layout(net: Mlp): NetLayout {
-  const kernel: number[] = [], bias: number[] = [];
-  let at = 0;
+  const lay: NetLayout = {
+    specs: net.specs,
+    kernel: [],
+    bias: [],
+    gamma: [],
+    beta: [],
+    offsets: [],
+    size: 0,
+  };
+  const take = (n: number) => {
+    lay.offsets.push(lay.size);
+    lay.size += n;
+    return lay.size - n;
+  };
+  // The order of Mlp.trainable: per layer kernel, bias, gamma, beta.
   for (const s of net.specs) {
-    kernel.push(at);
-    at += s.inputs * s.units * s.pieces;
-    bias.push(at);
-    at += s.units * s.pieces;
+    const cols = s.units * s.pieces;
+    lay.kernel.push(take(s.inputs * cols));
+    lay.bias.push(take(cols));
+    lay.gamma.push(s.batchNorm ? take(cols) : -1);
+    lay.beta.push(s.batchNorm ? take(cols) : -1);
   }
-  return { specs: net.specs, kernel, bias, size: at };
+  return lay;
 }
 
 interface NetBuffers {
@@ -482,8 +640,15 @@ interface NetBuffers {
   v: GPUBuffer;
   /** Each layer's output, [2B, units] (D) or [B, units] (G). */
   acts: GPUBuffer[];
-  /** Maxout layers' pre-activations, [rows, units * pieces]. */
+  /**
+   * Affine outputs of maxout and batch-norm layers, [rows, units * pieces],
+   * before the max or the normalisation.
+   */
   pre: (GPUBuffer | null)[];
+  /** Batch-norm layers' batch means and variances, [2 units]. */
+  stats: (GPUBuffer | null)[];
+  /** Batch-norm layers' running means and variances, [2 units]. */
+  moving: (GPUBuffer | null)[];
   /** Dropout masks of each layer's input, [rows, inputs]. */
   masks: (GPUBuffer | null)[];
   /** The optimiser's per-step settings. */
@@ -555,7 +720,7 @@ export class WgslStep {
     this.#z = this.#buffer(B * this.#latent);
     this.#dIn = this.#buffer(2 * B * image);
     this.#figures = this.#buffer(8);
-    const deltas = [this.#buffer(2 * B * widest), this.#buffer(2 * B * widest)];
+    const deltas = [0, 1, 2].map(() => this.#buffer(2 * B * widest));
     const partial = this.#buffer(Math.ceil((2 * B) / 256) * widest);
     this.#record(deltas, partial);
   }
@@ -590,7 +755,15 @@ export class WgslStep {
       v: this.#buffer(net.size),
       acts: net.specs.map((s) => this.#buffer(rows * s.units)),
       pre: net.specs.map((s) =>
-        s.pieces > 1 ? this.#buffer(rows * s.units * s.pieces) : null
+        s.pieces > 1 || s.batchNorm
+          ? this.#buffer(rows * s.units * s.pieces)
+          : null
+      ),
+      stats: net.specs.map((s) =>
+        s.batchNorm ? this.#buffer(2 * s.units) : null
+      ),
+      moving: net.specs.map((s) =>
+        s.batchNorm ? this.#buffer(2 * s.units) : null
       ),
       masks: net.specs.map((s) =>
         s.dropout > 0 ? this.#buffer(rows * s.inputs) : null
@@ -799,12 +972,32 @@ export class WgslStep {
     );
   }
 
+  /** A batch-norm program's settings for layer `l` of `net` over `rows`. */
+  #bnUniform(net: NetLayout, l: number, rows: number): GPUBuffer {
+    const units = net.specs[l].units;
+    return this.#uniform(
+      [
+        rows,
+        units,
+        net.gamma[l],
+        net.beta[l],
+        BN_EPS,
+        BN_MOMENTUM,
+        Math.fround(1 - BN_MOMENTUM),
+        0,
+      ],
+      [false, false, false, false, true, true, true, false],
+    );
+  }
+
   /**
    * Forward passes of a network over `rows` rows of `input` (from row
    * `inRow`), each layer's output into its `acts` buffer (or, for the
    * last, into `out` from row `outRow`). A layer with dropout multiplies
    * its input by its mask (rows from 0) as it reads it; a maxout layer
-   * writes its pieces to `pre`, then takes their max.
+   * writes its pieces to `pre`, then takes their max; a batch-norm layer
+   * writes its affine output to `pre`, takes the batch's statistics, then
+   * normalises and applies the nonlinearity.
    */
   #forward(
     net: NetLayout,
@@ -839,7 +1032,38 @@ export class WgslStep {
         epilogue: { kind: "bias", act: pre ? "linear" : s.activation },
       });
       if (!pre) return [affine];
-      return [affine, this.#maxout(o.rows, s.units, s.pieces, pre, output)];
+      if (s.pieces > 1) {
+        return [affine, this.#maxout(o.rows, s.units, s.pieces, pre, output)];
+      }
+      if (last && o.out) {
+        throw new Error("unreachable: batch norm at G's output");
+      }
+      const u = this.#bnUniform(net, l, o.rows);
+      const stats = buf.stats[l]!;
+      return [
+        affine,
+        this.#dispatch(BN_STATS_CODE, [
+          "read-only-storage",
+          "storage",
+          "uniform",
+        ], [
+          pre,
+          stats,
+          u,
+        ], [Math.ceil(s.units / 64), 1]),
+        this.#dispatch(
+          bnApplyCode(s.activation),
+          [
+            "read-only-storage",
+            "read-only-storage",
+            "read-only-storage",
+            "storage",
+            "uniform",
+          ],
+          [pre, buf.params, stats, output, u],
+          this.#grid(o.rows * s.units),
+        ),
+      ];
     });
   }
 
@@ -847,9 +1071,10 @@ export class WgslStep {
    * Backward pass of a network from the gradient with respect to its last
    * layer's pre-activation (in `deltas[0]`): weight and bias gradients when
    * `weights`, and the gradient with respect to the input's pre-activation
-   * (through `below`'s nonlinearity, whose output is `belowOut` from row
-   * `belowRow`) when `below` is given. Returns the dispatches and which
-   * delta buffer holds the last gradient.
+   * (through `below`'s nonlinearity, whose output is `below.out` from row
+   * `below.row`) when `below` is given. `deltas` are three buffers that
+   * take turns; returns the dispatches and the buffer that holds the last
+   * gradient.
    */
   #backward(
     net: NetLayout,
@@ -863,13 +1088,49 @@ export class WgslStep {
       partial: GPUBuffer;
       below?: { act: Act; out: GPUBuffer; row: number };
     },
-  ): { dispatches: Dispatch[]; at: number } {
+  ): { dispatches: Dispatch[]; last: GPUBuffer } {
     const out: Dispatch[] = [];
-    let at = 0;
+    let cur = o.deltas[0];
+    /** A delta buffer other than the ones given. */
+    const spare = (...busy: GPUBuffer[]) =>
+      o.deltas.find((d) => !busy.includes(d))!;
     for (let l = net.specs.length - 1; l >= 0; l--) {
       const s = net.specs[l];
-      const delta = o.deltas[at];
       const cols = s.units * s.pieces;
+      if (s.batchNorm) {
+        // cur holds the gradient with respect to the normalised output:
+        // gamma's and beta's gradients, then the affine output's.
+        const u = this.#bnUniform(net, l, o.rows);
+        const stats = buf.stats[l]!, pre = buf.pre[l]!;
+        out.push(this.#dispatch(
+          BN_SUMS_CODE,
+          [
+            "read-only-storage",
+            "read-only-storage",
+            "read-only-storage",
+            "storage",
+            "uniform",
+          ],
+          [cur, pre, stats, buf.grads, u],
+          [Math.ceil(s.units / 64), 1],
+        ));
+        const next = spare(cur);
+        out.push(this.#dispatch(
+          BN_BACK_CODE,
+          [
+            "read-only-storage",
+            "read-only-storage",
+            "read-only-storage",
+            "read-only-storage",
+            "read-only-storage",
+            "storage",
+            "uniform",
+          ],
+          [cur, pre, stats, buf.params, buf.grads, next, u],
+          this.#grid(o.rows * s.units),
+        ));
+        cur = next;
+      }
       if (o.weights) {
         const x = l === 0 ? o.input : buf.acts[l - 1];
         // dW[inputs, cols] = (X * mask)^T delta
@@ -882,7 +1143,7 @@ export class WgslStep {
           transA: true,
           maskA: true,
           mask: buf.masks[l],
-          b: delta,
+          b: cur,
           c: buf.grads,
           cOff: net.kernel[l],
           epilogue: { kind: "store" },
@@ -890,7 +1151,7 @@ export class WgslStep {
         out.push(...this.#colSum({
           M: o.rows,
           N: cols,
-          a: delta,
+          a: cur,
           c: buf.grads,
           cOff: net.bias[l],
           partial: o.partial,
@@ -904,26 +1165,40 @@ export class WgslStep {
       // The gradient with respect to this layer's input, delta W^T, times
       // its dropout mask, then through the nonlinearity below.
       const maxout = inner && inner.pieces > 1;
+      const next = spare(cur);
       out.push(this.#matMul({
         M: o.rows,
         N: s.inputs,
         K: cols,
-        a: delta,
+        a: cur,
         b: buf.params,
         bOff: net.kernel[l],
         transB: true,
         maskOut: true,
         mask: buf.masks[l],
-        c: o.deltas[1 - at],
+        c: next,
         e: maxout ? buf.pre[l - 1]! : below.out,
         eOff: maxout ? 0 : below.row * s.inputs,
         epilogue: maxout
           ? { kind: "maxoutGrad", pieces: inner.pieces }
           : { kind: "actGrad", act: below.act },
       }));
-      at = 1 - at;
+      cur = next;
     }
-    return { dispatches: out, at };
+    return { dispatches: out, last: cur };
+  }
+
+  /** The running statistics' updates of a network's batch-norm layers. */
+  #movingStats(net: NetLayout, buf: NetBuffers): Dispatch[] {
+    return net.specs.flatMap((s, l) => {
+      if (!s.batchNorm) return [];
+      return [this.#dispatch(
+        BN_MOVING_CODE,
+        ["read-only-storage", "storage", "uniform"],
+        [buf.stats[l]!, buf.moving[l]!, this.#bnUniform(net, l, this.#batch)],
+        [Math.ceil((2 * s.units) / 256), 1],
+      )];
+    });
   }
 
   #record(deltas: GPUBuffer[], partial: GPUBuffer): void {
@@ -967,7 +1242,10 @@ export class WgslStep {
       partial,
       below: { act: gOut, out: this.#dIn, row: B },
     });
-    const gDeltas = throughD.at === 0 ? deltas : [deltas[1], deltas[0]];
+    const gDeltas = [
+      throughD.last,
+      ...deltas.filter((d) => d !== throughD.last),
+    ];
     this.#gStep = [
       ...this.#forward(G, this.#gBuf, {
         rows: B,
@@ -988,6 +1266,8 @@ export class WgslStep {
         partial,
       }).dispatches,
       this.#optimizerDispatch(G, this.#gBuf, c.optimizerG.kind),
+      // From this pass's batch statistics, as generatorStep does.
+      ...this.#movingStats(G, this.#gBuf),
     ];
   }
 
@@ -1154,6 +1434,19 @@ export class WgslStep {
       if (opt.slots.length > n) {
         this.#upload(buf.v, await flatten(net, lay, (i) => opt.slots[n + i]));
       }
+      for (const [l, p] of net.layers.entries()) {
+        if (!buf.moving[l]) continue;
+        const units = net.specs[l].units;
+        this.#upload(
+          buf.moving[l]!,
+          await p.movingMean!.data() as Float32Array,
+        );
+        this.#upload(
+          buf.moving[l]!,
+          await p.movingVar!.data() as Float32Array,
+          units,
+        );
+      }
     }
     this.resetFigures();
   }
@@ -1174,14 +1467,24 @@ export class WgslStep {
         await this.#read(buf.v, 0, lay.size),
       ];
       const n = net.trainable.length;
+      const moving = await Promise.all(
+        buf.moving.map((b) => b && this.#read(b, 0, b.size / 4)),
+      );
       tf.tidy(() => {
         net.trainable.forEach((variable, i) => {
-          const at = i % 2 === 0 ? lay.kernel[i >> 1] : lay.bias[i >> 1];
+          const at = lay.offsets[i];
           const slice = (a: Float32Array) =>
             tf.tensor(a.slice(at, at + variable.size), variable.shape);
           variable.assign(slice(p));
           opt.slots[i].assign(slice(m));
           opt.slots[n + i]?.assign(slice(v));
+        });
+        net.layers.forEach((layer, l) => {
+          const r = moving[l];
+          if (!r) return;
+          const units = net.specs[l].units;
+          layer.movingMean!.assign(tf.tensor(r.slice(0, units)));
+          layer.movingVar!.assign(tf.tensor(r.slice(units, 2 * units)));
         });
       });
       opt.step = step;
@@ -1208,8 +1511,7 @@ async function flatten(
 ): Promise<Float32Array> {
   const flat = new Float32Array(lay.size);
   for (let i = 0; i < net.trainable.length; i++) {
-    const at = i % 2 === 0 ? lay.kernel[i >> 1] : lay.bias[i >> 1];
-    flat.set(await variable(i).data() as Float32Array, at);
+    flat.set(await variable(i).data() as Float32Array, lay.offsets[i]);
   }
   return flat;
 }
