@@ -158,6 +158,14 @@ const MATMUL_KINDS: Binding[] = [
   "read-only-storage",
 ];
 
+/**
+ * The head of an elementwise program: one thread per element, index `i`
+ * (past 65,535 workgroups the grid has rows; see `#grid`).
+ */
+const FLAT_MAIN = `@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) id: vec3u, @builtin(num_workgroups) nw: vec3u) {
+  let i = id.y * nw.x * 256u + id.x;`;
+
 const MATMUL_BINDINGS = `
 struct U { M: u32, N: u32, K: u32, aOff: u32, bOff: u32, cOff: u32, eOff: u32, mOff: u32 }
 @group(0) @binding(0) var<storage, read> A: array<f32>;
@@ -411,9 +419,7 @@ struct U { beta1: f32, rest1: f32, beta2: f32, rest2: f32, stepSize: f32, correc
 @group(0) @binding(3) var<storage, read_write> V: array<f32>;
 @group(0) @binding(4) var<uniform> u: U;
 
-@compute @workgroup_size(256)
-fn main(@builtin(global_invocation_id) id: vec3u, @builtin(num_workgroups) nw: vec3u) {
-  let i = id.y * nw.x * 256u + id.x;
+${FLAT_MAIN}
   if (i >= u.n) { return; }
   let g = G[i];
   let m = M[i] * u.beta1 + g * u.rest1;
@@ -435,9 +441,7 @@ struct U { momentum: f32, lr: f32, n: u32, pad: u32 }
 @group(0) @binding(3) var<storage, read_write> V: array<f32>;
 @group(0) @binding(4) var<uniform> u: U;
 
-@compute @workgroup_size(256)
-fn main(@builtin(global_invocation_id) id: vec3u, @builtin(num_workgroups) nw: vec3u) {
-  let i = id.y * nw.x * 256u + id.x;
+${FLAT_MAIN}
   if (i >= u.n) { return; }
   let inc = I[i] * u.momentum - G[i] * u.lr;
   I[i] = inc;
@@ -446,9 +450,7 @@ fn main(@builtin(global_invocation_id) id: vec3u, @builtin(num_workgroups) nw: v
 
 /** Maxout: C[m, n] = max over p < K of A[m, n * K + p] (M x N outputs). */
 const MAXOUT_CODE = `${MATMUL_BINDINGS}
-@compute @workgroup_size(256)
-fn main(@builtin(global_invocation_id) id: vec3u, @builtin(num_workgroups) nw: vec3u) {
-  let i = id.y * nw.x * 256u + id.x;
+${FLAT_MAIN}
   if (i >= u.M * u.N) { return; }
   var y = A[u.aOff + i * u.K];
   for (var p = 1u; p < u.K; p++) { y = max(y, A[u.aOff + i * u.K + p]); }
@@ -510,9 +512,7 @@ function bnApplyCode(act: Act): string {
 @group(0) @binding(3) var<storage, read_write> Y: array<f32>;
 @group(0) @binding(4) var<uniform> u: U;
 
-@compute @workgroup_size(256)
-fn main(@builtin(global_invocation_id) id: vec3u, @builtin(num_workgroups) nw: vec3u) {
-  let i = id.y * nw.x * 256u + id.x;
+${FLAT_MAIN}
   if (i >= u.M * u.N) { return; }
   let n = i % u.N;
   let x = ((X[i] - S[n]) / sqrt(S[u.N + n] + u.eps)) * P[u.gamma + n] + P[u.beta + n];
@@ -568,9 +568,7 @@ const BN_BACK_CODE = `${BN_UNIFORM}
 @group(0) @binding(5) var<storage, read_write> D: array<f32>;
 @group(0) @binding(6) var<uniform> u: U;
 
-@compute @workgroup_size(256)
-fn main(@builtin(global_invocation_id) id: vec3u, @builtin(num_workgroups) nw: vec3u) {
-  let i = id.y * nw.x * 256u + id.x;
+${FLAT_MAIN}
   if (i >= u.M * u.N) { return; }
   let n = i % u.N;
   let m = f32(u.M);
