@@ -57,8 +57,8 @@ Options:
                              when one loads (auto, ~3x faster) or in
                              tfjs-wasm's own kernel (off)
   --step auto|tfjs|wgsl      on WebGPU, the whole training step as WGSL
-                             programs (wgsl: presets paper, mlp and bn, not
-                             pylearn2) or as tfjs ops (tfjs); auto: wgsl
+                             programs (wgsl: every preset, k = 1) or as
+                             tfjs ops (tfjs); auto: wgsl
                              where it can run (default)
   --out DIR                  run folder (default runs/<dataset>-<preset>)
   --resume                   continue the checkpoint in --out (its dataset,

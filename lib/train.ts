@@ -162,9 +162,8 @@ export interface TrainOptions {
   /**
    * Which code runs the training step: `tfjs`, its ops (every backend and
    * preset); `wgsl`, the whole step as hand-written WebGPU programs
-   * (`lib/wgsl_step.ts`: WebGPU, and alternating updates: `paper`, `mlp`,
-   * `bn`, not `pylearn2`); `auto` (default), `wgsl` where it can run, else
-   * `tfjs`.
+   * (`lib/wgsl_step.ts`: WebGPU, every preset); `auto` (default), `wgsl`
+   * where it can run, else `tfjs`.
    */
   step?: StepChoice;
   /** Latent vectors of the fixed sample grid (default 100: 10 x 10). */
@@ -426,9 +425,13 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         // The same draws from rng, in the same order, as the tfjs step's.
         const zD = sampleLatent(config, bs, rng);
         const dSeed = rng.nextUint32();
-        const zG = sampleLatent(config, bs, rng);
-        const gSeed = rng.nextUint32();
-        wgsl.step({ real: batch.images, zD, zG, dSeed, gSeed, epoch });
+        if (config.update === "simultaneous") {
+          wgsl.step({ real: batch.images, zD, dSeed, epoch });
+        } else {
+          const zG = sampleLatent(config, bs, rng);
+          const gSeed = rng.nextUint32();
+          wgsl.step({ real: batch.images, zD, zG, dSeed, gSeed, epoch });
+        }
         gCount++;
       } else {
         const real = tf.tensor2d(batch.images, [bs, IMAGE_PIXELS]);

@@ -9,8 +9,9 @@
  * Here every buffer is made once, so every bind group is made once too; a
  * step writes its inputs (the real batch, the noise, D's dropout masks, the
  * optimiser's step size) with `queue.writeBuffer`, records its dispatches
- * (39, 51 and 79) into two command buffers and submits them. Fewer
- * dispatches, because each does more:
+ * (39, 51 and 79; `pylearn2`'s simultaneous round 31) into one command
+ * buffer per player and submits them. Fewer dispatches, because each does
+ * more:
  *
  * - a dense layer's forward pass is one matMul program that multiplies its
  *   input by the dropout mask as it reads it, and whose epilogue adds the
@@ -32,8 +33,9 @@
  *
  * The arithmetic is `lib/gan.ts`'s and `lib/optim.ts`'s, with the same
  * dropout masks (tests compare steps with the tfjs step), in float32,
- * summed in another order. Simultaneous updates and k > 1 are left to the
- * tfjs step: {@linkcode wgslStepSupport} says why a configuration is.
+ * summed in another order. Several D or G steps per round (k > 1) are left
+ * to the tfjs step: {@linkcode wgslStepSupport} says why a configuration
+ * is.
  *
  * @module
  */
@@ -71,9 +73,6 @@ export function wgslStepSupport(config: GanConfig): string | null {
       return "G's dropout is not written in WGSL";
     }
   }
-  if ((config.update ?? "alternating") !== "alternating") {
-    return "simultaneous updates are not written in WGSL";
-  }
   if (config.k !== 1 || config.gSteps !== 1) {
     return "only one D step and one G step per round are written in WGSL";
   }
@@ -84,10 +83,10 @@ export function wgslStepSupport(config: GanConfig): string | null {
 export interface WgslStepInputs {
   /** The real batch, [B, 784] row-major. */
   real: Float32Array;
-  /** Noise of D's step, [B, latentDim]. */
+  /** Noise of D's step (of the round, when simultaneous), [B, latentDim]. */
   zD: Float32Array;
-  /** Noise of G's step, [B, latentDim]. */
-  zG: Float32Array;
+  /** Noise of G's step, [B, latentDim] (alternating updates only). */
+  zG?: Float32Array;
   /** Seed of D's dropout masks in D's step (needed when D has dropout). */
   dSeed?: number;
   /** Seed of D's dropout masks in G's step (needed when D has dropout). */
@@ -342,12 +341,13 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
  * times D's loss scale. It adds the loss, V(D, G) (eq. 1), mean D(x),
  * mean D(G(z)) and both accuracies to the sums in F[0..5].
  *
- * G's step on B generated rows: non-saturating (mode 1), -mean log D(G(z)),
+ * G's step on B generated rows (from row lOff): non-saturating (mode 1),
+ * -mean log D(G(z)),
  * gradient (sigmoid(l) - 1) / B; saturating (mode 2), mean log(1 - D(G(z))),
  * gradient -sigmoid(l) / B. It adds the loss to F[6].
  */
 const LOSS_CODE = `
-struct U { B: u32, mode: u32, label: f32, scale: f32 }
+struct U { B: u32, mode: u32, label: f32, scale: f32, lOff: u32 }
 @group(0) @binding(0) var<storage, read> L: array<f32>;
 @group(0) @binding(1) var<storage, read_write> G: array<f32>;
 @group(0) @binding(2) var<storage, read_write> F: array<f32>;
@@ -364,7 +364,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u) {
   var s: array<f32, 6>;
   let rows = select(u.B, 2u * u.B, u.mode == 0u);
   for (var i = t; i < rows; i += 256u) {
-    let l = L[i];
+    let l = L[u.lOff + i];
     let p = 1.0 / (1.0 + exp(-l));
     if (u.mode == 0u) {
       if (i < u.B) {
@@ -684,8 +684,8 @@ export class WgslStep {
   #dIn: GPUBuffer;
   #figures: GPUBuffer;
   #buffers: GPUBuffer[] = [];
-  #dStep: Dispatch[] = [];
-  #gStep: Dispatch[] = [];
+  /** The step's command buffers: D's and G's, or one (simultaneous). */
+  #steps: Dispatch[][] = [];
   #stepD: number;
   #stepG: number;
   #config: GanConfig;
@@ -840,8 +840,9 @@ export class WgslStep {
       cOff?: number;
       e?: GPUBuffer;
       eOff?: number;
-      /** The dropout mask of `maskA` or `maskOut`. */
+      /** The dropout mask of `maskA` or `maskOut`, from float `mOff`. */
       mask?: GPUBuffer | null;
+      mOff?: number;
     },
   ): Dispatch {
     const u = this.#uniform([
@@ -852,7 +853,7 @@ export class WgslStep {
       o.bOff ?? 0,
       o.cOff ?? 0,
       o.eOff ?? 0,
-      0,
+      o.mOff ?? 0,
     ]);
     const masked = o.mask ? { maskA: o.maskA, maskOut: o.maskOut } : {};
     return this.#dispatch(
@@ -953,14 +954,22 @@ export class WgslStep {
     );
   }
 
+  /** The losses' program: mode 0 for D, 1 or 2 for G (logits from row `row`). */
   #lossDispatch(
     logits: GPUBuffer,
     delta: GPUBuffer,
     mode: number,
+    row = 0,
   ): Dispatch {
     const u = this.#uniform(
-      [this.#batch, mode, this.#config.realLabel, this.#config.dLossScale ?? 1],
-      [false, false, true, true],
+      [
+        this.#batch,
+        mode,
+        this.#config.realLabel,
+        this.#config.dLossScale ?? 1,
+        row,
+      ],
+      [false, false, true, true, false],
     );
     return this.#dispatch(
       LOSS_CODE,
@@ -1085,8 +1094,15 @@ export class WgslStep {
       deltas: GPUBuffer[];
       partial: GPUBuffer;
       below?: { act: Act; out: GPUBuffer; row: number };
+      /**
+       * Where the pass's rows start in the network's own buffers (outputs,
+       * pre-activations, masks); default 0. Input gradients only.
+       */
+      row?: number;
     },
   ): { dispatches: Dispatch[]; last: GPUBuffer } {
+    const row = o.row ?? 0;
+    if (row && o.weights) throw new Error("unreachable: weights from row 0");
     const out: Dispatch[] = [];
     let cur = o.deltas[0];
     /** A delta buffer other than the ones given. */
@@ -1096,6 +1112,7 @@ export class WgslStep {
       const s = net.specs[l];
       const cols = s.units * s.pieces;
       if (s.batchNorm) {
+        if (row) throw new Error("unreachable: batch norm in D");
         // cur holds the gradient with respect to the normalised output:
         // gamma's and beta's gradients, then the affine output's.
         const u = this.#bnUniform(net, l, o.rows);
@@ -1157,7 +1174,7 @@ export class WgslStep {
       }
       const inner = l > 0 ? net.specs[l - 1] : null;
       const below = inner
-        ? { act: inner.activation, out: buf.acts[l - 1], row: 0 }
+        ? { act: inner.activation, out: buf.acts[l - 1], row }
         : o.below;
       if (!below) continue;
       // The gradient with respect to this layer's input, delta W^T, times
@@ -1174,9 +1191,10 @@ export class WgslStep {
         transB: true,
         maskOut: true,
         mask: buf.masks[l],
+        mOff: row * s.inputs,
         c: next,
         e: maxout ? buf.pre[l - 1]! : below.out,
-        eOff: maxout ? 0 : below.row * s.inputs,
+        eOff: below.row * s.inputs * (maxout ? inner.pieces : 1),
         epilogue: maxout
           ? { kind: "maxoutGrad", pieces: inner.pieces }
           : { kind: "actGrad", act: below.act },
@@ -1205,21 +1223,21 @@ export class WgslStep {
     const gOut = G.specs[G.specs.length - 1].activation;
     const dLast = this.#dBuf.acts[D.specs.length - 1];
     const c = this.#config;
-    // D's step: G(z) into rows B..2B-1 of D's input, D on all 2B rows.
-    this.#dStep = [
-      ...this.#forward(G, this.#gBuf, {
+    const gMode = c.loss === "saturating" ? 2 : 1;
+    // G(z) into rows B..2B-1 of D's input.
+    const forwardG = () =>
+      this.#forward(G, this.#gBuf, {
         rows: B,
         input: this.#z,
         inRow: 0,
         out: this.#dIn,
         outRow: B,
-      }),
-      ...this.#forward(D, this.#dBuf, {
-        rows: 2 * B,
-        input: this.#dIn,
-        inRow: 0,
-      }),
-      this.#lossDispatch(dLast, deltas[0], 0),
+      });
+    // D on all 2B rows, real and generated.
+    const forwardD = () =>
+      this.#forward(D, this.#dBuf, { rows: 2 * B, input: this.#dIn, inRow: 0 });
+    // From D's loss (in deltas[0]) to D's update.
+    const backwardD = () => [
       ...this.#backward(D, this.#dBuf, {
         rows: 2 * B,
         input: this.#dIn,
@@ -1230,42 +1248,70 @@ export class WgslStep {
       }).dispatches,
       this.#optimizerDispatch(D, this.#dBuf, c.optimizerD.kind),
     ];
-    // G's step: D on the B generated rows only, back through D into G.
-    const throughD = this.#backward(D, this.#dBuf, {
-      rows: B,
-      input: this.#dIn,
-      inRow: B,
-      weights: false,
-      deltas,
-      partial,
-      below: { act: gOut, out: this.#dIn, row: B },
-    });
-    const gDeltas = [
-      throughD.last,
-      ...deltas.filter((d) => d !== throughD.last),
-    ];
-    this.#gStep = [
-      ...this.#forward(G, this.#gBuf, {
+    // From G's loss (in deltas[0]) back through D, whose pass over the
+    // generated rows starts at `row` of its buffers, into G's update.
+    const backwardG = (row: number) => {
+      const throughD = this.#backward(D, this.#dBuf, {
         rows: B,
-        input: this.#z,
-        inRow: 0,
-        out: this.#dIn,
-        outRow: B,
-      }),
-      ...this.#forward(D, this.#dBuf, { rows: B, input: this.#dIn, inRow: B }),
-      this.#lossDispatch(dLast, deltas[0], c.loss === "saturating" ? 2 : 1),
-      ...throughD.dispatches,
-      ...this.#backward(G, this.#gBuf, {
-        rows: B,
-        input: this.#z,
-        inRow: 0,
-        weights: true,
-        deltas: gDeltas,
+        input: this.#dIn,
+        inRow: B,
+        weights: false,
+        deltas,
         partial,
-      }).dispatches,
-      this.#optimizerDispatch(G, this.#gBuf, c.optimizerG.kind),
-      // From this pass's batch statistics, as generatorStep does.
-      ...this.#movingStats(G, this.#gBuf),
+        below: { act: gOut, out: this.#dIn, row: B },
+        row,
+      });
+      return [
+        ...throughD.dispatches,
+        ...this.#backward(G, this.#gBuf, {
+          rows: B,
+          input: this.#z,
+          inRow: 0,
+          weights: true,
+          deltas: [
+            throughD.last,
+            ...deltas.filter((d) => d !== throughD.last),
+          ],
+          partial,
+        }).dispatches,
+        this.#optimizerDispatch(G, this.#gBuf, c.optimizerG.kind),
+        // From this pass's batch statistics, as generatorStep does.
+        ...this.#movingStats(G, this.#gBuf),
+      ];
+    };
+    if ((c.update ?? "alternating") === "simultaneous") {
+      // simultaneousStep: one pass of G and D; G's gradients through D's
+      // pass on the generated rows (rows B..2B-1 of D's buffers, their
+      // masks), D's from the whole pass; both taken before either update.
+      this.#steps = [[
+        ...forwardG(),
+        ...forwardD(),
+        this.#lossDispatch(dLast, deltas[0], gMode, B),
+        ...backwardG(B),
+        this.#lossDispatch(dLast, deltas[0], 0),
+        ...backwardD(),
+      ]];
+      return;
+    }
+    // D's step, then G's: G(z) again, D on the B generated rows only (its
+    // buffers from row 0), back through D into G.
+    this.#steps = [
+      [
+        ...forwardG(),
+        ...forwardD(),
+        this.#lossDispatch(dLast, deltas[0], 0),
+        ...backwardD(),
+      ],
+      [
+        ...forwardG(),
+        ...this.#forward(D, this.#dBuf, {
+          rows: B,
+          input: this.#dIn,
+          inRow: B,
+        }),
+        this.#lossDispatch(dLast, deltas[0], gMode),
+        ...backwardG(0),
+      ],
     ];
   }
 
@@ -1276,7 +1322,7 @@ export class WgslStep {
 
   /** Dispatches per training step (D's and G's). */
   get dispatchesPerStep(): number {
-    return this.#dStep.length + this.#gStep.length;
+    return this.#steps.reduce((n, s) => n + s.length, 0);
   }
 
   /** Writes the settings of a network's next update (Adam or SGD). */
@@ -1324,27 +1370,36 @@ export class WgslStep {
   }
 
   /**
-   * One D step on `real` and `zD`, then one G step on `zG` (Algorithm 1 with
-   * k = 1), queued on the GPU; nothing is read back.
+   * One round of the game, queued on the GPU; nothing is read back.
+   * Alternating updates: one D step on `real` and `zD` (D's masks from
+   * `dSeed`), then one G step on `zG` (masks from `gSeed`), as
+   * discriminatorStep and generatorStep. Simultaneous: both players from
+   * one pass on `real` and `zD` (masks from `dSeed`), as simultaneousStep.
    */
   step(inputs: WgslStepInputs): void {
     const B = this.#batch;
     const image = this.#D.specs[0].inputs;
+    const simultaneous = this.#steps.length === 1;
     if (
       inputs.real.length !== B * image ||
       inputs.zD.length !== B * this.#latent ||
-      inputs.zG.length !== B * this.#latent
+      (!simultaneous && inputs.zG?.length !== B * this.#latent)
     ) {
       throw new Error(
-        `a step takes ${B} images of ${image} pixels and ${B} x ${this.#latent} noise values`,
+        `a step takes ${B} images of ${image} pixels and ${B} x ${this.#latent} noise values` +
+          (simultaneous ? "" : " for each player (zD, zG)"),
       );
     }
     const dropout = this.#dBuf.masks.some((m) => m);
-    if (dropout && (inputs.dSeed === undefined || inputs.gSeed === undefined)) {
-      throw new Error("D has dropout: a step needs dSeed and gSeed");
+    if (
+      dropout &&
+      (inputs.dSeed === undefined ||
+        (!simultaneous && inputs.gSeed === undefined))
+    ) {
+      throw new Error("D has dropout: a step needs dSeed (and gSeed)");
     }
     const epoch = inputs.epoch ?? 0;
-    // D's step: the real rows' masks from dSeed, the generated rows' from
+    // D's pass: the real rows' masks from dSeed, the generated rows' from
     // dSeed + 1000, as discriminatorStep draws them.
     this.#upload(this.#dIn, inputs.real);
     this.#upload(this.#z, inputs.zD);
@@ -1355,13 +1410,18 @@ export class WgslStep {
       ]);
     }
     this.#writeOptimizer("D", epoch);
-    this.#submit(this.#dStep);
+    if (simultaneous) {
+      this.#writeOptimizer("G", epoch);
+      this.#submit(this.#steps[0]);
+      return;
+    }
+    this.#submit(this.#steps[0]);
     // G's step. (Queue writes and submits run in order: D's step has read
     // its noise and masks before these land.)
-    this.#upload(this.#z, inputs.zG);
+    this.#upload(this.#z, inputs.zG!);
     if (dropout) this.#writeMasks([[B, inputs.gSeed!]]);
     this.#writeOptimizer("G", epoch);
-    this.#submit(this.#gStep);
+    this.#submit(this.#steps[1]);
   }
 
   /** Writes `data` into `buffer` from float `at` on. */
