@@ -590,7 +590,10 @@ fn main(@builtin(global_invocation_id) id: vec3u) {
   R[i] = R[i] * u.keep + S[i] * u.momentum;
 }`;
 
-/** A network's parameters laid out in one buffer: [kernel, bias] per layer. */
+/**
+ * A network's parameters laid out in one buffer, in `Mlp.trainable`'s
+ * order: per layer kernel, bias, and with batch norm gamma and beta.
+ */
 interface NetLayout {
   specs: LayerSpec[];
   kernel: number[];
@@ -666,10 +669,10 @@ export interface WgslStepOptions {
 }
 
 /**
- * A GAN's training step in WGSL. Made from a {@linkcode Gan} (its weights
- * and Adam's state are copied to the GPU); while it trains, the GAN's
- * variables are stale until {@linkcode WgslStep.exportTo} writes the state
- * back.
+ * A GAN's training step in WGSL. Made from a {@linkcode Gan} (its weights,
+ * the optimisers' state and batch norm's running statistics are copied to
+ * the GPU); while it trains, the GAN's variables are stale until
+ * {@linkcode WgslStep.exportTo} writes the state back.
  */
 export class WgslStep {
   #device: GPUDevice;
@@ -723,7 +726,7 @@ export class WgslStep {
     this.#record(deltas, partial);
   }
 
-  /** Copies `gan`'s weights and Adam's state to the GPU. */
+  /** Copies `gan`'s state to the GPU and records its programs. */
   static async create(
     gan: Gan,
     options: WgslStepOptions = {},
