@@ -331,9 +331,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     pixelMeans: config.outputBiasFromData ? pixelMeans(split) : undefined,
   });
   if (checkpoint) restoreCheckpoint(gan, checkpoint);
-  // The WGSL step holds the weights on the GPU during an epoch; `sync`
-  // writes them back into the variables before anything reads them. Its
-  // buffers are freed however train() ends.
+  // The WGSL step holds the weights on the GPU during an epoch and writes
+  // them back into the variables when the epoch ends or stops, before
+  // anything reads them. Its buffers are freed however train() ends.
   using wgsl = await wgslStepFor(gan, options.step);
   if (tf.getBackend() === "webgpu") {
     log(
@@ -344,7 +344,6 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         })`,
     );
   }
-  const sync = async () => await wgsl?.exportTo(gan);
   const rng = new Rng(seed, 1);
   if (rngState) rng.setState(rngState);
   const gridSize = options.gridSize ?? 100;
@@ -498,7 +497,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     }
     const m = await read(Math.max(step, 1));
     tf.dispose([dSums, gSum]);
-    await sync();
+    await wgsl?.exportTo(gan);
     if (!stop && !finite(m)) {
       stop = "diverged";
       message = `diverged in epoch ${epoch + 1}: D loss ${
