@@ -258,6 +258,11 @@ async function main(): Promise<number> {
       console.error(`backend: ${info.name} (${info.reason})`);
       // --step, --fused and --uploads matter on WebGPU only, --blas on wasm
       // only; --fused and --uploads with the tfjs step only.
+      if (info.name !== "webgpu" && !stepModes.includes("tfjs")) {
+        console.error(
+          `--step wgsl runs on WebGPU only: timing the tfjs step on ${info.name}`,
+        );
+      }
       const settings: (WebGpuSettings | null)[] = info.name === "webgpu"
         ? stepModes.flatMap((step): WebGpuSettings[] =>
           step === "wgsl"
