@@ -662,12 +662,6 @@ interface Dispatch {
   workgroups: [number, number];
 }
 
-/** Options of {@linkcode WgslStep.create}. */
-export interface WgslStepOptions {
-  /** The device; default: the one of tfjs's running WebGPU backend. */
-  device?: GPUDevice;
-}
-
 /**
  * A GAN's training step in WGSL. Made from a {@linkcode Gan} (its weights,
  * the optimisers' state and batch norm's running statistics are copied to
@@ -726,15 +720,14 @@ export class WgslStep {
     this.#record(deltas, partial);
   }
 
-  /** Copies `gan`'s state to the GPU and records its programs. */
-  static async create(
-    gan: Gan,
-    options: WgslStepOptions = {},
-  ): Promise<WgslStep> {
+  /**
+   * Copies `gan`'s state to the GPU of tfjs's running WebGPU backend and
+   * records its programs.
+   */
+  static async create(gan: Gan): Promise<WgslStep> {
     const why = wgslStepSupport(gan.config);
     if (why) throw new Error(`the WGSL step cannot train this GAN: ${why}`);
-    const device = options.device ?? tfjsDevice();
-    const step = new WgslStep(device, gan);
+    const step = new WgslStep(tfjsDevice(), gan);
     await step.#load(gan);
     return step;
   }
