@@ -662,6 +662,9 @@ interface Dispatch {
   workgroups: [number, number];
 }
 
+/** Compiled programs per device, by WGSL source. */
+const PIPELINES = new WeakMap<GPUDevice, Map<string, GPUComputePipeline>>();
+
 /**
  * A GAN's training step in WGSL. Made from a {@linkcode Gan} (its weights,
  * the optimisers' state and batch norm's running statistics are copied to
@@ -775,14 +778,15 @@ export class WgslStep {
     return b;
   }
 
-  #pipelines = new Map<string, GPUComputePipeline>();
-
   /**
    * The pipeline of `code`, whose bindings 0.. are of the given kinds (an
-   * explicit layout: a program need not use every binding).
+   * explicit layout: a program need not use every binding). Compiled once
+   * per device, for every step made on it.
    */
   #pipeline(code: string, kinds: Binding[]): GPUComputePipeline {
-    let p = this.#pipelines.get(code);
+    let pipelines = PIPELINES.get(this.#device);
+    if (!pipelines) PIPELINES.set(this.#device, pipelines = new Map());
+    let p = pipelines.get(code);
     if (!p) {
       const layout = this.#device.createBindGroupLayout({
         entries: kinds.map((kind, binding) => ({
@@ -800,7 +804,7 @@ export class WgslStep {
           entryPoint: "main",
         },
       });
-      this.#pipelines.set(code, p);
+      pipelines.set(code, p);
     }
     return p;
   }
