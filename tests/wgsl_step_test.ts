@@ -318,3 +318,52 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "webgpu: with the WGSL step, an interrupted and resumed run equals an uninterrupted one",
+  ignore: !probe.ok,
+  fn: async () => {
+    await initBackend("webgpu");
+    const mnist = await loadDataset("mnist", { log: () => {} });
+    const root = await Deno.makeTempDir();
+    const options = {
+      config: smallPaper(),
+      dataset: mnist as Dataset,
+      epochs: 2,
+      seed: 5,
+      limit: 100,
+      holdout: 0,
+      step: "wgsl" as const,
+      log: () => {},
+    };
+    try {
+      const full = await train({ ...options, outDir: `${root}/full` });
+      const controller = new AbortController();
+      const first = await train({
+        ...options,
+        outDir: `${root}/split`,
+        signal: controller.signal,
+        progressUpdates: 3,
+        onProgress: (p) => {
+          if (p.epoch === 2) controller.abort();
+        },
+      });
+      assert.equal(first.status, "interrupted");
+      disposeGan(first.gan);
+      const resumed = await train({
+        ...options,
+        outDir: `${root}/split`,
+        resume: true,
+      });
+      assert.equal(resumed.status, "completed");
+      const history = (h: EpochStats[]) => h.map((e) => [e.dLoss, e.gLoss]);
+      assert.deepEqual(history(resumed.history), history(full.history));
+      assert.deepEqual(await state(resumed.gan), await state(full.gan));
+      disposeGan(full.gan);
+      disposeGan(resumed.gan);
+    } finally {
+      await Deno.remove(root, { recursive: true });
+    }
+  },
+});
