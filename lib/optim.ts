@@ -87,6 +87,21 @@ export function momentum(c: OptimizerConfig, epoch: number): number {
   return c.momentum * (1 - alpha) + c.finalMomentum * alpha;
 }
 
+/**
+ * Adam's settings for update number `step` + 1, its bias corrections folded
+ * in: stepSize = lr / (1 - beta1^t), correction2 = 1 - beta2^t, t = step + 1.
+ */
+export function adamSettings(c: AdamConfig, step: number): AdamAttrs {
+  const t = step + 1;
+  return {
+    beta1: c.beta1,
+    beta2: c.beta2,
+    eps: c.eps ?? 1e-8,
+    stepSize: learningRate(c, step) / (1 - c.beta1 ** t),
+    correction2: 1 - c.beta2 ** t,
+  };
+}
+
 /** An optimiser over a fixed list of variables. */
 export class Optimizer {
   /** Number of updates applied so far. */
@@ -136,23 +151,13 @@ export class Optimizer {
    */
   apply(grads: tf.NamedTensorMap, epoch: number): void {
     const c = this.config;
-    const lr = this.learningRate();
-    this.step++;
+    const step = this.step++;
+    const lr = learningRate(c, step);
     const n = this.variables.length;
     tf.tidy(() => {
       if (c.kind === "adam") {
-        const eps = c.eps ?? 1e-8;
-        const bc1 = 1 - c.beta1 ** this.step;
-        const bc2 = 1 - c.beta2 ** this.step;
-        const fused: AdamAttrs | null = fusedUpdatesOn()
-          ? {
-            beta1: c.beta1,
-            beta2: c.beta2,
-            eps,
-            stepSize: lr / bc1,
-            correction2: bc2,
-          }
-          : null;
+        const a = adamSettings(c, step);
+        const fused = fusedUpdatesOn();
         this.variables.forEach((p, i) => {
           const g = grads[p.name];
           const m = this.slots[i], v = this.slots[n + i];
@@ -160,7 +165,7 @@ export class Optimizer {
             const [p1, m1, v1] = tf.engine().runKernel(
               FUSED_ADAM,
               { p, g, m, v },
-              fused as unknown as tf.NamedAttrMap,
+              a as unknown as tf.NamedAttrMap,
             ) as tf.Tensor[];
             m.assign(m1);
             v.assign(v1);
@@ -174,8 +179,8 @@ export class Optimizer {
           );
           m.assign(m1);
           v.assign(v1);
-          const denom = tf.add(tf.sqrt(tf.div(v1, bc2)), eps);
-          p.assign(tf.sub(p, tf.div(tf.mul(m1, lr / bc1), denom)));
+          const denom = tf.add(tf.sqrt(tf.div(v1, a.correction2)), a.eps);
+          p.assign(tf.sub(p, tf.div(tf.mul(m1, a.stepSize), denom)));
         });
       } else {
         const mom = this.momentum(epoch);

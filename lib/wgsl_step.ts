@@ -51,7 +51,7 @@ import {
   type LayerSpec,
   type Mlp,
 } from "./gan.ts";
-import { learningRate, momentum } from "./optim.ts";
+import { adamSettings, learningRate, momentum } from "./optim.ts";
 
 /**
  * Why the WGSL step cannot train `config` (a sentence), or null when it can.
@@ -1334,14 +1334,15 @@ export class WgslStep {
     const u = new ArrayBuffer(32);
     const f = new Float32Array(u), n = new Uint32Array(u);
     if (c.kind === "adam") {
+      const a = adamSettings(c, t);
       f.set([
-        c.beta1,
-        1 - c.beta1,
-        c.beta2,
-        1 - c.beta2,
-        learningRate(c, t) / (1 - c.beta1 ** (t + 1)),
-        1 - c.beta2 ** (t + 1),
-        c.eps ?? 1e-8,
+        a.beta1,
+        1 - a.beta1,
+        a.beta2,
+        1 - a.beta2,
+        a.stepSize,
+        a.correction2,
+        a.eps,
       ]);
       n[7] = size;
     } else {
