@@ -22,7 +22,7 @@ import {
   uniqueVariableName,
 } from "./optim.ts";
 import { Rng } from "./rng.ts";
-import seedrandom from "seedrandom";
+import { alea } from "./alea.ts";
 
 // ---------------------------------------------------------------------------
 // Configuration and presets
@@ -292,14 +292,15 @@ export function dense(
  * seedrandom's alea, seeded the same way), so earlier runs and the committed
  * models stay reproducible; but it is one array built on the CPU instead of
  * a uniform tensor and three ops on it, which on WebGPU were three
- * dispatches and two scalar uploads per dropout layer.
+ * dispatches and two scalar uploads per dropout layer. (`lib/alea.ts` draws
+ * the same masks on the GPU for the WGSL step.)
  */
 export function dropoutMask(
   n: number,
   keep: number,
   seed: number,
 ): Float32Array {
-  const uniform = seedrandom.alea(String(seed));
+  const uniform = alea(seed);
   // In float32, keep - u > 0 exactly when u < keep.
   const keep32 = Math.fround(keep), scale = Math.fround(1 / keep);
   const mask = new Float32Array(n);

@@ -42,9 +42,15 @@
 
 import * as tf from "@tensorflow/tfjs";
 import {
+  ALEA_CHUNK,
+  ALEA_MASK_CODE,
+  aleaJumpTable,
+  aleaStart,
+  keepThreshold,
+} from "./alea.ts";
+import {
   BN_EPS,
   BN_MOMENTUM,
-  dropoutMask,
   FAKE_MASK_OFFSET,
   type Gan,
   type GanConfig,
@@ -689,6 +695,9 @@ export class WgslStep {
   #stepD: number;
   #stepG: number;
   #config: GanConfig;
+  /** The alea jump table and start states (when D has dropout). */
+  #aleaTable: GPUBuffer | null = null;
+  #aleaSeeds: GPUBuffer | null = null;
 
   private constructor(device: GPUDevice, gan: Gan) {
     this.#device = device;
@@ -720,6 +729,15 @@ export class WgslStep {
     this.#figures = this.#buffer(8);
     const deltas = [0, 1, 2].map(() => this.#buffer(2 * B * widest));
     const partial = this.#buffer(Math.ceil((2 * B) / 256) * widest);
+    if (this.#dBuf.masks.some((m) => m)) {
+      // D's dropout masks are drawn on the GPU (lib/alea.ts): the jumps to
+      // each chunk of a part's stream, and each step's start states.
+      const longest = Math.max(...this.#D.specs.map((s) => B * s.inputs));
+      const table = aleaJumpTable(Math.ceil(longest / ALEA_CHUNK));
+      this.#aleaTable = this.#buffer(table.length);
+      device.queue.writeBuffer(this.#aleaTable, 0, table);
+      this.#aleaSeeds = this.#buffer(4 * 3 * this.#D.specs.length);
+    }
     this.#record(deltas, partial);
   }
 
@@ -1284,6 +1302,7 @@ export class WgslStep {
       // pass on the generated rows (rows B..2B-1 of D's buffers, their
       // masks), D's from the whole pass; both taken before either update.
       this.#steps = [[
+        ...this.#maskDispatches(2),
         ...forwardG(),
         ...forwardD(),
         this.#lossDispatch(dLast, deltas[0], gMode, B),
@@ -1297,12 +1316,14 @@ export class WgslStep {
     // buffers from row 0), back through D into G.
     this.#steps = [
       [
+        ...this.#maskDispatches(2),
         ...forwardG(),
         ...forwardD(),
         this.#lossDispatch(dLast, deltas[0], 0),
         ...backwardD(),
       ],
       [
+        ...this.#maskDispatches(1),
         ...forwardG(),
         ...this.#forward(D, this.#dBuf, {
           rows: B,
@@ -1354,20 +1375,60 @@ export class WgslStep {
   }
 
   /**
-   * Writes D's dropout masks for a pass over `parts` (each a row count
-   * and a seed), in `lib/gan.ts`'s way: layer l's mask from `seed + l`.
+   * The programs that draw D's dropout masks for a pass of one part (G's
+   * step: B generated rows) or two (D's step: B real rows, then B
+   * generated), each part from its own seed as `lib/gan.ts` draws them:
+   * layer l's mask from the part's seed + l. The start states are in
+   * `#aleaSeeds`: D's pass's (layer l, part p) at 2l + p, G's pass's at
+   * 2L + l (L layers), written by {@linkcode #writeSeeds}.
    */
-  #writeMasks(parts: [rows: number, seed: number][]): void {
-    this.#D.specs.forEach((s, l) => {
+  #maskDispatches(parts: 1 | 2): Dispatch[] {
+    const B = this.#batch, layers = this.#D.specs.length;
+    return this.#D.specs.flatMap((s, l) => {
       const mask = this.#dBuf.masks[l];
-      if (!mask) return;
-      let row = 0;
-      for (const [rows, seed] of parts) {
-        const values = dropoutMask(rows * s.inputs, 1 - s.dropout, seed + l);
-        this.#upload(mask, values, row * s.inputs);
-        row += rows;
-      }
+      if (!mask) return [];
+      const len = B * s.inputs, chunks = Math.ceil(len / ALEA_CHUNK);
+      const keep = 1 - s.dropout;
+      const u = this.#uniform([
+        len,
+        parts === 2 ? len : 0,
+        keepThreshold(keep),
+        Math.fround(1 / keep),
+        parts === 2 ? 2 * l : 2 * layers + l,
+        chunks,
+        parts * chunks,
+        0,
+      ], [false, false, false, true]);
+      const groups = Math.ceil((parts * chunks) / 64);
+      const x = Math.min(groups, 65535);
+      return [this.#dispatch(
+        ALEA_MASK_CODE,
+        [
+          "read-only-storage",
+          "read-only-storage",
+          "storage",
+          "uniform",
+        ],
+        [this.#aleaTable!, this.#aleaSeeds!, mask, u],
+        [
+          x,
+          Math.ceil(groups / x),
+        ],
+      )];
     });
+  }
+
+  /** Writes the start states of a pass's masks, its parts from `seeds`. */
+  #writeSeeds(seeds: number[]): void {
+    const layers = this.#D.specs.length;
+    const states = new Uint32Array(4 * seeds.length * layers);
+    this.#D.specs.forEach((_, l) =>
+      seeds.forEach((seed, p) =>
+        states.set(aleaStart(seed + l), 4 * (seeds.length * l + p))
+      )
+    );
+    const at = seeds.length === 2 ? 0 : 2 * layers;
+    this.#device.queue.writeBuffer(this.#aleaSeeds!, 16 * at, states);
   }
 
   /**
@@ -1405,10 +1466,7 @@ export class WgslStep {
     this.#upload(this.#dIn, inputs.real);
     this.#upload(this.#z, inputs.zD);
     if (dropout) {
-      this.#writeMasks([
-        [B, inputs.dSeed!],
-        [B, inputs.dSeed! + FAKE_MASK_OFFSET],
-      ]);
+      this.#writeSeeds([inputs.dSeed!, inputs.dSeed! + FAKE_MASK_OFFSET]);
     }
     this.#writeOptimizer("D", epoch);
     if (simultaneous) {
@@ -1420,7 +1478,7 @@ export class WgslStep {
     // G's step. (Queue writes and submits run in order: D's step has read
     // its noise and masks before these land.)
     this.#upload(this.#z, inputs.zG!);
-    if (dropout) this.#writeMasks([[B, inputs.gSeed!]]);
+    if (dropout) this.#writeSeeds([inputs.gSeed!]);
     this.#writeOptimizer("G", epoch);
     this.#submit(this.#steps[1]);
   }
