@@ -22,6 +22,7 @@ import {
   preset,
   sampleLatent,
 } from "../lib/gan.ts";
+import { NoiseWorkers } from "../lib/noise_workers.ts";
 import { Rng } from "../lib/rng.ts";
 import { memorySnapshot } from "../lib/train.ts";
 import { WgslStep, wgslStepSupport } from "../lib/wgsl_step.ts";
@@ -105,12 +106,27 @@ async function timeConfiguration(
   const range = config.output === "tanh" ? -1 : 0;
   // One fixed "real" batch on the CPU, uploaded every step as training does.
   const real = rng.fillUniform(new Float32Array(batch * 784), range, 1);
+  // As training does with the WGSL step: worker threads compute the next
+  // step's normal noise while a step is issued.
+  using noise = wgsl && config.latent === "normal"
+    ? NoiseWorkers.create()
+    : null;
+  const latent = () => {
+    if (!noise) return Promise.resolve(sampleLatent(config, batch, rng));
+    const z = noise.normals(rng, batch * config.latentDim);
+    z.catch(() => {}); // the last one is never used
+    return z;
+  };
+  let ahead = wgsl ? latent() : null;
   /** One step; returns what to read to wait for it. */
-  const step = (i: number): { data(): Promise<unknown>; dispose(): void } => {
+  const step = async (
+    i: number,
+  ): Promise<{ data(): Promise<unknown>; dispose(): void }> => {
     if (wgsl) {
       // As below: one noise batch for both players, D's masks from i and
       // G's from i + 1.
-      const z = sampleLatent(config, batch, rng);
+      const z = await ahead!;
+      ahead = latent();
       wgsl.step({ real, zD: z, zG: z, dSeed: i, gSeed: i + 1 });
       return { data: () => wgsl.figures(), dispose: () => {} };
     }
@@ -125,19 +141,19 @@ async function timeConfiguration(
     return g;
   };
   for (let i = 0; i < options.warmup; i++) {
-    const g = step(i);
+    const g = await step(i);
     await g.data();
     g.dispose();
   }
   const tensorsBefore = tf.memory().numTensors;
   const started = performance.now();
-  let last: ReturnType<typeof step> | null = null;
+  let last: Awaited<ReturnType<typeof step>> | null = null;
   let steps = 0;
   let issuing = 0;
   while (steps < options.steps) {
     last?.dispose();
     const t = performance.now();
-    last = step(1000 + steps);
+    last = await step(1000 + steps);
     issuing += performance.now() - t;
     steps++;
     const elapsed = (performance.now() - started) / 1000;
@@ -149,7 +165,7 @@ async function timeConfiguration(
   last!.dispose();
   // One more, untimed step, counting what it issues on WebGPU.
   const calls = options.webgpu && await countGpuWork(async () => {
-    const g = step(9999);
+    const g = await step(9999);
     await g.data();
     g.dispose();
   });

@@ -88,14 +88,40 @@ export class Rng {
    * restored generator continues the same sequence.
    */
   fillNormal(out: Float32Array): Float32Array {
-    for (let i = 0; i < out.length; i += 2) {
-      let u = 0;
-      while (u === 0) u = this.next();
-      const r = Math.sqrt(-2 * Math.log(u));
-      const theta = 2 * Math.PI * this.next();
-      out[i] = r * Math.cos(theta);
-      if (i + 1 < out.length) out[i + 1] = r * Math.sin(theta);
+    return normalsFromUints(
+      this.normalUints(new Uint32Array(2 * Math.ceil(out.length / 2))),
+      out,
+    );
+  }
+
+  /**
+   * The draws {@linkcode Rng.fillNormal} makes for `out.length / 2` normal
+   * pairs: per pair a nonzero integer for the radius (zeros are skipped),
+   * then one for the angle. {@linkcode normalsFromUints} turns them into
+   * the same normals; that part is the costly one and can run elsewhere
+   * (`lib/noise_workers.ts`).
+   */
+  normalUints<T extends Uint32Array>(out: T): T {
+    // nextUint32 with the state in locals (twice as fast here).
+    const s = this.#s;
+    let s0 = s[0], s1 = s[1], s2 = s[2], s3 = s[3];
+    for (let i = 0; i < out.length;) {
+      const x = Math.imul(s1, 5);
+      const result = Math.imul((x << 7) | (x >>> 25), 9) >>> 0;
+      const t = s1 << 9;
+      s2 ^= s0;
+      s3 ^= s1;
+      s1 ^= s2;
+      s0 ^= s3;
+      s2 ^= t;
+      s3 = (s3 << 11) | (s3 >>> 21);
+      // A radius of 0 is skipped: its slot (even i) is drawn again.
+      if (result !== 0 || (i & 1) === 1) out[i++] = result;
     }
+    s[0] = s0;
+    s[1] = s1;
+    s[2] = s2;
+    s[3] = s3;
     return out;
   }
 
@@ -119,4 +145,25 @@ export class Rng {
     }
     return p;
   }
+}
+
+/**
+ * Box-Muller on {@linkcode Rng.normalUints}'s draws: elements `from` to
+ * `to` (`from` even) of `out`, each pair `r cos(theta)`, `r sin(theta)` with
+ * `r = sqrt(-2 ln u1)`, `theta = 2 pi u2`, `u = draw / 2^32`. Self-contained
+ * (worker threads run its source).
+ */
+export function normalsFromUints(
+  draws: Uint32Array,
+  out: Float32Array,
+  from = 0,
+  to = out.length,
+): Float32Array {
+  for (let i = from; i < to; i += 2) {
+    const r = Math.sqrt(-2 * Math.log(draws[i] / 4294967296));
+    const theta = 2 * Math.PI * (draws[i + 1] / 4294967296);
+    out[i] = r * Math.cos(theta);
+    if (i + 1 < out.length) out[i + 1] = r * Math.sin(theta);
+  }
+  return out;
 }

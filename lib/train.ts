@@ -41,6 +41,7 @@ import {
 } from "./gan.ts";
 import { Rng, type RngState } from "./rng.ts";
 import { imageGrid, lossCurvesPng, progressStrip } from "./viz.ts";
+import { NoiseWorkers } from "./noise_workers.ts";
 import { WgslStep, wgslStepSupport } from "./wgsl_step.ts";
 
 /**
@@ -346,6 +347,27 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   }
   const rng = new Rng(seed, 1);
   if (rngState) rng.setState(rngState);
+  // With the WGSL step the GPU's part of a step is a few milliseconds, so
+  // the CPU's normal noise would bound it: worker threads compute it, one
+  // step ahead (lib/noise_workers.ts; the same numbers).
+  using noise = wgsl && config.latent === "normal"
+    ? NoiseWorkers.create()
+    : null;
+  /** One WGSL step's draws from rng, in the tfjs step's order. */
+  const drawStep = () => {
+    const latent = () => {
+      if (!noise) return Promise.resolve(sampleLatent(config, bs, rng));
+      const z = noise.normals(rng, bs * config.latentDim);
+      // A step drawn ahead is dropped when training stops early.
+      z.catch(() => {});
+      return z;
+    };
+    const zD = latent();
+    const dSeed = rng.nextUint32();
+    if (config.update === "simultaneous") return { zD, dSeed };
+    const zG = latent();
+    return { zD, dSeed, zG, gSeed: rng.nextUint32() };
+  };
   const gridSize = options.gridSize ?? 100;
   const fixedNoise = sampleLatent(config, gridSize, new Rng(seed, 2));
   const range = pixelRange(config);
@@ -405,6 +427,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     let message = "";
     let step = 0;
     let lastYield = performance.now();
+    let ahead = wgsl && steps > 0 ? drawStep() : null;
     for (const batch of batches(split, { batchSize: bs, seed, epoch, range })) {
       // The steps never give the event loop a turn (on wasm even read-backs
       // resolve at once), so Ctrl-C's handler and timers would wait for the
@@ -421,16 +444,18 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         break;
       }
       if (wgsl) {
-        // The same draws from rng, in the same order, as the tfjs step's.
-        const zD = sampleLatent(config, bs, rng);
-        const dSeed = rng.nextUint32();
-        if (config.update === "simultaneous") {
-          wgsl.step({ real: batch.images, zD, dSeed, epoch });
-        } else {
-          const zG = sampleLatent(config, bs, rng);
-          const gSeed = rng.nextUint32();
-          wgsl.step({ real: batch.images, zD, zG, dSeed, gSeed, epoch });
-        }
+        // The same draws from rng, in the same order, as the tfjs step's;
+        // the next step's are drawn (and its noise computed) meanwhile.
+        const { zD, dSeed, zG, gSeed } = ahead!;
+        ahead = batch.index + 1 < steps ? drawStep() : null;
+        wgsl.step({
+          real: batch.images,
+          zD: await zD,
+          zG: await zG,
+          dSeed,
+          gSeed,
+          epoch,
+        });
         gCount++;
       } else {
         const real = tf.tensor2d(batch.images, [bs, IMAGE_PIXELS]);

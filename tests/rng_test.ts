@@ -47,3 +47,29 @@ Deno.test("bad seeds and states are rejected", () => {
   assert.throws(() => new Rng(0.5), /integers/);
   assert.throws(() => new Rng(1).setState([1, 2, 3] as never), /four integers/);
 });
+
+Deno.test("fillNormal is Box-Muller on next(), pair by pair (the reference loop)", () => {
+  // xoshiro128** gives 0 exactly when s1 = 0: the state [1, 0, 2, 3] draws
+  // a zero radius first, which is skipped.
+  const zeroFirst = new Rng(0);
+  zeroFirst.setState([1, 0, 2, 3]);
+  assert.equal(zeroFirst.nextUint32(), 0);
+  for (const n of [1, 6, 777, 4]) {
+    const a = new Rng(4, n), b = new Rng(4, n);
+    if (n === 4) {
+      a.setState([1, 0, 2, 3]);
+      b.setState([1, 0, 2, 3]);
+    }
+    const want = new Float32Array(n);
+    for (let i = 0; i < n; i += 2) {
+      let u = 0;
+      while (u === 0) u = b.next();
+      const r = Math.sqrt(-2 * Math.log(u));
+      const theta = 2 * Math.PI * b.next();
+      want[i] = r * Math.cos(theta);
+      if (i + 1 < n) want[i + 1] = r * Math.sin(theta);
+    }
+    assert.deepEqual(a.fillNormal(new Float32Array(n)), want);
+    assert.equal(a.nextUint32(), b.nextUint32());
+  }
+});
