@@ -22,6 +22,7 @@ import {
   preset,
   sampleLatent,
 } from "../lib/gan.ts";
+import { toFloat } from "../lib/data.ts";
 import { NoiseWorkers } from "../lib/noise_workers.ts";
 import { Rng } from "../lib/rng.ts";
 import { memorySnapshot } from "../lib/train.ts";
@@ -99,13 +100,17 @@ async function timeConfiguration(
   const config = preset(model);
   config.batchSize = batch;
   const gan = createGan(config, { seed: 0 });
-  using wgsl = options.webgpu?.step === "wgsl"
-    ? await WgslStep.create(gan)
-    : null;
   const rng = new Rng(1);
-  const range = config.output === "tanh" ? -1 : 0;
-  // One fixed "real" batch on the CPU, uploaded every step as training does.
-  const real = rng.fillUniform(new Float32Array(batch * 784), range, 1);
+  // One fixed "real" batch. The tfjs step uploads it every step, as
+  // training does; the WGSL step, as in training, keeps the images (here
+  // random bytes, one batch of them) on the GPU and gathers the batch.
+  const bytes = new Uint8Array(batch * 784).map(() => rng.int(256));
+  const range = config.output === "tanh" ? "[-1,1]" : "[0,1]";
+  const real = toFloat(bytes, range);
+  const rows = Uint32Array.from({ length: batch }, (_, i) => i);
+  using wgsl = options.webgpu?.step === "wgsl"
+    ? await WgslStep.create(gan, { data: { images: bytes, range } })
+    : null;
   // As training does with the WGSL step: worker threads compute the next
   // step's normal noise while a step is issued.
   using noise = wgsl && config.latent === "normal"
@@ -127,7 +132,13 @@ async function timeConfiguration(
       // G's from i + 1.
       const z = await ahead!;
       ahead = latent();
-      wgsl.step({ real, zD: z, zG: z, dSeed: i, gSeed: i + 1 });
+      wgsl.step({
+        ...(wgsl.gathers ? { rows } : { real }),
+        zD: z,
+        zG: z,
+        dSeed: i,
+        gSeed: i + 1,
+      });
       return { data: () => wgsl.figures(), dispose: () => {} };
     }
     const x = tf.tensor2d(real, [batch, 784]);

@@ -496,9 +496,11 @@ export function toFloat(
 
 /** One mini-batch, ready to upload with `tf.tensor2d(images, [size, 784])`. */
 export interface Batch {
-  /** `size * 784` floats in the requested range. */
+  /** `size * 784` floats in the requested range (empty with `images: false`). */
   images: Float32Array;
   labels: Uint8Array;
+  /** The images' positions in the split. */
+  indices: Uint32Array;
   size: number;
   /** Position of this batch in the epoch, from 0. */
   index: number;
@@ -517,6 +519,12 @@ export interface BatchOptions {
   dropLast?: boolean;
   /** Skip the first `start` batches (to resume within an epoch). Default 0. */
   start?: number;
+  /**
+   * Build each batch's images (default true); false leaves `images` empty
+   * for a consumer that has the split's images already (the WGSL step
+   * keeps them on the GPU and takes `indices`).
+   */
+  images?: boolean;
 }
 
 /** Batches in one epoch of `size` images. */
@@ -560,17 +568,20 @@ export function* batches(
   const count = batchesPerEpoch(split.size, batchSize, dropLast);
   for (let b = options.start ?? 0; b < count; b++) {
     const idx = order.subarray(b * batchSize, (b + 1) * batchSize);
-    const images = new Float32Array(idx.length * IMAGE_PIXELS);
+    const build = options.images ?? true;
+    const images = new Float32Array(build ? idx.length * IMAGE_PIXELS : 0);
     const labels = new Uint8Array(idx.length);
     for (let i = 0; i < idx.length; i++) {
-      const src = split.images.subarray(
-        idx[i] * IMAGE_PIXELS,
-        (idx[i] + 1) * IMAGE_PIXELS,
-      );
-      toFloat(src, range, images.subarray(i * IMAGE_PIXELS));
+      if (build) {
+        const src = split.images.subarray(
+          idx[i] * IMAGE_PIXELS,
+          (idx[i] + 1) * IMAGE_PIXELS,
+        );
+        toFloat(src, range, images.subarray(i * IMAGE_PIXELS));
+      }
       labels[i] = split.labels[idx[i]];
     }
-    yield { images, labels, size: idx.length, index: b };
+    yield { images, labels, indices: idx, size: idx.length, index: b };
   }
 }
 

@@ -42,7 +42,11 @@ import {
 import { Rng, type RngState } from "./rng.ts";
 import { imageGrid, lossCurvesPng, progressStrip } from "./viz.ts";
 import { NoiseWorkers } from "./noise_workers.ts";
-import { WgslStep, wgslStepSupport } from "./wgsl_step.ts";
+import {
+  WgslStep,
+  type WgslStepOptions,
+  wgslStepSupport,
+} from "./wgsl_step.ts";
 
 /**
  * Figures of one epoch, means over its steps, and the memory at its end
@@ -225,6 +229,7 @@ export function wgslStepUnavailable(config: GanConfig): string | null {
 export async function wgslStepFor(
   gan: Gan,
   choice: StepChoice = "auto",
+  options: WgslStepOptions = {},
 ): Promise<WgslStep | null> {
   if (!STEP_CHOICES.includes(choice)) {
     throw new Error(
@@ -236,7 +241,7 @@ export async function wgslStepFor(
   if (why && choice === "wgsl") {
     throw new Error(`the WGSL step cannot run: ${why}; use --step tfjs`);
   }
-  return why ? null : await WgslStep.create(gan);
+  return why ? null : await WgslStep.create(gan, options);
 }
 
 /** The training split a run uses: holdout removed, then limited. */
@@ -335,11 +340,16 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   // The WGSL step holds the weights on the GPU during an epoch and writes
   // them back into the variables when the epoch ends or stops, before
   // anything reads them. Its buffers are freed however train() ends.
-  using wgsl = await wgslStepFor(gan, options.step);
+  // It keeps the training images on the GPU and gathers each batch there.
+  using wgsl = await wgslStepFor(gan, options.step, {
+    data: { images: split.images, range: pixelRange(config) },
+  });
   if (tf.getBackend() === "webgpu") {
     log(
       wgsl
-        ? `training step: WGSL programs, ${wgsl.dispatchesPerStep} dispatches (lib/wgsl_step.ts)`
+        ? `training step: WGSL programs, ${wgsl.dispatchesPerStep} dispatches (lib/wgsl_step.ts)${
+          wgsl.gathers ? "; the training images on the GPU" : ""
+        }`
         : `training step: tfjs ops (${
           options.step === "tfjs" ? "as asked" : wgslStepUnavailable(config)
         })`,
@@ -428,7 +438,16 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     let step = 0;
     let lastYield = performance.now();
     let ahead = wgsl && steps > 0 ? drawStep() : null;
-    for (const batch of batches(split, { batchSize: bs, seed, epoch, range })) {
+    const images = !wgsl?.gathers;
+    for (
+      const batch of batches(split, {
+        batchSize: bs,
+        seed,
+        epoch,
+        range,
+        images,
+      })
+    ) {
       // The steps never give the event loop a turn (on wasm even read-backs
       // resolve at once), so Ctrl-C's handler and timers would wait for the
       // epoch's end: yield a few times a second.
@@ -449,7 +468,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         const { zD, dSeed, zG, gSeed } = ahead!;
         ahead = batch.index + 1 < steps ? drawStep() : null;
         wgsl.step({
-          real: batch.images,
+          ...(wgsl.gathers ? { rows: batch.indices } : { real: batch.images }),
           zD: await zD,
           zG: await zG,
           dSeed,

@@ -57,6 +57,7 @@ import {
   type LayerSpec,
   type Mlp,
 } from "./gan.ts";
+import { IMAGE_PIXELS, type PixelRange, toFloat } from "./data.ts";
 import { adamSettings, learningRate, momentum } from "./optim.ts";
 
 /**
@@ -87,8 +88,13 @@ export function wgslStepSupport(config: GanConfig): string | null {
 
 /** One step's inputs, as the training loop draws them on the CPU. */
 export interface WgslStepInputs {
-  /** The real batch, [B, 784] row-major. */
-  real: Float32Array;
+  /** The real batch, [B, 784] row-major (or give `rows`). */
+  real?: Float32Array;
+  /**
+   * The real batch as B positions in the images given to
+   * {@linkcode WgslStep.create} (`data`), which the GPU gathers itself.
+   */
+  rows?: Uint32Array;
   /** Noise of D's step (of the round, when simultaneous), [B, latentDim]. */
   zD: Float32Array;
   /** Noise of G's step, [B, latentDim] (alternating updates only). */
@@ -99,6 +105,19 @@ export interface WgslStepInputs {
   gSeed?: number;
   /** The epoch (0-based), for SGD's momentum ramp (default 0). */
   epoch?: number;
+}
+
+/** Options of {@linkcode WgslStep.create}. */
+export interface WgslStepOptions {
+  /**
+   * The training images, kept on the GPU (one byte a pixel) so that a step
+   * names its real batch by positions (`rows`) instead of uploading it:
+   * at batch 8192 building and uploading the batch costs ~20 ms of CPU and
+   * 25 MB a step. `range` is the pixels' range, as `lib/data.ts`'s
+   * `toFloat` gives it. Images that would not fit one GPU buffer binding
+   * are left on the CPU (see {@linkcode WgslStep.gathers}).
+   */
+  data?: { images: Uint8Array; range: PixelRange };
 }
 
 /**
@@ -464,6 +483,27 @@ ${FLAT_MAIN}
 }`;
 
 /**
+ * The real batch from the images on the GPU: row r of X is image Rows[r],
+ * each byte through the 256-entry table of its float (toFloat's values, so
+ * the batch is the CPU's to the bit). One thread per 4 pixels (a word).
+ */
+const GATHER_CODE = `
+struct U { words: u32, perImage: u32 }
+@group(0) @binding(0) var<storage, read> Img: array<u32>;
+@group(0) @binding(1) var<storage, read> Rows: array<u32>;
+@group(0) @binding(2) var<storage, read> Lut: array<f32>;
+@group(0) @binding(3) var<storage, read_write> X: array<f32>;
+@group(0) @binding(4) var<uniform> u: U;
+${FLAT_MAIN}
+  if (i >= u.words) { return; }
+  let r = i / u.perImage;
+  let word = Img[Rows[r] * u.perImage + i % u.perImage];
+  for (var k = 0u; k < 4u; k++) {
+    X[4u * i + k] = Lut[(word >> (8u * k)) & 255u];
+  }
+}`;
+
+/**
  * Batch normalisation (`lib/gan.ts`: tfjs's moments, then
  * (h - mean) / sqrt(var + eps) * gamma + beta, then the nonlinearity).
  * Settings of each program: M rows, N columns, offsets of gamma and beta in
@@ -695,11 +735,17 @@ export class WgslStep {
   #stepD: number;
   #stepG: number;
   #config: GanConfig;
+  /** The training images, their rows of a step and the gather program. */
+  #gather: { rows: GPUBuffer; dispatch: Dispatch } | null = null;
   /** The alea jump table and start states (when D has dropout). */
   #aleaTable: GPUBuffer | null = null;
   #aleaSeeds: GPUBuffer | null = null;
 
-  private constructor(device: GPUDevice, gan: Gan) {
+  private constructor(
+    device: GPUDevice,
+    gan: Gan,
+    options: WgslStepOptions,
+  ) {
     this.#device = device;
     this.#config = gan.config;
     this.#batch = gan.config.batchSize;
@@ -739,16 +785,60 @@ export class WgslStep {
       this.#aleaSeeds = this.#buffer(4 * 3 * this.#D.specs.length);
     }
     this.#record(deltas, partial);
+    const data = options.data;
+    if (
+      data && image === IMAGE_PIXELS && data.images.length > 0 &&
+      data.images.length % IMAGE_PIXELS === 0 &&
+      data.images.byteLength <= limit
+    ) {
+      const images = this.#device.createBuffer({
+        size: data.images.byteLength,
+        usage: S | COPY_DST,
+      });
+      this.#buffers.push(images);
+      device.queue.writeBuffer(
+        images,
+        0,
+        data.images.buffer as ArrayBuffer,
+        data.images.byteOffset,
+        data.images.byteLength,
+      );
+      const bytes = Uint8Array.from({ length: 256 }, (_, i) => i);
+      const lut = this.#buffer(256);
+      this.#upload(lut, toFloat(bytes, data.range));
+      const rows = this.#buffer(B);
+      const words = (B * image) / 4;
+      this.#gather = {
+        rows,
+        dispatch: this.#dispatch(GATHER_CODE, [
+          "read-only-storage",
+          "read-only-storage",
+          "read-only-storage",
+          "storage",
+          "uniform",
+        ], [
+          images,
+          rows,
+          lut,
+          this.#dIn,
+          this.#uniform([words, image / 4]),
+        ], this.#grid(words)),
+      };
+      this.#steps[0].unshift(this.#gather.dispatch);
+    }
   }
 
   /**
    * Copies `gan`'s state to the GPU of tfjs's running WebGPU backend and
    * records its programs.
    */
-  static async create(gan: Gan): Promise<WgslStep> {
+  static async create(
+    gan: Gan,
+    options: WgslStepOptions = {},
+  ): Promise<WgslStep> {
     const why = wgslStepSupport(gan.config);
     if (why) throw new Error(`the WGSL step cannot train this GAN: ${why}`);
-    const step = new WgslStep(tfjsDevice(), gan);
+    const step = new WgslStep(tfjsDevice(), gan, options);
     await step.#load(gan);
     return step;
   }
@@ -1341,6 +1431,14 @@ export class WgslStep {
     return this.#buffers.reduce((n, b) => n + b.size, 0);
   }
 
+  /**
+   * Whether the training images are on the GPU: steps then take `rows`,
+   * not `real`.
+   */
+  get gathers(): boolean {
+    return this.#gather !== null;
+  }
+
   /** Dispatches per training step (D's and G's). */
   get dispatchesPerStep(): number {
     return this.#steps.reduce((n, s) => n + s.length, 0);
@@ -1442,13 +1540,22 @@ export class WgslStep {
     const B = this.#batch;
     const image = this.#D.specs[0].inputs;
     const simultaneous = this.#steps.length === 1;
+    const gather = this.#gather;
     if (
-      inputs.real.length !== B * image ||
+      gather ? inputs.rows?.length !== B : inputs.real?.length !== B * image
+    ) {
+      throw new Error(
+        gather
+          ? `a step takes the rows of ${B} images (rows), the images being on the GPU`
+          : `a step takes ${B} images of ${image} pixels (real)`,
+      );
+    }
+    if (
       inputs.zD.length !== B * this.#latent ||
       (!simultaneous && inputs.zG?.length !== B * this.#latent)
     ) {
       throw new Error(
-        `a step takes ${B} images of ${image} pixels and ${B} x ${this.#latent} noise values` +
+        `a step takes ${B} x ${this.#latent} noise values` +
           (simultaneous ? "" : " for each player (zD, zG)"),
       );
     }
@@ -1463,7 +1570,15 @@ export class WgslStep {
     const epoch = inputs.epoch ?? 0;
     // D's pass: the real rows' masks from dSeed, the generated rows' from
     // dSeed + 1000, as discriminatorStep draws them.
-    this.#upload(this.#dIn, inputs.real);
+    if (gather) {
+      this.#device.queue.writeBuffer(
+        gather.rows,
+        0,
+        inputs.rows!.buffer as ArrayBuffer,
+        inputs.rows!.byteOffset,
+        inputs.rows!.byteLength,
+      );
+    } else this.#upload(this.#dIn, inputs.real!);
     this.#upload(this.#z, inputs.zD);
     if (dropout) {
       this.#writeSeeds([inputs.dSeed!, inputs.dSeed! + FAKE_MASK_OFFSET]);

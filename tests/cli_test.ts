@@ -337,7 +337,7 @@ Deno.test("bench prints one JSON line per configuration, with no tensor growth",
 
 Deno.test({
   name:
-    "bench on webgpu: fused updates remove 10 dispatches and 7 uploads per Adam variable; no staging buffers; the WGSL step is 51 dispatches",
+    "bench on webgpu: fused updates remove 10 dispatches and 7 uploads per Adam variable; no staging buffers; the WGSL step is 52 dispatches",
   ignore: !(await probeWebGpu()).ok,
   fn: async () => {
     const r = await run("bench.ts", [
@@ -373,9 +373,10 @@ Deno.test({
     // gradient 1, bias gradient 1, input gradient 1 (none into the data or
     // the noise; D's backward pass twice); losses 1 and Adam 1 per player.
     // D's step: 5 + 4 + 1 + (4 + 4 + 3) + 1; G's: 5 + 4 + 1 + 4 +
-    // (5 + 5 + 4) + 1. One compute pass each; the uploads are the real
-    // batch and the two noise batches.
-    assert.equal(wgsl.dispatches_per_step, 22 + 29);
+    // (5 + 5 + 4) + 1; and the gather of the real batch from the images on
+    // the GPU. One compute pass each; the uploads are the batch's rows and
+    // the two noise batches.
+    assert.equal(wgsl.dispatches_per_step, 22 + 29 + 1);
     assert.equal(wgsl.passes_per_step, 2);
     assert.equal(wgsl.uploads_per_step, 3);
     assert.equal(wgsl.staging_buffers_per_step, 0);

@@ -307,6 +307,13 @@ Deno.test("batches: shape, range, labels follow images, resumable", async () => 
     "[-1,1]",
   );
   assert.deepEqual(all[1].images.subarray(7 * 784, 8 * 784), expected);
+  assert.equal(all[1].indices[7], i);
+  // Without images (the WGSL step gathers them): the same indices and labels.
+  const bare = [...batches(split, { ...opts, images: false })];
+  assert.equal(bare.length, all.length);
+  assert.equal(bare[1].images.length, 0);
+  assert.deepEqual(bare[1].indices, all[1].indices);
+  assert.deepEqual(bare[1].labels, all[1].labels);
   // [0,1] range, the partial last batch, and starting mid-epoch.
   const unit = [
     ...batches(split, { ...opts, range: "[0,1]", dropLast: false }),
