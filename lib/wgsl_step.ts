@@ -7,9 +7,10 @@
  * and a dispatch built anew on the CPU (Deno's `createBindGroup` alone is
  * ~25-45 us), and a step is 245 (`paper`), 300 (`mlp`) or 572 (`bn`) ops.
  * Here every buffer is made once, so every bind group is made once too; a
- * step writes its inputs (the real batch, the noise, D's dropout masks, the
- * optimiser's step size) with `queue.writeBuffer`, records its dispatches
- * (39, 51 and 79; `pylearn2`'s simultaneous round 31) into one command
+ * step writes its inputs (the real batch or its rows in the images kept on
+ * the GPU, the noise, the start states of D's dropout masks, the
+ * optimiser's settings) with `queue.writeBuffer`, records its dispatches
+ * (46, 52 and 80; `pylearn2`'s simultaneous round 35) into one command
  * buffer per player and submits them. Fewer dispatches, because each does
  * more:
  *
@@ -24,7 +25,9 @@
  *   relu: 1 or 0.2; tanh: 1 - y^2; sigmoid: y (1 - y); maxout: the gradient
  *   goes to the pieces that attain the max), as tfjs's gradients do;
  * - D sees the real and the generated batch in one pass of 2B rows, with
- *   the masks `lib/gan.ts` would draw for each half;
+ *   the masks `lib/gan.ts` would draw for each half (drawn on the GPU by
+ *   `lib/alea.ts`, one program per layer);
+ * - with the images on the GPU, one program gathers the real batch;
  * - the losses and their gradients with respect to D's logits are one
  *   program, which also adds the step's figures to sums kept on the GPU;
  * - the optimiser (Adam, or SGD with momentum) updates all of a network's
