@@ -25,7 +25,7 @@ import {
 import { toFloat } from "../lib/data.ts";
 import { NoiseWorkers } from "../lib/noise_workers.ts";
 import { Rng } from "../lib/rng.ts";
-import { memorySnapshot } from "../lib/train.ts";
+import { latentLater, memorySnapshot } from "../lib/train.ts";
 import { WgslStep, wgslStepSupport } from "../lib/wgsl_step.ts";
 import {
   countGpuWork,
@@ -116,12 +116,7 @@ async function timeConfiguration(
   using noise = wgsl && config.latent === "normal"
     ? NoiseWorkers.create()
     : null;
-  const latent = () => {
-    if (!noise) return Promise.resolve(sampleLatent(config, batch, rng));
-    const z = noise.normals(rng, batch * config.latentDim);
-    z.catch(() => {}); // the last one is never used
-    return z;
-  };
+  const latent = () => latentLater(config, batch, rng, noise);
   let ahead = wgsl ? latent() : null;
   /** One step; returns what to read to wait for it. */
   const step = async (

@@ -244,6 +244,26 @@ export async function wgslStepFor(
   return why ? null : await WgslStep.create(gan, options);
 }
 
+/**
+ * `n` latent vectors of `config`'s noise, drawn from `rng` now (as
+ * `sampleLatent` would draw them), normal noise computed by `noise`'s
+ * worker threads when given. Drawn ahead of its step, it may be dropped
+ * (training stopped, a benchmark's last one): that is not an error.
+ */
+export function latentLater(
+  config: GanConfig,
+  n: number,
+  rng: Rng,
+  noise: NoiseWorkers | null,
+): Promise<Float32Array> {
+  if (!noise || config.latent !== "normal") {
+    return Promise.resolve(sampleLatent(config, n, rng));
+  }
+  const z = noise.normals(rng, n * config.latentDim);
+  z.catch(() => {});
+  return z;
+}
+
 /** The training split a run uses: holdout removed, then limited. */
 export function trainingSplit(
   dataset: Dataset,
@@ -365,13 +385,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     : null;
   /** One WGSL step's draws from rng, in the tfjs step's order. */
   const drawStep = () => {
-    const latent = () => {
-      if (!noise) return Promise.resolve(sampleLatent(config, bs, rng));
-      const z = noise.normals(rng, bs * config.latentDim);
-      // A step drawn ahead is dropped when training stops early.
-      z.catch(() => {});
-      return z;
-    };
+    const latent = () => latentLater(config, bs, rng, noise);
     const zD = latent();
     const dSeed = rng.nextUint32();
     if (config.update === "simultaneous") return { zD, dSeed };
