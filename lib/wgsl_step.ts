@@ -1004,9 +1004,12 @@ export class WgslStep {
     );
   }
 
-  /** Workgroups of 256 for `n` threads, in two dimensions past 65,535. */
-  #grid(n: number): [number, number] {
-    const groups = Math.ceil(n / 256);
+  /**
+   * Workgroups of `size` (default 256) for `n` threads, in two dimensions
+   * past 65,535.
+   */
+  #grid(n: number, size = 256): [number, number] {
+    const groups = Math.ceil(n / size);
     const x = Math.min(groups, 65535);
     return [x, Math.ceil(groups / x)];
   }
@@ -1500,8 +1503,6 @@ export class WgslStep {
         parts * chunks,
         0,
       ], [false, false, false, true]);
-      const groups = Math.ceil((parts * chunks) / 64);
-      const x = Math.min(groups, 65535);
       return [this.#dispatch(
         ALEA_MASK_CODE,
         [
@@ -1511,10 +1512,7 @@ export class WgslStep {
           "uniform",
         ],
         [this.#aleaTable!, this.#aleaSeeds!, mask, u],
-        [
-          x,
-          Math.ceil(groups / x),
-        ],
+        this.#grid(parts * chunks, 64),
       )];
     });
   }
@@ -1573,15 +1571,8 @@ export class WgslStep {
     const epoch = inputs.epoch ?? 0;
     // D's pass: the real rows' masks from dSeed, the generated rows' from
     // dSeed + 1000, as discriminatorStep draws them.
-    if (gather) {
-      this.#device.queue.writeBuffer(
-        gather.rows,
-        0,
-        inputs.rows!.buffer as ArrayBuffer,
-        inputs.rows!.byteOffset,
-        inputs.rows!.byteLength,
-      );
-    } else this.#upload(this.#dIn, inputs.real!);
+    if (gather) this.#upload(gather.rows, inputs.rows!);
+    else this.#upload(this.#dIn, inputs.real!);
     this.#upload(this.#z, inputs.zD);
     if (dropout) {
       this.#writeSeeds([inputs.dSeed!, inputs.dSeed! + FAKE_MASK_OFFSET]);
@@ -1601,8 +1592,12 @@ export class WgslStep {
     this.#submit(this.#steps[1]);
   }
 
-  /** Writes `data` into `buffer` from float `at` on. */
-  #upload(buffer: GPUBuffer, data: Float32Array, at = 0): void {
+  /** Writes `data` (4-byte values) into `buffer` from value `at` on. */
+  #upload(
+    buffer: GPUBuffer,
+    data: Float32Array | Uint32Array,
+    at = 0,
+  ): void {
     this.#device.queue.writeBuffer(
       buffer,
       at * 4,
