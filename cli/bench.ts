@@ -40,7 +40,7 @@ Times the training step (one D step + one G step) after warm-up and prints
 one JSON line per backend, batch size and model:
 {"backend", "batch", "model", "images_per_s", "ms_per_step", "steps",
  "blas", ...} ("blas": the library that ran wasm's matMul, or null; on
-WebGPU, "step", "fused" and "uploads" give the settings below,
+WebGPU, "step", "fused", "uploads" and "matmul" give the settings below,
 "issue_ms_per_step" the CPU time spent issuing a step (the GPU runs
 meanwhile), and "passes_per_step", "dispatches_per_step",
 "uploads_per_step" and "staging_buffers_per_step" count one extra, untimed
@@ -58,6 +58,10 @@ created for them)
   --step LIST        on WebGPU, the step as tfjs ops (tfjs) or as the WGSL
                      programs of lib/wgsl_step.ts (wgsl); comma-separated
                      (default tfjs,wgsl)
+  --matmul LIST      with --step wgsl, the matMul programs chosen by shape
+                     (auto: 128 x 128 tiles for large products, split K for
+                     weight gradients with few tiles) or 64 x 64 tiles
+                     only (plain); comma-separated (default auto)
   --fused LIST       on WebGPU with --step tfjs, the optimiser updates as fused programs (on)
                      or as tfjs op chains (off); comma-separated (default on)
   --uploads LIST     on WebGPU with --step tfjs, CPU data written straight into pooled GPU
@@ -109,7 +113,10 @@ async function timeConfiguration(
   const real = toFloat(bytes, range);
   const rows = Uint32Array.from({ length: batch }, (_, i) => i);
   using wgsl = options.webgpu?.step === "wgsl"
-    ? await WgslStep.create(gan, { data: { images: bytes, range } })
+    ? await WgslStep.create(gan, {
+      data: { images: bytes, range },
+      matMul: options.webgpu!.matMul,
+    })
     : null;
   // As training does with the WGSL step: worker threads compute the next
   // step's normal noise while a step is issued.
@@ -186,6 +193,10 @@ async function timeConfiguration(
     ...(options.webgpu && calls && {
       step: options.webgpu.step,
       fused: wgsl ? null : options.webgpu.fused,
+      matmul: wgsl ? options.webgpu.matMul : null,
+      matmul_gflop_per_step: wgsl
+        ? Number((wgsl.matMulFlopsPerStep / 1e9).toFixed(3))
+        : null,
       uploads: wgsl ? null : options.webgpu.direct ? "direct" : "staged",
       issue_ms_per_step: Number((issuing / steps).toFixed(2)),
       passes_per_step: calls.passes,
@@ -210,6 +221,8 @@ interface WebGpuSettings {
   fused: boolean;
   /** Direct uploads (tfjs step). */
   direct: boolean;
+  /** The matMul programs (WGSL step). */
+  matMul: "auto" | "plain";
 }
 
 async function main(): Promise<number> {
@@ -224,6 +237,7 @@ async function main(): Promise<number> {
       step: { type: "string" },
       fused: { type: "string" },
       uploads: { type: "string" },
+      matmul: { type: "string" },
       steps: { type: "string" },
       warmup: { type: "string" },
       "max-seconds": { type: "string" },
@@ -269,6 +283,11 @@ async function main(): Promise<number> {
     values.uploads ?? "direct",
     (s) => ["direct", "staged"].includes(s),
   );
+  const matMulModes = list(
+    "matmul",
+    values.matmul ?? "auto",
+    (s) => ["auto", "plain"].includes(s),
+  ) as ("auto" | "plain")[];
   const timing = {
     steps: intFlag("steps", values.steps) ?? 20,
     warmup: intFlag("warmup", values.warmup, 0) ?? 3,
@@ -288,12 +307,18 @@ async function main(): Promise<number> {
       const settings: (WebGpuSettings | null)[] = info.name === "webgpu"
         ? stepModes.flatMap((step): WebGpuSettings[] =>
           step === "wgsl"
-            ? [{ step, fused: true, direct: true }]
+            ? matMulModes.map((matMul) => ({
+              step,
+              fused: true,
+              direct: true,
+              matMul,
+            }))
             : fusedModes.flatMap((f) =>
               uploadModes.map((u) => ({
                 step: "tfjs" as const,
                 fused: f === "on",
                 direct: u === "direct",
+                matMul: "auto" as const,
               }))
             )
         )

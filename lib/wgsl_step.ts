@@ -34,6 +34,11 @@
  *   parameters in one program: each network's parameters (and gradients,
  *   and slots) are one buffer.
  *
+ * At large batches the matMul programs change shape ({@linkcode matMulPlan}):
+ * 128 x 128 tiles for products with many outputs, and the weight gradients'
+ * K (the batch) split into runs whose partial products a second program
+ * adds, for products with few outputs.
+ *
  * The arithmetic is `lib/gan.ts`'s and `lib/optim.ts`'s, with the same
  * dropout masks (tests compare steps with the tfjs step), in float32,
  * summed in another order. Several D or G steps per round (k > 1) are left
@@ -121,6 +126,12 @@ export interface WgslStepOptions {
    * are left on the CPU (see {@linkcode WgslStep.gathers}).
    */
   data?: { images: Uint8Array; range: PixelRange };
+  /**
+   * The matMul programs: by shape (`"auto"`, the default), the 64 x 64
+   * tiles without split-K (`"plain"`), or forced (see
+   * {@linkcode MatMulChoice}).
+   */
+  matMul?: MatMulChoice;
 }
 
 /**
@@ -194,7 +205,7 @@ fn main(@builtin(global_invocation_id) id: vec3u, @builtin(num_workgroups) nw: v
   let i = id.y * nw.x * 256u + id.x;`;
 
 const MATMUL_BINDINGS = `
-struct U { M: u32, N: u32, K: u32, aOff: u32, bOff: u32, cOff: u32, eOff: u32, mOff: u32 }
+struct U { M: u32, N: u32, K: u32, aOff: u32, bOff: u32, cOff: u32, eOff: u32, mOff: u32, kc: u32 }
 @group(0) @binding(0) var<storage, read> A: array<f32>;
 @group(0) @binding(1) var<storage, read> B: array<f32>;
 @group(0) @binding(2) var<storage, read_write> C: array<f32>;
@@ -221,12 +232,83 @@ interface MatMulVariant {
   maskA?: boolean;
   /** Each output is multiplied by a dropout mask laid out as C (Mk). */
   maskOut?: boolean;
+  /** The side of C's tile per workgroup (default 64). */
+  tile?: MatMulTile;
+}
+
+/** The side of the square tile of C that one matMul workgroup computes. */
+export type MatMulTile = 64 | 128;
+
+/**
+ * How one matMul is spread over the GPU: the tile of C per workgroup, and
+ * with `splits` > 1, K cut into `splits` runs of `chunk` (the last may be
+ * shorter), each workgroup row computing a partial product, which a second
+ * program adds up in order (split-K).
+ */
+export interface MatMulPlan {
+  tile: MatMulTile;
+  splits: number;
+  chunk: number;
 }
 
 /**
- * C[M, N] = op(A) op(B) with a 64 x 64 tile of C per workgroup of 16 x 16
- * threads (4 x 4 outputs each) and 16-deep slices of K through workgroup
- * memory, then the epilogue on each output.
+ * Which matMul programs a {@linkcode WgslStep} uses:
+ * - `"auto"` (the default): by shape, {@linkcode matMulPlan}'s choice;
+ * - `"plain"`: 64 x 64 tiles, K never split (the step before split-K and
+ *   the wider tile, for comparison);
+ * - `{ tile, chunk }`: every product on `tile`, and every weight gradient's
+ *   K split into runs of `chunk` (a multiple of 16) where it is longer.
+ */
+export type MatMulChoice = "auto" | "plain" | {
+  tile: MatMulTile;
+  chunk?: number;
+};
+
+/**
+ * The auto plan of C[M, N] = A[M, K] B[K, N]. The tile is 128 x 128 when
+ * there are at least 256 of them (enough workgroups for a large GPU; each
+ * thread then computes 8 x 8 outputs, twice the arithmetic per value read
+ * of a 64 x 64 tile's 4 x 4); otherwise 64 x 64. A product whose epilogue
+ * allows it (`splittable`: weight gradients, K = the batch) and whose 64 x 64
+ * tiles number fewer than 1,024 has its K split so that the runs give about
+ * 1,024 workgroups, each run at least 256 long and the partial products at
+ * most `maxFloats` floats (one buffer binding): at batch 8192, D's first
+ * weight gradient (784 x 1024, K = 16,384) has 208 tiles, so 5 runs of
+ * 3,280. Tile and split change only the order of no addition within a run:
+ * each output still adds its K products in order, so the tile does not change
+ * a bit, and a split changes the result only by float rounding.
+ */
+export function matMulPlan(
+  shape: { M: number; N: number; K: number },
+  options: { splittable?: boolean; maxFloats?: number } = {},
+): MatMulPlan {
+  const { M, N, K } = shape;
+  const wide = Math.ceil(M / 128) * Math.ceil(N / 128);
+  if (wide >= 256) return { tile: 128, splits: 1, chunk: K };
+  const tiles = Math.ceil(M / 64) * Math.ceil(N / 64);
+  if (!options.splittable || tiles >= 1024) {
+    return { tile: 64, splits: 1, chunk: K };
+  }
+  let splits = Math.min(Math.floor(K / 256), Math.ceil(1024 / tiles));
+  const maxFloats = options.maxFloats ?? Infinity;
+  splits = Math.min(splits, Math.floor(maxFloats / (M * N)));
+  if (splits < 2) return { tile: 64, splits: 1, chunk: K };
+  return splitPlan(64, K, Math.ceil(K / splits / 16) * 16);
+}
+
+/** The plan of K cut into runs of `chunk` (at least one run). */
+function splitPlan(tile: MatMulTile, K: number, chunk: number): MatMulPlan {
+  const splits = Math.max(1, Math.ceil(K / chunk));
+  return splits === 1 ? { tile, splits: 1, chunk: K } : { tile, splits, chunk };
+}
+
+/**
+ * C[M, N] = op(A) op(B) with a T x T tile of C per workgroup of 16 x 16
+ * threads (T = 64: 4 x 4 outputs each, 16-deep slices of K through
+ * workgroup memory; T = 128: 8 x 8 outputs each, 8-deep slices), then the
+ * epilogue on each output. A workgroup adds the products of K's run
+ * `wg.z * kc ..`, all of K unless the product is split (then the epilogue is
+ * `store` and run z's partial product goes to C from cOff + z M N).
  *
  * - `bias`: adds E (the bias, from eOff) and applies the nonlinearity.
  * - `actGrad`: multiplies by the derivative of the nonlinearity whose
@@ -240,92 +322,118 @@ interface MatMulVariant {
 function matMulCode(variant: MatMulVariant): string {
   const { transA = false, transB = false, maskA = false, maskOut = false } =
     variant;
-  const epi = variant.epilogue;
+  const T = variant.tile ?? 64;
+  // A slice of K holds T * BK = 1,024 values of each operand: 4 a thread.
+  const BK = T === 64 ? 16 : 8;
+  const Q = T / 4; // vec4s in a row of a slice
+  const G = T / 64; // groups of 4 x 4 outputs a thread has per side
   // Each thread loads 4 elements of each tile; the fast index follows the
   // stored layout, so neighbouring threads read neighbouring addresses.
   const readA = maskA ? "A[u.aOff + i] * Mk[u.mOff + i]" : "A[u.aOff + i]";
   const loadA = transA
-    ? `let kk = e / 64u; let mm = e % 64u;
+    ? `let kk = e / ${T}u; let mm = e % ${T}u;
        var a = 0.0;
-       if (row0 + mm < u.M && k0 + kk < u.K) { let i = (k0 + kk) * u.M + row0 + mm; a = ${readA}; }`
-    : `let mm = e / 16u; let kk = e % 16u;
+       if (row0 + mm < u.M && k0 + kk < kEnd) { let i = (k0 + kk) * u.M + row0 + mm; a = ${readA}; }`
+    : `let mm = e / ${BK}u; let kk = e % ${BK}u;
        var a = 0.0;
-       if (row0 + mm < u.M && k0 + kk < u.K) { let i = (row0 + mm) * u.K + k0 + kk; a = ${readA}; }`;
+       if (row0 + mm < u.M && k0 + kk < kEnd) { let i = (row0 + mm) * u.K + k0 + kk; a = ${readA}; }`;
   const loadB = transB
-    ? `let nn = e / 16u; let kb = e % 16u;
+    ? `let nn = e / ${BK}u; let kb = e % ${BK}u;
        var b = 0.0;
-       if (col0 + nn < u.N && k0 + kb < u.K) { b = B[u.bOff + (col0 + nn) * u.K + k0 + kb]; }`
-    : `let kb = e / 64u; let nn = e % 64u;
+       if (col0 + nn < u.N && k0 + kb < kEnd) { b = B[u.bOff + (col0 + nn) * u.K + k0 + kb]; }`
+    : `let kb = e / ${T}u; let nn = e % ${T}u;
        var b = 0.0;
-       if (col0 + nn < u.N && k0 + kb < u.K) { b = B[u.bOff + (k0 + kb) * u.N + col0 + nn]; }`;
+       if (col0 + nn < u.N && k0 + kb < kEnd) { b = B[u.bOff + (k0 + kb) * u.N + col0 + nn]; }`;
   const mask = maskOut ? " * Mk[u.mOff + m * u.N + n]" : "";
-  const put = "C[u.cOff + m * u.N + n] = v;";
+  const put = "C[u.cOff + wg.z * u.M * u.N + m * u.N + n] = v;";
   let finish: string;
-  switch (epi.kind) {
+  switch (variant.epilogue.kind) {
     case "store":
       finish = `let v = a${mask}; ${put}`;
       break;
     case "bias":
       finish = `let x = a + E[u.eOff + n];
-        let v = ${actCode(epi.act)}; ${put}`;
+        let v = ${actCode(variant.epilogue.act)}; ${put}`;
       break;
     case "actGrad":
       finish = `let y = E[u.eOff + m * u.N + n];
-        let v = a${mask} * ${actGradCode(epi.act)}; ${put}`;
+        let v = a${mask} * ${actGradCode(variant.epilogue.act)}; ${put}`;
       break;
-    case "maxoutGrad":
+    case "maxoutGrad": {
+      const pieces = variant.epilogue.pieces;
       finish = `let d = a${mask};
-        let at = (m * u.N + n) * ${epi.pieces}u;
+        let at = (m * u.N + n) * ${pieces}u;
         var y = E[u.eOff + at];
-        for (var p = 1u; p < ${epi.pieces}u; p++) { y = max(y, E[u.eOff + at + p]); }
-        for (var p = 0u; p < ${epi.pieces}u; p++) {
+        for (var p = 1u; p < ${pieces}u; p++) { y = max(y, E[u.eOff + at + p]); }
+        for (var p = 0u; p < ${pieces}u; p++) {
           C[u.cOff + at + p] = select(0.0, d, E[u.eOff + at + p] == y);
         }`;
       break;
+    }
   }
-  // The 4 x 4 outputs of a thread are 4 vec4 accumulators (rows), spelt
-  // out so that no compiler has to unroll or keep an array in registers.
-  const rows = [0, 1, 2, 3];
-  const update = rows.map((i) => `acc${i} += a[${i}] * b;`).join(" ");
-  const store = rows.map((i) => `
+  // A thread's outputs are G x G blocks of 4 x 4, rows r * 64 + lid.y * 4 +
+  // i and columns c * 64 + lid.x * 4 + j: one vec4 accumulator per block row
+  // (acc_r_i_c), spelt out so that no compiler has to unroll or keep an
+  // array in registers.
+  const blocks: [number, number, number][] = [];
+  for (let r = 0; r < G; r++) {
+    for (let i = 0; i < 4; i++) {
+      for (let c = 0; c < G; c++) blocks.push([r, i, c]);
+    }
+  }
+  const acc = ([r, i, c]: number[]) => `acc_${r}_${i}_${c}`;
+  const groups = [...Array(G).keys()];
+  const reads = groups.map((g) =>
+    `let a${g} = As[kk * ${Q}u + ${g * 16}u + lid.y];
+      let b${g} = Bs[kk * ${Q}u + ${g * 16}u + lid.x];`
+  ).join("\n      ");
+  const update = blocks.map(([r, i, c]) =>
+    `${acc([r, i, c])} += a${r}[${i}] * b${c};`
+  ).join(" ");
+  const store = blocks.map(([r, i, c]) => `
     {
-      let m = row0 + lid.y * 4u + ${i}u;
+      let m = row0 + ${r * 64}u + lid.y * 4u + ${i}u;
       if (m < u.M) {
         for (var j = 0u; j < 4u; j++) {
-          let n = col0 + lid.x * 4u + j;
+          let n = col0 + ${c * 64}u + lid.x * 4u + j;
           if (n < u.N) {
-            let a = acc${i}[j];
+            let a = ${acc([r, i, c])}[j];
             ${finish}
           }
         }
       }
     }`).join("");
   return `${MATMUL_BINDINGS}
-var<workgroup> As: array<vec4f, 256>; // [16][16]: k, then 4 rows of m each
-var<workgroup> Bs: array<vec4f, 256>; // [16][16]: k, then 4 columns of n each
+var<workgroup> As: array<vec4f, ${
+    BK * Q
+  }>; // [${BK}][${Q}]: k, then 4 rows of m each
+var<workgroup> Bs: array<vec4f, ${
+    BK * Q
+  }>; // [${BK}][${Q}]: k, then 4 columns of n each
 
 @compute @workgroup_size(16, 16)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-  let row0 = wg.y * 64u;
-  let col0 = wg.x * 64u;
+  let row0 = wg.y * ${T}u;
+  let col0 = wg.x * ${T}u;
   let tid = lid.y * 16u + lid.x;
-  var acc0 = vec4f(); var acc1 = vec4f(); var acc2 = vec4f(); var acc3 = vec4f();
-  for (var k0 = 0u; k0 < u.K; k0 += 16u) {
+  let kBegin = wg.z * u.kc;
+  let kEnd = min(u.K, kBegin + u.kc);
+  ${blocks.map((b) => `var ${acc(b)} = vec4f();`).join(" ")}
+  for (var k0 = kBegin; k0 < kEnd; k0 += ${BK}u) {
     for (var l = 0u; l < 4u; l++) {
       let e = tid + l * 256u;
       {
         ${loadA}
-        As[kk * 16u + mm / 4u][mm % 4u] = a;
+        As[kk * ${Q}u + mm / 4u][mm % 4u] = a;
       }
       {
         ${loadB}
-        Bs[kb * 16u + nn / 4u][nn % 4u] = b;
+        Bs[kb * ${Q}u + nn / 4u][nn % 4u] = b;
       }
     }
     workgroupBarrier();
-    for (var kk = 0u; kk < 16u; kk++) {
-      let a = As[kk * 16u + lid.y];
-      let b = Bs[kk * 16u + lid.x];
+    for (var kk = 0u; kk < ${BK}u; kk++) {
+      ${reads}
       ${update}
     }
     workgroupBarrier();
@@ -333,6 +441,18 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
   ${store}
 }`;
 }
+
+/**
+ * The sum of split-K's partial products: C[cOff + i] = P[i] + P[MN + i] +
+ * ... (u.K of them, in order; MN = u.M, i < MN).
+ */
+const SPLIT_SUM_CODE = `${MATMUL_BINDINGS}
+${FLAT_MAIN}
+  if (i >= u.M) { return; }
+  var s = A[i];
+  for (var z = 1u; z < u.K; z++) { s += A[z * u.M + i]; }
+  C[u.cOff + i] = s;
+}`;
 
 /**
  * Column sums of A[M, N] (rows aOff..): each workgroup sums up to 256 rows
@@ -708,7 +828,7 @@ interface NetBuffers {
 interface Dispatch {
   pipeline: GPUComputePipeline;
   group: GPUBindGroup;
-  workgroups: [number, number];
+  workgroups: [number, number] | [number, number, number];
 }
 
 /** Compiled programs per device, by WGSL source. */
@@ -743,6 +863,11 @@ export class WgslStep {
   /** The alea jump table and start states (when D has dropout). */
   #aleaTable: GPUBuffer | null = null;
   #aleaSeeds: GPUBuffer | null = null;
+  #matMulChoice: MatMulChoice;
+  /** Split-K's partial products (when a weight gradient splits K). */
+  #scratch: GPUBuffer | null = null;
+  #scratchFloats = 0;
+  #matMulFlops = 0;
 
   private constructor(
     device: GPUDevice,
@@ -757,6 +882,7 @@ export class WgslStep {
     this.#D = layout(gan.discriminator);
     this.#stepD = gan.optimizerD.step;
     this.#stepG = gan.optimizerG.step;
+    this.#matMulChoice = options.matMul ?? "auto";
     const B = this.#batch;
     const image = this.#D.specs[0].inputs;
     const widest = Math.max(
@@ -778,6 +904,22 @@ export class WgslStep {
     this.#figures = this.#buffer(8);
     const deltas = [0, 1, 2].map(() => this.#buffer(2 * B * widest));
     const partial = this.#buffer(Math.ceil((2 * B) / 256) * widest);
+    // The weight gradients' partial products, where K (the rows) is split.
+    for (const [net, rows] of [[this.#G, B], [this.#D, 2 * B]] as const) {
+      for (const s of net.specs) {
+        const M = s.inputs, N = s.units * s.pieces;
+        const plan = this.#plan({ M, N, K: rows, epilogue: { kind: "store" } });
+        if (plan.splits > 1) {
+          this.#scratchFloats = Math.max(
+            this.#scratchFloats,
+            plan.splits * M * N,
+          );
+        }
+      }
+    }
+    if (this.#scratchFloats) {
+      this.#scratch = this.#buffer(this.#scratchFloats);
+    }
     if (this.#dBuf.masks.some((m) => m)) {
       // D's dropout masks are drawn on the GPU (lib/alea.ts): the jumps to
       // each chunk of a part's stream, and each step's start states.
@@ -880,9 +1022,10 @@ export class WgslStep {
     };
   }
 
+  /** A uniform buffer of up to 16 words (u32, or f32 where `floats`). */
   #uniform(values: number[], floats: boolean[] = []): GPUBuffer {
-    const b = this.#buffer(8, GPUBufferUsage.UNIFORM | COPY_DST);
-    const data = new ArrayBuffer(32);
+    const b = this.#buffer(16, GPUBufferUsage.UNIFORM | COPY_DST);
+    const data = new ArrayBuffer(64);
     const u32 = new Uint32Array(data), f32 = new Float32Array(data);
     values.forEach((v, i) => floats[i] ? (f32[i] = v) : (u32[i] = v));
     this.#device.queue.writeBuffer(b, 0, data);
@@ -924,7 +1067,7 @@ export class WgslStep {
     code: string,
     kinds: Binding[],
     buffers: GPUBuffer[],
-    workgroups: [number, number],
+    workgroups: Dispatch["workgroups"],
   ): Dispatch {
     const pipeline = this.#pipeline(code, kinds);
     const group = this.#device.createBindGroup({
@@ -937,7 +1080,31 @@ export class WgslStep {
     return { pipeline, group, workgroups };
   }
 
-  /** C = op(A) op(B), then the epilogue; offsets in floats. */
+  /**
+   * How C[M, N] = A[M, K] B[K, N] is spread over the GPU (`options.matMul`);
+   * only a `store` product without an output mask (a weight gradient) may
+   * split K.
+   */
+  #plan(o: MatMulVariant & { M: number; N: number; K: number }): MatMulPlan {
+    const splittable = o.epilogue.kind === "store" && !o.maskOut;
+    const choice = this.#matMulChoice;
+    const whole = (tile: MatMulTile) => ({ tile, splits: 1, chunk: o.K });
+    if (choice === "plain") return whole(64);
+    if (choice === "auto") {
+      return matMulPlan(o, {
+        splittable,
+        maxFloats: this.#device.limits.maxStorageBufferBindingSize / 4,
+      });
+    }
+    return splittable && choice.chunk
+      ? splitPlan(choice.tile, o.K, choice.chunk)
+      : whole(choice.tile);
+  }
+
+  /**
+   * C = op(A) op(B), then the epilogue; offsets in floats. One program, or
+   * with K split, the partial products into `#scratch`, then their sum.
+   */
   #matMul(
     o: MatMulVariant & {
       M: number;
@@ -955,29 +1122,61 @@ export class WgslStep {
       mask?: GPUBuffer | null;
       mOff?: number;
     },
-  ): Dispatch {
+  ): Dispatch[] {
+    const plan = this.#plan(o);
+    const split = plan.splits > 1;
+    this.#matMulFlops += 2 * o.M * o.N * o.K;
+    if (
+      split && (!this.#scratch || this.#scratchFloats < plan.splits * o.M * o.N)
+    ) {
+      throw new Error("unreachable: split-K's partial products do not fit");
+    }
     const u = this.#uniform([
       o.M,
       o.N,
       o.K,
       o.aOff ?? 0,
       o.bOff ?? 0,
-      o.cOff ?? 0,
+      split ? 0 : o.cOff ?? 0,
       o.eOff ?? 0,
       o.mOff ?? 0,
+      plan.chunk,
     ]);
     const masked = o.mask ? { maskA: o.maskA, maskOut: o.maskOut } : {};
-    return this.#dispatch(
+    const T = plan.tile;
+    const product = this.#dispatch(
       matMulCode({
         transA: o.transA,
         transB: o.transB,
         epilogue: o.epilogue,
+        tile: T,
         ...masked,
       }),
       MATMUL_KINDS,
-      [o.a, o.b, o.c, o.e ?? this.#dummy(), u, o.mask ?? this.#dummy()],
-      [Math.ceil(o.N / 64), Math.ceil(o.M / 64)],
+      [
+        o.a,
+        o.b,
+        split ? this.#scratch! : o.c,
+        o.e ?? this.#dummy(),
+        u,
+        o.mask ?? this.#dummy(),
+      ],
+      [Math.ceil(o.N / T), Math.ceil(o.M / T), plan.splits],
     );
+    if (!split) return [product];
+    const dummy = this.#dummy();
+    const MN = o.M * o.N;
+    return [
+      product,
+      this.#dispatch(SPLIT_SUM_CODE, MATMUL_KINDS, [
+        this.#scratch!,
+        dummy,
+        o.c,
+        dummy,
+        this.#uniform([MN, 0, plan.splits, 0, 0, o.cOff ?? 0, 0, 0, 0]),
+        dummy,
+      ], this.#grid(MN)),
+    ];
   }
 
   /** C[m, n] = max of the `pieces` values A[m, n * pieces + p]. */
@@ -1152,9 +1351,12 @@ export class WgslStep {
         eOff: net.bias[l],
         epilogue: { kind: "bias", act: pre ? "linear" : s.activation },
       });
-      if (!pre) return [affine];
+      if (!pre) return affine;
       if (s.pieces > 1) {
-        return [affine, this.#maxout(o.rows, s.units, s.pieces, pre, output)];
+        return [
+          ...affine,
+          this.#maxout(o.rows, s.units, s.pieces, pre, output),
+        ];
       }
       if (last && o.out) {
         throw new Error("unreachable: batch norm at G's output");
@@ -1162,7 +1364,7 @@ export class WgslStep {
       const u = this.#bnUniform(net, l, o.rows);
       const stats = buf.stats[l]!;
       return [
-        affine,
+        ...affine,
         this.#dispatch(BN_STATS_CODE, [
           "read-only-storage",
           "storage",
@@ -1263,7 +1465,7 @@ export class WgslStep {
       if (o.weights) {
         const x = l === 0 ? o.input : buf.acts[l - 1];
         // dW[inputs, cols] = (X * mask)^T delta
-        out.push(this.#matMul({
+        out.push(...this.#matMul({
           M: s.inputs,
           N: cols,
           K: o.rows,
@@ -1295,7 +1497,7 @@ export class WgslStep {
       // its dropout mask, then through the nonlinearity below.
       const maxout = inner && inner.pieces > 1;
       const next = spare(cur);
-      out.push(this.#matMul({
+      out.push(...this.#matMul({
         M: o.rows,
         N: s.inputs,
         K: cols,
@@ -1448,6 +1650,14 @@ export class WgslStep {
   /** Dispatches per training step (D's and G's). */
   get dispatchesPerStep(): number {
     return this.#steps.reduce((n, s) => n + s.length, 0);
+  }
+
+  /**
+   * The arithmetic of a step's matrix products, 2 M N K for each: with a
+   * step's time, the rate its matMul programs reach at most.
+   */
+  get matMulFlopsPerStep(): number {
+    return this.#matMulFlops;
   }
 
   /** Writes the settings of a network's next update (Adam or SGD). */
@@ -1613,7 +1823,8 @@ export class WgslStep {
     for (const d of dispatches) {
       pass.setPipeline(d.pipeline);
       pass.setBindGroup(0, d.group);
-      pass.dispatchWorkgroups(d.workgroups[0], d.workgroups[1]);
+      const [x, y, z = 1] = d.workgroups;
+      pass.dispatchWorkgroups(x, y, z);
     }
     pass.end();
     this.#device.queue.submit([encoder.finish()]);

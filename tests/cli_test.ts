@@ -156,6 +156,7 @@ Deno.test("bad flags give an error and the usage", async () => {
     ["bench.ts", ["--blas", "mkl"], /--blas: bad value "mkl"/],
     ["bench.ts", ["--fused", "maybe"], /--fused: bad value "maybe"/],
     ["bench.ts", ["--step", "cuda"], /--step: bad value "cuda"/],
+    ["bench.ts", ["--matmul", "fast"], /--matmul: bad value "fast"/],
     ["train.ts", ["--step", "cuda"], /--step must be one of auto, tfjs, wgsl/],
     ["bench.ts", ["--uploads", "mailed"], /--uploads: bad value "mailed"/],
     ["sample.ts", ["--out", "x.png"], /--checkpoint is required/],
@@ -377,6 +378,21 @@ Deno.test({
     // the GPU. One compute pass each; the uploads are the batch's rows and
     // the two noise batches.
     assert.equal(wgsl.dispatches_per_step, 22 + 29 + 1);
+    // At batch 8 the shape-chosen matMuls are all one 64 x 64 program each.
+    assert.equal(wgsl.matmul, "auto");
+    // Products per step, in multiply-adds per image, with g and d the sums
+    // of in x out over G's and D's layers and g0, d0 their first layers:
+    // D's step G (g), D on 2B rows (2d), its weight gradients (2d) and input
+    // gradients but the first (2(d - d0)); G's step G (g), D on B rows (d),
+    // back through D (d), G's weight gradients (g) and input gradients but
+    // the first (g - g0). 2 flops each, batch 8: 0.257 GFLOP.
+    const g = 100 * 128 + 128 * 256 + 256 * 512 + 512 * 1024 + 1024 * 784;
+    const d = 784 * 1024 + 1024 * 512 + 512 * 256 + 256;
+    const perImage = 4 * g - 100 * 128 + 8 * d - 2 * 784 * 1024;
+    assert.equal(
+      wgsl.matmul_gflop_per_step,
+      Number((2 * 8 * perImage / 1e9).toFixed(3)),
+    );
     assert.equal(wgsl.passes_per_step, 2);
     assert.equal(wgsl.uploads_per_step, 3);
     assert.equal(wgsl.staging_buffers_per_step, 0);

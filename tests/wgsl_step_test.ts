@@ -17,7 +17,12 @@ import {
 import { logicalName } from "../lib/optim.ts";
 import { Rng } from "../lib/rng.ts";
 import { type EpochStats, train, wgslStepFor } from "../lib/train.ts";
-import { WgslStep, wgslStepSupport } from "../lib/wgsl_step.ts";
+import {
+  type MatMulChoice,
+  matMulPlan,
+  WgslStep,
+  wgslStepSupport,
+} from "../lib/wgsl_step.ts";
 
 const probe = await probeWebGpu();
 
@@ -261,6 +266,120 @@ Deno.test({
     assert.equal(b.optimizerD.step, 3);
     disposeGan(a);
     disposeGan(b);
+  },
+});
+
+Deno.test("matMulPlan: wide tiles for many outputs, split K for few", () => {
+  // The mlp step at batch 8192 (D sees 2B = 16,384 rows).
+  assert.deepEqual(matMulPlan({ M: 16384, N: 1024, K: 784 }), {
+    tile: 128,
+    splits: 1,
+    chunk: 784,
+  });
+  // 8192 x 256 has 128 wide tiles: too few, so 64 x 64 tiles.
+  assert.equal(matMulPlan({ M: 8192, N: 256, K: 128 }).tile, 64);
+  // D's first weight gradient: 784 x 1024 (208 tiles) over K = 16,384.
+  const dW = matMulPlan({ M: 784, N: 1024, K: 16384 }, { splittable: true });
+  assert.deepEqual(dW, { tile: 64, splits: 5, chunk: 3280 });
+  // Not for a product whose epilogue needs the whole sum.
+  assert.equal(matMulPlan({ M: 784, N: 1024, K: 16384 }).splits, 1);
+  // At most ~1,024 workgroups' worth of runs, none shorter than 256.
+  for (
+    const [M, N, K] of [[512, 256, 16384], [256, 1, 16384], [100, 128, 8192], [
+      784,
+      1024,
+      300,
+    ]]
+  ) {
+    const p = matMulPlan({ M, N, K }, { splittable: true });
+    assert.ok(p.splits === 1 || p.chunk >= 256, `${M}x${N}x${K}`);
+    assert.ok(p.chunk % 16 === 0 || p.splits === 1);
+    assert.ok(p.splits * p.chunk >= K && (p.splits - 1) * p.chunk < K);
+    const tiles = Math.ceil(M / 64) * Math.ceil(N / 64);
+    assert.ok(tiles * (p.splits - 1) < 1024, `${M}x${N}x${K}: ${p.splits}`);
+  }
+  assert.equal(
+    matMulPlan({ M: 784, N: 1024, K: 300 }, { splittable: true }).splits,
+    1,
+  );
+  // The partial products fit the buffer binding given.
+  const capped = matMulPlan({ M: 784, N: 1024, K: 16384 }, {
+    splittable: true,
+    maxFloats: 3 * 784 * 1024,
+  });
+  assert.equal(capped.splits, 3);
+  // At batch 128 nothing is split or widened: the products are small (D's
+  // and G's forward passes; D's and G's largest weight gradients).
+  for (
+    const [M, N, K, splittable] of [
+      [256, 1024, 784, false],
+      [128, 784, 1024, false],
+      [784, 1024, 256, true],
+      [1024, 784, 128, true],
+    ] as const
+  ) {
+    assert.deepEqual(matMulPlan({ M, N, K }, { splittable }), {
+      tile: 64,
+      splits: 1,
+      chunk: K,
+    });
+  }
+});
+
+Deno.test({
+  name:
+    "webgpu: 128 x 128 tiles give the 64 x 64 tiles' bits; split K the same within rounding",
+  ignore: !probe.ok,
+  fn: async () => {
+    await initBackend("webgpu");
+    const bn: GanConfig = {
+      ...small(),
+      generator: {
+        hidden: [24, 40],
+        activation: "leaky_relu",
+        batchNorm: true,
+      },
+    };
+    for (const config of [small(), smallPaper(), bn]) {
+      const steps = inputs(config, 3);
+      const train = async (matMul: MatMulChoice) => {
+        const gan = createGan(config, { seed: 4 });
+        using wgsl = await WgslStep.create(gan, { matMul });
+        const dispatches = wgsl.dispatchesPerStep;
+        for (const [i, s] of steps.entries()) {
+          wgsl.step({ ...s, dSeed: 7 + 2 * i, gSeed: 8 + 2 * i, epoch: i });
+        }
+        const figures = await wgsl.figures();
+        await wgsl.exportTo(gan);
+        const values = await state(gan);
+        const layers = gan.generator.specs.length +
+          gan.discriminator.specs.length;
+        return { gan, values, figures, dispatches, layers };
+      };
+      const plain = await train("plain");
+      const wide = await train({ tile: 128 });
+      assert.equal(wide.dispatches, plain.dispatches);
+      for (const [name, values] of wide.values) {
+        const want = plain.values.get(name)!;
+        const i = values.findIndex((v, j) => v !== want[j]);
+        assert.equal(i, -1, `${name}[${i}]: ${values[i]} vs ${want[i]}`);
+      }
+      assert.deepEqual(wide.figures, plain.figures);
+      // Batch 20: G's K (20 rows) in runs of 16 and 4, D's (40) of 16, 16
+      // and 8; each weight gradient gains the program that adds the runs.
+      const split = await train({ tile: 64, chunk: 16 });
+      assert.equal(split.dispatches, plain.dispatches + split.layers);
+      await assertSameState(split.gan, plain.gan, 1e-5);
+      assertClose(split.figures, plain.figures, 1e-5);
+      // Both on the wide tile, as the auto plan would have them at scale.
+      const both = await train({ tile: 128, chunk: 16 });
+      for (const [name, values] of both.values) {
+        const want = split.values.get(name)!;
+        const i = values.findIndex((v, j) => v !== want[j]);
+        assert.equal(i, -1, `${name}[${i}]: ${values[i]} vs ${want[i]}`);
+      }
+      for (const run of [plain, wide, split, both]) disposeGan(run.gan);
+    }
   },
 });
 
