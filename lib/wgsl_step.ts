@@ -257,7 +257,7 @@ export interface MatMulPlan {
  * - `"plain"`: 64 x 64 tiles, K never split (the step before split-K and
  *   the wider tile, for comparison);
  * - `{ tile, chunk }`: every product on `tile`, and every weight gradient's
- *   K split into runs of `chunk` (a multiple of 16) where it is longer.
+ *   K split into runs of `chunk` (best a multiple of 16) where it is longer.
  */
 export type MatMulChoice = "auto" | "plain" | {
   tile: MatMulTile;
@@ -274,9 +274,9 @@ export type MatMulChoice = "auto" | "plain" | {
  * 1,024 workgroups, each run at least 256 long and the partial products at
  * most `maxFloats` floats (one buffer binding): at batch 8192, D's first
  * weight gradient (784 x 1024, K = 16,384) has 208 tiles, so 5 runs of
- * 3,280. Tile and split change only the order of no addition within a run:
- * each output still adds its K products in order, so the tile does not change
- * a bit, and a split changes the result only by float rounding.
+ * 3,280. The tile changes the order of no addition (each output adds its K
+ * products in order), so not a bit of the result; a split adds the runs'
+ * sums, which changes the result by float rounding only.
  */
 export function matMulPlan(
   shape: { M: number; N: number; K: number },
@@ -326,6 +326,7 @@ function matMulCode(variant: MatMulVariant): string {
   // A slice of K holds T * BK = 1,024 values of each operand: 4 a thread.
   const BK = T === 64 ? 16 : 8;
   const Q = T / 4; // vec4s in a row of a slice
+  const slice = BK * Q;
   const G = T / 64; // groups of 4 x 4 outputs a thread has per side
   // Each thread loads 4 elements of each tile; the fast index follows the
   // stored layout, so neighbouring threads read neighbouring addresses.
@@ -404,12 +405,8 @@ function matMulCode(variant: MatMulVariant): string {
       }
     }`).join("");
   return `${MATMUL_BINDINGS}
-var<workgroup> As: array<vec4f, ${
-    BK * Q
-  }>; // [${BK}][${Q}]: k, then 4 rows of m each
-var<workgroup> Bs: array<vec4f, ${
-    BK * Q
-  }>; // [${BK}][${Q}]: k, then 4 columns of n each
+var<workgroup> As: array<vec4f, ${slice}>; // [${BK}][${Q}]: k, then 4 rows of m each
+var<workgroup> Bs: array<vec4f, ${slice}>; // [${BK}][${Q}]: k, then 4 columns of n each
 
 @compute @workgroup_size(16, 16)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
