@@ -84,6 +84,22 @@ async function assertSameState(a: Gan, b: Gan, tol: number) {
   assert.ok([...y.values()].flat().some((v) => v !== 0 && v !== 1));
 }
 
+/**
+ * Asserts two states equal bit for bit, value by value (a failing
+ * deepEqual of whole states builds a diff too large to print).
+ */
+function assertSameBits(
+  got: Map<string, number[]>,
+  want: Map<string, number[]>,
+) {
+  assert.deepEqual([...got.keys()], [...want.keys()]);
+  for (const [name, values] of got) {
+    const w = want.get(name)!;
+    const i = values.findIndex((v, j) => !Object.is(v, w[j]));
+    assert.equal(i, -1, `${name}[${i}]: ${values[i]} vs ${w[i]}`);
+  }
+}
+
 function assertClose(
   a: ArrayLike<number>,
   b: ArrayLike<number>,
@@ -128,6 +144,14 @@ function smallPaper(): GanConfig {
     }
   }
   return c;
+}
+
+/** small() with batch norm and leaky ReLU in G. */
+function smallBn(): GanConfig {
+  return {
+    ...small(),
+    generator: { hidden: [24, 40], activation: "leaky_relu", batchNorm: true },
+  };
 }
 
 Deno.test("off WebGPU the WGSL step is skipped, or refused when asked for", async () => {
@@ -175,14 +199,7 @@ Deno.test({
         dLossScale: 0.5,
       }],
       // Batch norm and leaky ReLU in G (running statistics included).
-      ["bn-shaped", {
-        ...small(),
-        generator: {
-          hidden: [24, 40],
-          activation: "leaky_relu",
-          batchNorm: true,
-        },
-      }],
+      ["bn-shaped", smallBn()],
     ];
     for (const [name, config] of cases) {
       const steps = inputs(config, 3);
@@ -332,15 +349,7 @@ Deno.test({
   ignore: !probe.ok,
   fn: async () => {
     await initBackend("webgpu");
-    const bn: GanConfig = {
-      ...small(),
-      generator: {
-        hidden: [24, 40],
-        activation: "leaky_relu",
-        batchNorm: true,
-      },
-    };
-    for (const config of [small(), smallPaper(), bn]) {
+    for (const config of [small(), smallPaper(), smallBn()]) {
       const steps = inputs(config, 3);
       const train = async (matMul: MatMulChoice) => {
         const gan = createGan(config, { seed: 4 });
@@ -359,11 +368,7 @@ Deno.test({
       const plain = await train("plain");
       const wide = await train({ tile: 128 });
       assert.equal(wide.dispatches, plain.dispatches);
-      for (const [name, values] of wide.values) {
-        const want = plain.values.get(name)!;
-        const i = values.findIndex((v, j) => v !== want[j]);
-        assert.equal(i, -1, `${name}[${i}]: ${values[i]} vs ${want[i]}`);
-      }
+      assertSameBits(wide.values, plain.values);
       assert.deepEqual(wide.figures, plain.figures);
       // Batch 20: G's K (20 rows) in runs of 16 and 4, D's (40) of 16, 16
       // and 8; each weight gradient gains the program that adds the runs.
@@ -373,11 +378,7 @@ Deno.test({
       assertClose(split.figures, plain.figures, 1e-5);
       // Both on the wide tile, as the auto plan would have them at scale.
       const both = await train({ tile: 128, chunk: 16 });
-      for (const [name, values] of both.values) {
-        const want = split.values.get(name)!;
-        const i = values.findIndex((v, j) => v !== want[j]);
-        assert.equal(i, -1, `${name}[${i}]: ${values[i]} vs ${want[i]}`);
-      }
+      assertSameBits(both.values, split.values);
       for (const run of [plain, wide, split, both]) disposeGan(run.gan);
     }
   },
@@ -423,17 +424,7 @@ Deno.test({
       assert.throws(() => gathers.step(steps[0]), /rows of 20 images/);
       await uploads.exportTo(a);
       await gathers.exportTo(b);
-      // (Compared value by value: a failing deepEqual of the whole state
-      // builds a diff too large to print.)
-      const want = await state(a);
-      for (const [name, values] of await state(b)) {
-        const i = values.findIndex((v, j) => !Object.is(v, want.get(name)![j]));
-        assert.equal(
-          i,
-          -1,
-          `${name}[${i}]: ${values[i]} vs ${want.get(name)![i]}`,
-        );
-      }
+      assertSameBits(await state(b), await state(a));
       assert.deepEqual(await gathers.figures(), await uploads.figures());
       disposeGan(a);
       disposeGan(b);
@@ -473,18 +464,12 @@ Deno.test({
       disposeGan(result.gan);
       return { history, grid, messages };
     };
-    const bn = small();
-    bn.generator = {
-      hidden: [24, 40],
-      activation: "leaky_relu",
-      batchNorm: true,
-    };
     const pylearn2: GanConfig = {
       ...smallPaper(),
       update: "simultaneous",
       dLossScale: 0.5,
     };
-    for (const config of [small(), smallPaper(), bn, pylearn2]) {
+    for (const config of [small(), smallPaper(), smallBn(), pylearn2]) {
       const ref = await run("tfjs", config);
       const wgsl = await run("wgsl", config);
       assert.match(wgsl.messages.join("\n"), /training step: WGSL programs/);
