@@ -861,9 +861,12 @@ export class WgslStep {
   #aleaTable: GPUBuffer | null = null;
   #aleaSeeds: GPUBuffer | null = null;
   #matMulChoice: MatMulChoice;
-  /** Split-K's partial products (when a weight gradient splits K). */
-  #scratch: GPUBuffer | null = null;
-  #scratchFloats = 0;
+  /**
+   * Split-K's partial products: one buffer serves every split product
+   * (they run one after another), replaced by a larger one when a product
+   * needs more (the products recorded before keep the one they were given).
+   */
+  #scratch: { buffer: GPUBuffer; floats: number } | null = null;
   #matMulFlops = 0;
 
   private constructor(
@@ -901,22 +904,6 @@ export class WgslStep {
     this.#figures = this.#buffer(8);
     const deltas = [0, 1, 2].map(() => this.#buffer(2 * B * widest));
     const partial = this.#buffer(Math.ceil((2 * B) / 256) * widest);
-    // The weight gradients' partial products, where K (the rows) is split.
-    for (const [net, rows] of [[this.#G, B], [this.#D, 2 * B]] as const) {
-      for (const s of net.specs) {
-        const M = s.inputs, N = s.units * s.pieces;
-        const plan = this.#plan({ M, N, K: rows, epilogue: { kind: "store" } });
-        if (plan.splits > 1) {
-          this.#scratchFloats = Math.max(
-            this.#scratchFloats,
-            plan.splits * M * N,
-          );
-        }
-      }
-    }
-    if (this.#scratchFloats) {
-      this.#scratch = this.#buffer(this.#scratchFloats);
-    }
     if (this.#dBuf.masks.some((m) => m)) {
       // D's dropout masks are drawn on the GPU (lib/alea.ts): the jumps to
       // each chunk of a part's stream, and each step's start states.
@@ -1123,10 +1110,9 @@ export class WgslStep {
     const plan = this.#plan(o);
     const split = plan.splits > 1;
     this.#matMulFlops += 2 * o.M * o.N * o.K;
-    if (
-      split && (!this.#scratch || this.#scratchFloats < plan.splits * o.M * o.N)
-    ) {
-      throw new Error("unreachable: split-K's partial products do not fit");
+    const floats = plan.splits * o.M * o.N;
+    if (split && (this.#scratch?.floats ?? 0) < floats) {
+      this.#scratch = { buffer: this.#buffer(floats), floats };
     }
     const u = this.#uniform([
       o.M,
@@ -1153,7 +1139,7 @@ export class WgslStep {
       [
         o.a,
         o.b,
-        split ? this.#scratch! : o.c,
+        split ? this.#scratch!.buffer : o.c,
         o.e ?? this.#dummy(),
         u,
         o.mask ?? this.#dummy(),
@@ -1166,7 +1152,7 @@ export class WgslStep {
     return [
       product,
       this.#dispatch(SPLIT_SUM_CODE, MATMUL_KINDS, [
-        this.#scratch!,
+        this.#scratch!.buffer,
         dummy,
         o.c,
         dummy,
