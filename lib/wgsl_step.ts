@@ -1147,19 +1147,37 @@ export class WgslStep {
       [Math.ceil(o.N / T), Math.ceil(o.M / T), plan.splits],
     );
     if (!split) return [product];
-    const dummy = this.#dummy();
     const MN = o.M * o.N;
     return [
       product,
-      this.#dispatch(SPLIT_SUM_CODE, MATMUL_KINDS, [
+      this.#readAWriteC(
+        SPLIT_SUM_CODE,
         this.#scratch!.buffer,
-        dummy,
         o.c,
-        dummy,
-        this.#uniform([MN, 0, plan.splits, 0, 0, o.cOff ?? 0, 0, 0, 0]),
-        dummy,
-      ], this.#grid(MN)),
+        [MN, 0, plan.splits, 0, 0, o.cOff ?? 0],
+        this.#grid(MN),
+      ),
     ];
+  }
+
+  /**
+   * A program of {@linkcode MATMUL_BINDINGS} that reads A only and writes C,
+   * with the uniform's first values `u` (the other bindings unused).
+   */
+  #readAWriteC(
+    code: string,
+    a: GPUBuffer,
+    c: GPUBuffer,
+    u: number[],
+    workgroups: Dispatch["workgroups"],
+  ): Dispatch {
+    const dummy = this.#dummy();
+    return this.#dispatch(
+      code,
+      MATMUL_KINDS,
+      [a, dummy, c, dummy, this.#uniform(u), dummy],
+      workgroups,
+    );
   }
 
   /** C[m, n] = max of the `pieces` values A[m, n * pieces + p]. */
@@ -1170,18 +1188,11 @@ export class WgslStep {
     a: GPUBuffer,
     c: GPUBuffer,
   ): Dispatch {
-    const dummy = this.#dummy();
-    return this.#dispatch(
+    return this.#readAWriteC(
       MAXOUT_CODE,
-      MATMUL_KINDS,
-      [
-        a,
-        dummy,
-        c,
-        dummy,
-        this.#uniform([rows, units, pieces, 0, 0, 0, 0, 0]),
-        dummy,
-      ],
+      a,
+      c,
+      [rows, units, pieces],
       this.#grid(rows * units),
     );
   }
@@ -1221,14 +1232,10 @@ export class WgslStep {
       c: GPUBuffer,
       cOff: number,
     ) =>
-      this.#dispatch(COLSUM_CODE, MATMUL_KINDS, [
-        a,
-        this.#dummy(),
-        c,
-        this.#dummy(),
-        this.#uniform([M, o.N, 0, aOff, 0, cOff, 0, 0]),
-        this.#dummy(),
-      ], [Math.ceil(o.N / 64), Math.ceil(M / 256)]);
+      this.#readAWriteC(COLSUM_CODE, a, c, [M, o.N, 0, aOff, 0, cOff], [
+        Math.ceil(o.N / 64),
+        Math.ceil(M / 256),
+      ]);
     if (chunks === 1) return [pass(o.M, o.a, o.aOff ?? 0, o.c, o.cOff)];
     return [
       pass(o.M, o.a, o.aOff ?? 0, o.partial, 0),
