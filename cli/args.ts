@@ -6,6 +6,8 @@
  * @module
  */
 
+import { parseArgs } from "node:util";
+
 /** A bad flag; the CLI prints the message and its usage, and exits with 2. */
 export class UsageError extends Error {}
 
@@ -18,11 +20,54 @@ export function intFlag(
   if (value === undefined) return undefined;
   const n = Number(value);
   if (value.trim() === "" || !Number.isInteger(n) || n < min) {
-    throw new UsageError(
-      `--${name} must be an integer >= ${min}, got "${value}"`,
-    );
+    const want = min === 1
+      ? "a positive integer"
+      : min === 0
+      ? "an integer >= 0"
+      : `an integer >= ${min}`;
+    throw new UsageError(`--${name} must be ${want}, got "${value}"`);
   }
   return n;
+}
+
+/** The option table `node:util` parseArgs takes. */
+export type FlagOptions = Record<
+  string,
+  { type: "string" | "boolean"; short?: string }
+>;
+
+/**
+ * `node:util` parseArgs (strict, no positionals) over `args`, except that a
+ * value starting with "-" that looks like a number (`--epochs -1`) is taken
+ * as the flag's value, so that the flag's own check can say what it must
+ * be, instead of parseArgs' "argument is ambiguous".
+ */
+export function parseFlags<T extends FlagOptions>(
+  args: string[],
+  options: T,
+): ReturnType<typeof parseArgs<{ args: string[]; options: T; strict: true }>> {
+  const joined: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const name = args[i].startsWith("--") ? args[i].slice(2) : null;
+    const next = args[i + 1];
+    if (
+      name !== null && options[name]?.type === "string" &&
+      next !== undefined && /^-(\d|\.\d|Infinity)/.test(next)
+    ) {
+      joined.push(`--${name}=${next}`);
+      i++;
+    } else {
+      joined.push(args[i]);
+    }
+  }
+  return parseArgs({
+    args: joined,
+    options,
+    strict: true,
+    allowPositionals: false,
+  }) as ReturnType<
+    typeof parseArgs<{ args: string[]; options: T; strict: true }>
+  >;
 }
 
 /** A number flag accepted by `ok` (described by `want`); `undefined` when absent. */

@@ -8,7 +8,6 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
-import { parseArgs } from "node:util";
 import {
   BACKEND_CHOICES,
   type BackendChoice,
@@ -32,7 +31,7 @@ import {
   setDirectUploads,
   setFusedUpdates,
 } from "../lib/webgpu.ts";
-import { intFlag, runCli, UsageError } from "./args.ts";
+import { intFlag, parseFlags, runCli, UsageError } from "./args.ts";
 
 const USAGE = `Usage: deno task bench [options]
 
@@ -226,23 +225,19 @@ interface WebGpuSettings {
 }
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({
-    args: Deno.args,
-    strict: true,
-    options: {
-      backend: { type: "string" },
-      batch: { type: "string" },
-      model: { type: "string" },
-      blas: { type: "string" },
-      step: { type: "string" },
-      fused: { type: "string" },
-      uploads: { type: "string" },
-      matmul: { type: "string" },
-      steps: { type: "string" },
-      warmup: { type: "string" },
-      "max-seconds": { type: "string" },
-      help: { type: "boolean", short: "h" },
-    },
+  const { values } = parseFlags(Deno.args, {
+    backend: { type: "string" },
+    batch: { type: "string" },
+    model: { type: "string" },
+    blas: { type: "string" },
+    step: { type: "string" },
+    fused: { type: "string" },
+    uploads: { type: "string" },
+    matmul: { type: "string" },
+    steps: { type: "string" },
+    warmup: { type: "string" },
+    "max-seconds": { type: "string" },
+    help: { type: "boolean", short: "h" },
   });
   if (values.help) {
     console.log(USAGE);

@@ -4,14 +4,17 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { BACKEND_CHOICES, initBackend } from "../lib/backend.ts";
-import { generateImages, loadGenerator } from "../lib/checkpoint.ts";
+import {
+  generateImages,
+  loadGenerator,
+  noChecksumNote,
+} from "../lib/checkpoint.ts";
 import { DATASET_NAMES, type DatasetName, loadDataset } from "../lib/data.ts";
 import { evaluateImages, readSamplesFile } from "../lib/evaluate.ts";
 import { sampleLatent } from "../lib/gan.ts";
 import { Rng } from "../lib/rng.ts";
-import { choiceFlag, intFlag, runCli, UsageError } from "./args.ts";
+import { choiceFlag, intFlag, parseFlags, runCli, UsageError } from "./args.ts";
 
 const USAGE =
   `Usage: deno task eval (--checkpoint PATH | --samples FILE --dataset NAME) [options]
@@ -32,19 +35,15 @@ coverage. Prints a table, then one JSON line with every figure.
 `;
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({
-    args: Deno.args,
-    strict: true,
-    options: {
-      checkpoint: { type: "string" },
-      samples: { type: "string" },
-      dataset: { type: "string" },
-      n: { type: "string" },
-      seed: { type: "string" },
-      "no-parzen": { type: "boolean" },
-      backend: { type: "string" },
-      help: { type: "boolean", short: "h" },
-    },
+  const { values } = parseFlags(Deno.args, {
+    checkpoint: { type: "string" },
+    samples: { type: "string" },
+    dataset: { type: "string" },
+    n: { type: "string" },
+    seed: { type: "string" },
+    "no-parzen": { type: "boolean" },
+    backend: { type: "string" },
+    help: { type: "boolean", short: "h" },
   });
   if (values.help) {
     console.log(USAGE);
@@ -67,6 +66,9 @@ async function main(): Promise<number> {
   let images: Float32Array, name: DatasetName, what: string;
   if (values.checkpoint) {
     const generator = await loadGenerator(values.checkpoint);
+    if (!generator.verified) {
+      console.error(noChecksumNote(generator.path, "its size was checked"));
+    }
     const m = generator.metadata;
     name = datasetFlag ?? m.dataset as DatasetName;
     images = await generateImages(

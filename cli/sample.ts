@@ -4,24 +4,34 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { BACKEND_CHOICES, initBackend } from "../lib/backend.ts";
-import { generateImages, loadGenerator } from "../lib/checkpoint.ts";
-import { writeFileAtomic } from "../lib/files.ts";
-import { interpolationRows, sampleLatent } from "../lib/gan.ts";
-import { encodeIdx } from "../lib/idx.ts";
-import { encodeNpy } from "../lib/npy.ts";
+import {
+  generateImages,
+  loadGenerator,
+  noChecksumNote,
+} from "../lib/checkpoint.ts";
+import { checkWritableFile, writeFileAtomic } from "../lib/files.ts";
+import { interpolationRows } from "../lib/gan.ts";
 import { Rng } from "../lib/rng.ts";
+import {
+  PNG_MAX_IMAGES,
+  sampleFileKind,
+  toBytes,
+  writeSampleFile,
+} from "../lib/sample_file.ts";
 import { imageGrid } from "../lib/viz.ts";
-import { choiceFlag, intFlag, runCli, UsageError } from "./args.ts";
+import { choiceFlag, intFlag, parseFlags, runCli, UsageError } from "./args.ts";
 
 const USAGE = `Usage: deno task sample --checkpoint DIR --out FILE [options]
 
 Draws images from a trained generator.
 
   --checkpoint DIR   a run folder (runs/...) or a models/ folder (models/mnist)
-  --out FILE         .png (a grid), .npy (uint8 N x 28 x 28, np.load reads it),
-                     or .idx / *-idx3-ubyte (IDX unsigned bytes, like MNIST's)
+  --out FILE         .png (a grid, at most ${PNG_MAX_IMAGES} images),
+                     .npy (uint8 N x 28 x 28, np.load reads it), or
+                     .idx / *-idx3-ubyte (IDX unsigned bytes, like MNIST's);
+                     .npy and IDX take any N the disk holds (written in
+                     chunks of 10,000, in bounded memory)
   --n N              number of images (default 100)
   --seed N           seed of the noise (default 0)
   --interpolate      a latent interpolation grid instead: each row walks from
@@ -33,34 +43,31 @@ Draws images from a trained generator.
 `;
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({
-    args: Deno.args,
-    strict: true,
-    allowPositionals: false,
-    options: {
-      checkpoint: { type: "string" },
-      out: { type: "string" },
-      n: { type: "string" },
-      seed: { type: "string" },
-      interpolate: { type: "boolean" },
-      rows: { type: "string" },
-      steps: { type: "string" },
-      backend: { type: "string" },
-      help: { type: "boolean", short: "h" },
-    },
+  const { values } = parseFlags(Deno.args, {
+    checkpoint: { type: "string" },
+    out: { type: "string" },
+    n: { type: "string" },
+    seed: { type: "string" },
+    interpolate: { type: "boolean" },
+    rows: { type: "string" },
+    steps: { type: "string" },
+    backend: { type: "string" },
+    help: { type: "boolean", short: "h" },
   });
   if (values.help) {
     console.log(USAGE);
     return 0;
   }
   if (!values.checkpoint) throw new UsageError("--checkpoint is required");
-  if (!values.out) throw new UsageError("--out is required");
-  if (!/\.(png|npy|idx)$|-ubyte$/.test(values.out)) {
+  if (values.out === undefined) throw new UsageError("--out is required");
+  const file = values.out;
+  const kind = sampleFileKind(file);
+  if (kind === null) {
     throw new UsageError(
-      `--out must end in .png, .npy, .idx or -ubyte, got "${values.out}"`,
+      `--out must end in .png, .npy, .idx or -ubyte, got "${file}"`,
     );
   }
-  if (values.interpolate && !values.out.endsWith(".png")) {
+  if (values.interpolate && kind !== "png") {
     throw new UsageError("--interpolate writes a .png grid");
   }
   const backendChoice =
@@ -70,36 +77,52 @@ async function main(): Promise<number> {
   const seed = intFlag("seed", values.seed, 0) ?? 0;
   const rows = intFlag("rows", values.rows) ?? 10;
   const steps = intFlag("steps", values.steps) ?? 10;
+  if (kind === "png" && !values.interpolate && n > PNG_MAX_IMAGES) {
+    throw new UsageError(
+      `--n ${n} is too many for a PNG grid (at most ${PNG_MAX_IMAGES}); ` +
+        "write them to a .npy or IDX file instead",
+    );
+  }
+  // Before anything slow: a bad destination fails now, by its name.
+  checkWritableFile(file);
   const backend = await initBackend(backendChoice);
   console.error(`backend: ${backend.name} (${backend.reason})`);
   const loaded = await loadGenerator(values.checkpoint);
   const { metadata, path } = loaded;
-  const rng = new Rng(seed, 3);
-  let z: Float32Array;
+  if (!loaded.verified) {
+    console.error(noChecksumNote(path, "its size was checked"));
+  }
+  let count = n;
   if (values.interpolate) {
-    z = interpolationRows(metadata, rows, steps, rng);
+    const z = interpolationRows(metadata, rows, steps, new Rng(seed, 3));
+    count = rows * steps;
+    const bytes = toBytes(await generateImages(loaded, z));
+    await writeFileAtomic(
+      file,
+      imageGrid(bytes, { encoding: "bytes", cols: steps }),
+    );
   } else {
-    z = sampleLatent(metadata, n, rng);
-  }
-  const count = z.length / metadata.latentDim;
-  const images = await generateImages(loaded, z);
-  const bytes = Uint8Array.from(
-    images,
-    (v) => Math.max(0, Math.min(255, Math.round(v * 255))),
-  );
-  const file = values.out;
-  let data: Uint8Array;
-  if (file.endsWith(".png")) {
-    data = imageGrid(bytes, {
-      encoding: "bytes",
-      cols: values.interpolate ? steps : undefined,
+    const started = performance.now();
+    const tty = Deno.stderr.isTerminal();
+    let shown = 0;
+    await writeSampleFile(file, loaded, {
+      n,
+      seed,
+      onProgress: (done) => {
+        // Progress only for long work: in place on a terminal, else every 10%.
+        if (done === n || n <= 20000) return;
+        const tenth = Math.floor((10 * done) / n);
+        if (!tty && tenth <= shown) return;
+        shown = tenth;
+        const seconds = (performance.now() - started) / 1000;
+        const left = (seconds / done) * (n - done);
+        const text = `${done}/${n} images (${Math.floor((100 * done) / n)}%)` +
+          `, ${Math.round(left)}s left`;
+        console.error(tty ? `\r${text}\x1b[K` : text);
+      },
     });
-  } else if (file.endsWith(".npy")) {
-    data = encodeNpy({ shape: [count, 28, 28], data: bytes });
-  } else {
-    data = encodeIdx({ dims: [count, 28, 28], data: bytes });
+    if (tty && n > 20000) console.error("");
   }
-  await writeFileAtomic(file, data);
   console.error(
     `wrote ${count} images to ${file} (generator ${path}: ${metadata.preset} ` +
       `on ${metadata.dataset}, ${metadata.epochs} epochs)`,

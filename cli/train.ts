@@ -4,7 +4,6 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import {
   BACKEND_CHOICES,
   type BackendChoice,
@@ -18,7 +17,8 @@ import {
   preset,
   PRESET_NAMES,
 } from "../lib/gan.ts";
-import { hasCheckpoint, readCheckpoint } from "../lib/checkpoint.ts";
+import { hasCheckpoint, readCheckpointFile } from "../lib/checkpoint.ts";
+import { checkRunFolderPath } from "../lib/files.ts";
 import {
   type EpochStats,
   type Progress,
@@ -26,7 +26,14 @@ import {
   train,
   type TrainState,
 } from "../lib/train.ts";
-import { choiceFlag, intFlag, numberFlag, runCli, UsageError } from "./args.ts";
+import {
+  choiceFlag,
+  intFlag,
+  numberFlag,
+  parseFlags,
+  runCli,
+  UsageError,
+} from "./args.ts";
 
 const USAGE = `Usage: deno task train [options]
 
@@ -38,7 +45,7 @@ Options:
   --preset NAME              ${PRESET_NAMES.join(" | ")} (default: ${
   Object.entries(DEFAULT_PRESET).map(([d, p]) => `${p} for ${d}`).join(", ")
 })
-  --epochs N                 total epochs (default per preset: ${
+  --epochs N                 total epochs (on --resume: the run's own; default per preset: ${
   Object.entries(DEFAULT_EPOCHS).map(([p, e]) => `${p} ${e}`).join(", ")
 })
   --batch-size N             mini-batch size (default per preset)
@@ -61,8 +68,10 @@ Options:
                              tfjs ops (tfjs); auto: wgsl
                              where it can run (default)
   --out DIR                  run folder (default runs/<dataset>-<preset>)
-  --resume                   continue the checkpoint in --out (its dataset,
-                             configuration and seed)
+  --resume                   continue the checkpoint in --out with its
+                             dataset, configuration and seed (flags that
+                             would change them are refused; --epochs,
+                             --backend, --blas and --step apply)
   --limit N                  train on the first N images only (quick runs)
   --holdout N                training images kept out for validation (default 10000)
   --help                     this text
@@ -70,37 +79,59 @@ Options:
 Outputs in the run folder: samples/epoch_NNN.png, loss.png, progress.png,
 history.json, checkpoint.json + checkpoint-NNN.bin, generator/ (TF.js layers
 model). Ctrl-C stops after the current step; --resume continues from the last
-completed epoch.
+completed epoch. One training at a time per run folder (train.lock).
 `;
 
+/** Flags that set the run's configuration, which --resume takes from the checkpoint. */
+const CONFIG_FLAGS = [
+  "preset",
+  "batch-size",
+  "lr",
+  "beta1",
+  "k",
+  "g-steps",
+  "update",
+  "loss",
+  "label-smoothing",
+  "seed",
+  "limit",
+  "holdout",
+] as const;
+
 function parse(args: string[]) {
-  const { values } = parseArgs({
-    args,
-    strict: true,
-    allowPositionals: false,
-    options: {
-      dataset: { type: "string" },
-      preset: { type: "string" },
-      epochs: { type: "string" },
-      "batch-size": { type: "string" },
-      lr: { type: "string" },
-      beta1: { type: "string" },
-      k: { type: "string" },
-      "g-steps": { type: "string" },
-      update: { type: "string" },
-      loss: { type: "string" },
-      "label-smoothing": { type: "string" },
-      seed: { type: "string" },
-      backend: { type: "string" },
-      blas: { type: "string" },
-      step: { type: "string" },
-      out: { type: "string" },
-      resume: { type: "boolean" },
-      limit: { type: "string" },
-      holdout: { type: "string" },
-      help: { type: "boolean", short: "h" },
-    },
+  const { values } = parseFlags(args, {
+    dataset: { type: "string" },
+    preset: { type: "string" },
+    epochs: { type: "string" },
+    "batch-size": { type: "string" },
+    lr: { type: "string" },
+    beta1: { type: "string" },
+    k: { type: "string" },
+    "g-steps": { type: "string" },
+    update: { type: "string" },
+    loss: { type: "string" },
+    "label-smoothing": { type: "string" },
+    seed: { type: "string" },
+    backend: { type: "string" },
+    blas: { type: "string" },
+    step: { type: "string" },
+    out: { type: "string" },
+    resume: { type: "boolean" },
+    limit: { type: "string" },
+    holdout: { type: "string" },
+    help: { type: "boolean", short: "h" },
   });
+  if (values.resume) {
+    const given = CONFIG_FLAGS.filter((f) => values[f] !== undefined);
+    if (given.length > 0) {
+      throw new UsageError(
+        `--resume continues the run with its own configuration, so ` +
+          `${given.map((f) => `--${f}`).join(", ")} cannot be given with it ` +
+          "(only --epochs, --backend, --blas and --step apply); to train with " +
+          "other settings, start a new run in another --out",
+      );
+    }
+  }
   const dataset = choiceFlag("dataset", values.dataset, DATASET_NAMES) ??
     "mnist";
   const presetName = choiceFlag("preset", values.preset, PRESET_NAMES) ??
@@ -147,6 +178,7 @@ function parse(args: string[]) {
     dataset: dataset as DatasetName,
     datasetGiven: values.dataset !== undefined,
     config,
+    epochsGiven: intFlag("epochs", values.epochs),
     epochs: intFlag("epochs", values.epochs) ?? DEFAULT_EPOCHS[presetName] ??
       100,
     seed,
@@ -186,16 +218,56 @@ function memoryText(s: EpochStats): string {
   return `  RSS ${Math.round(s.rssBytes / MIB)} MiB${peak}${gpu}`;
 }
 
+/** The parent process id now (Linux), or null where the OS does not say. */
+function currentParent(): number | null {
+  try {
+    const stat = Deno.readTextFileSync("/proc/self/stat");
+    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Calls `onGone` once if this process was started by `deno task` and that
+ * process ends; returns the interval to clear. Does nothing elsewhere (a
+ * trainer started by a shell keeps running after the shell, as with nohup).
+ */
+function watchParent(onGone: () => void): number | undefined {
+  const parent = currentParent();
+  if (parent === null) return undefined;
+  let args: string[];
+  try {
+    args = Deno.readTextFileSync(`/proc/${parent}/cmdline`).split("\0");
+  } catch {
+    return undefined;
+  }
+  if (!/deno$/.test(args[0] ?? "") || args[1] !== "task") return undefined;
+  const id = Number(setInterval(() => {
+    if (currentParent() !== parent) {
+      clearInterval(id);
+      onGone();
+    }
+  }, 1000));
+  Deno.unrefTimer(id);
+  return id;
+}
+
 async function main(): Promise<number> {
   const opts = parse(Deno.args);
   if (opts.help) {
     console.log(USAGE);
     return 0;
   }
-  if (opts.resume && !opts.datasetGiven && hasCheckpoint(opts.out)) {
-    // A resumed run continues on its own dataset unless told otherwise.
-    const { file } = await readCheckpoint<TrainState>(opts.out);
-    opts.dataset = file.state.dataset as DatasetName;
+  checkRunFolderPath(opts.out);
+  if (opts.resume && hasCheckpoint(opts.out)) {
+    // A resumed run continues on its own dataset, up to its own number of
+    // epochs, unless told otherwise.
+    const { state } = await readCheckpointFile<TrainState>(opts.out);
+    if (!opts.datasetGiven) opts.dataset = state.dataset as DatasetName;
+    if (opts.epochsGiven === undefined && state.epochs !== undefined) {
+      opts.epochs = state.epochs;
+    }
   }
   const backend = await initBackend(opts.backend, { blas: opts.blas });
   console.error(`backend: ${backend.name} (${backend.reason})`);
@@ -218,6 +290,16 @@ async function main(): Promise<number> {
     controller.abort();
   };
   Deno.addSignalListener("SIGINT", onSigint);
+  // Under `deno task train`, this process is the task's child: if the task
+  // is killed (kill -9 leaves its children running), stop too, cleanly,
+  // rather than train on unseen in the background.
+  const watch = watchParent(() => {
+    console.error(
+      "\nthe `deno task` process that started this training has ended; " +
+        "stopping after this step",
+    );
+    controller.abort();
+  });
   const tty = Deno.stderr.isTerminal();
   const encoder = new TextEncoder();
   let lastLine = 0;
@@ -255,6 +337,7 @@ async function main(): Promise<number> {
     },
   });
   Deno.removeSignalListener("SIGINT", onSigint);
+  clearInterval(watch);
   if (result.status === "completed") {
     console.error(
       `done: ${opts.out}/samples/epoch_${
@@ -266,7 +349,7 @@ async function main(): Promise<number> {
   }
   console.error(
     `${result.status}: ${result.message}` +
-      (result.status === "interrupted"
+      (result.status === "interrupted" && hasCheckpoint(opts.out)
         ? `\ncontinue with: deno task train --out ${opts.out} --resume`
         : ""),
   );

@@ -5,11 +5,10 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { BACKEND_CHOICES, initBackend } from "../lib/backend.ts";
 import { saveClassifier, trainClassifier } from "../lib/classifier.ts";
 import { DATASET_NAMES, loadDataset } from "../lib/data.ts";
-import { choiceFlag, intFlag, runCli, UsageError } from "./args.ts";
+import { choiceFlag, intFlag, parseFlags, runCli, UsageError } from "./args.ts";
 
 const USAGE = `Usage: deno task classifier --dataset mnist|fashion [options]
 
@@ -26,17 +25,13 @@ model.
 `;
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({
-    args: Deno.args,
-    strict: true,
-    options: {
-      dataset: { type: "string" },
-      epochs: { type: "string" },
-      seed: { type: "string" },
-      out: { type: "string" },
-      backend: { type: "string" },
-      help: { type: "boolean", short: "h" },
-    },
+  const { values } = parseFlags(Deno.args, {
+    dataset: { type: "string" },
+    epochs: { type: "string" },
+    seed: { type: "string" },
+    out: { type: "string" },
+    backend: { type: "string" },
+    help: { type: "boolean", short: "h" },
   });
   if (values.help) {
     console.log(USAGE);

@@ -9,6 +9,12 @@
  * commit point, so a run killed at any moment leaves the previous complete
  * checkpoint in place and loses at most the epoch in progress.
  *
+ * `checkpoint.json` records the SHA-256 of the binary file, and reading a
+ * checkpoint verifies it and that every value is finite, so a damaged file
+ * stops a resume with its name instead of training on wrong numbers.
+ * (Checkpoints written before checksums were recorded still load; the
+ * reader is told they carry none.)
+ *
  * The generator is also written as `generator/model.json` + weights, a
  * standard TF.js layers model that `tf.loadLayersModel` reads in a browser;
  * `models/mnist/` and `models/fashion/` hold such folders.
@@ -17,7 +23,7 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
-import { exists, writeFileAtomic } from "./files.ts";
+import { exists, sha256Hex, writeFileAtomic } from "./files.ts";
 import { loadLayersModelFile, saveLayersModel } from "./layers_io.ts";
 import {
   type Gan,
@@ -55,6 +61,8 @@ export interface CheckpointFile<S> {
   state: S;
   optimizerSteps: { G: number; D: number };
   weights: string;
+  /** SHA-256 of the `weights` file (absent in older checkpoints). */
+  sha256?: string;
   tensors: TensorEntry[];
 }
 
@@ -101,7 +109,8 @@ export async function saveCheckpoint<S>(
     offset += values[i].length;
   });
   const weights = `checkpoint-${options.tag}.bin`;
-  await writeFileAtomic(`${dir}/${weights}`, new Uint8Array(flat.buffer));
+  const bytes = new Uint8Array(flat.buffer);
+  await writeFileAtomic(`${dir}/${weights}`, bytes);
   await saveGenerator(`${dir}/generator`, gan, options.generator, options.tag);
   const file: CheckpointFile<S> = {
     format: FORMAT,
@@ -110,6 +119,7 @@ export async function saveCheckpoint<S>(
     state,
     optimizerSteps: { G: gan.optimizerG.step, D: gan.optimizerD.step },
     weights,
+    sha256: await sha256Hex(bytes),
     tensors,
   };
   await writeFileAtomic(
@@ -129,12 +139,14 @@ export function hasCheckpoint(dir: string): boolean {
 }
 
 /**
- * Reads `dir/checkpoint.json` and checks its binary file, without touching
- * any model; {@linkcode restoreCheckpoint} then loads the values.
+ * Reads `dir/checkpoint.json` alone (configuration and state), without its
+ * binary file.
+ *
+ * @throws {CheckpointError} when it is missing or not a checkpoint.
  */
-export async function readCheckpoint<S>(
+export async function readCheckpointFile<S>(
   dir: string,
-): Promise<{ file: CheckpointFile<S>; values: Float32Array }> {
+): Promise<CheckpointFile<S>> {
   const path = `${dir}/checkpoint.json`;
   let file: CheckpointFile<S>;
   try {
@@ -146,11 +158,29 @@ export async function readCheckpoint<S>(
         : `${path} is not valid JSON (${(e as Error).message})`,
     );
   }
-  if (file.format !== FORMAT || file.version !== VERSION) {
+  if (file?.format !== FORMAT || file.version !== VERSION) {
     throw new CheckpointError(
       `${path} is not a version-${VERSION} ${FORMAT} file`,
     );
   }
+  return file;
+}
+
+/**
+ * Reads `dir/checkpoint.json` and checks its binary file (size, checksum,
+ * finite values), without touching any model; {@linkcode restoreCheckpoint}
+ * then loads the values. `verified` is false for a checkpoint that carries
+ * no checksum (written by an older version).
+ *
+ * @throws {CheckpointError} naming the file and what is wrong with it.
+ */
+export async function readCheckpoint<S>(
+  dir: string,
+): Promise<
+  { file: CheckpointFile<S>; values: Float32Array; verified: boolean }
+> {
+  const path = `${dir}/checkpoint.json`;
+  const file = await readCheckpointFile<S>(dir);
   const binPath = `${dir}/${file.weights}`;
   let bytes: Uint8Array;
   try {
@@ -167,10 +197,37 @@ export async function readCheckpoint<S>(
       `${binPath} holds ${bytes.length} bytes, ${path} expects ${expected * 4}`,
     );
   }
+  if (file.sha256 !== undefined && await sha256Hex(bytes) !== file.sha256) {
+    throw new CheckpointError(
+      `${binPath} is corrupt (checksum mismatch with ${path}): the file ` +
+        "changed after it was written. Restore it from a copy, or start the " +
+        "run again in another --out.",
+    );
+  }
   const values = new Float32Array(
     bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length),
   );
-  return { file, values };
+  let bad = 0;
+  for (let i = 0; i < values.length; i++) {
+    if (!Number.isFinite(values[i])) bad++;
+  }
+  if (bad > 0) {
+    throw new CheckpointError(
+      `${binPath} is corrupt: ${bad} of its ${values.length} values are NaN ` +
+        "or infinite (a saved checkpoint never holds such values). Restore " +
+        "it from a copy, or start the run again in another --out.",
+    );
+  }
+  return { file, values, verified: file.sha256 !== undefined };
+}
+
+/** The note to show for a checkpoint or generator that carries no checksum. */
+export function noChecksumNote(
+  path: string,
+  checked = "its size and values were checked",
+): string {
+  return `note: ${path} carries no checksum (written by an older version), ` +
+    `so damage to its binary file cannot be detected; ${checked}`;
 }
 
 /** Loads a checkpoint's values into `gan`, which must have the same configuration. */
@@ -241,6 +298,8 @@ export interface LoadedGenerator {
   metadata: GeneratorMetadata;
   /** The model.json it came from. */
   path: string;
+  /** Whether its weights were checked against a checksum in model.json. */
+  verified: boolean;
 }
 
 /**
@@ -275,7 +334,7 @@ export async function loadGenerator(path: string): Promise<LoadedGenerator> {
     );
   }
   const model = loaded.model;
-  return { model, metadata, path: jsonPath };
+  return { model, metadata, path: jsonPath, verified: loaded.verified };
 }
 
 /**

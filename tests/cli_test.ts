@@ -134,7 +134,7 @@ Deno.test("bad flags give an error and the usage", async () => {
     [
       "train.ts",
       ["--epochs", "two"],
-      /--epochs must be an integer >= 1, got "two"/,
+      /--epochs must be a positive integer, got "two"/,
     ],
     ["train.ts", ["--lr=-1"], /--lr must be a number > 0/],
     [
