@@ -28,6 +28,7 @@ import { loadLayersModelFile, saveLayersModel } from "./layers_io.ts";
 import {
   type Gan,
   type GanConfig,
+  ganVariables,
   generatorAsLayersModel,
   imagesFrom,
   type OutputActivation,
@@ -64,16 +65,6 @@ export interface CheckpointFile<S> {
   /** SHA-256 of the `weights` file (absent in older checkpoints). */
   sha256?: string;
   tensors: TensorEntry[];
-}
-
-/** Every variable of a GAN that a checkpoint holds, by logical name. */
-function ganVariables(gan: Gan): tf.Variable[] {
-  return [
-    ...gan.generator.variables,
-    ...gan.discriminator.variables,
-    ...gan.optimizerG.slots,
-    ...gan.optimizerD.slots,
-  ];
 }
 
 /** Metadata stored in the generator's model.json (`userDefinedMetadata`). */

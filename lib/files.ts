@@ -29,7 +29,7 @@ export function writeFailure(e: unknown): string {
   if (e instanceof Deno.errors.NotFound) return "its folder does not exist";
   const message = (e as Error).message ?? String(e);
   if (/no space left/i.test(message)) return "no space left on the disk";
-  return message.replace(/, (open|rename|write) '.*'$/, "");
+  return message.replace(/[:,] (open|rename|write|mkdir|remove) '.*'$/, "");
 }
 
 /** The folder part of `path` ("." for a bare file name). */

@@ -689,6 +689,20 @@ export function validateConfig(config: GanConfig): void {
 }
 
 /** Frees every variable of a GAN. */
+/**
+ * Every variable of a GAN's state: both networks' (weights, batch norm's
+ * running statistics) and both optimisers' slots. A checkpoint holds these.
+ */
+export function ganVariables(gan: Gan): tf.Variable[] {
+  return [
+    ...gan.generator.variables,
+    ...gan.discriminator.variables,
+    ...gan.optimizerG.slots,
+    ...gan.optimizerD.slots,
+  ];
+}
+
+/** Frees every tensor of a GAN. */
 export function disposeGan(gan: Gan): void {
   gan.generator.dispose();
   gan.discriminator.dispose();

@@ -13,7 +13,7 @@
  * @module
  */
 
-import { processStartTicks } from "./files.ts";
+import { processStartTicks, WriteError, writeFailure } from "./files.ts";
 
 /** The name of the lock file in a run folder. */
 export const LOCK_FILE = "train.lock";
@@ -91,12 +91,22 @@ export function describeHolder(h: LockHolder | null): string {
  * once when another process holds it.
  *
  * @throws {RunFolderLockedError} naming the other process.
+ * @throws {WriteError} when the folder cannot be created or written.
  */
 export function lockRunFolder(dir: string): RunLock {
-  Deno.mkdirSync(dir, { recursive: true });
   const path = `${dir}/${LOCK_FILE}`;
+  const open = () => {
+    try {
+      Deno.mkdirSync(dir, { recursive: true });
+      return Deno.openSync(path, { read: true, write: true, create: true });
+    } catch (e) {
+      throw new WriteError(
+        `cannot write to the run folder ${dir}: ${writeFailure(e)}`,
+      );
+    }
+  };
   for (let attempt = 0; attempt < 5; attempt++) {
-    const file = Deno.openSync(path, { read: true, write: true, create: true });
+    const file = open();
     let locked = false;
     try {
       locked = file.tryLockSync(true);

@@ -49,6 +49,8 @@ import {
 import { Rng, type RngState } from "./rng.ts";
 import { imageGrid, lossCurvesPng, progressStrip } from "./viz.ts";
 import { NoiseWorkers } from "./noise_workers.ts";
+import { probeWebGpu } from "./backend.ts";
+import { compareWithTfjs, describeComparison } from "./wgsl_check.ts";
 import {
   WgslStep,
   type WgslStepOptions,
@@ -185,6 +187,14 @@ export interface TrainOptions {
    * where it can run, else `tfjs`.
    */
   step?: StepChoice;
+  /**
+   * With `step: "auto"` on WebGPU, whether the WGSL step is first compared
+   * with the tfjs step for one step (see {@linkcode SelfCheck}; default
+   * `gpu`).
+   */
+  selfCheck?: SelfCheck;
+  /** Options of the WGSL step (the matMul plans; a test's program rewrite). */
+  wgsl?: Pick<WgslStepOptions, "matMul" | "transformProgram">;
   /** Latent vectors of the fixed sample grid (default 100: 10 x 10). */
   gridSize?: number;
   /** Progress updates per epoch (default 20). */
@@ -235,27 +245,83 @@ export function wgslStepUnavailable(config: GanConfig): string | null {
 }
 
 /**
+ * When `--step auto` picks the WGSL step, whether it is first compared with
+ * the tfjs step (`lib/wgsl_check.ts`): `gpu`, on a GPU adapter but not on a
+ * software one (the default; the test suite covers the software adapter);
+ * `always`; `never`. `--step wgsl` is never checked.
+ */
+export type SelfCheck = "gpu" | "always" | "never";
+
+/** Options of {@linkcode wgslStepFor} and {@linkcode chooseStep}. */
+export interface StepOptions extends WgslStepOptions {
+  /** Default `gpu`. */
+  selfCheck?: SelfCheck;
+  /** The epoch training continues from (for the self-check's schedules). */
+  epoch?: number;
+  /** Where the self-check reports. Default: stderr. */
+  log?: (message: string) => void;
+}
+
+/**
+ * The WGSL step for `gan` when `choice` and the backend allow it and (for
+ * `auto`) it passes the self-check, else null (the tfjs step) and why.
+ *
+ * @throws {Error} when `wgsl` is asked for and cannot run.
+ */
+export async function chooseStep(
+  gan: Gan,
+  choice: StepChoice = "auto",
+  options: StepOptions = {},
+): Promise<{ step: WgslStep | null; why: string }> {
+  if (!STEP_CHOICES.includes(choice)) {
+    throw new Error(
+      `unknown step "${choice}"; expected one of ${STEP_CHOICES.join(", ")}`,
+    );
+  }
+  if (choice === "tfjs") return { step: null, why: "as asked" };
+  const why = wgslStepUnavailable(gan.config);
+  if (why && choice === "wgsl") {
+    throw new Error(`the WGSL step cannot run: ${why}; use --step tfjs`);
+  }
+  if (why) return { step: null, why };
+  const { selfCheck = "gpu", epoch = 0, log: logTo, ...wgslOptions } = options;
+  const log = logTo ?? ((m: string) => console.error(m));
+  if (choice === "auto" && selfCheck !== "never") {
+    const probe = await probeWebGpu();
+    const adapter = probe.ok ? probe.description : "the WebGPU adapter";
+    if (selfCheck === "always" || (probe.ok && !probe.fallback)) {
+      // One step of each from the same state, on throwaway copies.
+      const { data: _data, ...programs } = wgslOptions;
+      const c = await compareWithTfjs(gan, { wgsl: programs, epoch });
+      if (!c.ok) {
+        log(
+          `self-check: on ${adapter} the WGSL step ${describeComparison(c)}; ` +
+            "training with the tfjs step instead (--step wgsl skips this " +
+            "check; please report it with bench/gpu_check.sh's output)",
+        );
+        return {
+          step: null,
+          why: `the WGSL step failed its self-check on ${adapter}`,
+        };
+      }
+      log(`self-check: on ${adapter} the WGSL step ${describeComparison(c)}`);
+    }
+  }
+  return { step: await WgslStep.create(gan, wgslOptions), why: "" };
+}
+
+/**
  * The WGSL step for `gan` when `choice` and the backend allow it, else null
- * (the tfjs step).
+ * (the tfjs step); see {@linkcode chooseStep}.
  *
  * @throws {Error} when `wgsl` is asked for and cannot run.
  */
 export async function wgslStepFor(
   gan: Gan,
   choice: StepChoice = "auto",
-  options: WgslStepOptions = {},
+  options: StepOptions = {},
 ): Promise<WgslStep | null> {
-  if (!STEP_CHOICES.includes(choice)) {
-    throw new Error(
-      `unknown step "${choice}"; expected one of ${STEP_CHOICES.join(", ")}`,
-    );
-  }
-  if (choice === "tfjs") return null;
-  const why = wgslStepUnavailable(gan.config);
-  if (why && choice === "wgsl") {
-    throw new Error(`the WGSL step cannot run: ${why}; use --step tfjs`);
-  }
-  return why ? null : await WgslStep.create(gan, options);
+  return (await chooseStep(gan, choice, options)).step;
 }
 
 /**
@@ -431,18 +497,21 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   // them back into the variables when the epoch ends or stops, before
   // anything reads them. Its buffers are freed however train() ends.
   // It keeps the training images on the GPU and gathers each batch there.
-  using wgsl = await wgslStepFor(gan, options.step, {
+  const chosen = await chooseStep(gan, options.step, {
+    ...options.wgsl,
     data: { images: split.images, range: pixelRange(config) },
+    selfCheck: options.selfCheck,
+    epoch: startEpoch,
+    log,
   });
+  using wgsl = chosen.step;
   if (tf.getBackend() === "webgpu") {
     log(
       wgsl
         ? `training step: WGSL programs, ${wgsl.dispatchesPerStep} dispatches (lib/wgsl_step.ts)${
           wgsl.gathers ? "; the training images on the GPU" : ""
         }`
-        : `training step: tfjs ops (${
-          options.step === "tfjs" ? "as asked" : wgslStepUnavailable(config)
-        })`,
+        : `training step: tfjs ops (${chosen.why})`,
     );
   }
   const rng = new Rng(seed, 1);

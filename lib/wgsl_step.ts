@@ -132,6 +132,12 @@ export interface WgslStepOptions {
    * {@linkcode MatMulChoice}).
    */
   matMul?: MatMulChoice;
+  /**
+   * Rewrites each program's WGSL before it is compiled. For tests only: a
+   * deliberately broken program shows that a comparison with the tfjs step
+   * (`lib/wgsl_check.ts`) catches a wrong step.
+   */
+  transformProgram?: (code: string) => string;
 }
 
 /**
@@ -868,6 +874,7 @@ export class WgslStep {
    */
   #scratch: { buffer: GPUBuffer; floats: number } | null = null;
   #matMulFlops = 0;
+  #transform: ((code: string) => string) | null;
 
   private constructor(
     device: GPUDevice,
@@ -883,6 +890,7 @@ export class WgslStep {
     this.#stepD = gan.optimizerD.step;
     this.#stepG = gan.optimizerG.step;
     this.#matMulChoice = options.matMul ?? "auto";
+    this.#transform = options.transformProgram ?? null;
     const B = this.#batch;
     const image = this.#D.specs[0].inputs;
     const widest = Math.max(
@@ -1022,6 +1030,7 @@ export class WgslStep {
    * per device, for every step made on it.
    */
   #pipeline(code: string, kinds: Binding[]): GPUComputePipeline {
+    if (this.#transform) code = this.#transform(code);
     let pipelines = PIPELINES.get(this.#device);
     if (!pipelines) PIPELINES.set(this.#device, pipelines = new Map());
     let p = pipelines.get(code);

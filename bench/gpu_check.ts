@@ -1,0 +1,351 @@
+/**
+ * The GPU check: is the WGSL step right on this GPU, and how fast is it?
+ * Run by `bench/gpu_check.sh` from the bundle that `deno task gpu:prepare`
+ * writes (a GPU machine has no registry); it also runs from source:
+ * `deno run -A bench/gpu_check.ts --quick --out runs/gpu-check`.
+ *
+ * Parts, each bounded in time; a failed part does not stop the others:
+ * 1. correctness: per preset, 3 training steps of the WGSL step against the
+ *    tfjs step from the same state (`lib/wgsl_check.ts`), and the matMul
+ *    plans (wide tiles, split K) against the plain 64 x 64 tiles at batch
+ *    8192;
+ * 2. speed: the bench (WGSL and tfjs steps) and, where PyTorch with CUDA
+ *    is installed, `bench/reference_torch.py --device cuda`, with ratios;
+ * 3. one epoch of `train --preset paper` with the WGSL step: its epoch line,
+ *    its sample grid, and its figures against the CPU's from the same seed
+ *    (recorded by `gpu:prepare`).
+ * Writes `gpu-check.json` and PNGs into `--out`, and a summary to stdout.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { initBackend, probeWebGpu } from "../lib/backend.ts";
+import { createGan, disposeGan, type GanConfig, preset } from "../lib/gan.ts";
+import {
+  compareWithPlainPlan,
+  compareWithTfjs,
+  type StepComparison,
+} from "../lib/wgsl_check.ts";
+import { trainArgs } from "./gpu_check_args.ts";
+
+const { values } = parseArgs({
+  options: {
+    out: { type: "string" },
+    quick: { type: "boolean" },
+    /** The folder holding the bundles (bench.js, train.js); else source. */
+    bundles: { type: "string" },
+    /** The repository root (for bench/reference_torch.py). */
+    root: { type: "string" },
+    reference: { type: "string" },
+  },
+});
+const quick = values.quick ?? false;
+const out = values.out ?? "runs/gpu-check";
+const root = values.root ?? new URL("../", import.meta.url).pathname;
+await Deno.mkdir(out, { recursive: true });
+
+/** Everything the check found; written as gpu-check.json. */
+const report: Record<string, unknown> = {
+  quick,
+  started: new Date().toISOString(),
+};
+const save = () =>
+  Deno.writeTextFile(`${out}/gpu-check.json`, JSON.stringify(report, null, 1));
+
+/** Runs one part with a time limit; records its result or its failure. */
+async function part<T>(
+  name: string,
+  seconds: number,
+  fn: (signal: AbortSignal) => Promise<T>,
+): Promise<T | null> {
+  const started = performance.now();
+  const controller = new AbortController();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      controller.abort();
+      reject(new Error(`timed out after ${seconds} s`));
+    }, seconds * 1000);
+  });
+  console.log(`== ${name}`);
+  try {
+    const result = await Promise.race([fn(controller.signal), timeout]);
+    report[name] = {
+      ok: true,
+      seconds: (performance.now() - started) / 1000,
+      result,
+    };
+    return result;
+  } catch (e) {
+    console.log(`   FAILED: ${(e as Error).message}`);
+    report[name] = {
+      ok: false,
+      seconds: (performance.now() - started) / 1000,
+      error: (e as Error).message,
+    };
+    return null;
+  } finally {
+    clearTimeout(timer);
+    await save();
+  }
+}
+
+/** Runs a command with a time limit; its stdout and stderr as text. */
+async function command(
+  cmd: string,
+  args: string[],
+  signal: AbortSignal,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const r = await new Deno.Command(cmd, {
+    args,
+    signal,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return {
+    code: r.code,
+    stdout: dec.decode(r.stdout),
+    stderr: dec.decode(r.stderr),
+  };
+}
+
+/** `deno run -A` of a CLI: its bundle when there are bundles, else its source. */
+function cli(name: "bench" | "train"): [string, string[]] {
+  const script = values.bundles
+    ? `${values.bundles}/${name}.js`
+    : `${root}cli/${name}.ts`;
+  const flags = values.bundles
+    ? ["run", "-A", "--no-config", "--node-modules-dir=manual"]
+    : ["run", "-A"];
+  return [Deno.execPath(), [...flags, script]];
+}
+
+// 0. The adapter.
+const probe = await probeWebGpu();
+report.adapter = probe;
+console.log(
+  probe.ok
+    ? `adapter: ${probe.description}${
+      probe.fallback ? " (a software adapter)" : ""
+    }`
+    : `no WebGPU adapter: ${probe.why}`,
+);
+await save();
+if (!probe.ok) Deno.exit(1);
+await initBackend("webgpu");
+
+// 1. Correctness.
+function sized(name: string): GanConfig {
+  const c = preset(name);
+  if (quick) {
+    // Small enough for a software adapter; the same kinds of layer.
+    c.generator.hidden = [24, 40];
+    c.discriminator.hidden = [48, 20];
+    c.batchSize = 20;
+  }
+  return c;
+}
+const line = (c: StepComparison) =>
+  `${c.ok ? "ok" : "WRONG"}  largest difference ${
+    c.maxDifference.toExponential(2)
+  } (weights ${c.weights.toExponential(1)}, optimiser ${
+    c.optimizer.toExponential(1)
+  }, figures ${c.figures.toExponential(1)})${c.ok ? "" : ` at ${c.where}`}`;
+
+await part("correctness", quick ? 240 : 90, async () => {
+  const results: Record<string, StepComparison> = {};
+  for (const name of ["paper", "mlp", "bn", "pylearn2"]) {
+    const gan = createGan(sized(name), { seed: 1 });
+    results[name] = await compareWithTfjs(gan, { steps: 3, epoch: 0 });
+    console.log(
+      `   ${name.padEnd(8)} WGSL vs tfjs, 3 steps: ${line(results[name])}`,
+    );
+    disposeGan(gan);
+  }
+  // The matMul plans where they differ from the plain tiles.
+  const big = sized("mlp");
+  big.batchSize = quick ? 512 : 8192;
+  const gan = createGan(big, { seed: 1 });
+  const plans = await compareWithPlainPlan(gan, { steps: 3 });
+  console.log(
+    `   mlp b${big.batchSize} wide tiles + split K vs plain: ${line(plans)}`,
+  );
+  disposeGan(gan);
+  results[`plans-b${big.batchSize}`] = plans;
+  const wrong = Object.entries(results).filter(([, c]) => !c.ok);
+  if (wrong.length > 0) {
+    report.correct = false;
+    throw new Error(
+      `the WGSL step is WRONG on this GPU for ${
+        wrong.map(([n]) => n).join(", ")
+      }: fix it before anything else`,
+    );
+  }
+  report.correct = true;
+  return results;
+});
+
+// 2. Speed.
+const batches = quick ? "16" : "128,8192";
+const models = quick ? "mlp" : "mlp,paper";
+const bench = await part("bench", quick ? 240 : 100, async (signal) => {
+  const [cmd, args] = cli("bench");
+  const r = await command(cmd, [
+    ...args,
+    "--backend",
+    "webgpu",
+    "--model",
+    models,
+    "--batch",
+    batches,
+    "--step",
+    "wgsl,tfjs",
+    "--steps",
+    quick ? "2" : "20",
+    "--warmup",
+    quick ? "1" : "3",
+    "--max-seconds",
+    quick ? "5" : "8",
+  ], signal);
+  if (r.code !== 0) {
+    throw new Error(`bench exited ${r.code}: ${r.stderr.slice(-2000)}`);
+  }
+  const lines = r.stdout.trim().split("\n").map((l) => JSON.parse(l));
+  for (const l of lines) {
+    console.log(
+      `   ${l.model} b${l.batch} ${l.step}: ${l.images_per_s} images/s (${l.ms_per_step} ms/step)`,
+    );
+  }
+  return lines;
+});
+
+await part("torch", 90, async (signal) => {
+  const probe = await command("python3", [
+    "-c",
+    "import torch; print(torch.__version__, torch.cuda.is_available())",
+  ], signal).catch(() => null);
+  if (!probe || probe.code !== 0 || !/True/.test(probe.stdout)) {
+    console.log("   skipped: PyTorch with CUDA is not installed here");
+    return { skipped: "PyTorch with CUDA is not installed here" };
+  }
+  const r = await command("python3", [
+    `${root}bench/reference_torch.py`,
+    "--device",
+    "cuda",
+    "--model",
+    models,
+    "--batch",
+    batches,
+    "--steps",
+    "50",
+    "--max-seconds",
+    "8",
+  ], signal);
+  if (r.code !== 0) {
+    throw new Error(
+      `reference_torch.py exited ${r.code}: ${r.stderr.slice(-2000)}`,
+    );
+  }
+  const torch = r.stdout.trim().split("\n").map((l) => JSON.parse(l));
+  const ratios = torch.map((t) => {
+    const mine = (bench ?? []).filter((b: { model: string; batch: number }) =>
+      b.model === t.model && b.batch === t.batch
+    );
+    const of = (step: string) =>
+      mine.find((b: { step: string }) => b.step === step)?.images_per_s;
+    const ratio = (x?: number) =>
+      x ? Number((x / t.images_per_s).toFixed(3)) : null;
+    const row = {
+      model: t.model,
+      batch: t.batch,
+      torch: t.images_per_s,
+      wgsl: of("wgsl") ?? null,
+      tfjs: of("tfjs") ?? null,
+      wgsl_ratio: ratio(of("wgsl")),
+      tfjs_ratio: ratio(of("tfjs")),
+    };
+    console.log(
+      `   ${t.model} b${t.batch}: torch ${t.images_per_s}, WGSL ${row.wgsl} (${row.wgsl_ratio}x), tfjs ${row.tfjs} (${row.tfjs_ratio}x)`,
+    );
+    return row;
+  });
+  return { torch: probe.stdout.trim(), lines: torch, ratios };
+});
+
+// 3. One epoch of the paper preset, against the CPU's.
+await part("train", quick ? 240 : 120, async (signal) => {
+  const ref = values.reference
+    ? JSON.parse(await Deno.readTextFile(values.reference))
+    : null;
+  const runDir = `${out}/train-paper`;
+  await Deno.remove(runDir, { recursive: true }).catch(() => {});
+  const [cmd, args] = cli("train");
+  const r = await command(cmd, [
+    ...args,
+    ...(ref?.args ?? trainArgs(quick)),
+    "--backend",
+    "webgpu",
+    "--step",
+    "wgsl",
+    "--out",
+    runDir,
+  ], signal);
+  const epochLine = r.stderr.split(/[\r\n]/).filter((l) =>
+    /^epoch 1\/1 +D /.test(l)
+  ).pop();
+  console.log(`   ${epochLine ?? "(no epoch line)"}`);
+  if (r.code !== 0) {
+    throw new Error(`train exited ${r.code}: ${r.stderr.slice(-2000)}`);
+  }
+  await Deno.copyFile(
+    `${runDir}/samples/epoch_001.png`,
+    `${out}/paper-epoch1-webgpu.png`,
+  );
+  const history = JSON.parse(await Deno.readTextFile(`${runDir}/history.json`));
+  const got = history[0];
+  const keys = ["dLoss", "gLoss", "value", "dReal", "dFake", "dAccuracy"];
+  const differences = ref
+    ? Object.fromEntries(
+      keys.map((k) => [k, Math.abs(got[k] - ref.figures[k])]),
+    )
+    : null;
+  if (differences) {
+    console.log(
+      "   against the CPU (wasm, same seed): " +
+        keys.map((k) =>
+          `${k} ${got[k].toFixed(4)} vs ${ref.figures[k].toFixed(4)}`
+        ).join(", "),
+    );
+  }
+  return {
+    args: ref?.args,
+    epochLine,
+    webgpu: Object.fromEntries(keys.map((k) => [k, got[k]])),
+    cpu: ref?.figures ?? null,
+    differences,
+    imagesPerSecond: got.imagesPerSecond,
+    grid: "paper-epoch1-webgpu.png",
+  };
+});
+
+report.finished = new Date().toISOString();
+await save();
+const failed = ["correctness", "bench", "torch", "train"].filter((p) =>
+  !(report[p] as { ok: boolean } | undefined)?.ok
+);
+console.log(
+  `== ${
+    report.correct === false
+      ? "THE WGSL STEP IS WRONG ON THIS GPU"
+      : report.correct
+      ? "the WGSL step is correct here"
+      : "correctness unknown"
+  }; ` +
+    `${
+      failed.length ? `failed parts: ${failed.join(", ")}` : "every part ran"
+    }; ` +
+    `results in ${out}/gpu-check.json`,
+);
+Deno.exit(report.correct === false ? 3 : failed.length > 0 ? 1 : 0);

@@ -1,0 +1,357 @@
+/**
+ * Is the WGSL step right on this GPU? It is checked against the tfjs step,
+ * which runs tfjs's own kernels: both take the same training steps from the
+ * same state with the same inputs, and every value of the resulting state
+ * (weights, optimiser slots, batch norm's running statistics) and every
+ * figure is compared.
+ *
+ * A software adapter (llvmpipe, where the test suite runs) executes
+ * workgroups in an order a GPU does not, so a missing barrier or a race can
+ * pass there and give wrong numbers on a real GPU. Training therefore runs
+ * this comparison for one step before it trusts the WGSL step on a GPU
+ * (`train()`'s self-check), and `bench/gpu_check.ts` runs it for three.
+ *
+ * @module
+ */
+
+import * as tf from "@tensorflow/tfjs";
+import {
+  createGan,
+  discriminatorStep,
+  type DiscriminatorStepResult,
+  disposeGan,
+  type Gan,
+  type GanConfig,
+  ganVariables,
+  generatorStep,
+  sampleLatent,
+  simultaneousStep,
+} from "./gan.ts";
+import { logicalName } from "./optim.ts";
+import { Rng } from "./rng.ts";
+import { WgslStep, type WgslStepOptions } from "./wgsl_step.ts";
+
+/**
+ * How far apart two results may be: a weight's or a figure's difference
+ * divided by max(1, |value|). Float32 rounding in another order stays near
+ * 1e-6 after a few steps; a wrong program is off by far more.
+ */
+export const STEP_TOLERANCE = 1e-4;
+
+/**
+ * The same for an optimiser slot (Adam's moments, SGD's momentum: the
+ * gradients' traces), whose difference is divided by the largest |value|
+ * among its network's slots of its kind (all of D's Adam `m`, say): the
+ * gradients are compared at their own scale, far more strictly than
+ * max(1, |value|) would. A gradient that is a sum nearly cancelling (the
+ * output bias's) keeps rounding of about 1e-5 of that scale, hence 1e-3.
+ */
+export const SLOT_TOLERANCE = 1e-3;
+
+/** The result of {@linkcode compareWithTfjs}. */
+export interface StepComparison {
+  /** Whether every difference is within its tolerance. */
+  ok: boolean;
+  /** The tolerance of the part (weights, slots, figures) furthest from its own. */
+  tolerance: number;
+  /** That part's largest difference (see STEP_TOLERANCE, SLOT_TOLERANCE). */
+  maxDifference: number;
+  /** Where it is: a variable's name and index, or a figure's name. */
+  where: string;
+  /** The largest difference in the weights and running statistics. */
+  weights: number;
+  /** The largest difference in the optimisers' slots. */
+  optimizer: number;
+  /** The largest difference in the figures (losses, D(x), D(G(z)), ...). */
+  figures: number;
+  steps: number;
+  seconds: number;
+}
+
+/** Options of {@linkcode compareWithTfjs}. */
+export interface CompareOptions {
+  /** Training steps to take (default 1). */
+  steps?: number;
+  /** Seed of the inputs (default 0). */
+  seed?: number;
+  /** Passed to {@linkcode WgslStep.create} (not `data`: batches are uploaded). */
+  wgsl?: Omit<WgslStepOptions, "data">;
+  /**
+   * Largest difference allowed in weights and figures (default
+   * {@linkcode STEP_TOLERANCE}; the slots' scales with it).
+   */
+  tolerance?: number;
+  /** The epoch of the first step (the schedules' input; default 0), then one more a step. */
+  epoch?: number;
+}
+
+const FIGURES = [
+  "D loss",
+  "V",
+  "D(x)",
+  "D(G(z))",
+  "acc real",
+  "acc fake",
+  "G loss",
+];
+
+/** A copy of `gan`'s whole state (weights, slots, step counts) in new variables. */
+export function cloneGan(gan: Gan): Gan {
+  const copy = createGan(gan.config, { seed: 0 });
+  const from = ganVariables(gan), to = ganVariables(copy);
+  tf.tidy(() => to.forEach((v, i) => v.assign(from[i])));
+  copy.optimizerG.step = gan.optimizerG.step;
+  copy.optimizerD.step = gan.optimizerD.step;
+  return copy;
+}
+
+/** One of the two runs compared: the GAN it trained and its figure sums. */
+interface Run {
+  gan: Gan;
+  figures: ArrayLike<number>;
+}
+
+type Inputs = ReturnType<typeof stepInputs>;
+
+/** The tfjs step (tfjs's own kernels) over `inputs`, on `gan`. */
+async function runTfjs(gan: Gan, inputs: Inputs, epoch0: number): Promise<Run> {
+  const config = gan.config;
+  const B = config.batchSize;
+  const sums = new Float64Array(7);
+  for (const [i, s] of inputs.entries()) {
+    const epoch = epoch0 + i;
+    const [x, zD, zG] = [
+      tf.tensor2d(s.real, [B, 784]),
+      tf.tensor2d(s.zD, [B, config.latentDim]),
+      tf.tensor2d(s.zG, [B, config.latentDim]),
+    ];
+    let d: DiscriminatorStepResult, g: tf.Scalar;
+    if (config.update === "simultaneous") {
+      ({ gLoss: g, ...d } = simultaneousStep(gan, x, zD, s.dSeed, epoch));
+    } else {
+      d = discriminatorStep(gan, x, zD, s.dSeed, epoch);
+      g = generatorStep(gan, zG, s.gSeed, epoch);
+    }
+    const figures = [
+      d.loss,
+      d.value,
+      d.dReal,
+      d.dFake,
+      d.accReal,
+      d.accFake,
+      g,
+    ];
+    const values = await Promise.all(figures.map((f) => f.data()));
+    values.forEach((v, k) => sums[k] += v[0]);
+    tf.dispose([x, zD, zG, ...figures]);
+  }
+  return { gan, figures: sums };
+}
+
+/** The WGSL step over `inputs`, on `gan` (its state written back at the end). */
+async function runWgsl(
+  gan: Gan,
+  inputs: Inputs,
+  epoch0: number,
+  options: Omit<WgslStepOptions, "data">,
+): Promise<Run> {
+  using wgsl = await WgslStep.create(gan, options);
+  const simultaneous = gan.config.update === "simultaneous";
+  for (const [i, s] of inputs.entries()) {
+    const epoch = epoch0 + i;
+    wgsl.step(
+      simultaneous ? { real: s.real, zD: s.zD, dSeed: s.dSeed, epoch } : {
+        real: s.real,
+        zD: s.zD,
+        zG: s.zG,
+        dSeed: s.dSeed,
+        gSeed: s.gSeed,
+        epoch,
+      },
+    );
+  }
+  const figures = await wgsl.figures();
+  await wgsl.exportTo(gan);
+  return { gan, figures };
+}
+
+/**
+ * Compares run `got` with run `want`: every value of the state and every
+ * figure, with the measure of {@linkcode STEP_TOLERANCE}.
+ */
+async function compareRuns(
+  got: Run,
+  want: Run,
+  o: { tolerance: number; steps: number; started: number },
+): Promise<StepComparison> {
+  const result = {
+    weights: { max: 0, where: "" },
+    optimizer: { max: 0, where: "" },
+    figures: { max: 0, where: "" },
+  };
+  for (let k = 0; k < FIGURES.length; k++) {
+    worse(result.figures, got.figures[k], want.figures[k], FIGURES[k]);
+  }
+  // Batch norm cancels the biases before it: their gradient is rounding
+  // noise around 0, which Adam turns into steps of up to lr either way,
+  // different noise on each path, and nothing depends on them. They are
+  // left out of the comparison.
+  const bnBias = want.gan.generator.specs.flatMap((s, l) =>
+    s.batchNorm ? [`G/${l}/bias`] : []
+  );
+  const a = ganVariables(got.gan), b = ganVariables(want.gan);
+  const slots = new Set([
+    ...want.gan.optimizerG.slots,
+    ...want.gan.optimizerD.slots,
+  ]);
+  const [x, y] = await Promise.all([
+    Promise.all(a.map((v) => v.data())),
+    Promise.all(b.map((v) => v.data())),
+  ]);
+  // A slot's scale: the largest |value| of its network's slots of its kind
+  // (D's Adam m, say). A single slot can be a sum that nearly cancels (the
+  // output bias's gradient), small beside its rounding: its own largest
+  // value would be no scale for it.
+  const kind = (name: string) => name.replace(/^(\w+)\/.*\/(\w+)$/, "$1 $2");
+  const scales = new Map<string, number>();
+  b.forEach((v, i) => {
+    if (!slots.has(v)) return;
+    const k = kind(logicalName(v));
+    let m = scales.get(k) ?? 0;
+    for (const value of y[i]) m = Math.max(m, Math.abs(value));
+    scales.set(k, m);
+  });
+  for (let i = 0; i < a.length; i++) {
+    const name = logicalName(b[i]);
+    if (bnBias.some((n) => name.includes(n))) continue;
+    const slot = slots.has(b[i]);
+    const into = slot ? result.optimizer : result.weights;
+    const scale = slot ? scales.get(kind(name)) : undefined;
+    for (let j = 0; j < x[i].length; j++) {
+      worse(into, x[i][j], y[i][j], `${name}[${j}]`, scale);
+    }
+  }
+  const slotTolerance = o.tolerance * (SLOT_TOLERANCE / STEP_TOLERANCE);
+  const all = [
+    { ...result.weights, tolerance: o.tolerance },
+    { ...result.optimizer, tolerance: slotTolerance },
+    { ...result.figures, tolerance: o.tolerance },
+  ];
+  // The part furthest from its tolerance.
+  const top = all.reduce((p, q) =>
+    q.max / q.tolerance > p.max / p.tolerance ? q : p
+  );
+  return {
+    ok: all.every((p) => p.max <= p.tolerance),
+    tolerance: top.tolerance,
+    maxDifference: top.max,
+    where: top.where,
+    weights: result.weights.max,
+    optimizer: result.optimizer.max,
+    figures: result.figures.max,
+    steps: o.steps,
+    seconds: (performance.now() - o.started) / 1000,
+  };
+}
+
+/**
+ * Takes `steps` training steps with the WGSL step and with the tfjs step,
+ * each on its own copy of `gan` (which is left as it is), from the same
+ * inputs (uniform images in the data's range, noise and dropout seeds from
+ * `seed`), and compares the results. Runs on the WebGPU backend.
+ */
+export async function compareWithTfjs(
+  gan: Gan,
+  options: CompareOptions = {},
+): Promise<StepComparison> {
+  const started = performance.now();
+  const steps = options.steps ?? 1;
+  const inputs = stepInputs(gan.config, steps, options.seed ?? 0);
+  const epoch = options.epoch ?? 0;
+  const ref = cloneGan(gan), mine = cloneGan(gan);
+  try {
+    const want = await runTfjs(ref, inputs, epoch);
+    const got = await runWgsl(mine, inputs, epoch, options.wgsl ?? {});
+    return await compareRuns(got, want, {
+      tolerance: options.tolerance ?? STEP_TOLERANCE,
+      steps,
+      started,
+    });
+  } finally {
+    disposeGan(ref);
+    disposeGan(mine);
+  }
+}
+
+/**
+ * Takes `steps` WGSL steps with the matMul programs chosen by shape (wide
+ * tiles, split K) and with the plain 64 x 64 tiles, each on its own copy of
+ * `gan`, and compares the results: wide tiles add each product's terms in
+ * the same order (the same bits); split K sums partial products (rounding).
+ */
+export async function compareWithPlainPlan(
+  gan: Gan,
+  options: Omit<CompareOptions, "wgsl"> = {},
+): Promise<StepComparison> {
+  const started = performance.now();
+  const steps = options.steps ?? 1;
+  const inputs = stepInputs(gan.config, steps, options.seed ?? 0);
+  const epoch = options.epoch ?? 0;
+  const plain = cloneGan(gan), auto = cloneGan(gan);
+  try {
+    const want = await runWgsl(plain, inputs, epoch, { matMul: "plain" });
+    const got = await runWgsl(auto, inputs, epoch, { matMul: "auto" });
+    return await compareRuns(got, want, {
+      tolerance: options.tolerance ?? STEP_TOLERANCE,
+      steps,
+      started,
+    });
+  } finally {
+    disposeGan(plain);
+    disposeGan(auto);
+  }
+}
+
+/** Keeps the larger difference in `into`; NaN on either side counts as infinite. */
+function worse(
+  into: { max: number; where: string },
+  got: number,
+  want: number,
+  where: string,
+  /** A slot's scale (see STEP_TOLERANCE); else max(1, |want|) is used. */
+  scale?: number,
+) {
+  const by = scale === undefined
+    ? Math.max(1, Math.abs(want))
+    : Math.max(scale, 1e-30);
+  let d = Math.abs(got - want) / by;
+  if (Number.isNaN(d)) d = Object.is(got, want) ? 0 : Infinity;
+  if (d > into.max) {
+    into.max = d;
+    into.where = `${where}: ${got} vs ${want}`;
+  }
+}
+
+/** Inputs of `steps` steps: images in the data's range, noise, dropout seeds. */
+function stepInputs(config: GanConfig, steps: number, seed: number) {
+  const rng = new Rng(seed, 7);
+  const B = config.batchSize;
+  const low = config.output === "tanh" ? -1 : 0;
+  return Array.from({ length: steps }, () => ({
+    real: rng.fillUniform(new Float32Array(B * 784), low, 1),
+    zD: sampleLatent(config, B, rng),
+    zG: sampleLatent(config, B, rng),
+    dSeed: rng.nextUint32(),
+    gSeed: rng.nextUint32(),
+  }));
+}
+
+/** One line for a log: "agrees within 3.1e-7 (1 step, 0.4 s)" or what differs. */
+export function describeComparison(c: StepComparison): string {
+  const n = `${c.steps} step${c.steps > 1 ? "s" : ""}`;
+  return c.ok
+    ? `agrees with the tfjs step within ${c.maxDifference.toExponential(1)} ` +
+      `(${n}, ${c.seconds.toFixed(1)} s)`
+    : `differs from the tfjs step by ${c.maxDifference.toExponential(1)} ` +
+      `(more than ${c.tolerance}) at ${c.where} after ${n}`;
+}

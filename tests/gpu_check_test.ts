@@ -1,0 +1,113 @@
+/**
+ * The prepared GPU check, end to end on the software adapter: the folder
+ * `deno task gpu:prepare` writes, and `bench/gpu_check.sh --quick` run from
+ * it with its own Deno, bundles, Vulkan loader and data, so that the check
+ * is known to work before it meets a GPU.
+ */
+
+import assert from "node:assert/strict";
+import { probeWebGpu } from "../lib/backend.ts";
+import { root, runCommand } from "./run.ts";
+
+const probe = await probeWebGpu();
+
+Deno.test({
+  name:
+    "gpu:prepare writes everything a bare GPU machine needs (under 64 MiB); gpu_check.sh runs from it",
+  ignore: !probe.ok,
+  fn: async () => {
+    const dir = await Deno.makeTempDir();
+    try {
+      const gpu = `${dir}/gpu`;
+      const prep = await runCommand(Deno.execPath(), [
+        "run",
+        "-A",
+        `${root}bench/gpu_prepare.ts`,
+        "--quick",
+        "--out",
+        gpu,
+      ]);
+      assert.equal(prep.code, 0, prep.stderr);
+      const manifest = JSON.parse(
+        await Deno.readTextFile(`${gpu}/manifest.json`),
+      );
+      for (
+        const f of [
+          "deno.xz",
+          "node_modules.tar.xz",
+          "bundles.tar.xz",
+          "reference.json",
+          "data/mnist/train-images-idx3-ubyte.gz",
+        ]
+      ) {
+        assert.ok(manifest.files[f] > 0, f);
+      }
+      assert.ok(
+        Object.keys(manifest.files).some((f) => f.endsWith("libvulkan.so.1")) ||
+          Object.keys(manifest.files).some((f) =>
+            /libvulkan\.so\.1\.\d/.test(f)
+          ),
+        "the Vulkan loader is there",
+      );
+      assert.ok(
+        manifest.total_bytes < 64 * 1024 * 1024,
+        `${manifest.total_bytes} bytes`,
+      );
+      assert.equal(manifest.deno.version, Deno.version.deno);
+
+      const out = `${dir}/out`;
+      const r = await new Deno.Command("bash", {
+        args: [`${root}bench/gpu_check.sh`, "--quick"],
+        cwd: root,
+        // What a bare machine has: no Deno on the PATH.
+        env: { GPU_DIR: gpu, OUT: out, PATH: "/usr/bin:/bin" },
+        clearEnv: true,
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const text = new TextDecoder().decode(r.stdout) +
+        new TextDecoder().decode(r.stderr);
+      assert.equal(r.code, 0, text);
+      assert.match(text, /adapter: llvmpipe/);
+      assert.match(text, /the WGSL step is correct here; every part ran/);
+      const report = JSON.parse(
+        await Deno.readTextFile(`${out}/gpu-check.json`),
+      );
+      assert.equal(report.correct, true);
+      for (const part of ["correctness", "bench", "torch", "train"]) {
+        assert.equal(report[part].ok, true, part);
+      }
+      // Every preset's kind of step and the plans, compared.
+      assert.deepEqual(
+        Object.keys(report.correctness.result).sort(),
+        ["bn", "mlp", "paper", "plans-b512", "pylearn2"],
+      );
+      const bench = report.bench.result;
+      assert.deepEqual(bench.map((l: { step: string }) => l.step).sort(), [
+        "tfjs",
+        "wgsl",
+      ]);
+      // The epoch on WebGPU against the CPU's, from the same seed.
+      const train = report.train.result;
+      assert.ok(train.differences.dLoss < 1e-3, JSON.stringify(train));
+      const png = await Deno.readFile(`${out}/paper-epoch1-webgpu.png`);
+      assert.deepEqual([...png.subarray(1, 4)], [0x50, 0x4e, 0x47]);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test("gpu_check.sh without a prepared folder says what to run", async () => {
+  const r = await new Deno.Command("bash", {
+    args: [`${root}bench/gpu_check.sh`],
+    env: { GPU_DIR: "/nonexistent-gpu-folder" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(r.code, 2);
+  assert.match(
+    new TextDecoder().decode(r.stderr),
+    /no prepared folder at \/nonexistent-gpu-folder: run 'deno task gpu:prepare' first/,
+  );
+});
