@@ -65,8 +65,9 @@ Options:
                              tfjs-wasm's own kernel (off)
   --step auto|tfjs|wgsl      on WebGPU, the whole training step as WGSL
                              programs (wgsl: every preset, k = 1) or as
-                             tfjs ops (tfjs); auto: wgsl
-                             where it can run (default)
+                             tfjs ops (tfjs); auto (default): wgsl where it
+                             can run, on a GPU after a one-step self-check
+                             against tfjs (tfjs if they differ)
   --out DIR                  run folder (default runs/<dataset>-<preset>)
   --resume                   continue the checkpoint in --out with its
                              dataset, configuration and seed (flags that

