@@ -13,7 +13,9 @@ execute_reply has come AND the iopub channel has been quiet for a while; at
 the end the channel is drained again. Then every cell is checked:
 
 - an error (execute_reply status or an `error` output) fails the run;
-- a cell tagged `image` must hold image/png or image/svg+xml;
+- a cell tagged `image` must hold image/png;
+- every picture must carry a PNG: an output with image/svg+xml alone shows
+  only in notebooks a user has trusted, and not in nbconvert's HTML;
 - every other code cell must hold some output, unless tagged `no-output`.
 
 A cell that should have shown something and holds nothing is reported as a
@@ -37,7 +39,7 @@ except ImportError:  # pragma: no cover - reported to the user
     )
     sys.exit(3)
 
-IMAGE_TYPES = ("image/png", "image/svg+xml")
+IMAGE_TYPES = ("image/png",)
 QUIET_S = 1.0  # iopub silence that ends a cell (after its reply)
 FINAL_DRAIN_S = 3.0  # silence that ends the run
 
@@ -236,6 +238,13 @@ def main():
         for o in outs:
             if o["output_type"] == "error" and not any(p.startswith(f"cell {i}:") for p in problems):
                 problems.append(f"cell {i} ({first}): {o['ename']}: {o['evalue']}")
+        for o in outs:
+            data = o.get("data", {})
+            if "image/svg+xml" in data and "image/png" not in data:
+                problems.append(
+                    f"cell {i} ({first}): an SVG picture without a PNG beside it "
+                    "(use lib/display.ts's svg()/svgBundle(), which add one)"
+                )
         t = tags(cell)
         if "image" in t and not any(
             k in o.get("data", {}) for o in outs for k in IMAGE_TYPES

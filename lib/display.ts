@@ -1,11 +1,13 @@
 /**
- * Showing pictures in a Jupyter notebook run by the Deno kernel: PNG and SVG
- * outputs, and one display updated in place (a training run's live view),
+ * Showing pictures in a Jupyter notebook run by the Deno kernel: PNG outputs
+ * (SVG ones carry a PNG beside), and one display updated in place (a training run's live view),
  * instead of a new output per epoch. Outside the kernel (a script, a test)
  * nothing is shown unless a `send` function is given.
  *
  * @module
  */
+
+import { svgToPng } from "./viz.ts";
 
 /** A Jupyter MIME bundle: MIME type -> content (images base64-encoded). */
 export type MimeBundle = Record<string, string>;
@@ -54,9 +56,17 @@ export function pngBundle(png: Uint8Array, text = "[image]"): MimeBundle {
   return { "image/png": base64(png), "text/plain": text };
 }
 
-/** The bundle of an SVG image. */
+/**
+ * The bundle of an SVG image, with a PNG rendering of it beside: Jupyter
+ * shows SVG only in notebooks the user has trusted (and nbconvert's HTML
+ * not at all), while a PNG shows wherever the notebook is opened.
+ */
 export function svgBundle(svg: string, text = "[figure]"): MimeBundle {
-  return { "image/svg+xml": svg, "text/plain": text };
+  return {
+    "image/svg+xml": svg,
+    "image/png": base64(svgToPng(svg)),
+    "text/plain": text,
+  };
 }
 
 /**

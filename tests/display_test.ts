@@ -23,7 +23,19 @@ Deno.test("png and svg values carry the bundle the kernel displays", () => {
     "image/png": "AQID",
     "text/plain": "x",
   });
-  assert.equal(show(svg("<svg/>"))["image/svg+xml"], "<svg/>");
+  const figure = show(
+    svg(
+      '<svg xmlns="http://www.w3.org/2000/svg" width="20" height="10"><rect width="20" height="10" fill="black"/></svg>',
+    ),
+  );
+  assert.match(figure["image/svg+xml"], /^<svg/);
+  // A PNG rendering beside the SVG, so the picture shows in untrusted
+  // notebooks too.
+  const pngBytes = Uint8Array.from(
+    atob(figure["image/png"]),
+    (c) => c.charCodeAt(0),
+  );
+  assert.deepEqual([...pngBytes.subarray(1, 4)], [0x50, 0x4e, 0x47]);
   assert.equal(inKernel, false);
 });
 

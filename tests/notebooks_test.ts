@@ -73,6 +73,10 @@ Deno.test({
         notebook([
           { source: '"text, not a picture"', tags: ["image"] },
           { source: "const quiet = 1;" },
+          {
+            source:
+              'await Deno.jupyter.display({ "image/svg+xml": "<svg xmlns=\\"http://www.w3.org/2000/svg\\"/>", "text/plain": "svg" }, { raw: true })',
+          },
           { source: 'throw new Error("boom")' },
           { source: "1" },
         ]),
@@ -85,12 +89,13 @@ Deno.test({
       assert.equal(r.code, 1);
       assert.match(r.stderr, /cell 1 .*tagged image, but holds text\/plain/);
       assert.match(r.stderr, /cell 2 .*no output/);
-      assert.match(r.stderr, /cell 3: Error: boom/);
+      assert.match(r.stderr, /cell 3 .*an SVG picture without a PNG beside it/);
+      assert.match(r.stderr, /cell 4: Error: boom/);
       // Execution stops at the error; the failed run's outputs are kept.
       const failed = JSON.parse(
         await Deno.readTextFile(`${dir}/bad_out.ipynb`),
       );
-      assert.equal(failed.cells[3].outputs.length, 0);
+      assert.equal(failed.cells[4].outputs.length, 0);
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
