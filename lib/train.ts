@@ -32,30 +32,39 @@ import {
   removeStaleTemporaries,
   writeFileAtomic,
 } from "./files.ts";
-import { lockRunFolder } from "./run_lock.ts";
 import {
   createGan,
-  discriminatorStep,
-  type DiscriminatorStepResult,
   type Gan,
   type GanConfig,
   generate,
-  generatorStep,
   pixelRange,
   sampleLatent,
-  simultaneousStep,
   validateConfig,
 } from "./gan.ts";
 import { Rng, type RngState } from "./rng.ts";
-import { imageGrid, lossCurvesPng, progressStrip } from "./viz.ts";
-import { NoiseWorkers } from "./noise_workers.ts";
-import { probeWebGpu } from "./backend.ts";
-import { compareWithTfjs, describeComparison } from "./wgsl_check.ts";
+import { lockRunFolder } from "./run_lock.ts";
 import {
-  WgslStep,
-  type WgslStepOptions,
-  wgslStepSupport,
-} from "./wgsl_step.ts";
+  chooseStep,
+  type RoundMeans,
+  type Rounds,
+  type SelfCheck,
+  type StepChoice,
+  TfjsRounds,
+  WgslRounds,
+} from "./steps.ts";
+import { imageGrid, lossCurvesPng, progressStrip } from "./viz.ts";
+import type { WgslStepOptions } from "./wgsl_step.ts";
+
+export {
+  chooseStep,
+  latentLater,
+  type SelfCheck,
+  STEP_CHOICES,
+  type StepChoice,
+  type StepOptions,
+  wgslStepFor,
+  wgslStepUnavailable,
+} from "./steps.ts";
 
 /**
  * Figures of one epoch, means over its steps, and the memory at its end
@@ -227,123 +236,6 @@ export interface TrainResult extends RunView {
   outDir: string | null;
 }
 
-/** Values of {@linkcode TrainOptions.step}. */
-export type StepChoice = "auto" | "tfjs" | "wgsl";
-
-/** The step choices, for flags. */
-export const STEP_CHOICES: readonly StepChoice[] = ["auto", "tfjs", "wgsl"];
-
-/**
- * Why the WGSL step cannot train `config` on the running backend, or null
- * when it can.
- */
-export function wgslStepUnavailable(config: GanConfig): string | null {
-  if (tf.getBackend() !== "webgpu") {
-    return `it runs on WebGPU only, and the backend is ${tf.getBackend()}`;
-  }
-  return wgslStepSupport(config);
-}
-
-/**
- * When `--step auto` picks the WGSL step, whether it is first compared with
- * the tfjs step (`lib/wgsl_check.ts`): `gpu`, on a GPU adapter but not on a
- * software one (the default; the test suite covers the software adapter);
- * `always`; `never`. `--step wgsl` is never checked.
- */
-export type SelfCheck = "gpu" | "always" | "never";
-
-/** Options of {@linkcode wgslStepFor} and {@linkcode chooseStep}. */
-export interface StepOptions extends WgslStepOptions {
-  /** Default `gpu`. */
-  selfCheck?: SelfCheck;
-  /** The epoch training continues from (for the self-check's schedules). */
-  epoch?: number;
-  /** Where the self-check reports. Default: stderr. */
-  log?: (message: string) => void;
-}
-
-/**
- * The WGSL step for `gan` when `choice` and the backend allow it and (for
- * `auto`) it passes the self-check, else null (the tfjs step) and why.
- *
- * @throws {Error} when `wgsl` is asked for and cannot run.
- */
-export async function chooseStep(
-  gan: Gan,
-  choice: StepChoice = "auto",
-  options: StepOptions = {},
-): Promise<{ step: WgslStep | null; why: string }> {
-  if (!STEP_CHOICES.includes(choice)) {
-    throw new Error(
-      `unknown step "${choice}"; expected one of ${STEP_CHOICES.join(", ")}`,
-    );
-  }
-  if (choice === "tfjs") return { step: null, why: "as asked" };
-  const why = wgslStepUnavailable(gan.config);
-  if (why && choice === "wgsl") {
-    throw new Error(`the WGSL step cannot run: ${why}; use --step tfjs`);
-  }
-  if (why) return { step: null, why };
-  const { selfCheck = "gpu", epoch = 0, log: logTo, ...wgslOptions } = options;
-  const log = logTo ?? ((m: string) => console.error(m));
-  if (choice === "auto" && selfCheck !== "never") {
-    const probe = await probeWebGpu();
-    const adapter = probe.ok ? probe.description : "the WebGPU adapter";
-    if (selfCheck === "always" || (probe.ok && !probe.fallback)) {
-      // One step of each from the same state, on throwaway copies.
-      const { data: _data, ...programs } = wgslOptions;
-      const c = await compareWithTfjs(gan, { wgsl: programs, epoch });
-      if (!c.ok) {
-        log(
-          `self-check: on ${adapter} the WGSL step ${describeComparison(c)}; ` +
-            "training with the tfjs step instead (--step wgsl skips this " +
-            "check; please report it with bench/gpu_check.sh's output)",
-        );
-        return {
-          step: null,
-          why: `the WGSL step failed its self-check on ${adapter}`,
-        };
-      }
-      log(`self-check: on ${adapter} the WGSL step ${describeComparison(c)}`);
-    }
-  }
-  return { step: await WgslStep.create(gan, wgslOptions), why: "" };
-}
-
-/**
- * The WGSL step for `gan` when `choice` and the backend allow it, else null
- * (the tfjs step); see {@linkcode chooseStep}.
- *
- * @throws {Error} when `wgsl` is asked for and cannot run.
- */
-export async function wgslStepFor(
-  gan: Gan,
-  choice: StepChoice = "auto",
-  options: StepOptions = {},
-): Promise<WgslStep | null> {
-  return (await chooseStep(gan, choice, options)).step;
-}
-
-/**
- * `n` latent vectors of `config`'s noise, drawn from `rng` now (as
- * `sampleLatent` would draw them), normal noise computed by `noise`'s
- * worker threads when given. Drawn ahead of its step, it may be dropped
- * (training stopped, a benchmark's last one): that is not an error.
- */
-export function latentLater(
-  config: GanConfig,
-  n: number,
-  rng: Rng,
-  noise: NoiseWorkers | null,
-): Promise<Float32Array> {
-  if (!noise || config.latent !== "normal") {
-    return Promise.resolve(sampleLatent(config, n, rng));
-  }
-  const z = noise.normals(rng, n * config.latentDim);
-  z.catch(() => {});
-  return z;
-}
-
 /** Training images kept out for validation unless told otherwise. */
 export const DEFAULT_HOLDOUT = 10000;
 
@@ -402,109 +294,119 @@ export function pixelMeans(split: Split): Float32Array {
 
 const pad = (n: number) => String(n).padStart(3, "0");
 
+/** Where a run starts: a new one, or the checkpoint it resumes. */
+interface RunStart {
+  config: GanConfig;
+  seed: number;
+  history: EpochStats[];
+  /** Completed epochs. */
+  epoch: number;
+  rngState: RngState | null;
+  checkpoint: Awaited<ReturnType<typeof readCheckpoint<TrainState>>> | null;
+  /** `limit` and `holdout`: the checkpoint's on resume. */
+  limit?: number;
+  holdout?: number;
+}
+
 /**
- * Trains a GAN. Writes into `outDir` (unless null) after every epoch:
- * `samples/epoch_NNN.png`, `loss.png`, `progress.png`, `history.json` and
- * the checkpoint with `generator/` in the TF.js layers format.
+ * Takes the run folder (its lock, its stale temporary files) and reads the
+ * checkpoint to resume, or checks that there is none to overwrite.
  */
-export async function train(options: TrainOptions): Promise<TrainResult> {
-  const log = options.log ?? ((m: string) => console.error(m));
-  const outDir = options.outDir ?? null;
-  let config = options.config;
-  let seed = options.seed ?? 0;
-  let history: EpochStats[] = [];
-  let startEpoch = 0;
-  let rngState: RngState | null = null;
-  let checkpoint:
-    | Awaited<ReturnType<typeof readCheckpoint<TrainState>>>
-    | null = null;
-
-  if (outDir !== null) checkRunFolderPath(outDir);
-  // One training per run folder: a second one is refused while this one
-  // runs (released however train() ends; the kernel releases it if the
-  // process is killed).
-  using _lock = outDir !== null ? lockRunFolder(outDir) : null;
-  if (outDir !== null) {
-    // Files a killed run was writing (`NAME.tmp-PID`) are never completed.
-    const stale = removeStaleTemporaries(outDir, ["samples", "generator"]);
-    if (stale.length > 0) {
-      log(
-        `removed ${stale.length} unfinished file(s) left by an interrupted ` +
-          `run: ${stale.join(", ")}`,
-      );
-    }
-  }
-  if (outDir !== null && hasCheckpoint(outDir)) {
-    if (!options.resume) {
-      throw new Error(
-        `${outDir} already holds a checkpoint; pass --resume to continue it, ` +
-          "or choose another --out",
-      );
-    }
-    checkpoint = await readCheckpoint<TrainState>(outDir);
-    if (!checkpoint.verified) {
-      log(noChecksumNote(`${outDir}/checkpoint.json`));
-    }
-    const s = checkpoint.file.state;
-    config = checkpoint.file.config;
-    seed = s.seed;
-    history = s.history;
-    startEpoch = s.epoch;
-    rngState = s.rng;
-    if (s.dataset !== options.dataset.name) {
-      throw new Error(
-        `${outDir} was trained on ${s.dataset}, not ${options.dataset.name}`,
-      );
-    }
-    options = { ...options, limit: s.limit ?? undefined, holdout: s.holdout };
-    if (options.epochs < startEpoch) {
-      throw new Error(
-        `${outDir} has already trained ${startEpoch} epochs, more than the ` +
-          `${options.epochs} asked for; pass --epochs N with N > ${startEpoch} ` +
-          "to train it further",
-      );
-    }
-    log(
-      options.epochs === startEpoch
-        ? `${outDir} has already trained all ${startEpoch} epochs asked for; ` +
-          `nothing to do (pass --epochs N with N > ${startEpoch} to train further)`
-        : `resuming ${outDir} after epoch ${startEpoch} of ${options.epochs}: ` +
-          `preset ${config.preset}, batch ${config.batchSize}, seed ${seed} ` +
-          "(the checkpoint's configuration)",
-    );
-  } else if (options.resume) {
-    throw new Error(
-      `nothing to resume: ${outDir ?? "(no --out)"} holds no checkpoint.json`,
-    );
-  }
-  validateConfig(config);
-  if (!Number.isInteger(options.epochs) || options.epochs < 1) {
-    throw new Error(`epochs must be a positive integer, got ${options.epochs}`);
-  }
-
-  const { split, holdout, note } = trainingSplit(options.dataset, {
-    holdout: options.holdout,
+async function openRun(
+  options: TrainOptions,
+  outDir: string | null,
+  log: (m: string) => void,
+): Promise<RunStart> {
+  const fresh: RunStart = {
+    config: options.config,
+    seed: options.seed ?? 0,
+    history: [],
+    epoch: 0,
+    rngState: null,
+    checkpoint: null,
     limit: options.limit,
-    batchSize: config.batchSize,
-  });
-  if (note) log(`note: ${note}`);
-  const gan = createGan(config, {
-    seed,
-    pixelMeans: config.outputBiasFromData ? pixelMeans(split) : undefined,
-  });
-  if (checkpoint) restoreCheckpoint(gan, checkpoint);
-  // The WGSL step holds the weights on the GPU during an epoch and writes
-  // them back into the variables when the epoch ends or stops, before
-  // anything reads them. Its buffers are freed however train() ends.
-  // It keeps the training images on the GPU and gathers each batch there.
+    holdout: options.holdout,
+  };
+  if (outDir === null) return fresh;
+  // Files a killed run was writing (`NAME.tmp-PID`) are never completed.
+  const stale = removeStaleTemporaries(outDir, ["samples", "generator"]);
+  if (stale.length > 0) {
+    log(
+      `removed ${stale.length} unfinished file(s) left by an interrupted ` +
+        `run: ${stale.join(", ")}`,
+    );
+  }
+  if (!hasCheckpoint(outDir)) {
+    if (options.resume) {
+      throw new Error(
+        `nothing to resume: ${outDir} holds no checkpoint.json`,
+      );
+    }
+    return fresh;
+  }
+  if (!options.resume) {
+    throw new Error(
+      `${outDir} already holds a checkpoint; pass --resume to continue it, ` +
+        "or choose another --out",
+    );
+  }
+  const checkpoint = await readCheckpoint<TrainState>(outDir);
+  if (!checkpoint.verified) log(noChecksumNote(`${outDir}/checkpoint.json`));
+  const s = checkpoint.file.state;
+  const config = checkpoint.file.config;
+  if (s.dataset !== options.dataset.name) {
+    throw new Error(
+      `${outDir} was trained on ${s.dataset}, not ${options.dataset.name}`,
+    );
+  }
+  if (options.epochs < s.epoch) {
+    throw new Error(
+      `${outDir} has already trained ${s.epoch} epochs, more than the ` +
+        `${options.epochs} asked for; pass --epochs N with N > ${s.epoch} ` +
+        "to train it further",
+    );
+  }
+  log(
+    options.epochs === s.epoch
+      ? `${outDir} has already trained all ${s.epoch} epochs asked for; ` +
+        `nothing to do (pass --epochs N with N > ${s.epoch} to train further)`
+      : `resuming ${outDir} after epoch ${s.epoch} of ${options.epochs}: ` +
+        `preset ${config.preset}, batch ${config.batchSize}, seed ${s.seed} ` +
+        "(the checkpoint's configuration)",
+  );
+  return {
+    config,
+    seed: s.seed,
+    history: s.history,
+    epoch: s.epoch,
+    rngState: s.rng,
+    checkpoint,
+    limit: s.limit ?? undefined,
+    holdout: s.holdout,
+  };
+}
+
+/**
+ * The rounds of the game for `gan`: the WGSL step's where `options.step`
+ * and the backend allow it (after its self-check), else tfjs ops.
+ */
+async function roundsFor(
+  gan: Gan,
+  rng: Rng,
+  split: Split,
+  options: TrainOptions,
+  epoch: number,
+  log: (m: string) => void,
+): Promise<Rounds> {
   const chosen = await chooseStep(gan, options.step, {
     ...options.wgsl,
-    data: { images: split.images, range: pixelRange(config) },
+    // The training images stay on the GPU; each batch is gathered there.
+    data: { images: split.images, range: pixelRange(gan.config) },
     selfCheck: options.selfCheck,
-    epoch: startEpoch,
+    epoch,
     log,
   });
-  using wgsl = chosen.step;
+  const wgsl = chosen.step;
   if (tf.getBackend() === "webgpu") {
     log(
       wgsl
@@ -514,31 +416,114 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         : `training step: tfjs ops (${chosen.why})`,
     );
   }
-  const rng = new Rng(seed, 1);
-  if (rngState) rng.setState(rngState);
-  // With the WGSL step the GPU's part of a step is a few milliseconds, so
-  // the CPU's normal noise would bound it: worker threads compute it, one
-  // step ahead (lib/noise_workers.ts; the same numbers).
-  using noise = wgsl && config.latent === "normal"
-    ? NoiseWorkers.create()
-    : null;
-  /** One WGSL step's draws from rng, in the tfjs step's order. */
-  const drawStep = () => {
-    const latent = () => latentLater(config, bs, rng, noise);
-    const zD = latent();
-    const dSeed = rng.nextUint32();
-    if (config.update === "simultaneous") return { zD, dSeed };
-    const zG = latent();
-    return { zD, dSeed, zG, gSeed: rng.nextUint32() };
+  return wgsl ? new WgslRounds(wgsl, gan, rng) : new TfjsRounds(gan, rng);
+}
+
+/** Why training stopped early, for the result's message. */
+function stopMessage(
+  stop: "interrupted" | "diverged",
+  epoch: number,
+  outDir: string | null,
+  what: string,
+): string {
+  if (stop === "interrupted") {
+    return `interrupted during epoch ${epoch + 1}; ` + (
+      outDir === null
+        ? "nothing was saved (no run folder)"
+        : epoch > 0
+        ? `the last checkpoint (epoch ${epoch}) is intact`
+        : "no epoch was completed, so there is no checkpoint to resume"
+    );
+  }
+  return what +
+    (outDir === null
+      ? ""
+      : epoch > 0
+      ? `; the last good checkpoint (epoch ${epoch}) is kept in ${outDir}`
+      : "; no checkpoint was written (it diverged in the first epoch). " +
+        "Lower --lr, or check the preset's settings");
+}
+
+/** An epoch's record from its figures, time and rounds. */
+function epochStats(
+  epoch: number,
+  m: RoundMeans,
+  seconds: number,
+  images: number,
+): EpochStats {
+  return {
+    epoch,
+    dLoss: m.d[0],
+    gLoss: m.g,
+    value: m.d[1],
+    dReal: m.d[2],
+    dFake: m.d[3],
+    accReal: m.d[4],
+    accFake: m.d[5],
+    dAccuracy: (m.d[4] + m.d[5]) / 2,
+    seconds,
+    imagesPerSecond: images / seconds,
   };
-  const gridSize = options.gridSize ?? 100;
-  const fixedNoise = sampleLatent(config, gridSize, new Rng(seed, 2));
+}
+
+const finite = (m: RoundMeans) =>
+  m.d.every(Number.isFinite) && (m.gSteps === 0 || Number.isFinite(m.g));
+
+/** Gives the event loop a turn when `last` is more than 200 ms ago. */
+async function yieldNow(last: { at: number }): Promise<void> {
+  // A round never gives the event loop a turn (on wasm even read-backs
+  // resolve at once), so Ctrl-C's handler and timers would wait for the
+  // epoch's end.
+  if (performance.now() - last.at > 200) {
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    last.at = performance.now();
+  }
+}
+
+/**
+ * Trains a GAN: Algorithm 1 over epochs of shuffled mini-batches. Writes
+ * into `outDir` (unless null) after every epoch: `samples/epoch_NNN.png`,
+ * `loss.png`, `progress.png`, `history.json` and the checkpoint with
+ * `generator/` in the TF.js layers format.
+ */
+export async function train(options: TrainOptions): Promise<TrainResult> {
+  const log = options.log ?? ((m: string) => console.error(m));
+  const outDir = options.outDir ?? null;
+  if (outDir !== null) checkRunFolderPath(outDir);
+  // One training per run folder: a second one is refused while this one
+  // runs (released however train() ends; the OS releases it if the process
+  // is killed).
+  using _lock = outDir !== null ? lockRunFolder(outDir) : null;
+  const run = await openRun(options, outDir, log);
+  const { config, seed, history } = run;
+  validateConfig(config);
+  if (!Number.isInteger(options.epochs) || options.epochs < 1) {
+    throw new Error(`epochs must be a positive integer, got ${options.epochs}`);
+  }
+  const { split, holdout, note } = trainingSplit(options.dataset, {
+    holdout: run.holdout,
+    limit: run.limit,
+    batchSize: config.batchSize,
+  });
+  if (note) log(`note: ${note}`);
+  const gan = createGan(config, {
+    seed,
+    pixelMeans: config.outputBiasFromData ? pixelMeans(split) : undefined,
+  });
+  if (run.checkpoint) restoreCheckpoint(gan, run.checkpoint);
+  const rng = new Rng(seed, 1);
+  if (run.rngState) rng.setState(run.rngState);
+  using rounds = await roundsFor(gan, rng, split, options, run.epoch, log);
+
   const range = pixelRange(config);
   const bs = config.batchSize;
   const steps = batchesPerEpoch(split.size, bs);
-  const updates = Math.max(1, options.progressUpdates ?? 20);
-  const every = Math.max(1, Math.floor(steps / updates));
-
+  const every = Math.max(
+    1,
+    Math.floor(steps / Math.max(1, options.progressUpdates ?? 20)),
+  );
+  const gridSize = options.gridSize ?? 100;
+  const fixedNoise = sampleLatent(config, gridSize, new Rng(seed, 2));
   const gridOf = async () => {
     const z = tf.tensor2d(fixedNoise, [gridSize, config.latentDim]);
     const images = generate(gan, z);
@@ -548,10 +533,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   };
   let grid = await gridOf();
   const view = (): RunView => ({ gan, history, grid, fixedNoise });
-
   if (outDir !== null) {
     await Deno.mkdir(`${outDir}/samples`, { recursive: true });
-    if (startEpoch === 0) {
+    if (run.epoch === 0) {
       await writeFileAtomic(
         `${outDir}/samples/epoch_000.png`,
         imageGrid(grid, { encoding: range }),
@@ -559,125 +543,30 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     }
   }
 
-  for (let epoch = startEpoch; epoch < options.epochs; epoch++) {
+  const last = { at: performance.now() };
+  for (let epoch = run.epoch; epoch < options.epochs; epoch++) {
     const started = performance.now();
-    // Running sums on the device: D loss, V, D(x), D(G(z)), acc real, acc fake.
-    // (The WGSL step keeps sums of its own on the GPU.)
-    let dSums: tf.Tensor = tf.zeros([6]);
-    let gSum: tf.Tensor = tf.zeros([]);
-    wgsl?.resetFigures();
-    let gCount = 0;
-    /** Adds one G step's loss to the epoch's sum and frees it. */
-    const addGLoss = (loss: tf.Scalar) => {
-      const next = tf.add(gSum, loss);
-      tf.dispose([gSum, loss]);
-      gSum = next;
-      gCount++;
-    };
-    const read = async (n: number) => {
-      const sums = wgsl && await wgsl.figures();
-      const [d, g] = sums
-        ? [sums.subarray(0, 6), sums.subarray(6)]
-        : await Promise.all([dSums.data(), gSum.data()]);
-      return {
-        d: Array.from(d, (v) => v / n),
-        g: gCount ? g[0] / gCount : NaN,
-      };
-    };
-    const finite = (x: { d: number[]; g: number }) =>
-      x.d.every(Number.isFinite) && (gCount === 0 || Number.isFinite(x.g));
-    let stop: TrainResult["status"] | null = null;
-    let message = "";
+    rounds.startEpoch(epoch, steps);
+    let stop: "interrupted" | "diverged" | null = null;
+    let what = "";
     let step = 0;
-    let lastYield = performance.now();
-    let ahead = wgsl && steps > 0 ? drawStep() : null;
-    const images = !wgsl?.gathers;
+    const order = { batchSize: bs, seed, epoch, range };
     for (
-      const batch of batches(split, {
-        batchSize: bs,
-        seed,
-        epoch,
-        range,
-        images,
-      })
+      const batch of batches(split, { ...order, images: rounds.needsImages })
     ) {
-      // The steps never give the event loop a turn (on wasm even read-backs
-      // resolve at once), so Ctrl-C's handler and timers would wait for the
-      // epoch's end: yield a few times a second.
-      if (performance.now() - lastYield > 200) {
-        await new Promise((resolve) => setTimeout(resolve, 0));
-        lastYield = performance.now();
-      }
+      await yieldNow(last);
       if (options.signal?.aborted) {
         stop = "interrupted";
-        message = `interrupted during epoch ${epoch + 1}; ` + (
-          outDir === null
-            ? "nothing was saved (no run folder)"
-            : epoch > 0
-            ? `the last checkpoint (epoch ${epoch}) is intact`
-            : "no epoch was completed, so there is no checkpoint to resume"
-        );
         break;
       }
-      if (wgsl) {
-        // The same draws from rng, in the same order, as the tfjs step's;
-        // the next step's are drawn (and its noise computed) meanwhile.
-        const { zD, dSeed, zG, gSeed } = ahead!;
-        ahead = batch.index + 1 < steps ? drawStep() : null;
-        wgsl.step({
-          ...(wgsl.gathers ? { rows: batch.indices } : { real: batch.images }),
-          zD: await zD,
-          zG: await zG,
-          dSeed,
-          gSeed,
-          epoch,
-        });
-        gCount++;
-      } else {
-        const real = tf.tensor2d(batch.images, [bs, IMAGE_PIXELS]);
-        const z = tf.tensor2d(sampleLatent(config, bs, rng), [
-          bs,
-          config.latentDim,
-        ]);
-        let d: DiscriminatorStepResult;
-        if (config.update === "simultaneous") {
-          const { gLoss, ...figures } = simultaneousStep(
-            gan,
-            real,
-            z,
-            rng.nextUint32(),
-            epoch,
-          );
-          d = figures;
-          addGLoss(gLoss);
-        } else {
-          d = discriminatorStep(gan, real, z, rng.nextUint32(), epoch);
-        }
-        const nextD = tf.tidy(() =>
-          tf.add(
-            dSums,
-            tf.stack([d.loss, d.value, d.dReal, d.dFake, d.accReal, d.accFake]),
-          )
-        );
-        tf.dispose([dSums, real, z, ...Object.values(d)]);
-        dSums = nextD;
-        if (config.update !== "simultaneous" && (step + 1) % config.k === 0) {
-          for (let g = 0; g < config.gSteps; g++) {
-            const zg = tf.tensor2d(sampleLatent(config, bs, rng), [
-              bs,
-              config.latentDim,
-            ]);
-            addGLoss(generatorStep(gan, zg, rng.nextUint32(), epoch));
-            zg.dispose();
-          }
-        }
-      }
+      // (1) Update D on the batch and fresh noise, (2) update G.
+      await rounds.round(batch);
       step++;
       if (step % every === 0 && step < steps) {
-        const m = await read(step);
+        const m = await rounds.means();
         if (!finite(m)) {
           stop = "diverged";
-          message = `diverged at epoch ${epoch + 1}, step ${step}: ` +
+          what = `diverged at epoch ${epoch + 1}, step ${step}: ` +
             `D loss ${m.d[0]}, G loss ${m.g}`;
           break;
         }
@@ -696,39 +585,24 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         });
       }
     }
-    const m = await read(Math.max(step, 1));
-    tf.dispose([dSums, gSum]);
-    await wgsl?.exportTo(gan);
+    const m = await rounds.means();
+    await rounds.endEpoch();
     if (!stop && !finite(m)) {
       stop = "diverged";
-      message = `diverged in epoch ${epoch + 1}: D loss ${
-        m.d[0]
-      }, G loss ${m.g}`;
+      what = `diverged in epoch ${epoch + 1}: D loss ${m.d[0]}, G loss ${m.g}`;
     }
     if (stop) {
-      if (stop === "diverged" && outDir !== null) {
-        message += epoch > 0
-          ? `; the last good checkpoint (epoch ${epoch}) is kept in ${outDir}`
-          : "; no checkpoint was written (it diverged in the first epoch). " +
-            "Lower --lr, or check the preset's settings";
-      }
+      const message = stopMessage(stop, epoch, outDir, what);
       return { ...view(), status: stop, message, outDir };
     }
     const seconds = (performance.now() - started) / 1000;
-    const stats: EpochStats = {
-      epoch: epoch + 1,
-      dLoss: m.d[0],
-      gLoss: m.g,
-      value: m.d[1],
-      dReal: m.d[2],
-      dFake: m.d[3],
-      accReal: m.d[4],
-      accFake: m.d[5],
-      dAccuracy: (m.d[4] + m.d[5]) / 2,
-      seconds,
-      imagesPerSecond: (step * bs) / seconds,
-    };
-    Object.assign(stats, memorySnapshot(wgsl?.gpuBytes));
+    const stats = epochStats(epoch + 1, m, seconds, step * bs);
+    Object.assign(
+      stats,
+      memorySnapshot(
+        rounds instanceof WgslRounds ? rounds.step.gpuBytes : undefined,
+      ),
+    );
     history.push(stats);
     grid = await gridOf();
     if (outDir !== null) {
@@ -746,7 +620,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
           dataset: options.dataset.name,
           trainSize: split.size,
           holdout,
-          limit: options.limit ?? null,
+          limit: run.limit ?? null,
           backend: options.backend ?? tf.getBackend(),
           epochs: options.epochs,
         },

