@@ -59,11 +59,10 @@ export function dense(
  *
  * It is exactly the mask `step(keep - u) * (1 / keep)` with
  * `u = tf.randomUniform([n], 0, 1, "float32", seed)` (the same generator,
- * seedrandom's alea, seeded the same way), so earlier runs and the committed
- * models stay reproducible; but it is one array built on the CPU instead of
- * a uniform tensor and three ops on it, which on WebGPU were three
- * dispatches and two scalar uploads per dropout layer. (`lib/alea.ts` draws
- * the same masks on the GPU for the WGSL step.)
+ * seedrandom's alea, seeded the same way), so the committed models stay
+ * reproducible; built as one array on the CPU, it is one upload instead of
+ * a uniform tensor and three ops (see docs/speed.md). `lib/alea.ts` draws
+ * the same masks on the GPU for the WGSL step.
  */
 export function dropoutMask(
   n: number,
@@ -246,9 +245,8 @@ export class Mlp {
  * Maxout's max over each unit's pieces ([n, units, pieces] -> [n, units]).
  * The gradient is tfjs' own (dy to the piece, or tied pieces, that attained
  * the max), but its mask compares same-shape tensors, the max broadcast by a
- * multiplication: tfjs-wasm's broadcasting `equal` (and `tile`) are ~30x
- * slower than its same-shape ops, and took a fifth of the paper preset's
- * training step.
+ * multiplication, since tfjs-wasm's broadcasting `equal` (and `tile`) are
+ * far slower than its same-shape ops (see docs/speed.md).
  */
 export const maxOverPieces: (x: tf.Tensor3D) => tf.Tensor = tf.customGrad(
   (...args: (tf.Tensor | tf.GradSaveFunc)[]) => {

@@ -1,0 +1,218 @@
+/**
+ * The dispatches the step is built from, made once with their buffers:
+ * matrix products by plan (wide tiles, split K), column sums and maxout.
+ *
+ * @module
+ */
+
+import { type Dispatch, GpuContext } from "./gpu.ts";
+import {
+  COLSUM_CODE,
+  MATMUL_KINDS,
+  matMulCode,
+  type MatMulVariant,
+  MAXOUT_CODE,
+  SPLIT_SUM_CODE,
+} from "./programs.ts";
+import {
+  type MatMulChoice,
+  type MatMulPlan,
+  matMulPlan,
+  type MatMulTile,
+  splitPlan,
+} from "./plans.ts";
+
+/** A GPU context that records the step's kinds of dispatch. */
+export class Kernels extends GpuContext {
+  protected matMulChoice: MatMulChoice;
+  /**
+   * Split-K's partial products: one buffer serves every split product
+   * (they run one after another), replaced by a larger one when a product
+   * needs more (the products recorded before keep the one they were given).
+   */
+  protected scratch: { buffer: GPUBuffer; floats: number } | null = null;
+  protected matMulFlops = 0;
+
+  constructor(
+    device: GPUDevice,
+    transform: ((code: string) => string) | null,
+    matMulChoice: MatMulChoice,
+  ) {
+    super(device, transform);
+    this.matMulChoice = matMulChoice;
+  }
+
+  /**
+   * How C[M, N] = A[M, K] B[K, N] is spread over the GPU (`options.matMul`);
+   * only a `store` product without an output mask (a weight gradient) may
+   * split K.
+   */
+  protected plan(
+    o: MatMulVariant & { M: number; N: number; K: number },
+  ): MatMulPlan {
+    const splittable = o.epilogue.kind === "store" && !o.maskOut;
+    const choice = this.matMulChoice;
+    const whole = (tile: MatMulTile) => ({ tile, splits: 1, chunk: o.K });
+    if (choice === "plain") return whole(64);
+    if (choice === "auto") {
+      return matMulPlan(o, {
+        splittable,
+        maxFloats: this.device.limits.maxStorageBufferBindingSize / 4,
+      });
+    }
+    return splittable && choice.chunk
+      ? splitPlan(choice.tile, o.K, choice.chunk)
+      : whole(choice.tile);
+  }
+
+  /**
+   * C = op(A) op(B), then the epilogue; offsets in floats. One program, or
+   * with K split, the partial products into `#scratch`, then their sum.
+   */
+  protected matMul(
+    o: MatMulVariant & {
+      M: number;
+      N: number;
+      K: number;
+      a: GPUBuffer;
+      aOff?: number;
+      b: GPUBuffer;
+      bOff?: number;
+      c: GPUBuffer;
+      cOff?: number;
+      e?: GPUBuffer;
+      eOff?: number;
+      /** The dropout mask of `maskA` or `maskOut`, from float `mOff`. */
+      mask?: GPUBuffer | null;
+      mOff?: number;
+    },
+  ): Dispatch[] {
+    const plan = this.plan(o);
+    const split = plan.splits > 1;
+    this.matMulFlops += 2 * o.M * o.N * o.K;
+    const floats = plan.splits * o.M * o.N;
+    if (split && (this.scratch?.floats ?? 0) < floats) {
+      this.scratch = { buffer: this.buffer(floats), floats };
+    }
+    const u = this.uniform([
+      o.M,
+      o.N,
+      o.K,
+      o.aOff ?? 0,
+      o.bOff ?? 0,
+      split ? 0 : o.cOff ?? 0,
+      o.eOff ?? 0,
+      o.mOff ?? 0,
+      plan.chunk,
+    ]);
+    const masked = o.mask ? { maskA: o.maskA, maskOut: o.maskOut } : {};
+    const T = plan.tile;
+    const product = this.dispatch(
+      matMulCode({
+        transA: o.transA,
+        transB: o.transB,
+        epilogue: o.epilogue,
+        tile: T,
+        ...masked,
+      }),
+      MATMUL_KINDS,
+      [
+        o.a,
+        o.b,
+        split ? this.scratch!.buffer : o.c,
+        o.e ?? this.dummy(),
+        u,
+        o.mask ?? this.dummy(),
+      ],
+      [Math.ceil(o.N / T), Math.ceil(o.M / T), plan.splits],
+    );
+    if (!split) return [product];
+    const MN = o.M * o.N;
+    return [
+      product,
+      this.readAWriteC(
+        SPLIT_SUM_CODE,
+        this.scratch!.buffer,
+        o.c,
+        [MN, 0, plan.splits, 0, 0, o.cOff ?? 0],
+        this.grid(MN),
+      ),
+    ];
+  }
+
+  /**
+   * A program of {@linkcode MATMUL_BINDINGS} that reads A only and writes C,
+   * with the uniform's first values `u` (the other bindings unused).
+   */
+  protected readAWriteC(
+    code: string,
+    a: GPUBuffer,
+    c: GPUBuffer,
+    u: number[],
+    workgroups: Dispatch["workgroups"],
+  ): Dispatch {
+    const dummy = this.dummy();
+    return this.dispatch(
+      code,
+      MATMUL_KINDS,
+      [a, dummy, c, dummy, this.uniform(u), dummy],
+      workgroups,
+    );
+  }
+
+  /** C[m, n] = max of the `pieces` values A[m, n * pieces + p]. */
+  protected maxout(
+    rows: number,
+    units: number,
+    pieces: number,
+    a: GPUBuffer,
+    c: GPUBuffer,
+  ): Dispatch {
+    return this.readAWriteC(
+      MAXOUT_CODE,
+      a,
+      c,
+      [rows, units, pieces],
+      this.grid(rows * units),
+    );
+  }
+
+  /** out[cOff + n] = sum over M rows of a (rows from aOff), via `partial`. */
+  protected colSum(
+    o: {
+      M: number;
+      N: number;
+      a: GPUBuffer;
+      aOff?: number;
+      c: GPUBuffer;
+      cOff: number;
+      partial: GPUBuffer;
+    },
+  ): Dispatch[] {
+    const chunks = Math.ceil(o.M / 256);
+    const pass = (
+      M: number,
+      a: GPUBuffer,
+      aOff: number,
+      c: GPUBuffer,
+      cOff: number,
+    ) =>
+      this.readAWriteC(COLSUM_CODE, a, c, [M, o.N, 0, aOff, 0, cOff], [
+        Math.ceil(o.N / 64),
+        Math.ceil(M / 256),
+      ]);
+    if (chunks === 1) return [pass(o.M, o.a, o.aOff ?? 0, o.c, o.cOff)];
+    return [
+      pass(o.M, o.a, o.aOff ?? 0, o.partial, 0),
+      pass(chunks, o.partial, 0, o.c, o.cOff),
+    ];
+  }
+
+  /**
+   * The arithmetic of a step's matrix products, 2 M N K for each: with a
+   * step's time, the rate its matMul programs reach at most.
+   */
+  get matMulFlopsPerStep(): number {
+    return this.matMulFlops;
+  }
+}

@@ -1,0 +1,556 @@
+/**
+ * The WGSL programs of the training step, as text: tiled matMuls with
+ * their epilogues, column sums, maxout, the losses, the optimisers, the
+ * gather of a batch, and batch norm's passes. Each program's bindings are
+ * listed in its text; `lib/wgsl/recording.ts` binds buffers to them.
+ *
+ * @module
+ */
+
+import type { LayerSpec } from "../gan.ts";
+import type { MatMulTile } from "./plans.ts";
+
+export type Act = LayerSpec["activation"];
+
+/** WGSL of a nonlinearity applied to `x`. */
+export function actCode(act: Act): string {
+  switch (act) {
+    case "relu":
+      return "max(x, 0.0)";
+    case "leaky_relu":
+      return "select(0.2 * x, x, x >= 0.0)";
+    case "tanh":
+      // tfjs's own formula: stable for large |x|.
+      return "sign(x) * (1.0 - exp(-2.0 * abs(x))) / (1.0 + exp(-2.0 * abs(x)))";
+    case "sigmoid":
+      return "1.0 / (1.0 + exp(-x))";
+    case "linear":
+      return "x";
+    default:
+      throw new Error(`no WGSL for activation ${act}`);
+  }
+}
+
+/** WGSL of a nonlinearity's derivative from its output `y`. */
+export function actGradCode(act: Act): string {
+  switch (act) {
+    case "relu":
+      return "select(0.0, 1.0, y > 0.0)";
+    case "leaky_relu":
+      return "select(0.2, 1.0, y > 0.0)";
+    case "tanh":
+      return "(1.0 - y * y)";
+    case "sigmoid":
+      return "(y * (1.0 - y))";
+    case "linear":
+      return "1.0";
+    default:
+      throw new Error(`no WGSL for activation ${act}`);
+  }
+}
+
+export type Binding = "read-only-storage" | "storage" | "uniform";
+
+/** The kinds of {@linkcode MATMUL_BINDINGS}. */
+export const MATMUL_KINDS: Binding[] = [
+  "read-only-storage",
+  "read-only-storage",
+  "storage",
+  "read-only-storage",
+  "uniform",
+  "read-only-storage",
+];
+
+/**
+ * The head of an elementwise program: one thread per element, index `i`
+ * (past 65,535 workgroups the grid has rows; see `#grid`).
+ */
+export const FLAT_MAIN = `@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) id: vec3u, @builtin(num_workgroups) nw: vec3u) {
+  let i = id.y * nw.x * 256u + id.x;`;
+
+export const MATMUL_BINDINGS = `
+struct U { M: u32, N: u32, K: u32, aOff: u32, bOff: u32, cOff: u32, eOff: u32, mOff: u32, kc: u32 }
+@group(0) @binding(0) var<storage, read> A: array<f32>;
+@group(0) @binding(1) var<storage, read> B: array<f32>;
+@group(0) @binding(2) var<storage, read_write> C: array<f32>;
+@group(0) @binding(3) var<storage, read> E: array<f32>;
+@group(0) @binding(4) var<uniform> u: U;
+@group(0) @binding(5) var<storage, read> Mk: array<f32>;
+`;
+
+/** How a matMul program finishes each output. */
+export type Epilogue =
+  | { kind: "store" }
+  | { kind: "bias"; act: Act }
+  | { kind: "actGrad"; act: Act }
+  | { kind: "maxoutGrad"; pieces: number };
+
+/** A matMul program's variant. */
+export interface MatMulVariant {
+  /** A is stored [K, M]. */
+  transA?: boolean;
+  /** B is stored [N, K]. */
+  transB?: boolean;
+  epilogue: Epilogue;
+  /** A's elements are multiplied by a dropout mask laid out as A (Mk). */
+  maskA?: boolean;
+  /** Each output is multiplied by a dropout mask laid out as C (Mk). */
+  maskOut?: boolean;
+  /** The side of C's tile per workgroup (default 64). */
+  tile?: MatMulTile;
+}
+
+/**
+ * C[M, N] = op(A) op(B) with a T x T tile of C per workgroup of 16 x 16
+ * threads (T = 64: 4 x 4 outputs each, 16-deep slices of K through
+ * workgroup memory; T = 128: 8 x 8 outputs each, 8-deep slices), then the
+ * epilogue on each output. A workgroup adds the products of K's run
+ * `wg.z * kc ..`, all of K unless the product is split (then the epilogue is
+ * `store` and run z's partial product goes to C from cOff + z M N).
+ *
+ * - `bias`: adds E (the bias, from eOff) and applies the nonlinearity.
+ * - `actGrad`: multiplies by the derivative of the nonlinearity whose
+ *   output is E (laid out as C, from eOff).
+ * - `maxoutGrad`: the gradient with respect to a maxout layer's pieces,
+ *   from the gradient with respect to its units (this product): each of
+ *   the unit's pieces in E (pre-activations, [M, N * pieces] from eOff)
+ *   that attains the max gets it, the others 0 (tfjs's gradient of max);
+ *   C is [M, N * pieces].
+ */
+export function matMulCode(variant: MatMulVariant): string {
+  const { transA = false, transB = false, maskA = false, maskOut = false } =
+    variant;
+  const T = variant.tile ?? 64;
+  // A slice of K holds T * BK = 1,024 values of each operand: 4 a thread.
+  const BK = T === 64 ? 16 : 8;
+  const Q = T / 4; // vec4s in a row of a slice
+  const slice = BK * Q;
+  const G = T / 64; // groups of 4 x 4 outputs a thread has per side
+  // Each thread loads 4 elements of each tile; the fast index follows the
+  // stored layout, so neighbouring threads read neighbouring addresses.
+  const readA = maskA ? "A[u.aOff + i] * Mk[u.mOff + i]" : "A[u.aOff + i]";
+  const loadA = transA
+    ? `let kk = e / ${T}u; let mm = e % ${T}u;
+       var a = 0.0;
+       if (row0 + mm < u.M && k0 + kk < kEnd) { let i = (k0 + kk) * u.M + row0 + mm; a = ${readA}; }`
+    : `let mm = e / ${BK}u; let kk = e % ${BK}u;
+       var a = 0.0;
+       if (row0 + mm < u.M && k0 + kk < kEnd) { let i = (row0 + mm) * u.K + k0 + kk; a = ${readA}; }`;
+  const loadB = transB
+    ? `let nn = e / ${BK}u; let kb = e % ${BK}u;
+       var b = 0.0;
+       if (col0 + nn < u.N && k0 + kb < kEnd) { b = B[u.bOff + (col0 + nn) * u.K + k0 + kb]; }`
+    : `let kb = e / ${T}u; let nn = e % ${T}u;
+       var b = 0.0;
+       if (col0 + nn < u.N && k0 + kb < kEnd) { b = B[u.bOff + (k0 + kb) * u.N + col0 + nn]; }`;
+  const mask = maskOut ? " * Mk[u.mOff + m * u.N + n]" : "";
+  const put = "C[u.cOff + wg.z * u.M * u.N + m * u.N + n] = v;";
+  let finish: string;
+  switch (variant.epilogue.kind) {
+    case "store":
+      finish = `let v = a${mask}; ${put}`;
+      break;
+    case "bias":
+      finish = `let x = a + E[u.eOff + n];
+        let v = ${actCode(variant.epilogue.act)}; ${put}`;
+      break;
+    case "actGrad":
+      finish = `let y = E[u.eOff + m * u.N + n];
+        let v = a${mask} * ${actGradCode(variant.epilogue.act)}; ${put}`;
+      break;
+    case "maxoutGrad": {
+      const pieces = variant.epilogue.pieces;
+      finish = `let d = a${mask};
+        let at = (m * u.N + n) * ${pieces}u;
+        var y = E[u.eOff + at];
+        for (var p = 1u; p < ${pieces}u; p++) { y = max(y, E[u.eOff + at + p]); }
+        for (var p = 0u; p < ${pieces}u; p++) {
+          C[u.cOff + at + p] = select(0.0, d, E[u.eOff + at + p] == y);
+        }`;
+      break;
+    }
+  }
+  // A thread's outputs are G x G blocks of 4 x 4, rows r * 64 + lid.y * 4 +
+  // i and columns c * 64 + lid.x * 4 + j: one vec4 accumulator per block row
+  // (acc_r_i_c), spelt out so that no compiler has to unroll or keep an
+  // array in registers.
+  const blocks: [number, number, number][] = [];
+  for (let r = 0; r < G; r++) {
+    for (let i = 0; i < 4; i++) {
+      for (let c = 0; c < G; c++) blocks.push([r, i, c]);
+    }
+  }
+  const acc = ([r, i, c]: number[]) => `acc_${r}_${i}_${c}`;
+  const groups = [...Array(G).keys()];
+  const reads = groups.map((g) =>
+    `let a${g} = As[kk * ${Q}u + ${g * 16}u + lid.y];
+      let b${g} = Bs[kk * ${Q}u + ${g * 16}u + lid.x];`
+  ).join("\n      ");
+  const update = blocks.map(([r, i, c]) =>
+    `${acc([r, i, c])} += a${r}[${i}] * b${c};`
+  ).join(" ");
+  const store = blocks.map(([r, i, c]) => `
+    {
+      let m = row0 + ${r * 64}u + lid.y * 4u + ${i}u;
+      if (m < u.M) {
+        for (var j = 0u; j < 4u; j++) {
+          let n = col0 + ${c * 64}u + lid.x * 4u + j;
+          if (n < u.N) {
+            let a = ${acc([r, i, c])}[j];
+            ${finish}
+          }
+        }
+      }
+    }`).join("");
+  return `${MATMUL_BINDINGS}
+var<workgroup> As: array<vec4f, ${slice}>; // [${BK}][${Q}]: k, then 4 rows of m each
+var<workgroup> Bs: array<vec4f, ${slice}>; // [${BK}][${Q}]: k, then 4 columns of n each
+
+@compute @workgroup_size(16, 16)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let row0 = wg.y * ${T}u;
+  let col0 = wg.x * ${T}u;
+  let tid = lid.y * 16u + lid.x;
+  let kBegin = wg.z * u.kc;
+  let kEnd = min(u.K, kBegin + u.kc);
+  ${blocks.map((b) => `var ${acc(b)} = vec4f();`).join(" ")}
+  for (var k0 = kBegin; k0 < kEnd; k0 += ${BK}u) {
+    for (var l = 0u; l < 4u; l++) {
+      let e = tid + l * 256u;
+      {
+        ${loadA}
+        As[kk * ${Q}u + mm / 4u][mm % 4u] = a;
+      }
+      {
+        ${loadB}
+        Bs[kb * ${Q}u + nn / 4u][nn % 4u] = b;
+      }
+    }
+    workgroupBarrier();
+    for (var kk = 0u; kk < ${BK}u; kk++) {
+      ${reads}
+      ${update}
+    }
+    workgroupBarrier();
+  }
+  ${store}
+}`;
+}
+
+/**
+ * The sum of split-K's partial products: C[cOff + i] = P[i] + P[MN + i] +
+ * ... (u.K of them, in order; MN = u.M, i < MN).
+ */
+export const SPLIT_SUM_CODE = `${MATMUL_BINDINGS}
+${FLAT_MAIN}
+  if (i >= u.M) { return; }
+  var s = A[i];
+  for (var z = 1u; z < u.K; z++) { s += A[z * u.M + i]; }
+  C[u.cOff + i] = s;
+}`;
+
+/**
+ * Column sums of A[M, N] (rows aOff..): each workgroup sums up to 256 rows
+ * of 64 columns; with more than 256 rows, partial sums go to C by row chunk
+ * and a second pass adds them.
+ */
+export const COLSUM_CODE = `${MATMUL_BINDINGS}
+var<workgroup> part: array<f32, 256>;
+
+@compute @workgroup_size(64, 4)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let n = wg.x * 64u + lid.x;
+  let r0 = wg.y * 256u;
+  var s = 0.0;
+  if (n < u.N) {
+    for (var r = r0 + lid.y; r < min(r0 + 256u, u.M); r += 4u) {
+      s += A[u.aOff + r * u.N + n];
+    }
+  }
+  part[lid.y * 64u + lid.x] = s;
+  workgroupBarrier();
+  if (lid.y == 0u && n < u.N) {
+    C[u.cOff + wg.y * u.N + n] = ((part[lid.x] + part[64u + lid.x]) + part[128u + lid.x]) + part[192u + lid.x];
+  }
+}`;
+
+/**
+ * The losses from D's logits, l = log(D / (1 - D)), and their gradients
+ * with respect to l (one workgroup).
+ *
+ * D's step (mode 0): rows 0..B-1 are real, B..2B-1 generated; the loss is
+ * BCE(D(x), t) + BCE(D(G(z)), 0) (`discriminatorLoss`), whose gradient is
+ * (sigmoid(l) - t) / B on a real row and sigmoid(l) / B on a generated one,
+ * times D's loss scale. It adds the loss, V(D, G) (eq. 1), mean D(x),
+ * mean D(G(z)) and both accuracies to the sums in F[0..5].
+ *
+ * G's step on B generated rows (from row lOff): non-saturating (mode 1),
+ * -mean log D(G(z)),
+ * gradient (sigmoid(l) - 1) / B; saturating (mode 2), mean log(1 - D(G(z))),
+ * gradient -sigmoid(l) / B. It adds the loss to F[6].
+ */
+export const LOSS_CODE = `
+struct U { B: u32, mode: u32, label: f32, scale: f32, lOff: u32 }
+@group(0) @binding(0) var<storage, read> L: array<f32>;
+@group(0) @binding(1) var<storage, read_write> G: array<f32>;
+@group(0) @binding(2) var<storage, read_write> F: array<f32>;
+@group(0) @binding(3) var<uniform> u: U;
+var<workgroup> part: array<array<f32, 6>, 256>;
+
+// log sigmoid(x) = min(x, 0) - log(1 + exp(-|x|))
+fn logSigmoid(x: f32) -> f32 { return min(x, 0.0) - log(1.0 + exp(-abs(x))); }
+
+@compute @workgroup_size(256)
+fn main(@builtin(local_invocation_id) lid: vec3u) {
+  let t = lid.x;
+  let b = f32(u.B);
+  var s: array<f32, 6>;
+  let rows = select(u.B, 2u * u.B, u.mode == 0u);
+  for (var i = t; i < rows; i += 256u) {
+    let l = L[u.lOff + i];
+    let p = 1.0 / (1.0 + exp(-l));
+    if (u.mode == 0u) {
+      if (i < u.B) {
+        G[i] = (p - u.label) / b * u.scale;
+        s[0] -= (u.label * logSigmoid(l) + (1.0 - u.label) * logSigmoid(-l)) / b;
+        s[1] += logSigmoid(l) / b;
+        s[2] += p / b;
+        s[4] += select(0.0, 1.0, l > 0.0) / b;
+      } else {
+        G[i] = p / b * u.scale;
+        s[0] -= logSigmoid(-l) / b;
+        s[1] += logSigmoid(-l) / b;
+        s[3] += p / b;
+        s[5] += select(0.0, 1.0, l < 0.0) / b;
+      }
+    } else if (u.mode == 1u) {
+      G[i] = (p - 1.0) / b;
+      s[0] -= logSigmoid(l) / b;
+    } else {
+      G[i] = -p / b;
+      s[0] += logSigmoid(-l) / b;
+    }
+  }
+  part[t] = s;
+  workgroupBarrier();
+  for (var w = 128u; w > 0u; w >>= 1u) {
+    if (t < w) {
+      for (var k = 0u; k < 6u; k++) { part[t][k] += part[t + w][k]; }
+    }
+    workgroupBarrier();
+  }
+  if (t == 0u) {
+    if (u.mode == 0u) {
+      for (var k = 0u; k < 6u; k++) { F[k] += part[0][k]; }
+    } else {
+      F[6] += part[0][0];
+    }
+  }
+}`;
+
+/**
+ * Adam over a whole network's parameters at once, as `lib/optim.ts` (and
+ * `lib/webgpu.ts`'s fused kernel) computes it:
+ * m' = beta1 m + (1 - beta1) g; v' = beta2 v + (1 - beta2) g^2;
+ * p' = p - (m' lr / (1 - beta1^t)) / (sqrt(v' / (1 - beta2^t)) + eps).
+ */
+export const ADAM_CODE = `
+struct U { beta1: f32, rest1: f32, beta2: f32, rest2: f32, stepSize: f32, correction2: f32, eps: f32, n: u32 }
+@group(0) @binding(0) var<storage, read_write> P: array<f32>;
+@group(0) @binding(1) var<storage, read> G: array<f32>;
+@group(0) @binding(2) var<storage, read_write> M: array<f32>;
+@group(0) @binding(3) var<storage, read_write> V: array<f32>;
+@group(0) @binding(4) var<uniform> u: U;
+
+${FLAT_MAIN}
+  if (i >= u.n) { return; }
+  let g = G[i];
+  let m = M[i] * u.beta1 + g * u.rest1;
+  let v = V[i] * u.beta2 + (g * g) * u.rest2;
+  M[i] = m;
+  V[i] = v;
+  P[i] = P[i] - (m * u.stepSize) / (sqrt(v / u.correction2) + u.eps);
+}`;
+
+/**
+ * SGD with momentum over a whole network's parameters, as `lib/optim.ts`
+ * computes it: inc' = momentum inc - lr g; p' = p + inc'.
+ */
+export const SGD_CODE = `
+struct U { momentum: f32, lr: f32, n: u32, pad: u32 }
+@group(0) @binding(0) var<storage, read_write> P: array<f32>;
+@group(0) @binding(1) var<storage, read> G: array<f32>;
+@group(0) @binding(2) var<storage, read_write> I: array<f32>;
+@group(0) @binding(3) var<storage, read_write> V: array<f32>;
+@group(0) @binding(4) var<uniform> u: U;
+
+${FLAT_MAIN}
+  if (i >= u.n) { return; }
+  let inc = I[i] * u.momentum - G[i] * u.lr;
+  I[i] = inc;
+  P[i] = P[i] + inc;
+}`;
+
+/** Maxout: C[m, n] = max over p < K of A[m, n * K + p] (M x N outputs). */
+export const MAXOUT_CODE = `${MATMUL_BINDINGS}
+${FLAT_MAIN}
+  if (i >= u.M * u.N) { return; }
+  var y = A[u.aOff + i * u.K];
+  for (var p = 1u; p < u.K; p++) { y = max(y, A[u.aOff + i * u.K + p]); }
+  C[u.cOff + i] = y;
+}`;
+
+/**
+ * The real batch from the images on the GPU: row r of X is image Rows[r],
+ * each byte through the 256-entry table of its float (toFloat's values, so
+ * the batch is the CPU's to the bit). One thread per 4 pixels (a word).
+ */
+export const GATHER_CODE = `
+struct U { words: u32, perImage: u32 }
+@group(0) @binding(0) var<storage, read> Img: array<u32>;
+@group(0) @binding(1) var<storage, read> Rows: array<u32>;
+@group(0) @binding(2) var<storage, read> Lut: array<f32>;
+@group(0) @binding(3) var<storage, read_write> X: array<f32>;
+@group(0) @binding(4) var<uniform> u: U;
+${FLAT_MAIN}
+  if (i >= u.words) { return; }
+  let r = i / u.perImage;
+  let word = Img[Rows[r] * u.perImage + i % u.perImage];
+  for (var k = 0u; k < 4u; k++) {
+    X[4u * i + k] = Lut[(word >> (8u * k)) & 255u];
+  }
+}`;
+
+/**
+ * Batch normalisation (`lib/gan.ts`: tfjs's moments, then
+ * (h - mean) / sqrt(var + eps) * gamma + beta, then the nonlinearity).
+ * Settings of each program: M rows, N columns, offsets of gamma and beta in
+ * the parameters, eps, and the running statistics' momentum.
+ */
+export const BN_UNIFORM = `
+struct U { M: u32, N: u32, gamma: u32, beta: u32, eps: f32, momentum: f32, keep: f32, pad: u32 }`;
+
+/** Column means and (biased) variances of X, two passes: S = [mean, var]. */
+export const BN_STATS_CODE = `${BN_UNIFORM}
+@group(0) @binding(0) var<storage, read> X: array<f32>;
+@group(0) @binding(1) var<storage, read_write> S: array<f32>;
+@group(0) @binding(2) var<uniform> u: U;
+var<workgroup> part: array<f32, 256>;
+
+fn total(c: u32) -> f32 {
+  return ((part[c] + part[64u + c]) + part[128u + c]) + part[192u + c];
+}
+
+@compute @workgroup_size(64, 4)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let n = wg.x * 64u + lid.x;
+  var s = 0.0;
+  if (n < u.N) {
+    for (var r = lid.y; r < u.M; r += 4u) { s += X[r * u.N + n]; }
+  }
+  part[lid.y * 64u + lid.x] = s;
+  workgroupBarrier();
+  let mean = total(lid.x) / f32(u.M);
+  workgroupBarrier();
+  var q = 0.0;
+  if (n < u.N) {
+    for (var r = lid.y; r < u.M; r += 4u) {
+      let d = X[r * u.N + n] - mean;
+      q += d * d;
+    }
+  }
+  part[lid.y * 64u + lid.x] = q;
+  workgroupBarrier();
+  if (lid.y == 0u && n < u.N) {
+    S[n] = mean;
+    S[u.N + n] = total(lid.x) / f32(u.M);
+  }
+}`;
+
+/** Y = act((X - mean) / sqrt(var + eps) * gamma + beta). */
+export function bnApplyCode(act: Act): string {
+  return `${BN_UNIFORM}
+@group(0) @binding(0) var<storage, read> X: array<f32>;
+@group(0) @binding(1) var<storage, read> P: array<f32>;
+@group(0) @binding(2) var<storage, read> S: array<f32>;
+@group(0) @binding(3) var<storage, read_write> Y: array<f32>;
+@group(0) @binding(4) var<uniform> u: U;
+
+${FLAT_MAIN}
+  if (i >= u.M * u.N) { return; }
+  let n = i % u.N;
+  let x = ((X[i] - S[n]) / sqrt(S[u.N + n] + u.eps)) * P[u.gamma + n] + P[u.beta + n];
+  Y[i] = ${actCode(act)};
+}`;
+}
+
+/**
+ * Gradients of gamma and beta from DZ, the gradient with respect to the
+ * normalised output: G[gamma + n] = sum DZ xhat, G[beta + n] = sum DZ, with
+ * xhat = (X - mean) / sqrt(var + eps).
+ */
+export const BN_SUMS_CODE = `${BN_UNIFORM}
+@group(0) @binding(0) var<storage, read> DZ: array<f32>;
+@group(0) @binding(1) var<storage, read> X: array<f32>;
+@group(0) @binding(2) var<storage, read> S: array<f32>;
+@group(0) @binding(3) var<storage, read_write> G: array<f32>;
+@group(0) @binding(4) var<uniform> u: U;
+var<workgroup> part: array<vec2f, 256>;
+
+@compute @workgroup_size(64, 4)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let n = wg.x * 64u + lid.x;
+  var s = vec2f();
+  if (n < u.N) {
+    let mean = S[n];
+    let sd = sqrt(S[u.N + n] + u.eps);
+    for (var r = lid.y; r < u.M; r += 4u) {
+      let dz = DZ[r * u.N + n];
+      s += vec2f(dz * ((X[r * u.N + n] - mean) / sd), dz);
+    }
+  }
+  part[lid.y * 64u + lid.x] = s;
+  workgroupBarrier();
+  if (lid.y == 0u && n < u.N) {
+    let c = lid.x;
+    let t = ((part[c] + part[64u + c]) + part[128u + c]) + part[192u + c];
+    G[u.gamma + n] = t.x;
+    G[u.beta + n] = t.y;
+  }
+}`;
+
+/**
+ * The gradient with respect to the layer's affine output X:
+ * D = gamma / sd * (DZ - sum DZ / M - xhat * sum(DZ xhat) / M).
+ */
+export const BN_BACK_CODE = `${BN_UNIFORM}
+@group(0) @binding(0) var<storage, read> DZ: array<f32>;
+@group(0) @binding(1) var<storage, read> X: array<f32>;
+@group(0) @binding(2) var<storage, read> S: array<f32>;
+@group(0) @binding(3) var<storage, read> P: array<f32>;
+@group(0) @binding(4) var<storage, read> G: array<f32>;
+@group(0) @binding(5) var<storage, read_write> D: array<f32>;
+@group(0) @binding(6) var<uniform> u: U;
+
+${FLAT_MAIN}
+  if (i >= u.M * u.N) { return; }
+  let n = i % u.N;
+  let m = f32(u.M);
+  let sd = sqrt(S[u.N + n] + u.eps);
+  let xhat = (X[i] - S[n]) / sd;
+  D[i] = P[u.gamma + n] / sd * ((DZ[i] - G[u.beta + n] / m) - xhat * (G[u.gamma + n] / m));
+}`;
+
+/** Running statistics: R = R keep + S momentum (keep = 1 - momentum), means then variances. */
+export const BN_MOVING_CODE = `${BN_UNIFORM}
+@group(0) @binding(0) var<storage, read> S: array<f32>;
+@group(0) @binding(1) var<storage, read_write> R: array<f32>;
+@group(0) @binding(2) var<uniform> u: U;
+
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) id: vec3u) {
+  let i = id.x;
+  if (i >= 2u * u.N) { return; }
+  R[i] = R[i] * u.keep + S[i] * u.momentum;
+}`;
