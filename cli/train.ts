@@ -78,9 +78,10 @@ Options:
   --help                     this text
 
 Outputs in the run folder: samples/epoch_NNN.png, loss.png, progress.png,
-history.json, checkpoint.json + checkpoint-NNN.bin, generator/ (TF.js layers
-model). Ctrl-C stops after the current step; --resume continues from the last
-completed epoch. One training at a time per run folder (train.lock).
+progress.gif (training as an animation), history.json, checkpoint.json +
+checkpoint-NNN.bin, generator/ (TF.js layers model). Ctrl-C stops after the
+current step; --resume continues from the last completed epoch. One training
+at a time per run folder (train.lock).
 `;
 
 /** Flags that set the run's configuration, which --resume takes from the checkpoint. */

@@ -52,7 +52,7 @@ import {
   TfjsRounds,
   WgslRounds,
 } from "./steps.ts";
-import { imageGrid, lossCurvesPng, progressStrip } from "./viz.ts";
+import { imageGrid, lossCurvesPng, progressGif, progressStrip } from "./viz.ts";
 import type { WgslStepOptions } from "./wgsl_step.ts";
 
 export {
@@ -631,10 +631,18 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   }
   if (outDir !== null) {
     log(
-      `outputs in ${outDir}: samples/, loss.png, progress.png, history.json, generator/`,
+      `outputs in ${outDir}: samples/, loss.png, progress.png, progress.gif, history.json, generator/`,
     );
   }
   return { ...view(), status: "completed", outDir };
+}
+
+/** Up to `n` of `items`, evenly spread, the first and the last included. */
+function spread<T>(items: T[], n: number): T[] {
+  return items.length <= n ? items : Array.from(
+    { length: n },
+    (_, i) => items[Math.round((i * (items.length - 1)) / (n - 1))],
+  );
 }
 
 async function writeOutputs(
@@ -661,18 +669,21 @@ async function writeOutputs(
   );
   // Up to 10 rows, evenly spread over the epochs so far, last one included.
   const epochs = [0, ...o.history.map((h) => h.epoch)];
-  const rows = 10;
-  const picked = epochs.length <= rows ? epochs : Array.from(
-    { length: rows },
-    (_, i) => epochs[Math.round((i * (epochs.length - 1)) / (rows - 1))],
-  );
-  const files = picked
+  const files = spread(epochs, 10)
     .map((e) => ({
       label: `epoch ${e}`,
       path: `${outDir}/samples/epoch_${pad(e)}.png`,
     }))
     .filter((f) => exists(f.path));
   await writeFileAtomic(`${outDir}/progress.png`, await progressStrip(files));
+  // The animation: up to 50 frames, evenly spread, the last one included.
+  const frames = spread(epochs, 50)
+    .map((e) => ({
+      label: `epoch ${e}`,
+      path: `${outDir}/samples/epoch_${pad(e)}.png`,
+    }))
+    .filter((f) => exists(f.path));
+  await writeFileAtomic(`${outDir}/progress.gif`, await progressGif(frames));
   const g = o.gan.config;
   await saveCheckpoint(outDir, o.gan, o.state, {
     tag: pad(o.epoch),

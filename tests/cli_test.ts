@@ -34,6 +34,7 @@ Deno.test("a tiny training run finishes and writes every output; sample reads it
         "samples/epoch_002.png",
         "loss.png",
         "progress.png",
+        "progress.gif",
         "history.json",
         "checkpoint.json",
         "checkpoint-002.bin",
@@ -44,6 +45,16 @@ Deno.test("a tiny training run finishes and writes every output; sample reads it
       const info = await Deno.stat(`${out}/${f}`);
       assert.ok(info.size > 0, f);
     }
+    // The animation: a GIF, one frame per epoch (0, 1, 2).
+    const gif = await Deno.readFile(`${out}/progress.gif`);
+    assert.equal(new TextDecoder().decode(gif.subarray(0, 6)), "GIF89a");
+    let frames = 0;
+    for (let i = 0; i + 2 < gif.length; i++) {
+      if (gif[i] === 0x21 && gif[i + 1] === 0xf9 && gif[i + 2] === 0x04) {
+        frames++;
+      }
+    }
+    assert.equal(frames, 3);
     const png = await Deno.readFile(`${out}/loss.png`);
     assert.deepEqual([...png.subarray(1, 4)], [0x50, 0x4e, 0x47]); // "PNG"
     assert.equal(

@@ -1,0 +1,80 @@
+/**
+ * The noise z ~ p_z that G maps to images: normal or uniform vectors drawn
+ * on the CPU from a seeded generator (the same numbers on every backend and
+ * in a browser), and walks between them.
+ *
+ * @module
+ */
+
+import type { Rng } from "./rng.ts";
+
+/** What drawing a latent vector needs to know. */
+export interface LatentConfig {
+  /** Standard normal, or uniform on [-1, 1]. */
+  latent: "normal" | "uniform";
+  latentDim: number;
+}
+
+/** Draws `n` latent vectors on the CPU (the same on every backend). */
+export function sampleLatent(
+  config: LatentConfig,
+  n: number,
+  rng: Rng,
+): Float32Array {
+  const out = new Float32Array(n * config.latentDim);
+  return config.latent === "normal"
+    ? rng.fillNormal(out)
+    : rng.fillUniform(out, -1, 1);
+}
+
+/**
+ * `steps` latent vectors from `a` to `b` (each `latentDim` long). For normal
+ * noise the path is spherical (slerp), which keeps every point at a typical
+ * distance from the origin; for uniform noise it is a straight line.
+ */
+export function interpolateLatents(
+  a: Float32Array,
+  b: Float32Array,
+  steps: number,
+  latent: LatentConfig["latent"],
+): Float32Array {
+  const dim = a.length;
+  const out = new Float32Array(steps * dim);
+  const norm = (v: Float32Array) => Math.sqrt(v.reduce((s, x) => s + x * x, 0));
+  let dot = 0;
+  for (let i = 0; i < dim; i++) dot += a[i] * b[i];
+  const omega = Math.acos(
+    Math.min(1, Math.max(-1, dot / (norm(a) * norm(b) || 1))),
+  );
+  for (let s = 0; s < steps; s++) {
+    const t = steps === 1 ? 0 : s / (steps - 1);
+    let wa = 1 - t, wb = t;
+    if (latent === "normal" && omega > 1e-6) {
+      wa = Math.sin((1 - t) * omega) / Math.sin(omega);
+      wb = Math.sin(t * omega) / Math.sin(omega);
+    }
+    for (let i = 0; i < dim; i++) out[s * dim + i] = wa * a[i] + wb * b[i];
+  }
+  return out;
+}
+
+/**
+ * `rows` interpolations of `steps` latent vectors each, every row between
+ * two fresh random endpoints: the latents of an interpolation grid.
+ */
+export function interpolationRows(
+  config: LatentConfig,
+  rows: number,
+  steps: number,
+  rng: Rng,
+): Float32Array {
+  const z = new Float32Array(rows * steps * config.latentDim);
+  for (let r = 0; r < rows; r++) {
+    const a = sampleLatent(config, 1, rng), b = sampleLatent(config, 1, rng);
+    z.set(
+      interpolateLatents(a, b, steps, config.latent),
+      r * steps * config.latentDim,
+    );
+  }
+  return z;
+}

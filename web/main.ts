@@ -1,0 +1,383 @@
+/// <reference lib="dom" />
+/**
+ * The page that runs the project's trained generators in a browser
+ * (`deno task serve`, `deno task build:web`). It lists the generators of
+ * `manifest.json`, draws a grid of samples, walks through the latent space,
+ * and says which backend runs them (WebGPU, then WebGL, then wasm).
+ *
+ * Noise comes from the project's own generator (`lib/rng.ts`, stream 3, as
+ * `deno task sample --seed N` draws it), so the page and the command draw
+ * the same images for the same seed.
+ *
+ * Query parameters (for links and tests): `model` (a generator's name),
+ * `seed`, `n` (images in the grid), `backend` (webgpu, webgl or wasm).
+ * `window.gan` exposes what the page did: `ready` (a promise of the first
+ * grid), `backend`, `images` (the last grid's bytes), `errors`.
+ *
+ * @module
+ */
+
+import * as tf from "@tensorflow/tfjs";
+import "@tensorflow/tfjs-backend-webgpu";
+import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
+import { interpolateLatents, sampleLatent } from "../lib/latent.ts";
+import { Rng } from "../lib/rng.ts";
+
+/** One generator, as `manifest.json` lists it. */
+interface Entry {
+  name: string;
+  /** model.json, relative to the page. */
+  path: string;
+  preset?: string;
+  dataset?: string;
+  epochs?: number;
+  latent?: "normal" | "uniform";
+  latentDim?: number;
+  output?: "tanh" | "sigmoid";
+  /** `deno task eval`'s figures, where the generator has them. */
+  evaluation?: { parzen?: number; fid?: number; classes?: number };
+  /** An animation of its training, where there is one. */
+  progress?: string;
+}
+
+interface Manifest {
+  generators: Entry[];
+}
+
+/** What the page exposes (tests read it). */
+interface PageState {
+  ready: Promise<{ backend: string; firstGridMs: number; model: string }>;
+  backend: string;
+  backendReason: string;
+  images: Uint8Array | null;
+  errors: string[];
+}
+
+const $ = <T extends HTMLElement>(id: string) =>
+  document.getElementById(id) as T;
+const params = new URLSearchParams(location.search);
+const started = performance.now();
+const state: PageState = {
+  ready: null as unknown as PageState["ready"],
+  backend: "",
+  backendReason: "",
+  images: null,
+  errors: [],
+};
+(globalThis as unknown as { gan: PageState }).gan = state;
+
+function showError(message: string) {
+  state.errors.push(message);
+  const box = $("error");
+  box.hidden = false;
+  box.textContent = state.errors.join("\n");
+}
+
+/**
+ * Picks the first backend that starts: WebGPU, WebGL, then wasm, saying
+ * why each one before it was passed over.
+ */
+async function startBackend(): Promise<string> {
+  setWasmPaths("wasm/");
+  const asked = params.get("backend");
+  const order = asked ? [asked] : ["webgpu", "webgl", "wasm"];
+  const skipped: string[] = [];
+  for (const name of order) {
+    if (name === "webgpu") {
+      const gpu = (navigator as Navigator & { gpu?: GPU }).gpu;
+      if (!gpu) {
+        skipped.push("WebGPU: this browser has no navigator.gpu");
+        continue;
+      }
+      const adapter = await gpu.requestAdapter().catch(() => null);
+      if (!adapter) {
+        skipped.push("WebGPU: no adapter (no GPU, or WebGPU is turned off)");
+        continue;
+      }
+    }
+    try {
+      if (await tf.setBackend(name)) {
+        await tf.ready();
+        state.backend = name;
+        state.backendReason = skipped.join("; ");
+        return name;
+      }
+      skipped.push(`${name}: did not start`);
+    } catch (e) {
+      skipped.push(`${name}: ${(e as Error).message}`);
+    }
+  }
+  throw new Error(
+    `no backend could start (${skipped.join("; ")}). Try a current Chrome, ` +
+      "Edge or Firefox, with hardware acceleration turned on.",
+  );
+}
+
+/** A loaded generator. */
+interface Loaded {
+  entry: Entry;
+  model: tf.LayersModel;
+  latent: "normal" | "uniform";
+  latentDim: number;
+  output: "tanh" | "sigmoid";
+}
+
+const cache = new Map<string, Promise<Loaded>>();
+
+/** Loads a generator once; the error names the file and what to do. */
+function load(entry: Entry): Promise<Loaded> {
+  let p = cache.get(entry.name);
+  if (!p) {
+    p = (async () => {
+      const latent = entry.latent;
+      if (
+        (latent !== "normal" && latent !== "uniform") || !entry.latentDim ||
+        (entry.output !== "tanh" && entry.output !== "sigmoid")
+      ) {
+        throw new Error(
+          `${entry.path} is not a generator this page knows (latent ` +
+            `${latent}, output ${entry.output}); rebuild the manifest with ` +
+            "deno task build:web, or use deno task sample for it",
+        );
+      }
+      let model: tf.LayersModel;
+      try {
+        model = await tf.loadLayersModel(entry.path);
+      } catch (e) {
+        throw new Error(
+          `${entry.path} could not be loaded (${(e as Error).message}). ` +
+            "Its files may be missing or damaged: copy the generator's " +
+            "folder again and rebuild the manifest (deno task build:web).",
+        );
+      }
+      const inputs = model.inputs[0].shape[1];
+      if (inputs !== entry.latentDim) {
+        model.dispose();
+        throw new Error(
+          `${entry.path} takes ${inputs} inputs, its manifest says ` +
+            `${entry.latentDim}; rebuild the manifest`,
+        );
+      }
+      return {
+        entry,
+        model,
+        latent,
+        latentDim: entry.latentDim,
+        output: entry.output,
+      };
+    })();
+    cache.set(entry.name, p);
+    p.catch(() => cache.delete(entry.name));
+  }
+  return p;
+}
+
+/** Images for latent vectors `z`, as bytes (0..255), as `deno task sample` makes them. */
+async function generate(g: Loaded, z: Float32Array): Promise<Uint8Array> {
+  const n = z.length / g.latentDim;
+  const out = tf.tidy(() => {
+    const y = g.model.predict(tf.tensor2d(z, [n, g.latentDim])) as tf.Tensor;
+    return g.output === "tanh" ? tf.div(tf.add(y, 1), 2) : y;
+  });
+  const values = await out.data();
+  out.dispose();
+  return Uint8Array.from(
+    values,
+    (v) => Math.max(0, Math.min(255, Math.round(v * 255))),
+  );
+}
+
+const SCALE = 2, GAP = 2, SIDE = 28;
+
+/** Draws images (white on black) in a square grid on the canvas. */
+function draw(images: Uint8Array) {
+  const n = images.length / (SIDE * SIDE);
+  const cols = Math.ceil(Math.sqrt(n)), rows = Math.ceil(n / cols);
+  const cell = SIDE * SCALE + GAP;
+  const canvas = $<HTMLCanvasElement>("grid");
+  canvas.width = cols * cell + GAP;
+  canvas.height = rows * cell + GAP;
+  const ctx = canvas.getContext("2d")!;
+  ctx.fillStyle = "#808080";
+  ctx.fillRect(0, 0, canvas.width, canvas.height);
+  const tile = ctx.createImageData(SIDE * SCALE, SIDE * SCALE);
+  for (let k = 0; k < n; k++) {
+    for (let y = 0; y < SIDE * SCALE; y++) {
+      for (let x = 0; x < SIDE * SCALE; x++) {
+        const v = images[
+          k * SIDE * SIDE + ((y / SCALE) | 0) * SIDE +
+          ((x / SCALE) | 0)
+        ];
+        const o = (y * SIDE * SCALE + x) * 4;
+        tile.data[o] = tile.data[o + 1] = tile.data[o + 2] = v;
+        tile.data[o + 3] = 255;
+      }
+    }
+    const r = Math.floor(k / cols), c = k % cols;
+    ctx.putImageData(tile, GAP + c * cell, GAP + r * cell);
+  }
+}
+
+let manifest: Manifest = { generators: [] };
+let walking = 0;
+const count = Math.max(1, Math.min(400, Number(params.get("n")) || 64));
+
+function selected(): Entry | undefined {
+  const name = $<HTMLSelectElement>("model").value;
+  return manifest.generators.find((g) => g.name === name);
+}
+
+function describe(e: Entry): string {
+  const ev = e.evaluation;
+  const figures = ev
+    ? [
+      ev.parzen !== undefined ? `Parzen ${ev.parzen.toFixed(1)} nats` : "",
+      ev.fid !== undefined ? `FID ${ev.fid.toFixed(1)}` : "",
+      ev.classes !== undefined ? `${ev.classes} classes` : "",
+    ].filter(Boolean).join(", ")
+    : "";
+  return `${e.preset ?? "?"} on ${e.dataset ?? "?"}, ${
+    e.epochs ?? "?"
+  } epochs` +
+    (figures ? ` (${figures})` : "");
+}
+
+/** Draws a fresh grid from seed `seed`; returns the time it took in ms. */
+async function grid(seed: number): Promise<number> {
+  const entry = selected();
+  if (!entry) throw new Error("no generator to show: the manifest lists none");
+  const g = await load(entry);
+  const t0 = performance.now();
+  const z = sampleLatent(g, count, new Rng(seed, 3));
+  const images = await generate(g, z);
+  const ms = performance.now() - t0;
+  state.images = images;
+  draw(images);
+  $("timing").textContent = `${count} images in ${
+    ms.toFixed(0)
+  } ms on ${state.backend}`;
+  return ms;
+}
+
+/**
+ * Animates a walk through the latent space: every image of the grid moves
+ * along a great circle (slerp, for normal noise) from one noise vector to
+ * the next, 24 frames a leg.
+ */
+async function walk(seed: number) {
+  const id = ++walking;
+  const entry = selected();
+  if (!entry) return;
+  const g = await load(entry);
+  const rng = new Rng(seed, 4);
+  const frames = 24, dim = g.latentDim;
+  let from = sampleLatent(g, count, rng);
+  $("walk").textContent = "Stop";
+  while (walking === id) {
+    const to = sampleLatent(g, count, rng);
+    const paths = Array.from(
+      { length: count },
+      (_, i) =>
+        interpolateLatents(
+          from.subarray(i * dim, (i + 1) * dim),
+          to.subarray(i * dim, (i + 1) * dim),
+          frames,
+          g.latent,
+        ),
+    );
+    for (let f = 1; f < frames && walking === id; f++) {
+      const z = new Float32Array(count * dim);
+      paths.forEach((p, i) =>
+        z.set(p.subarray(f * dim, (f + 1) * dim), i * dim)
+      );
+      draw(await generate(g, z));
+      await new Promise((r) => requestAnimationFrame(r));
+    }
+    from = to;
+  }
+}
+
+function stopWalk() {
+  walking++;
+  $("walk").textContent = "Latent walk";
+}
+
+function showModel() {
+  const entry = selected();
+  if (!entry) return;
+  $("about").textContent = describe(entry);
+  const section = $("training");
+  section.hidden = !entry.progress;
+  if (entry.progress) $<HTMLImageElement>("progress").src = entry.progress;
+}
+
+async function main() {
+  const backend = await startBackend();
+  $("backend").textContent = `Backend: ${backend}` +
+    (state.backendReason ? ` (passed over: ${state.backendReason})` : "");
+  const response = await fetch("manifest.json");
+  if (!response.ok) {
+    throw new Error(
+      `manifest.json: HTTP ${response.status}; build the site with ` +
+        "deno task build:web or serve it with deno task serve",
+    );
+  }
+  manifest = await response.json();
+  const select = $<HTMLSelectElement>("model");
+  for (const g of manifest.generators) {
+    const option = document.createElement("option");
+    option.value = g.name;
+    option.textContent = `${g.name}: ${g.preset ?? "?"} on ${g.dataset ?? "?"}`;
+    select.append(option);
+  }
+  const wanted = params.get("model");
+  if (wanted && manifest.generators.some((g) => g.name === wanted)) {
+    select.value = wanted;
+  }
+  const seedInput = $<HTMLInputElement>("seed");
+  seedInput.value = String(Number(params.get("seed")) || 0);
+  const seed = () => Math.max(0, Math.floor(Number(seedInput.value) || 0));
+  const redraw = async () => {
+    stopWalk();
+    showModel();
+    try {
+      await grid(seed());
+    } catch (e) {
+      showError((e as Error).message);
+    }
+  };
+  select.addEventListener("change", redraw);
+  seedInput.addEventListener("change", redraw);
+  $("resample").addEventListener("click", () => {
+    seedInput.value = String(seed() + 1);
+    redraw();
+  });
+  $("walk").addEventListener("click", () => {
+    if ($("walk").textContent === "Stop") return stopWalk();
+    walk(seed()).catch((e) => showError((e as Error).message));
+  });
+  showModel();
+  // The first generator that loads draws the first grid; one that fails
+  // says so and the next is tried.
+  for (const entry of [selected(), ...manifest.generators]) {
+    if (!entry) continue;
+    select.value = entry.name;
+    showModel();
+    try {
+      await grid(seed());
+      return { backend, model: entry.name };
+    } catch (e) {
+      showError((e as Error).message);
+    }
+  }
+  throw new Error("none of the generators in manifest.json could be shown");
+}
+
+state.ready = main().then((r) => ({
+  ...r,
+  firstGridMs: performance.now() - started,
+}));
+state.ready.catch((e) => {
+  $("backend").textContent = "Not running";
+  showError((e as Error).message);
+});
