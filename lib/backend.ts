@@ -10,6 +10,7 @@
 
 import * as tf from "@tensorflow/tfjs";
 import { nativeMatMulActive, useNativeMatMul } from "./blas.ts";
+import { registerWasmConvGrad } from "./wasm_conv.ts";
 import { installDirectUploads, installFusedUpdates } from "./webgpu.ts";
 
 /** A backend to ask for. */
@@ -163,6 +164,8 @@ async function start(name: "webgpu" | "wasm" | "cpu"): Promise<boolean> {
     await import("@tensorflow/tfjs-backend-wasm");
     installMatMulGradient();
     installSharedIdentity();
+    // A convolution's weight gradient, which tfjs-wasm lacks.
+    registerWasmConvGrad();
   }
   try {
     const ok = await tf.setBackend(name);

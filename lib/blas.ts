@@ -220,3 +220,30 @@ export function useNativeMatMul(on: boolean): NativeMatMul {
 export function nativeMatMulActive(): boolean {
   return original !== null;
 }
+
+/** Matrix products in the system BLAS, for other wasm kernels. */
+export interface BlasProducts {
+  /** C [k, n] = A^T B, with A [rows, k] and B [rows, n], all row-major. */
+  transposedTimes(
+    rows: number,
+    k: number,
+    n: number,
+    a: Float32Array,
+    b: Float32Array,
+    c: Float32Array,
+  ): void;
+}
+
+/**
+ * The system BLAS's products while the wasm backend's matMul runs in it
+ * (`--blas auto` with a BLAS loaded), else null (`--blas off`, or none).
+ */
+export function sgemmOrNull(): BlasProducts | null {
+  const f = sgemm;
+  if (!f || original === null) return null;
+  return {
+    transposedTimes(rows, k, n, a, b, c) {
+      f(ROW_MAJOR, TRANS, NO_TRANS, k, n, rows, 1, a, k, b, n, 0, c, n);
+    },
+  };
+}

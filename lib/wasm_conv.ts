@@ -1,0 +1,139 @@
+/**
+ * The weight gradient of a convolution on the wasm backend.
+ * tfjs-backend-wasm 4.22 registers `Conv2D` and `Conv2DBackpropInput` but
+ * no `Conv2DBackpropFilter`, so training a convolution's weights fails
+ * there. This module registers one: the input's patches (im2col) times the
+ * output's gradient,
+ *
+ *     dW[kh, kw, ci, co] = sum over n, oh, ow of
+ *         x[n, oh sh + kh dh - top, ow sw + kw dw - left, ci] dy[n, oh, ow, co]
+ *
+ * as one matrix product P^T dY, with P = patches [N OH OW, KH KW Cin] and
+ * dY = [N OH OW, Cout]: in the system BLAS where one loads (`lib/blas.ts`),
+ * else in plain loops. (NHWC, the layout tfjs uses.)
+ *
+ * @module
+ */
+
+import * as tf from "@tensorflow/tfjs";
+import { sgemmOrNull } from "./blas.ts";
+
+interface WasmBackend {
+  makeOutput(shape: number[], dtype: "float32"): tf.TensorInfo;
+  typedArrayFromHeap(info: tf.TensorInfo): Float32Array;
+}
+
+/** The patches of `x` that each output position of the convolution reads. */
+function patches(
+  x: Float32Array,
+  info: tf.backend_util.Conv2DInfo,
+): Float32Array {
+  const {
+    batchSize: N,
+    inHeight: H,
+    inWidth: W,
+    inChannels: C,
+    outHeight: OH,
+    outWidth: OW,
+    filterHeight: KH,
+    filterWidth: KW,
+    strideHeight: sh,
+    strideWidth: sw,
+    dilationHeight: dh,
+    dilationWidth: dw,
+  } = info;
+  const top = info.padInfo.top, left = info.padInfo.left;
+  const cols = KH * KW * C;
+  const p = new Float32Array(N * OH * OW * cols);
+  let row = 0;
+  for (let n = 0; n < N; n++) {
+    for (let oh = 0; oh < OH; oh++) {
+      for (let ow = 0; ow < OW; ow++, row++) {
+        let at = row * cols;
+        for (let kh = 0; kh < KH; kh++) {
+          const ih = oh * sh + kh * dh - top;
+          for (let kw = 0; kw < KW; kw++, at += C) {
+            const iw = ow * sw + kw * dw - left;
+            if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue; // zero pad
+            const from = ((n * H + ih) * W + iw) * C;
+            p.set(x.subarray(from, from + C), at);
+          }
+        }
+      }
+    }
+  }
+  return p;
+}
+
+/** `Conv2DBackpropFilter` for the wasm backend (NHWC). */
+function conv2DBackpropFilter(args: {
+  inputs: tf.NamedTensorInfoMap;
+  backend: unknown;
+  attrs: tf.NamedAttrMap;
+}): tf.TensorInfo {
+  const x = args.inputs.x as tf.TensorInfo;
+  const dy = args.inputs.dy as tf.TensorInfo;
+  const a = args.attrs as unknown as {
+    strides: number | [number, number];
+    pad: "valid" | "same" | number | tf.backend_util.ExplicitPadding;
+    dataFormat: "NHWC" | "NCHW";
+    dimRoundingMode?: "floor" | "round" | "ceil";
+    filterShape: [number, number, number, number];
+  };
+  if (a.dataFormat === "NCHW") {
+    throw new Error("Conv2DBackpropFilter on wasm: only NHWC is supported");
+  }
+  const info = tf.backend_util.computeConv2DInfo(
+    x.shape as [number, number, number, number],
+    a.filterShape,
+    a.strides,
+    1,
+    a.pad,
+    a.dimRoundingMode,
+    false,
+    "channelsLast",
+  );
+  const backend = args.backend as WasmBackend;
+  const out = backend.makeOutput(a.filterShape, "float32");
+  // Views after makeOutput: allocating may grow the heap, which detaches
+  // earlier views of it.
+  const xv = backend.typedArrayFromHeap(x);
+  const dyv = backend.typedArrayFromHeap(dy);
+  const p = patches(xv, info);
+  const dw = backend.typedArrayFromHeap(out);
+  const rows = info.batchSize * info.outHeight * info.outWidth;
+  const k = info.filterHeight * info.filterWidth * info.inChannels;
+  const cout = info.outChannels;
+  const sgemm = sgemmOrNull();
+  if (sgemm) {
+    // dW [k, cout] = P^T [k, rows] dY [rows, cout]
+    sgemm.transposedTimes(rows, k, cout, p, dyv, dw);
+  } else {
+    dw.fill(0);
+    for (let r = 0; r < rows; r++) {
+      const pr = r * k, dr = r * cout;
+      for (let i = 0; i < k; i++) {
+        const v = p[pr + i];
+        if (v === 0) continue;
+        const o = i * cout;
+        for (let j = 0; j < cout; j++) dw[o + j] += v * dyv[dr + j];
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * Registers the wasm backend's `Conv2DBackpropFilter` (once). Returns
+ * whether it is registered now.
+ */
+export function registerWasmConvGrad(): boolean {
+  if (!tf.getKernel("Conv2DBackpropFilter", "wasm")) {
+    tf.registerKernel({
+      kernelName: "Conv2DBackpropFilter",
+      backendName: "wasm",
+      kernelFunc: conv2DBackpropFilter as unknown as tf.KernelFunc,
+    });
+  }
+  return true;
+}
