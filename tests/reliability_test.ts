@@ -21,7 +21,7 @@ import {
   processAlive,
   writeFileAtomic,
 } from "../lib/files.ts";
-import { disposeGan, type GanConfig, preset } from "../lib/gan.ts";
+import { disposeGan } from "../lib/gan.ts";
 import { encodeIdx, parseIdx } from "../lib/idx.ts";
 import { decodeNpy } from "../lib/npy.ts";
 import {
@@ -30,28 +30,14 @@ import {
   RunFolderLockedError,
 } from "../lib/run_lock.ts";
 import { writeSampleFile } from "../lib/sample_file.ts";
-import { train, trainingSplit, type TrainOptions } from "../lib/train.ts";
+import { train, trainingSplit } from "../lib/train.ts";
 import { root, runCli } from "./run.ts";
+import { tiny, tinyOptions } from "./tiny.ts";
 
 await initBackend("wasm");
 const mnist = await loadDataset("mnist", { log: () => {} });
 
-function tiny(name = "mlp"): GanConfig {
-  const c = preset(name);
-  c.batchSize = 32;
-  return c;
-}
-
-const base = (over: Partial<TrainOptions> = {}): TrainOptions => ({
-  config: tiny(),
-  dataset: mnist as Dataset,
-  epochs: 1,
-  seed: 5,
-  limit: 96,
-  outDir: null,
-  log: () => {},
-  ...over,
-});
+const base = tinyOptions(mnist as Dataset, { epochs: 1, seed: 5, limit: 96 });
 
 /** Trains `epochs` tiny epochs into a new folder; returns the folder. */
 async function tinyRun(dir: string, epochs = 1): Promise<string> {

@@ -3,28 +3,14 @@ import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../lib/backend.ts";
 import { readCheckpoint } from "../lib/checkpoint.ts";
 import { type Dataset, loadDataset } from "../lib/data.ts";
-import { disposeGan, type GanConfig, preset } from "../lib/gan.ts";
-import { type EpochStats, train, type TrainOptions } from "../lib/train.ts";
+import { disposeGan } from "../lib/gan.ts";
+import { type EpochStats, train } from "../lib/train.ts";
+import { tiny, tinyOptions } from "./tiny.ts";
 
 await initBackend("wasm");
 const mnist = await loadDataset("mnist", { log: () => {} });
 
-function tiny(name = "mlp"): GanConfig {
-  const c = preset(name);
-  c.batchSize = 32;
-  return c;
-}
-
-const base = (over: Partial<TrainOptions> = {}): TrainOptions => ({
-  config: tiny(),
-  dataset: mnist as Dataset,
-  epochs: 2,
-  seed: 11,
-  limit: 192,
-  outDir: null,
-  log: () => {},
-  ...over,
-});
+const base = tinyOptions(mnist as Dataset, { epochs: 2, seed: 11, limit: 192 });
 
 /** The figures of a history that depend on neither machine speed nor memory. */
 const figures = (h: EpochStats[]) =>
