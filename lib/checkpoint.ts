@@ -29,7 +29,7 @@ import {
   type Gan,
   type GanConfig,
   ganVariables,
-  generatorAsLayersModel,
+  generatorModel,
   imagesFrom,
   type OutputActivation,
 } from "./gan.ts";
@@ -266,7 +266,7 @@ export async function saveGenerator(
   tag = "final",
 ): Promise<void> {
   await Deno.mkdir(dir, { recursive: true });
-  const model = generatorAsLayersModel(gan.generator);
+  const model = generatorModel(gan.generator);
   const weightsFile = `weights-${tag}.bin`;
   try {
     await saveLayersModel(dir, model, {

@@ -16,7 +16,8 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
-import { layerSpecs, Mlp } from "./networks.ts";
+import { LayerNet, layerNetAsLayersModel } from "./layer_net.ts";
+import { generatorAsLayersModel, layerSpecs, Mlp } from "./networks.ts";
 import { Optimizer } from "./optim.ts";
 import {
   type GanConfig,
@@ -62,11 +63,42 @@ export {
 /** Pixels of an image (28 x 28). */
 export const IMAGE_DIM = 784;
 
+/**
+ * A network of a GAN: an MLP (`lib/networks.ts`: the paper's and the
+ * common MLP GANs) or a list of layers (`lib/layer_net.ts`: convolutional
+ * GANs).
+ */
+export type Network = Mlp | LayerNet;
+
+/**
+ * `net` as an MLP, for what only MLPs have (the WGSL step, the paper's
+ * parameter layout).
+ *
+ * @throws {Error} for a network of layers.
+ */
+export function asMlp(net: Network): Mlp {
+  if (!(net instanceof Mlp)) {
+    throw new Error("this needs an MLP network; this one is a list of layers");
+  }
+  return net;
+}
+
+/**
+ * G as a standard TF.js layers model with copies of its weights, in
+ * inference mode (see {@linkcode generatorAsLayersModel} and
+ * {@linkcode layerNetAsLayersModel}).
+ */
+export function generatorModel(net: Network): tf.Sequential {
+  return net instanceof Mlp
+    ? generatorAsLayersModel(net)
+    : layerNetAsLayersModel(net);
+}
+
 /** A GAN: both networks, both optimisers, and its configuration. */
 export interface Gan {
   config: GanConfig;
-  generator: Mlp;
-  discriminator: Mlp;
+  generator: Network;
+  discriminator: Network;
   optimizerG: Optimizer;
   optimizerD: Optimizer;
 }
@@ -86,6 +118,31 @@ export interface CreateGanOptions {
 export function createGan(config: GanConfig, options: CreateGanOptions): Gan {
   validateConfig(config);
   const rng = new Rng(options.seed, 0x6a4);
+  const g = config.generator.layers, d = config.discriminator.layers;
+  if (g || d) {
+    if (!g || !d) {
+      throw new Error(
+        "both networks must be lists of layers, or neither (an MLP G with a " +
+          "convolutional D is not supported)",
+      );
+    }
+    if (config.outputBiasFromData) {
+      throw new Error("outputBiasFromData is for MLP generators only");
+    }
+    const generator = new LayerNet("G", config.latentDim, g, rng);
+    const discriminator = new LayerNet("D", IMAGE_DIM, d, rng);
+    return {
+      config,
+      generator,
+      discriminator,
+      optimizerG: new Optimizer(config.optimizerG, generator.trainable, "optG"),
+      optimizerD: new Optimizer(
+        config.optimizerD,
+        discriminator.trainable,
+        "optD",
+      ),
+    };
+  }
   if (config.generator.activation === "maxout") {
     throw new Error(
       "maxout is supported in D only (G is exported as a standard TF.js layers model)",

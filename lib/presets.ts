@@ -8,6 +8,7 @@
  */
 
 import type { PixelRange } from "./data.ts";
+import type { LayerDesc } from "./layer_net.ts";
 import type { OptimizerConfig } from "./optim.ts";
 
 /** Hidden-layer nonlinearity. Maxout takes the max over `pieces` linear units. */
@@ -36,6 +37,12 @@ export interface NetConfig {
    * for weights and biases.
    */
   initRange?: number;
+  /**
+   * The network as a list of layers (`lib/layer_net.ts`): convolutional
+   * networks. When given, `hidden` and the MLP's settings above are unused
+   * (`hidden` is empty).
+   */
+  layers?: LayerDesc[];
 }
 
 /** Everything that defines a GAN and how it is trained. */
@@ -146,6 +153,120 @@ const PAPER: GanConfig = {
   outputBiasFromData: true,
 };
 
+// TensorFlow's DCGAN tutorial for 28 x 28 images, layer for layer: Keras'
+// defaults (Glorot uniform, LeakyReLU slope 0.3, batch norm's momentum 0.99
+// and epsilon 1e-3, Adam's beta1 0.9).
+const DCGAN: GanConfig = {
+  preset: "dcgan",
+  source: "TensorFlow's DCGAN tutorial (tensorflow.org/tutorials/generative/" +
+    "dcgan): G Dense(7*7*256) and three transposed convolutions with batch " +
+    "norm and LeakyReLU, D two strided convolutions with LeakyReLU and " +
+    "dropout 0.3; Adam 1e-4, batch 256",
+  latentDim: 100,
+  latent: "normal",
+  output: "tanh",
+  generator: {
+    hidden: [],
+    activation: "relu",
+    layers: [
+      { kind: "dense", units: 7 * 7 * 256, bias: false },
+      { kind: "batchNorm" },
+      { kind: "leakyRelu", slope: 0.3 },
+      { kind: "reshape", shape: [7, 7, 256] },
+      {
+        kind: "conv2dTranspose",
+        filters: 128,
+        size: 5,
+        stride: 1,
+        bias: false,
+      },
+      { kind: "batchNorm" },
+      { kind: "leakyRelu", slope: 0.3 },
+      { kind: "conv2dTranspose", filters: 64, size: 5, stride: 2, bias: false },
+      { kind: "batchNorm" },
+      { kind: "leakyRelu", slope: 0.3 },
+      { kind: "conv2dTranspose", filters: 1, size: 5, stride: 2, bias: false },
+      { kind: "tanh" },
+      { kind: "flatten" },
+    ],
+  },
+  discriminator: {
+    hidden: [],
+    activation: "leaky_relu",
+    layers: [
+      { kind: "reshape", shape: [28, 28, 1] },
+      { kind: "conv2d", filters: 64, size: 5, stride: 2 },
+      { kind: "leakyRelu", slope: 0.3 },
+      { kind: "dropout", rate: 0.3 },
+      { kind: "conv2d", filters: 128, size: 5, stride: 2 },
+      { kind: "leakyRelu", slope: 0.3 },
+      { kind: "dropout", rate: 0.3 },
+      { kind: "flatten" },
+      { kind: "dense", units: 1 },
+    ],
+  },
+  optimizerG: { kind: "adam", lr: 1e-4, beta1: 0.9, beta2: 0.999, eps: 1e-7 },
+  optimizerD: { kind: "adam", lr: 1e-4, beta1: 0.9, beta2: 0.999, eps: 1e-7 },
+  batchSize: 256,
+  k: 1,
+  gSteps: 1,
+  loss: "non-saturating",
+  realLabel: 1,
+};
+
+// The spectral-norm conv GAN: an InfoGAN-sized G (transposed convolutions,
+// batch norm, ReLU, tanh) and a D whose two convolutions and output layer
+// are spectrally normalised (Miyato et al. 2018), LeakyReLU 0.1, one-sided
+// label smoothing 0.9, Adam 2e-4 (0.5, 0.999). Spectral norm slows D, so D
+// takes two steps per G step (Miyato et al. used up to five). Provisional:
+// its sizes and recipe are to be settled by measured short runs.
+const SNGAN: GanConfig = {
+  preset: "sngan",
+  source: "a convolutional GAN with spectral normalisation in D (Miyato et " +
+    "al. 2018): G Dense(7*7*128) and two transposed convolutions with batch " +
+    "norm and ReLU, D two convolutions and a dense layer, all spectrally " +
+    "normalised, label smoothing 0.9, Adam 2e-4, 2 D steps per G step",
+  latentDim: 100,
+  latent: "normal",
+  output: "tanh",
+  generator: {
+    hidden: [],
+    activation: "relu",
+    layers: [
+      { kind: "dense", units: 7 * 7 * 128, bias: false },
+      { kind: "batchNorm" },
+      { kind: "relu" },
+      { kind: "reshape", shape: [7, 7, 128] },
+      { kind: "conv2dTranspose", filters: 64, size: 4, stride: 2, bias: false },
+      { kind: "batchNorm" },
+      { kind: "relu" },
+      { kind: "conv2dTranspose", filters: 1, size: 4, stride: 2 },
+      { kind: "tanh" },
+      { kind: "flatten" },
+    ],
+  },
+  discriminator: {
+    hidden: [],
+    activation: "leaky_relu",
+    layers: [
+      { kind: "reshape", shape: [28, 28, 1] },
+      { kind: "conv2d", filters: 64, size: 4, stride: 2, spectralNorm: true },
+      { kind: "leakyRelu", slope: 0.1 },
+      { kind: "conv2d", filters: 128, size: 4, stride: 2, spectralNorm: true },
+      { kind: "leakyRelu", slope: 0.1 },
+      { kind: "flatten" },
+      { kind: "dense", units: 1, spectralNorm: true },
+    ],
+  },
+  optimizerG: adam(),
+  optimizerD: adam(),
+  batchSize: 128,
+  k: 2,
+  gSteps: 1,
+  loss: "non-saturating",
+  realLabel: 0.9,
+};
+
 /**
  * Presets. Each says where it comes from.
  *
@@ -157,6 +278,8 @@ const PAPER: GanConfig = {
  *   D's loss halved.
  * - `mlp`: the common MLP GAN of PyTorch and Keras tutorials.
  * - `bn`: `mlp` with batch normalisation in G's hidden layers.
+ * - `dcgan`: TensorFlow's DCGAN tutorial for 28 x 28 images.
+ * - `sngan`: a convolutional GAN with spectral normalisation in D.
  */
 export const PRESETS: Record<string, GanConfig> = {
   paper: PAPER,
@@ -181,6 +304,8 @@ export const PRESETS: Record<string, GanConfig> = {
       batchNorm: true,
     },
   },
+  dcgan: DCGAN,
+  sngan: SNGAN,
 };
 
 /** Names of the presets. */
@@ -206,6 +331,8 @@ export const DEFAULT_EPOCHS: Record<string, number> = {
   pylearn2: 200,
   mlp: 100,
   bn: 100,
+  dcgan: 50,
+  sngan: 30,
 };
 
 /** A deep copy of a preset, to modify freely (no part shared with another). */
@@ -242,6 +369,15 @@ export function validateConfig(config: GanConfig): void {
       config.discriminator,
     ]] as const
   ) {
+    for (const l of net.layers ?? []) {
+      if ("units" in l) positiveInt(l.units, `${name} dense units`);
+      if ("filters" in l) positiveInt(l.filters, `${name} filters`);
+      if ("size" in l) positiveInt(l.size, `${name} kernel size`);
+      if ("stride" in l) positiveInt(l.stride, `${name} stride`);
+      if (l.kind === "dropout" && !(l.rate >= 0 && l.rate < 1)) {
+        problems.push(`${name} dropout must be in [0, 1), got ${l.rate}`);
+      }
+    }
     net.hidden.forEach((h) => positiveInt(h, `${name} hidden size`));
     for (const p of [net.dropout ?? 0, net.inputDropout ?? 0]) {
       if (!(p >= 0 && p < 1)) {

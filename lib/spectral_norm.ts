@@ -21,6 +21,7 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
+import { uniqueVariableName } from "./optim.ts";
 import type { Rng } from "./rng.ts";
 
 /** PyTorch's epsilon in the normalisation of u and v. */
@@ -64,8 +65,16 @@ export function createSpectralNorm(
     return x.map((v) => v / d);
   };
   return {
-    u: tf.variable(tf.tensor1d(draw(out)), false, `${name}/sn_u`),
-    v: tf.variable(tf.tensor1d(draw(rest)), false, `${name}/sn_v`),
+    u: tf.variable(
+      tf.tensor1d(draw(out)),
+      false,
+      uniqueVariableName(`${name}/sn_u`),
+    ),
+    v: tf.variable(
+      tf.tensor1d(draw(rest)),
+      false,
+      uniqueVariableName(`${name}/sn_v`),
+    ),
   };
 }
 

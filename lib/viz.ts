@@ -9,7 +9,7 @@
 import { createCanvas, GlobalFonts, loadImage } from "@napi-rs/canvas";
 import * as Plot from "@observablehq/plot";
 import { Resvg } from "@resvg/resvg-js";
-import gifenc from "gifenc";
+import * as gifenc from "gifenc";
 import { parseHTML } from "linkedom";
 import { createRequire } from "node:module";
 
@@ -121,6 +121,18 @@ export function imageGrid(
 }
 
 /**
+ * gifenc's encoder: a named export of its ES module (which bundlers pick),
+ * the default export's member in its CommonJS build (which Deno loads).
+ */
+function gifEncoder(): typeof gifenc.GIFEncoder {
+  const m = gifenc as unknown as {
+    GIFEncoder?: typeof gifenc.GIFEncoder;
+    default?: { GIFEncoder: typeof gifenc.GIFEncoder };
+  };
+  return m.GIFEncoder ?? m.default!.GIFEncoder;
+}
+
+/**
  * An animated GIF of sample grids (PNG files), one frame each, labelled
  * ("epoch 12"), the last frame held longer: training as an animation.
  * Frames are grey, so the palette is `levels` evenly spaced greys (default
@@ -145,8 +157,7 @@ export async function progressGif(
     const v = Math.round((i * 255) / (levels - 1));
     return [v, v, v];
   });
-  // gifenc's CommonJS build: its functions are the default export's.
-  const gif = gifenc.GIFEncoder();
+  const gif = gifEncoder()();
   images.forEach((img, k) => {
     ctx.fillStyle = "#808080";
     ctx.fillRect(0, 0, width, height);

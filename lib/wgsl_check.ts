@@ -16,6 +16,7 @@
 
 import * as tf from "@tensorflow/tfjs";
 import {
+  asMlp,
   createGan,
   discriminatorStep,
   type DiscriminatorStepResult,
@@ -196,7 +197,7 @@ async function compareRuns(
   // noise around 0, which Adam turns into steps of up to lr either way,
   // different noise on each path, and nothing depends on them. They are
   // left out of the comparison.
-  const bnBias = want.gan.generator.specs.flatMap((s, l) =>
+  const bnBias = asMlp(want.gan.generator).specs.flatMap((s, l) =>
     s.batchNorm ? [`G/${l}/bias`] : []
   );
   const a = ganVariables(got.gan), b = ganVariables(want.gan);

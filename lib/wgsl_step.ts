@@ -57,7 +57,13 @@
 import * as tf from "@tensorflow/tfjs";
 import { aleaStart } from "./alea.ts";
 import { IMAGE_PIXELS, type PixelRange, toFloat } from "./data.ts";
-import { FAKE_MASK_OFFSET, type Gan, type GanConfig, type Mlp } from "./gan.ts";
+import {
+  asMlp,
+  FAKE_MASK_OFFSET,
+  type Gan,
+  type GanConfig,
+  type Mlp,
+} from "./gan.ts";
 import { adamSettings, learningRate, momentum } from "./optim.ts";
 import { COPY_DST, type Dispatch, S } from "./wgsl/gpu.ts";
 import type { NetLayout } from "./wgsl/layout.ts";
@@ -76,6 +82,10 @@ export {
  * Why the WGSL step cannot train `config` (a sentence), or null when it can.
  */
 export function wgslStepSupport(config: GanConfig): string | null {
+  if (config.generator.layers || config.discriminator.layers) {
+    return "its programs are for MLP GANs, and this preset's networks are " +
+      "convolutional (they train with the tfjs step, on WebGPU too)";
+  }
   for (
     const [name, net] of [["G", config.generator], [
       "D",
@@ -356,8 +366,8 @@ export class WgslStep extends StepRecording {
 
   protected async load(gan: Gan): Promise<void> {
     const nets = [
-      [gan.generator, this.G, this.gBuf, gan.optimizerG],
-      [gan.discriminator, this.D, this.dBuf, gan.optimizerD],
+      [asMlp(gan.generator), this.G, this.gBuf, gan.optimizerG],
+      [asMlp(gan.discriminator), this.D, this.dBuf, gan.optimizerD],
     ] as const;
     for (const [net, lay, buf, opt] of nets) {
       const n = net.trainable.length;
@@ -393,8 +403,14 @@ export class WgslStep extends StepRecording {
    */
   async exportTo(gan: Gan): Promise<void> {
     const nets = [
-      [gan.generator, this.G, this.gBuf, gan.optimizerG, this.stepG],
-      [gan.discriminator, this.D, this.dBuf, gan.optimizerD, this.stepD],
+      [asMlp(gan.generator), this.G, this.gBuf, gan.optimizerG, this.stepG],
+      [
+        asMlp(gan.discriminator),
+        this.D,
+        this.dBuf,
+        gan.optimizerD,
+        this.stepD,
+      ],
     ] as const;
     for (const [net, lay, buf, opt, step] of nets) {
       const [p, m, v] = [

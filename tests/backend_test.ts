@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { BackendError, initBackend, probeWebGpu } from "../lib/backend.ts";
 import {
+  asMlp,
   createGan,
   discriminatorStep,
   disposeGan,
@@ -62,7 +63,7 @@ async function oneRound(
     (await d.dReal.data())[0],
     (await g.data())[0],
   ];
-  const w = await gan.generator.layers[0].kernel.data();
+  const w = await asMlp(gan.generator).layers[0].kernel.data();
   tf.dispose([real, z, g, ...Object.values(d)]);
   disposeGan(gan);
   return { out, w };

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../lib/backend.ts";
 import {
+  asMlp,
   batchFigures,
   bceWithLogits,
   createGan,
@@ -19,6 +20,7 @@ import {
   logSigmoid,
   maxOverPieces,
   Mlp,
+  type Network,
   preset,
   PRESET_NAMES,
   sampleLatent,
@@ -62,8 +64,12 @@ Deno.test("presets: shapes and parameter counts", async () => {
   for (const name of PRESET_NAMES) {
     const config = preset(name);
     const gan = createGan(config, { seed: 0 });
-    assert.equal(gan.generator.parameterCount, expected[name][0], name);
-    assert.equal(gan.discriminator.parameterCount, expected[name][1], name);
+    assert.equal(asMlp(gan.generator).parameterCount, expected[name][0], name);
+    assert.equal(
+      asMlp(gan.discriminator).parameterCount,
+      expected[name][1],
+      name,
+    );
     const z = tf.tensor2d(sampleLatent(config, 5, new Rng(1)), [5, 100]);
     const x = generate(gan, z);
     assert.deepEqual(x.shape, [5, 784]);
@@ -226,7 +232,7 @@ Deno.test("one D step raises V(D, G); one G step lowers G's loss", async () => {
       // D starts at weights of +-0.005, so the gradient reaching G is ~1e-5
       // and one step changes the loss below float32 resolution. Check the
       // update itself: G's weights move against the gradient.
-      const w = gan.generator.layers[2].kernel;
+      const w = asMlp(gan.generator).layers[2].kernel;
       const { grads } = tf.variableGrads(() => gLoss(), [w]);
       const before = w.clone();
       generatorStep(gan, z, 8, 0).dispose();
@@ -254,7 +260,7 @@ Deno.test("one D step raises V(D, G); one G step lowers G's loss", async () => {
 });
 
 /** Every trainable variable of a network, read back. */
-const weightsOf = (m: Mlp) => Promise.all(m.trainable.map((v) => v.data()));
+const weightsOf = (m: Network) => Promise.all(m.trainable.map((v) => v.data()));
 /** Largest absolute difference between two lists of arrays. */
 const maxDiff = (a: ArrayLike<number>[], b: ArrayLike<number>[]) => {
   let m = 0;
@@ -364,7 +370,7 @@ Deno.test("dropoutMask is exactly tfjs' step(keep - randomUniform) / keep", asyn
 Deno.test("the same seed builds the same networks; another seed does not", async () => {
   const weights = async (seed: number) => {
     const gan = createGan(preset("mlp"), { seed });
-    const w = await gan.generator.layers[0].kernel.data();
+    const w = await asMlp(gan.generator).layers[0].kernel.data();
     disposeGan(gan);
     return w;
   };
@@ -376,10 +382,10 @@ Deno.test("batch norm: training uses batch statistics, inference the running one
   const config = preset("bn");
   const gan = createGan(config, { seed: 0 });
   const z = tf.tensor2d(sampleLatent(config, 32, new Rng(0)), [32, 100]);
-  const before = await gan.generator.layers[0].movingMean!.data();
+  const before = await asMlp(gan.generator).layers[0].movingMean!.data();
   assert.ok(before.every((v) => v === 0));
   generatorStep(gan, z, 1, 0).dispose();
-  const after = await gan.generator.layers[0].movingMean!.data();
+  const after = await asMlp(gan.generator).layers[0].movingMean!.data();
   assert.ok(after.some((v) => v !== 0), "running mean was not updated");
   const train = await gan.generator.apply(z, { training: true }).data();
   const infer = await generate(gan, z).data();

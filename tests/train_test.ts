@@ -3,7 +3,7 @@ import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../lib/backend.ts";
 import { readCheckpoint } from "../lib/checkpoint.ts";
 import { type Dataset, loadDataset } from "../lib/data.ts";
-import { disposeGan } from "../lib/gan.ts";
+import { asMlp, disposeGan } from "../lib/gan.ts";
 import { type EpochStats, train } from "../lib/train.ts";
 import { tiny, tinyOptions } from "./tiny.ts";
 
@@ -123,7 +123,7 @@ Deno.test("divergence stops the run and keeps the last good checkpoint", async (
       onEpoch: (s, run) => {
         // Sabotage after epoch 1: a NaN weight in D makes epoch 2 diverge.
         if (s.epoch === 1) {
-          const k = run.gan.discriminator.layers[0].kernel;
+          const k = asMlp(run.gan.discriminator).layers[0].kernel;
           k.assign(tf.fill(k.shape, NaN));
         }
       },

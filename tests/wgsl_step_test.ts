@@ -3,6 +3,7 @@ import * as tf from "@tensorflow/tfjs";
 import { initBackend, probeWebGpu } from "../lib/backend.ts";
 import { type Dataset, loadDataset, toFloat } from "../lib/data.ts";
 import {
+  asMlp,
   createGan,
   discriminatorStep,
   type DiscriminatorStepResult,
@@ -75,7 +76,9 @@ async function assertSameState(a: Gan, b: Gan, tol: number) {
   const [x, y] = [await state(a), await state(b)];
   assert.deepEqual([...x.keys()], [...y.keys()]);
   const bnBias = new Set(
-    a.generator.specs.flatMap((s, l) => s.batchNorm ? [`G/${l}/bias`] : []),
+    asMlp(a.generator).specs.flatMap((s, l) =>
+      s.batchNorm ? [`G/${l}/bias`] : []
+    ),
   );
   for (const [name, values] of x) {
     const free = [...bnBias].some((b) => name.includes(b));
@@ -361,8 +364,8 @@ Deno.test({
         const figures = await wgsl.figures();
         await wgsl.exportTo(gan);
         const values = await state(gan);
-        const layers = gan.generator.specs.length +
-          gan.discriminator.specs.length;
+        const layers = asMlp(gan.generator).specs.length +
+          asMlp(gan.discriminator).specs.length;
         return { gan, values, figures, dispatches, layers };
       };
       const plain = await train("plain");

@@ -13,7 +13,13 @@ import {
   aleaJumpTable,
   keepThreshold,
 } from "../alea.ts";
-import { BN_EPS, BN_MOMENTUM, type Gan, type GanConfig } from "../gan.ts";
+import {
+  asMlp,
+  BN_EPS,
+  BN_MOMENTUM,
+  type Gan,
+  type GanConfig,
+} from "../gan.ts";
 import { COPY_DST, type Dispatch } from "./gpu.ts";
 import { Kernels } from "./kernels.ts";
 import { layout, type NetBuffers, type NetLayout } from "./layout.ts";
@@ -65,8 +71,8 @@ export class StepRecording extends Kernels {
     this.config = gan.config;
     this.batch = gan.config.batchSize;
     this.latent = gan.config.latentDim;
-    this.G = layout(gan.generator);
-    this.D = layout(gan.discriminator);
+    this.G = layout(asMlp(gan.generator));
+    this.D = layout(asMlp(gan.discriminator));
     const B = this.batch;
     const image = this.D.specs[0].inputs;
     const widest = this.widest;

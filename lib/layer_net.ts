@@ -1,0 +1,405 @@
+/**
+ * Networks described as a list of layers: dense, conv2d, conv2dTranspose,
+ * batch norm (over features or channels, with running statistics), dropout,
+ * reshape and flatten, and the activations; spectral normalisation of a
+ * dense or conv2d layer's weight (`lib/spectral_norm.ts`). Layers stay
+ * plain variables and visible tfjs ops, as the MLP's are (`lib/networks.ts`).
+ * The convolutional presets are written in it.
+ *
+ * Images go in and out as rows of 784 values, as everywhere else in the
+ * project: a description starts with `reshape` to [28, 28, 1] (D) or ends
+ * with `flatten` (G).
+ *
+ * @module
+ */
+
+import * as tf from "@tensorflow/tfjs";
+import { dropoutMask } from "./networks.ts";
+import { uniqueVariableName } from "./optim.ts";
+import type { Rng } from "./rng.ts";
+import {
+  createSpectralNorm,
+  spectralNormalized,
+  type SpectralNormState,
+} from "./spectral_norm.ts";
+
+/** One layer of a {@linkcode LayerNet}. */
+export type LayerDesc =
+  | {
+    kind: "dense";
+    units: number;
+    /** Default true. */
+    bias?: boolean;
+    spectralNorm?: boolean;
+  }
+  | {
+    kind: "conv2d";
+    filters: number;
+    /** The kernel's side. */
+    size: number;
+    stride: number;
+    /** Default "same". */
+    padding?: "same" | "valid";
+    bias?: boolean;
+    spectralNorm?: boolean;
+  }
+  | {
+    /** Output = input x stride ("same" padding), as Keras' Conv2DTranspose. */
+    kind: "conv2dTranspose";
+    filters: number;
+    size: number;
+    stride: number;
+    bias?: boolean;
+  }
+  | {
+    /** Over the last axis (features or channels). Keras' defaults. */
+    kind: "batchNorm";
+    /** Default 1e-3. */
+    eps?: number;
+    /** Running statistics' decay (default 0.99: Keras' momentum). */
+    momentum?: number;
+  }
+  | { kind: "relu" }
+  | { kind: "leakyRelu"; slope: number }
+  | { kind: "tanh" }
+  | { kind: "sigmoid" }
+  | { kind: "dropout"; rate: number }
+  | { kind: "reshape"; shape: number[] }
+  | { kind: "flatten" };
+
+/** A layer's variables (those it has). */
+interface LayerVars {
+  kernel?: tf.Variable;
+  bias?: tf.Variable;
+  gamma?: tf.Variable;
+  beta?: tf.Variable;
+  movingMean?: tf.Variable;
+  movingVar?: tf.Variable;
+  sn?: SpectralNormState;
+}
+
+/** Options of {@linkcode LayerNet.apply} (as the MLP's). */
+export interface LayerApplyOptions {
+  training: boolean;
+  /** Seed of the dropout masks. */
+  seed?: number;
+  /** Receives each batch-norm layer's batch mean and variance (training). */
+  batchStats?: { mean: tf.Tensor; variance: tf.Tensor }[];
+}
+
+/** The shape after each layer, from an example's input shape. */
+function shapes(input: number[], layers: LayerDesc[]): number[][] {
+  const out: number[][] = [];
+  let s = input;
+  for (const l of layers) {
+    switch (l.kind) {
+      case "dense":
+        s = [l.units];
+        break;
+      case "conv2d": {
+        const [h, w] = s;
+        const pad = l.padding ?? "same";
+        const o = (n: number) =>
+          pad === "same"
+            ? Math.ceil(n / l.stride)
+            : Math.floor((n - l.size) / l.stride) + 1;
+        s = [o(h), o(w), l.filters];
+        break;
+      }
+      case "conv2dTranspose":
+        s = [s[0] * l.stride, s[1] * l.stride, l.filters];
+        break;
+      case "reshape":
+        s = l.shape;
+        break;
+      case "flatten":
+        s = [s.reduce((a, b) => a * b, 1)];
+        break;
+    }
+    out.push(s);
+  }
+  return out;
+}
+
+/** A network as a list of layers, its variables plain tfjs variables. */
+export class LayerNet {
+  readonly descs: LayerDesc[];
+  readonly inputShape: number[];
+  /** Each layer's output shape (per example). */
+  readonly shapes: number[][];
+  readonly vars: LayerVars[] = [];
+
+  /**
+   * @param name prefix of the variables' names ("G" or "D").
+   * @param inputs the values of one example's input (the latent size, or 784).
+   * @param layers the description.
+   * @param rng draws the initial weights (Glorot uniform, as Keras).
+   */
+  constructor(
+    name: string,
+    inputs: number,
+    layers: LayerDesc[],
+    rng: Rng,
+  ) {
+    this.descs = layers;
+    this.inputShape = [inputs];
+    this.shapes = shapes(this.inputShape, layers);
+    const v = (values: Float32Array, shape: number[], what: string) =>
+      tf.variable(tf.tensor(values, shape), true, uniqueVariableName(what));
+    layers.forEach((l, i) => {
+      const prev = i === 0 ? this.inputShape : this.shapes[i - 1];
+      const channels = prev[prev.length - 1];
+      const vars: LayerVars = {};
+      const p = `${name}/${i}`;
+      const glorot = (shape: number[], fanIn: number, fanOut: number) => {
+        const limit = Math.sqrt(6 / (fanIn + fanOut));
+        const n = shape.reduce((a, b) => a * b, 1);
+        return v(
+          rng.fillUniform(new Float32Array(n), -limit, limit),
+          shape,
+          `${p}/kernel`,
+        );
+      };
+      if (l.kind === "dense") {
+        vars.kernel = glorot([channels, l.units], channels, l.units);
+        if (l.bias !== false) {
+          vars.bias = v(new Float32Array(l.units), [l.units], `${p}/bias`);
+        }
+      } else if (l.kind === "conv2d" || l.kind === "conv2dTranspose") {
+        const field = l.size * l.size;
+        // conv2d: [kh, kw, in, out]; transposed: [kh, kw, out, in].
+        const shape = l.kind === "conv2d"
+          ? [l.size, l.size, channels, l.filters]
+          : [l.size, l.size, l.filters, channels];
+        vars.kernel = glorot(
+          shape,
+          field * (l.kind === "conv2d" ? channels : l.filters),
+          field * (l.kind === "conv2d" ? l.filters : channels),
+        );
+        if (l.bias !== false) {
+          vars.bias = v(new Float32Array(l.filters), [l.filters], `${p}/bias`);
+        }
+      } else if (l.kind === "batchNorm") {
+        const ones = new Float32Array(channels).fill(1);
+        vars.gamma = v(ones, [channels], `${p}/gamma`);
+        vars.beta = v(new Float32Array(channels), [channels], `${p}/beta`);
+        vars.movingMean = tf.variable(
+          tf.zeros([channels]),
+          false,
+          uniqueVariableName(`${p}/moving_mean`),
+        );
+        vars.movingVar = tf.variable(
+          tf.ones([channels]),
+          false,
+          uniqueVariableName(`${p}/moving_var`),
+        );
+      }
+      if ("spectralNorm" in l && l.spectralNorm) {
+        vars.sn = createSpectralNorm(vars.kernel!, p, rng);
+      }
+      this.vars.push(vars);
+    });
+  }
+
+  /** The variables an optimiser updates, layer by layer. */
+  get trainable(): tf.Variable[] {
+    return this.vars.flatMap((v) =>
+      [v.kernel, v.bias, v.gamma, v.beta].filter((x): x is tf.Variable => !!x)
+    );
+  }
+
+  /** Every variable: the trainable ones, running statistics, u and v. */
+  get variables(): tf.Variable[] {
+    return this.vars.flatMap((v) =>
+      [
+        v.kernel,
+        v.bias,
+        v.gamma,
+        v.beta,
+        v.movingMean,
+        v.movingVar,
+        v.sn?.u,
+        v.sn?.v,
+      ].filter((x): x is tf.Variable => !!x)
+    );
+  }
+
+  /** The network's output for a batch of rows (images as 784 values). */
+  apply(x: tf.Tensor2D, options: LayerApplyOptions): tf.Tensor2D {
+    let h: tf.Tensor = x;
+    const batch = x.shape[0];
+    this.descs.forEach((l, i) => {
+      const v = this.vars[i];
+      const kernel = () =>
+        v.sn
+          ? spectralNormalized(v.kernel!, v.sn, options.training)
+          : v.kernel!;
+      switch (l.kind) {
+        case "reshape":
+          h = tf.reshape(h, [batch, ...l.shape]);
+          break;
+        case "flatten":
+          h = tf.reshape(h, [batch, -1]);
+          break;
+        case "dense":
+          h = tf.matMul(h as tf.Tensor2D, kernel() as tf.Tensor2D);
+          if (v.bias) h = tf.add(h, v.bias);
+          break;
+        case "conv2d":
+          h = tf.conv2d(
+            h as tf.Tensor4D,
+            kernel() as tf.Tensor4D,
+            l.stride,
+            l.padding ?? "same",
+          );
+          if (v.bias) h = tf.add(h, v.bias);
+          break;
+        case "conv2dTranspose": {
+          const [oh, ow, f] = this.shapes[i];
+          h = tf.conv2dTranspose(
+            h as tf.Tensor4D,
+            v.kernel! as tf.Tensor4D,
+            [batch, oh, ow, f],
+            l.stride,
+            "same",
+          );
+          if (v.bias) h = tf.add(h, v.bias);
+          break;
+        }
+        case "batchNorm": {
+          const eps = l.eps ?? 1e-3;
+          let mean: tf.Tensor, variance: tf.Tensor;
+          if (options.training) {
+            const axes = Array.from({ length: h.rank - 1 }, (_, a) => a);
+            ({ mean, variance } = tf.moments(h, axes));
+            options.batchStats?.push({ mean, variance });
+          } else {
+            mean = v.movingMean!;
+            variance = v.movingVar!;
+          }
+          h = tf.batchNorm(h, mean, variance, v.beta!, v.gamma!, eps);
+          break;
+        }
+        case "relu":
+          h = tf.relu(h);
+          break;
+        case "leakyRelu":
+          h = tf.leakyRelu(h, l.slope);
+          break;
+        case "tanh":
+          h = tf.tanh(h);
+          break;
+        case "sigmoid":
+          h = tf.sigmoid(h);
+          break;
+        case "dropout":
+          if (options.training && l.rate > 0) {
+            if (options.seed === undefined) {
+              throw new Error("dropout in training needs a seed");
+            }
+            const mask = dropoutMask(h.size, 1 - l.rate, options.seed + i);
+            h = tf.mul(h, tf.tensor(mask, h.shape));
+          }
+          break;
+      }
+    });
+    return h as tf.Tensor2D;
+  }
+
+  /** Moves the running statistics towards a step's batch statistics. */
+  updateMovingStats(stats: { mean: tf.Tensor; variance: tf.Tensor }[]): void {
+    let k = 0;
+    tf.tidy(() => {
+      this.descs.forEach((l, i) => {
+        if (l.kind !== "batchNorm") return;
+        const m = l.momentum ?? 0.99;
+        const v = this.vars[i];
+        const { mean, variance } = stats[k++];
+        v.movingMean!.assign(
+          tf.add(tf.mul(v.movingMean!, m), tf.mul(mean, 1 - m)),
+        );
+        v.movingVar!.assign(
+          tf.add(tf.mul(v.movingVar!, m), tf.mul(variance, 1 - m)),
+        );
+      });
+    });
+  }
+
+  /** Frees the variables. */
+  dispose(): void {
+    for (const v of this.variables) v.dispose();
+  }
+}
+
+/**
+ * A generator {@linkcode LayerNet} as a standard TF.js layers model (dense,
+ * conv2dTranspose, batch normalisation, activations, reshape, flatten)
+ * holding copies of its weights, in inference mode: it loads in a browser
+ * with `tf.loadLayersModel`.
+ */
+export function layerNetAsLayersModel(net: LayerNet): tf.Sequential {
+  const model = tf.sequential({ name: "generator" });
+  net.descs.forEach((l, i) => {
+    const v = net.vars[i];
+    const first = i === 0 ? { inputShape: net.inputShape } : {};
+    const name = `${l.kind}_${i}`;
+    let layer: tf.layers.Layer;
+    const weights: tf.Tensor[] = [];
+    switch (l.kind) {
+      case "dense":
+        layer = tf.layers.dense({
+          units: l.units,
+          useBias: !!v.bias,
+          name,
+          ...first,
+        });
+        weights.push(v.kernel!, ...(v.bias ? [v.bias] : []));
+        break;
+      case "conv2dTranspose":
+        layer = tf.layers.conv2dTranspose({
+          filters: l.filters,
+          kernelSize: l.size,
+          strides: l.stride,
+          padding: "same",
+          useBias: !!v.bias,
+          name,
+          ...first,
+        });
+        weights.push(v.kernel!, ...(v.bias ? [v.bias] : []));
+        break;
+      case "batchNorm":
+        layer = tf.layers.batchNormalization({
+          momentum: l.momentum ?? 0.99,
+          epsilon: l.eps ?? 1e-3,
+          name,
+          ...first,
+        });
+        weights.push(v.gamma!, v.beta!, v.movingMean!, v.movingVar!);
+        break;
+      case "relu":
+      case "tanh":
+      case "sigmoid":
+        layer = tf.layers.activation({ activation: l.kind, name, ...first });
+        break;
+      case "leakyRelu":
+        layer = tf.layers.leakyReLU({ alpha: l.slope, name, ...first });
+        break;
+      case "reshape":
+        layer = tf.layers.reshape({ targetShape: l.shape, name, ...first });
+        break;
+      case "flatten":
+        layer = tf.layers.flatten({ name, ...first });
+        break;
+      case "dropout":
+        return; // inference: nothing
+      case "conv2d":
+        throw new Error(
+          "a generator with conv2d layers cannot be exported (spectral " +
+            "norm and strided convolutions belong in D)",
+        );
+    }
+    model.add(layer);
+    if (weights.length) layer.setWeights(weights);
+  });
+  return model;
+}

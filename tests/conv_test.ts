@@ -1,0 +1,162 @@
+/**
+ * The convolutional presets: both train on wasm (whose convolution weight
+ * gradient `lib/wasm_conv.ts` supplies) and on WebGPU with the tfjs step,
+ * resume exactly (spectral norm's u and v included), and export G as a
+ * standard TF.js layers model that computes what G computes.
+ */
+
+import assert from "node:assert/strict";
+import * as tf from "@tensorflow/tfjs";
+import { initBackend, probeWebGpu } from "../lib/backend.ts";
+import { readCheckpoint } from "../lib/checkpoint.ts";
+import { type Dataset, loadDataset } from "../lib/data.ts";
+import {
+  createGan,
+  disposeGan,
+  type GanConfig,
+  generate,
+  generatorModel,
+  preset,
+  sampleLatent,
+} from "../lib/gan.ts";
+import { Rng } from "../lib/rng.ts";
+import { type EpochStats, train } from "../lib/train.ts";
+import { chooseStep } from "../lib/steps.ts";
+
+const probe = await probeWebGpu();
+await initBackend("wasm");
+const mnist = await loadDataset("mnist", { log: () => {} });
+
+/**
+ * `name`'s preset with every layer's width cut to an eighth (the same kinds
+ * of layer, strides and shapes), batch 16: cheap enough for tests.
+ */
+function small(name: string): GanConfig {
+  const c = preset(name);
+  c.batchSize = 16;
+  for (const net of [c.generator, c.discriminator]) {
+    net.layers = net.layers!.map((l) => {
+      if (l.kind === "reshape" && l.shape[2] > 1) {
+        return { ...l, shape: [l.shape[0], l.shape[1], l.shape[2] / 8] };
+      }
+      if (l.kind === "dense" && l.units > 1) {
+        return { ...l, units: l.units / 8 };
+      }
+      if ("filters" in l && l.filters > 1) {
+        return { ...l, filters: l.filters / 8 };
+      }
+      return l;
+    });
+  }
+  return c;
+}
+
+const figures = (h: EpochStats[]) =>
+  h.map(({ epoch, dLoss, gLoss, dReal, dFake }) => [
+    epoch,
+    dLoss,
+    gLoss,
+    dReal,
+    dFake,
+  ]);
+
+Deno.test("conv presets train on wasm and resume exactly (spectral norm's u and v included)", async () => {
+  const root = await Deno.makeTempDir();
+  try {
+    for (const name of ["dcgan", "sngan"]) {
+      const base = {
+        config: small(name),
+        dataset: mnist as Dataset,
+        seed: 3,
+        limit: 48,
+        holdout: 0,
+        log: () => {},
+      };
+      const full = await train({
+        ...base,
+        epochs: 2,
+        outDir: `${root}/${name}-full`,
+      });
+      assert.equal(full.status, "completed");
+      for (const s of full.history) {
+        assert.ok(Number.isFinite(s.dLoss) && Number.isFinite(s.gLoss), name);
+      }
+      const dir = `${root}/${name}-split`;
+      disposeGan((await train({ ...base, epochs: 1, outDir: dir })).gan);
+      const resumed = await train({
+        ...base,
+        epochs: 2,
+        outDir: dir,
+        resume: true,
+      });
+      assert.deepEqual(figures(resumed.history), figures(full.history), name);
+      const names = (await readCheckpoint(dir)).file.tensors.map((t) => t.name);
+      if (name === "sngan") {
+        assert.ok(names.includes("D/1/sn_u") && names.includes("D/6/sn_v"));
+      }
+      // The generator a run writes loads and draws digits-shaped images.
+      assert.ok(names.includes("G/0/kernel"));
+      disposeGan(full.gan);
+      disposeGan(resumed.gan);
+    }
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("a conv generator exports as a TF.js layers model equal to G", async () => {
+  for (const name of ["dcgan", "sngan"]) {
+    const gan = createGan(small(name), { seed: 1 });
+    // Move batch norm's running statistics away from 0 and 1 first.
+    const z0 = tf.tensor2d(sampleLatent(gan.config, 16, new Rng(2)), [16, 100]);
+    const stats: { mean: tf.Tensor; variance: tf.Tensor }[] = [];
+    tf.tidy(() => {
+      gan.generator.apply(z0, { training: true, batchStats: stats });
+      gan.generator.updateMovingStats(stats);
+    });
+    const z = tf.tensor2d(sampleLatent(gan.config, 5, new Rng(3)), [5, 100]);
+    const model = generatorModel(gan.generator);
+    const want = await generate(gan, z).data();
+    const got = await (model.predict(z) as tf.Tensor).data();
+    assert.equal(got.length, 5 * 784);
+    for (let i = 0; i < got.length; i++) {
+      assert.ok(Math.abs(got[i] - want[i]) < 1e-5, `${name}[${i}]`);
+    }
+    model.dispose();
+    tf.dispose([z0, z]);
+    disposeGan(gan);
+  }
+});
+
+Deno.test({
+  name:
+    "webgpu: conv presets train with the tfjs step; the WGSL step says why it cannot",
+  ignore: !probe.ok,
+  fn: async () => {
+    await initBackend("webgpu");
+    try {
+      const gan = createGan(small("dcgan"), { seed: 0 });
+      const auto = await chooseStep(gan, "auto", { log: () => {} });
+      assert.equal(auto.step, null);
+      assert.match(auto.why, /programs are for MLP GANs.*convolutional/);
+      await assert.rejects(
+        () => chooseStep(gan, "wgsl"),
+        /the WGSL step cannot run: .*convolutional.*use --step tfjs/,
+      );
+      disposeGan(gan);
+      const r = await train({
+        config: small("sngan"),
+        dataset: mnist as Dataset,
+        epochs: 1,
+        limit: 32,
+        holdout: 0,
+        log: () => {},
+      });
+      assert.equal(r.status, "completed");
+      assert.ok(Number.isFinite(r.history[0].dLoss));
+      disposeGan(r.gan);
+    } finally {
+      await initBackend("wasm");
+    }
+  },
+});
