@@ -30,6 +30,17 @@ class Maxout(nn.Module):
         return self.linear(x).view(-1, self.units, self.pieces).max(dim=2).values
 
 
+class View(nn.Module):
+    """Reshapes each example (the layers' `reshape` and `flatten`)."""
+
+    def __init__(self, *shape):
+        super().__init__()
+        self.shape = shape
+
+    def forward(self, x):
+        return x.reshape(x.shape[0], *self.shape)
+
+
 def build(model):
     if model == "paper":
         g = nn.Sequential(
@@ -49,6 +60,38 @@ def build(model):
             nn.LeakyReLU(0.2), nn.Linear(512, 256), nn.LeakyReLU(0.2),
             nn.Linear(256, 1))
         opt = lambda p: torch.optim.Adam(p, lr=2e-4, betas=(0.5, 0.999))
+    elif model == "dcgan":
+        # TensorFlow's DCGAN tutorial (the preset `dcgan`), in NCHW.
+        bn = lambda n, two=True: (nn.BatchNorm2d if two else nn.BatchNorm1d)(
+            n, eps=1e-3, momentum=0.01)
+        g = nn.Sequential(
+            nn.Linear(100, 7 * 7 * 256, bias=False), bn(7 * 7 * 256, False),
+            nn.LeakyReLU(0.3), View(256, 7, 7),
+            nn.ConvTranspose2d(256, 128, 5, 1, padding=2, bias=False), bn(128),
+            nn.LeakyReLU(0.3),
+            nn.ConvTranspose2d(128, 64, 5, 2, padding=2, output_padding=1, bias=False),
+            bn(64), nn.LeakyReLU(0.3),
+            nn.ConvTranspose2d(64, 1, 5, 2, padding=2, output_padding=1, bias=False),
+            nn.Tanh(), View(784))
+        d = nn.Sequential(
+            View(1, 28, 28), nn.Conv2d(1, 64, 5, 2, padding=2), nn.LeakyReLU(0.3),
+            nn.Dropout(0.3), nn.Conv2d(64, 128, 5, 2, padding=2), nn.LeakyReLU(0.3),
+            nn.Dropout(0.3), View(128 * 7 * 7), nn.Linear(128 * 7 * 7, 1))
+        opt = lambda p: torch.optim.Adam(p, lr=1e-4, betas=(0.9, 0.999), eps=1e-7)
+    elif model == "sngan":
+        # The preset `sngan`: spectral norm on D's three layers.
+        sn = nn.utils.spectral_norm
+        g = nn.Sequential(
+            nn.Linear(100, 7 * 7 * 128, bias=False), nn.BatchNorm1d(7 * 7 * 128),
+            nn.ReLU(), View(128, 7, 7),
+            nn.ConvTranspose2d(128, 64, 4, 2, padding=1, bias=False),
+            nn.BatchNorm2d(64), nn.ReLU(),
+            nn.ConvTranspose2d(64, 1, 4, 2, padding=1), nn.Tanh(), View(784))
+        d = nn.Sequential(
+            View(1, 28, 28), sn(nn.Conv2d(1, 64, 4, 2, padding=1)), nn.LeakyReLU(0.1),
+            sn(nn.Conv2d(64, 128, 4, 2, padding=1)), nn.LeakyReLU(0.1),
+            View(128 * 7 * 7), sn(nn.Linear(128 * 7 * 7, 1)))
+        opt = lambda p: torch.optim.Adam(p, lr=2e-4, betas=(0.5, 0.999))
     else:
         raise SystemExit(f"unknown model {model}")
     return g, d, opt(g.parameters()), opt(d.parameters())
@@ -59,7 +102,7 @@ def time_configuration(model, batch, device, steps, warmup, max_seconds):
     g, d, opt_g, opt_d = build(model)
     g.to(device)
     d.to(device)
-    low = -1.0 if model == "mlp" else 0.0
+    low = 0.0 if model == "paper" else -1.0
     real_cpu = torch.empty(batch, 784).uniform_(low, 1.0)
     ones = torch.ones(batch, 1, device=device)
     zeros = torch.zeros(batch, 1, device=device)

@@ -223,6 +223,24 @@ export function nativeMatMulActive(): boolean {
 
 /** Matrix products in the system BLAS, for other wasm kernels. */
 export interface BlasProducts {
+  /** C [m, n] = A B, with A [m, k] and B [k, n], all row-major. */
+  times(
+    m: number,
+    k: number,
+    n: number,
+    a: Float32Array,
+    b: Float32Array,
+    c: Float32Array,
+  ): void;
+  /** C [m, n] = A B^T, with A [m, k] and B [n, k], all row-major. */
+  timesTransposed(
+    m: number,
+    k: number,
+    n: number,
+    a: Float32Array,
+    b: Float32Array,
+    c: Float32Array,
+  ): void;
   /** C [k, n] = A^T B, with A [rows, k] and B [rows, n], all row-major. */
   transposedTimes(
     rows: number,
@@ -242,6 +260,12 @@ export function sgemmOrNull(): BlasProducts | null {
   const f = sgemm;
   if (!f || original === null) return null;
   return {
+    times(m, k, n, a, b, c) {
+      f(ROW_MAJOR, NO_TRANS, NO_TRANS, m, n, k, 1, a, k, b, n, 0, c, n);
+    },
+    timesTransposed(m, k, n, a, b, c) {
+      f(ROW_MAJOR, NO_TRANS, TRANS, m, n, k, 1, a, k, b, k, 0, c, n);
+    },
     transposedTimes(rows, k, n, a, b, c) {
       f(ROW_MAJOR, TRANS, NO_TRANS, k, n, rows, 1, a, k, b, n, 0, c, n);
     },

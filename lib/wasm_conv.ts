@@ -12,6 +12,10 @@
  * dY = [N OH OW, Cout]: in the system BLAS where one loads (`lib/blas.ts`),
  * else in plain loops. (NHWC, the layout tfjs uses.)
  *
+ * With a BLAS, the forward convolution (P W) and the input gradient, which
+ * is also a transposed convolution's forward pass (col2im(dY W^T)), run the
+ * same way: tfjs-wasm's own kernels use one core, the BLAS every core.
+ *
  * @module
  */
 
@@ -123,9 +127,152 @@ function conv2DBackpropFilter(args: {
   return out;
 }
 
+/** Adds columns `cols` [rows, KH KW C] back into the image `dx` (col2im). */
+function addPatches(
+  cols: Float32Array,
+  dx: Float32Array,
+  info: tf.backend_util.Conv2DInfo,
+): void {
+  const {
+    batchSize: N,
+    inHeight: H,
+    inWidth: W,
+    inChannels: C,
+    outHeight: OH,
+    outWidth: OW,
+    filterHeight: KH,
+    filterWidth: KW,
+    strideHeight: sh,
+    strideWidth: sw,
+    dilationHeight: dh,
+    dilationWidth: dw,
+  } = info;
+  const top = info.padInfo.top, left = info.padInfo.left;
+  const k = KH * KW * C;
+  dx.fill(0);
+  let row = 0;
+  for (let n = 0; n < N; n++) {
+    for (let oh = 0; oh < OH; oh++) {
+      for (let ow = 0; ow < OW; ow++, row++) {
+        let at = row * k;
+        for (let kh = 0; kh < KH; kh++) {
+          const ih = oh * sh + kh * dh - top;
+          for (let kw = 0; kw < KW; kw++, at += C) {
+            const iw = ow * sw + kw * dw - left;
+            if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+            const to = ((n * H + ih) * W + iw) * C;
+            for (let c = 0; c < C; c++) dx[to + c] += cols[at + c];
+          }
+        }
+      }
+    }
+  }
+}
+
+type ConvAttrs = {
+  strides: number | [number, number];
+  pad: "valid" | "same" | number | tf.backend_util.ExplicitPadding;
+  dataFormat: "NHWC" | "NCHW";
+  dilations?: number | [number, number];
+  dimRoundingMode?: "floor" | "round" | "ceil";
+};
+
+type KernelArgs = {
+  inputs: tf.NamedTensorInfoMap;
+  backend: unknown;
+  attrs: tf.NamedAttrMap;
+};
+
+/** The kernels tfjs-wasm registered, kept while the BLAS ones replace them. */
+const originals = new Map<string, tf.KernelConfig>();
+
+/** Runs tfjs-wasm's own kernel `name`. */
+function original(name: string, args: KernelArgs): tf.TensorInfo {
+  return (originals.get(name)!.kernelFunc as (a: KernelArgs) => tf.TensorInfo)(
+    args,
+  );
+}
+
 /**
- * Registers the wasm backend's `Conv2DBackpropFilter` (once). Returns
- * whether it is registered now.
+ * `Conv2D` as patches times the kernel in the system BLAS: Y [N OH OW,
+ * Cout] = P [N OH OW, KH KW Cin] W [KH KW Cin, Cout].
+ */
+function conv2DBlas(args: KernelArgs): tf.TensorInfo {
+  const sgemm = sgemmOrNull();
+  const a = args.attrs as unknown as ConvAttrs;
+  const x = args.inputs.x as tf.TensorInfo;
+  const filter = args.inputs.filter as tf.TensorInfo;
+  if (!sgemm || a.dataFormat === "NCHW") return original("Conv2D", args);
+  const info = tf.backend_util.computeConv2DInfo(
+    x.shape as [number, number, number, number],
+    filter.shape as [number, number, number, number],
+    a.strides,
+    a.dilations ?? 1,
+    a.pad,
+    a.dimRoundingMode,
+  );
+  const backend = args.backend as WasmBackend;
+  const out = backend.makeOutput(info.outShape, "float32");
+  const p = patches(backend.typedArrayFromHeap(x), info);
+  const rows = info.batchSize * info.outHeight * info.outWidth;
+  const k = info.filterHeight * info.filterWidth * info.inChannels;
+  sgemm.times(
+    rows,
+    k,
+    info.outChannels,
+    p,
+    backend.typedArrayFromHeap(filter),
+    backend.typedArrayFromHeap(out),
+  );
+  return out;
+}
+
+/**
+ * `Conv2DBackpropInput` (also a transposed convolution's forward pass) as
+ * the output gradient times the kernel transposed in the system BLAS, its
+ * columns added back into the image: dX = col2im(dY W^T).
+ */
+function conv2DBackpropInputBlas(args: KernelArgs): tf.TensorInfo {
+  const sgemm = sgemmOrNull();
+  const a = args.attrs as unknown as ConvAttrs & {
+    inputShape: [number, number, number, number];
+  };
+  const dy = args.inputs.dy as tf.TensorInfo;
+  const filter = args.inputs.filter as tf.TensorInfo;
+  if (!sgemm || a.dataFormat === "NCHW") {
+    return original("Conv2DBackpropInput", args);
+  }
+  const info = tf.backend_util.computeConv2DInfo(
+    a.inputShape,
+    filter.shape as [number, number, number, number],
+    a.strides,
+    1,
+    a.pad,
+    a.dimRoundingMode,
+  );
+  const rows = info.batchSize * info.outHeight * info.outWidth;
+  const k = info.filterHeight * info.filterWidth * info.inChannels;
+  const backend = args.backend as WasmBackend;
+  const out = backend.makeOutput(a.inputShape, "float32");
+  const cols = new Float32Array(rows * k);
+  // cols [rows, k] = dY [rows, Cout] W^T, with W [k, Cout].
+  sgemm.timesTransposed(
+    rows,
+    info.outChannels,
+    k,
+    backend.typedArrayFromHeap(dy),
+    backend.typedArrayFromHeap(filter),
+    cols,
+  );
+  addPatches(cols, backend.typedArrayFromHeap(out), info);
+  return out;
+}
+
+/**
+ * Registers the wasm backend's `Conv2DBackpropFilter` (once), and
+ * `Conv2D` and `Conv2DBackpropInput` through the system BLAS, which fall
+ * back to tfjs-wasm's own kernels while wasm's matMul does not run in a
+ * BLAS (`--blas off`, or none loaded). Returns whether it is registered now.
  */
 export function registerWasmConvGrad(): boolean {
   if (!tf.getKernel("Conv2DBackpropFilter", "wasm")) {
@@ -133,6 +280,26 @@ export function registerWasmConvGrad(): boolean {
       kernelName: "Conv2DBackpropFilter",
       backendName: "wasm",
       kernelFunc: conv2DBackpropFilter as unknown as tf.KernelFunc,
+    });
+  }
+  for (
+    const [name, kernelFunc] of [
+      ["Conv2D", conv2DBlas],
+      ["Conv2DBackpropInput", conv2DBackpropInputBlas],
+    ] as const
+  ) {
+    if (originals.has(name)) continue;
+    const current = tf.getKernel(name, "wasm");
+    if (!current) continue;
+    originals.set(name, current);
+    tf.unregisterKernel(name, "wasm");
+    tf.registerKernel({
+      kernelName: name,
+      backendName: "wasm",
+      kernelFunc: kernelFunc as unknown as tf.KernelFunc,
+      // The original's setup (binding its wasm function), which it needs
+      // when it runs as the fall-back.
+      setupFunc: current.setupFunc,
     });
   }
   return true;

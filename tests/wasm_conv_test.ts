@@ -45,8 +45,15 @@ async function gradients(
   const f = (x: tf.Tensor4D, w: tf.Tensor4D) =>
     tf.sum(tf.mul(tf.conv2d(x, w, c.stride, c.pad), g));
   const [dx, dw] = tf.grads(f as (...a: tf.Tensor[]) => tf.Tensor)([x, w]);
-  const out = { dx: await dx.data(), dw: await dw.data(), y: await y.data() };
-  tf.dispose([x, w, y, g, dx, dw]);
+  // A transposed convolution back from y's shape to x's (G's layers).
+  const t = tf.conv2dTranspose(g as tf.Tensor4D, w, c.x, c.stride, c.pad);
+  const out = {
+    dx: await dx.data(),
+    dw: await dw.data(),
+    y: await y.data(),
+    t: await t.data(),
+  };
+  tf.dispose([x, w, y, g, dx, dw, t]);
   return out;
 }
 
@@ -60,7 +67,7 @@ function close(a: ArrayLike<number>, b: ArrayLike<number>, what: string) {
   }
 }
 
-Deno.test("wasm: a convolution's weight gradient equals the cpu backend's (BLAS and plain)", async () => {
+Deno.test("wasm: convolutions, their gradients and transposed convolutions equal the cpu backend's (BLAS and plain)", async () => {
   await initBackend("wasm");
   await import("@tensorflow/tfjs-backend-cpu").catch(() => {});
   for (const blas of [true, false]) {
@@ -73,6 +80,7 @@ Deno.test("wasm: a convolution's weight gradient equals the cpu backend's (BLAS 
       close(wasm.y, cpu.y, `${what} y`);
       close(wasm.dw, cpu.dw, `${what} dW`);
       close(wasm.dx, cpu.dx, `${what} dx`);
+      close(wasm.t, cpu.t, `${what} transposed`);
     }
   }
   await tf.setBackend("wasm");
