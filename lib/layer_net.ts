@@ -208,6 +208,11 @@ export class LayerNet {
     );
   }
 
+  /** Number of trainable parameters. */
+  get parameterCount(): number {
+    return this.trainable.reduce((n, v) => n + v.size, 0);
+  }
+
   /** Every variable: the trainable ones, running statistics, u and v. */
   get variables(): tf.Variable[] {
     return this.vars.flatMap((v) =>

@@ -60,7 +60,12 @@ function patches(
             const iw = ow * sw + kw * dw - left;
             if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue; // zero pad
             const from = ((n * H + ih) * W + iw) * C;
-            p.set(x.subarray(from, from + C), at);
+            // A view per copy costs more than the copy for a few channels.
+            if (C < 16) {
+              for (let c = 0; c < C; c++) p[at + c] = x[from + c];
+            } else {
+              p.set(x.subarray(from, from + C), at);
+            }
           }
         }
       }
