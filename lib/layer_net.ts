@@ -282,7 +282,11 @@ export class LayerNet {
             mean = v.movingMean!;
             variance = v.movingVar!;
           }
-          h = tf.batchNorm(h, mean, variance, v.beta!, v.gamma!, eps);
+          // Written out rather than tf.batchNorm, whose gradient tiles
+          // the statistics to the input's shape (a fifth of a dcgan step
+          // on wasm); broadcasting ops' gradients sum instead.
+          const scale = tf.mul(tf.rsqrt(tf.add(variance, eps)), v.gamma!);
+          h = tf.add(tf.mul(tf.sub(h, mean), scale), v.beta!);
           break;
         }
         case "relu":

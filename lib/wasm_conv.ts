@@ -27,7 +27,22 @@ interface WasmBackend {
   typedArrayFromHeap(info: tf.TensorInfo): Float32Array;
 }
 
-/** The patches of `x` that each output position of the convolution reads. */
+/**
+ * Two scratch arrays, grown as needed and reused: the large patch and
+ * column matrices would otherwise be allocated (and zeroed) at every call.
+ * A kernel is done with them when it returns.
+ */
+const scratches: Float32Array[] = [new Float32Array(0), new Float32Array(0)];
+
+function scratch(which: 0 | 1, n: number): Float32Array {
+  if (scratches[which].length < n) scratches[which] = new Float32Array(n);
+  return scratches[which].subarray(0, n);
+}
+
+/**
+ * The patches of `x` that each output position of the convolution reads
+ * (in a scratch array, valid until the next call).
+ */
 function patches(
   x: Float32Array,
   info: tf.backend_util.Conv2DInfo,
@@ -48,7 +63,7 @@ function patches(
   } = info;
   const top = info.padInfo.top, left = info.padInfo.left;
   const cols = KH * KW * C;
-  const p = new Float32Array(N * OH * OW * cols);
+  const p = scratch(0, N * OH * OW * cols);
   let row = 0;
   for (let n = 0; n < N; n++) {
     for (let oh = 0; oh < OH; oh++) {
@@ -58,7 +73,10 @@ function patches(
           const ih = oh * sh + kh * dh - top;
           for (let kw = 0; kw < KW; kw++, at += C) {
             const iw = ow * sw + kw * dw - left;
-            if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue; // zero pad
+            if (ih < 0 || ih >= H || iw < 0 || iw >= W) {
+              p.fill(0, at, at + C); // zero padding
+              continue;
+            }
             const from = ((n * H + ih) * W + iw) * C;
             // A view per copy costs more than the copy for a few channels.
             if (C < 16) {
@@ -259,7 +277,7 @@ function conv2DBackpropInputBlas(args: KernelArgs): tf.TensorInfo {
   const k = info.filterHeight * info.filterWidth * info.inChannels;
   const backend = args.backend as WasmBackend;
   const out = backend.makeOutput(a.inputShape, "float32");
-  const cols = new Float32Array(rows * k);
+  const cols = scratch(1, rows * k);
   // cols [rows, k] = dY [rows, Cout] W^T, with W [k, Cout].
   sgemm.timesTransposed(
     rows,
