@@ -118,31 +118,47 @@ export interface CreateGanOptions {
 export function createGan(config: GanConfig, options: CreateGanOptions): Gan {
   validateConfig(config);
   const rng = new Rng(options.seed, 0x6a4);
+  const [generator, discriminator] = config.generator.layers ||
+      config.discriminator.layers
+    ? layerNets(config, rng)
+    : mlps(config, rng, options.pixelMeans);
+  return {
+    config,
+    generator,
+    discriminator,
+    optimizerG: new Optimizer(config.optimizerG, generator.trainable, "optG"),
+    optimizerD: new Optimizer(
+      config.optimizerD,
+      discriminator.trainable,
+      "optD",
+    ),
+  };
+}
+
+/** G and D as lists of layers (the convolutional presets). */
+function layerNets(config: GanConfig, rng: Rng): [LayerNet, LayerNet] {
   const g = config.generator.layers, d = config.discriminator.layers;
-  if (g || d) {
-    if (!g || !d) {
-      throw new Error(
-        "both networks must be lists of layers, or neither (an MLP G with a " +
-          "convolutional D is not supported)",
-      );
-    }
-    if (config.outputBiasFromData) {
-      throw new Error("outputBiasFromData is for MLP generators only");
-    }
-    const generator = new LayerNet("G", config.latentDim, g, rng);
-    const discriminator = new LayerNet("D", IMAGE_DIM, d, rng);
-    return {
-      config,
-      generator,
-      discriminator,
-      optimizerG: new Optimizer(config.optimizerG, generator.trainable, "optG"),
-      optimizerD: new Optimizer(
-        config.optimizerD,
-        discriminator.trainable,
-        "optD",
-      ),
-    };
+  if (!g || !d) {
+    throw new Error(
+      "both networks must be lists of layers, or neither (an MLP G with a " +
+        "convolutional D is not supported)",
+    );
   }
+  if (config.outputBiasFromData) {
+    throw new Error("outputBiasFromData is for MLP generators only");
+  }
+  return [
+    new LayerNet("G", config.latentDim, g, rng),
+    new LayerNet("D", IMAGE_DIM, d, rng),
+  ];
+}
+
+/** G and D as MLPs (the paper's and the common MLP GANs). */
+function mlps(
+  config: GanConfig,
+  rng: Rng,
+  pixelMeans: Float32Array | undefined,
+): [Mlp, Mlp] {
   if (config.generator.activation === "maxout") {
     throw new Error(
       "maxout is supported in D only (G is exported as a standard TF.js layers model)",
@@ -166,22 +182,12 @@ export function createGan(config: GanConfig, options: CreateGanOptions): Gan {
     config.discriminator.initRange,
     rng,
   );
-  if (config.outputBiasFromData && options.pixelMeans) {
-    const bias = outputBiasFromMeans(options.pixelMeans, config.output);
+  if (config.outputBiasFromData && pixelMeans) {
+    const bias = outputBiasFromMeans(pixelMeans, config.output);
     const last = generator.layers[generator.layers.length - 1];
     tf.tidy(() => last.bias.assign(tf.tensor1d(bias)));
   }
-  return {
-    config,
-    generator,
-    discriminator,
-    optimizerG: new Optimizer(config.optimizerG, generator.trainable, "optG"),
-    optimizerD: new Optimizer(
-      config.optimizerD,
-      discriminator.trainable,
-      "optD",
-    ),
-  };
+  return [generator, discriminator];
 }
 
 /**
