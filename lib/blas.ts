@@ -118,7 +118,8 @@ function open(): NativeMatMul {
   };
 }
 
-interface WasmBackend {
+/** What a kernel written in TypeScript uses of the wasm backend. */
+export interface WasmBackend {
   makeOutput(shape: number[], dtype: "float32"): tf.TensorInfo;
   typedArrayFromHeap(info: tf.TensorInfo): Float32Array;
 }

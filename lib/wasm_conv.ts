@@ -20,12 +20,7 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
-import { sgemmOrNull } from "./blas.ts";
-
-interface WasmBackend {
-  makeOutput(shape: number[], dtype: "float32"): tf.TensorInfo;
-  typedArrayFromHeap(info: tf.TensorInfo): Float32Array;
-}
+import { sgemmOrNull, type WasmBackend } from "./blas.ts";
 
 /**
  * Two scratch arrays, grown as needed and reused: the large patch and
