@@ -11,8 +11,13 @@ import {
   noChecksumNote,
 } from "../lib/checkpoint.ts";
 import { DATASET_NAMES, type DatasetName, loadDataset } from "../lib/data.ts";
-import { evaluateImages, readSamplesFile } from "../lib/evaluate.ts";
-import { sampleLatent } from "../lib/gan.ts";
+import {
+  evaluateImages,
+  readLabelsFile,
+  readSamplesFile,
+} from "../lib/evaluate.ts";
+import { exists } from "../lib/files.ts";
+import { generatorInputsFor, labelsPath } from "../lib/sample_file.ts";
 import { Rng } from "../lib/rng.ts";
 import { choiceFlag, intFlag, parseFlags, runCli, UsageError } from "./args.ts";
 
@@ -21,13 +26,19 @@ const USAGE =
 
 Measures generated images: the Parzen-window log-likelihood of the paper's
 Table 1, FID and Inception Score in the project classifier's space, and class
-coverage. Prints a table, then one JSON line with every figure.
+coverage. For a conditional generator (or samples with a labels file beside
+them) also the conditional accuracy, the share of samples the classifier
+assigns to the class asked for, and the FID within each class. Prints a
+table, then one JSON line with every figure.
 
   --checkpoint PATH   a run folder, a models/ folder, or a generator's model.json
   --samples FILE      .npy (uint8 N x 28 x 28 or N x 784, float32 in [0,1] or
-                      [-1,1]) or an IDX images file
+                      [-1,1]) or an IDX images file; the labels file that
+                      deno task sample writes beside a conditional
+                      generator's samples (x.labels.npy ...) is read too
   --dataset NAME      mnist | fashion (default: the generator's own)
-  --n N               samples to draw from a checkpoint (default 10000)
+  --n N               samples to draw from a checkpoint (default 10000; a
+                      conditional generator's are N / 10 per class)
   --seed N            seed of their noise (default 0)
   --no-parzen         skip the Parzen estimate
   --backend B         auto | webgpu | wasm | cpu (default auto)
@@ -64,6 +75,7 @@ async function main(): Promise<number> {
   console.error(`backend: ${backend.name} (${backend.reason})`);
 
   let images: Float32Array, name: DatasetName, what: string;
+  let labels: Uint8Array | undefined;
   if (values.checkpoint) {
     const generator = await loadGenerator(values.checkpoint);
     if (!generator.verified) {
@@ -71,22 +83,36 @@ async function main(): Promise<number> {
     }
     const m = generator.metadata;
     name = datasetFlag ?? m.dataset as DatasetName;
-    images = await generateImages(
-      generator,
-      sampleLatent(m, n, new Rng(seed, 4)),
-    );
-    what =
-      `${n} samples of ${generator.path} (${m.preset} on ${m.dataset}, ${m.epochs} epochs)`;
+    // A conditional generator's samples take the classes in turn.
+    const inputs = generatorInputsFor(generator, n, new Rng(seed, 4));
+    images = await generateImages(generator, inputs.z);
+    labels = inputs.labels ?? undefined;
+    what = `${n} samples of ${generator.path} (${m.preset}${
+      m.classes ? `, conditional: ${n / m.classes} per class` : ""
+    } on ${m.dataset}, ${m.epochs} epochs)`;
   } else {
     name = datasetFlag!;
     images = await readSamplesFile(values.samples!);
     what = `${images.length / 784} images from ${values.samples}`;
+    const beside = labelsPath(values.samples!);
+    if (exists(beside)) {
+      labels = await readLabelsFile(beside);
+      if (labels.length !== images.length / 784) {
+        throw new Error(
+          `${beside} holds ${labels.length} labels for the ` +
+            `${images.length / 784} images of ${values.samples}; ` +
+            "write both again with deno task sample",
+        );
+      }
+      what += ` with their classes from ${beside}`;
+    }
   }
   const dataset = await loadDataset(name);
   console.error(`evaluating ${what} against ${name} (${dataset.source})`);
   const r = await evaluateImages(images, {
     dataset,
     skipParzen: values["no-parzen"],
+    labels,
   });
   const f = (x: number, d = 2) => (Number.isNaN(x) ? "-" : x.toFixed(d));
   const rows: [string, string][] = [
@@ -109,6 +135,21 @@ async function main(): Promise<number> {
       `${f(r.seconds.parzen, 1)}, ${f(r.seconds.classifier, 1)}`,
     ],
   ];
+  if (r.conditional_acc !== undefined) {
+    const pct = (xs: number[]) => xs.map((x) => (100 * x).toFixed(1)).join(" ");
+    rows.push(
+      [
+        "conditional accuracy",
+        `${(100 * r.conditional_acc).toFixed(2)}% (per class: ${
+          pct(r.conditional_acc_per_class!)
+        })`,
+      ],
+      [
+        "FID within each class",
+        r.fid_per_class!.map((x) => f(x, 1)).join(" "),
+      ],
+    );
+  }
   const width = Math.max(...rows.map(([k]) => k.length));
   for (const [k, v] of rows) console.log(`${k.padEnd(width)}  ${v}`);
   console.log(JSON.stringify(r));

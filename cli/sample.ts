@@ -11,9 +11,12 @@ import {
   noChecksumNote,
 } from "../lib/checkpoint.ts";
 import { checkWritableFile, writeFileAtomic } from "../lib/files.ts";
-import { interpolationRows } from "../lib/gan.ts";
+import { classLabels } from "../lib/data.ts";
+import { interpolationRows, withClasses } from "../lib/gan.ts";
 import { Rng } from "../lib/rng.ts";
 import {
+  checkLabel,
+  labelsPath,
   PNG_MAX_IMAGES,
   sampleFileKind,
   toBytes,
@@ -33,6 +36,14 @@ Draws images from a trained generator.
                      .npy and IDX take any N the disk holds (written in
                      chunks of 10,000, in bounded memory)
   --n N              number of images (default 100)
+  --class C          a conditional generator's class for every image (0..9;
+                     Fashion-MNIST: 0 T-shirt/top ... 9 Ankle boot). Without
+                     it a conditional generator's PNG is a class grid (one
+                     row per class, the same noise down each column), and
+                     its .npy / IDX images take the classes in turn, their
+                     labels written beside them (x.npy -> x.labels.npy,
+                     x.idx -> x.labels.idx, x-images-idx3-ubyte ->
+                     x-labels-idx1-ubyte)
   --seed N           seed of the noise (default 0)
   --interpolate      a latent interpolation grid instead: each row walks from
                      one random latent vector to another (PNG output)
@@ -47,6 +58,7 @@ async function main(): Promise<number> {
     checkpoint: { type: "string" },
     out: { type: "string" },
     n: { type: "string" },
+    class: { type: "string" },
     seed: { type: "string" },
     interpolate: { type: "boolean" },
     rows: { type: "string" },
@@ -74,6 +86,7 @@ async function main(): Promise<number> {
     choiceFlag("backend", values.backend, BACKEND_CHOICES) ??
       "auto";
   const n = intFlag("n", values.n) ?? 100;
+  const label = intFlag("class", values.class, 0);
   const seed = intFlag("seed", values.seed, 0) ?? 0;
   const rows = intFlag("rows", values.rows) ?? 10;
   const steps = intFlag("steps", values.steps) ?? 10;
@@ -92,10 +105,24 @@ async function main(): Promise<number> {
   if (!loaded.verified) {
     console.error(noChecksumNote(path, "its size was checked"));
   }
+  try {
+    checkLabel(loaded, label);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  const classes = metadata.classes ?? 0;
   let count = n;
   if (values.interpolate) {
-    const z = interpolationRows(metadata, rows, steps, new Rng(seed, 3));
+    let z = interpolationRows(metadata, rows, steps, new Rng(seed, 3));
     count = rows * steps;
+    if (classes) {
+      // Row r in class --class, or in class r mod classes.
+      const labels = Uint8Array.from(
+        { length: count },
+        (_, i) => label ?? Math.floor(i / steps) % classes,
+      );
+      z = withClasses(z, labels, metadata.latentDim, classes);
+    }
     const bytes = toBytes(await generateImages(loaded, z));
     await writeFileAtomic(
       file,
@@ -105,9 +132,13 @@ async function main(): Promise<number> {
     const started = performance.now();
     const tty = Deno.stderr.isTerminal();
     let shown = 0;
+    if (kind === "png" && classes && label === undefined) {
+      count = classes * Math.ceil(n / classes);
+    }
     await writeSampleFile(file, loaded, {
       n,
       seed,
+      label,
       onProgress: (done) => {
         // Progress only for long work: in place on a terminal, else every 10%.
         if (done === n || n <= 20000) return;
@@ -123,8 +154,18 @@ async function main(): Promise<number> {
     });
     if (tty && n > 20000) console.error("");
   }
+  const what = !classes
+    ? ""
+    : label !== undefined
+    ? ` of class ${label} (${classLabels(metadata.dataset, classes)[label]})`
+    : kind === "png" && !values.interpolate
+    ? ", a class grid: one row per class"
+    : kind !== "png"
+    ? `, classes in turn (labels in ${labelsPath(file)})`
+    : "";
   console.error(
-    `wrote ${count} images to ${file} (generator ${path}: ${metadata.preset} ` +
+    `wrote ${count} images${what} to ${file} (generator ${path}: ` +
+      `${metadata.preset}${classes ? " conditional" : ""} ` +
       `on ${metadata.dataset}, ${metadata.epochs} epochs)`,
   );
   return 0;

@@ -9,6 +9,7 @@
  */
 
 import { createRequire } from "node:module";
+import { classLabels } from "../lib/data.ts";
 import { exists, PROJECT_ROOT } from "../lib/files.ts";
 
 /** One generator in `manifest.json` (see `web/main.ts`). */
@@ -21,7 +22,16 @@ export interface ManifestEntry {
   latent?: string;
   latentDim?: number;
   output?: string;
-  evaluation?: { parzen?: number; fid?: number; classes?: number };
+  /** A conditional generator's classes, and their names. */
+  classes?: number;
+  classNames?: string[];
+  evaluation?: {
+    parzen?: number;
+    fid?: number;
+    classes?: number;
+    /** A conditional generator's conditional accuracy. */
+    conditionalAccuracy?: number;
+  };
   progress?: string;
 }
 
@@ -75,6 +85,12 @@ export async function buildManifest(
       latent: gan.latent,
       latentDim: gan.latentDim,
       output: gan.output,
+      ...(gan.classes
+        ? {
+          classes: gan.classes,
+          classNames: classLabels(gan.dataset ?? "", gan.classes),
+        }
+        : {}),
     };
     if (exists(`${dir}/eval.json`)) {
       const e = JSON.parse(await Deno.readTextFile(`${dir}/eval.json`));
@@ -82,6 +98,7 @@ export async function buildManifest(
         parzen: e.parzen_ll ?? undefined,
         fid: e.fid ?? undefined,
         classes: e.classes_ge_1pct ?? undefined,
+        conditionalAccuracy: e.conditional_acc ?? undefined,
       };
     }
     if (exists(`${dir}/progress.gif`)) {

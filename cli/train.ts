@@ -9,8 +9,14 @@ import {
   type BackendChoice,
   initBackend,
 } from "../lib/backend.ts";
-import { DATASET_NAMES, type DatasetName, loadDataset } from "../lib/data.ts";
 import {
+  CLASS_NAMES,
+  DATASET_NAMES,
+  type DatasetName,
+  loadDataset,
+} from "../lib/data.ts";
+import {
+  conditional,
   DEFAULT_EPOCHS,
   DEFAULT_PRESET,
   type GanConfig,
@@ -45,6 +51,10 @@ Options:
   --preset NAME              ${PRESET_NAMES.join(" | ")} (default: ${
   Object.entries(DEFAULT_PRESET).map(([d, p]) => `${p} for ${d}`).join(", ")
 })
+  --conditional              give G and D the class (Mirza and Osindero
+                             2014): samples can then be asked for by class
+                             (deno task sample --class N); MLP presets
+                             (cgan is conditional already)
   --epochs N                 total epochs (on --resume: the run's own; default per preset: ${
   Object.entries(DEFAULT_EPOCHS).map(([p, e]) => `${p} ${e}`).join(", ")
 })
@@ -87,6 +97,7 @@ at a time per run folder (train.lock).
 /** Flags that set the run's configuration, which --resume takes from the checkpoint. */
 const CONFIG_FLAGS = [
   "preset",
+  "conditional",
   "batch-size",
   "lr",
   "beta1",
@@ -104,6 +115,7 @@ function parse(args: string[]) {
   const { values } = parseFlags(args, {
     dataset: { type: "string" },
     preset: { type: "string" },
+    conditional: { type: "boolean" },
     epochs: { type: "string" },
     "batch-size": { type: "string" },
     lr: { type: "string" },
@@ -138,7 +150,19 @@ function parse(args: string[]) {
     "mnist";
   const presetName = choiceFlag("preset", values.preset, PRESET_NAMES) ??
     DEFAULT_PRESET[dataset];
-  const config: GanConfig = preset(presetName);
+  let config: GanConfig = preset(presetName);
+  if (values.conditional) {
+    if (config.generator.layers) {
+      throw new UsageError(
+        `--conditional: the convolutional presets cannot be conditional yet; ` +
+          "use an MLP preset (cgan, or paper, mlp, bn with --conditional)",
+      );
+    }
+    config = conditional(config, CLASS_NAMES[dataset as DatasetName].length);
+  }
+  const named = `${presetName}${
+    values.conditional && presetName !== "cgan" ? "-conditional" : ""
+  }`;
   const batch = intFlag("batch-size", values["batch-size"]);
   if (batch) config.batchSize = batch;
   const lr = numberFlag("lr", values.lr, (x) => x > 0, "a number > 0");
@@ -189,7 +213,7 @@ function parse(args: string[]) {
     blas: (choiceFlag("blas", values.blas, ["auto", "off"]) ?? "auto") !==
       "off",
     step: choiceFlag("step", values.step, STEP_CHOICES) ?? "auto",
-    out: values.out ?? `runs/${dataset}-${presetName}`,
+    out: values.out ?? `runs/${dataset}-${named}`,
     resume: values.resume ?? false,
     limit: intFlag("limit", values.limit),
     holdout: intFlag("holdout", values.holdout, 0),
@@ -279,7 +303,9 @@ async function main(): Promise<number> {
   if (!opts.resume) {
     // On --resume the checkpoint's configuration and seed apply; train() says so.
     console.error(
-      `preset: ${c.preset} (${c.source}); batch ${c.batchSize}, k ${c.k}, ` +
+      `preset: ${c.preset}${
+        c.classes ? `, conditional on ${c.classes} classes` : ""
+      } (${c.source}); batch ${c.batchSize}, k ${c.k}, ` +
         `${c.update ?? "alternating"} updates, ` +
         `${c.loss} G loss, ${opts.epochs} epochs, seed ${opts.seed} -> ${opts.out}`,
     );

@@ -72,6 +72,12 @@ export interface GeneratorMetadata {
   latentDim: number;
   latent: "normal" | "uniform";
   output: OutputActivation;
+  /**
+   * Classes of a conditional generator: its input is the latent vector
+   * followed by the one-hot class (latentDim + classes values). Absent for
+   * an unconditional one.
+   */
+  classes?: number;
   preset: string;
   dataset: string;
   epochs: number;

@@ -55,6 +55,17 @@ export const CLASS_NAMES: Record<DatasetName, readonly string[]> = {
   ],
 };
 
+/**
+ * Captions for `classes` classes of dataset `name`: its class names when
+ * it has that many, else the class numbers.
+ */
+export function classLabels(name: string, classes: number): string[] {
+  const names = (CLASS_NAMES as Record<string, readonly string[]>)[name];
+  return names && names.length === classes
+    ? [...names]
+    : Array.from({ length: classes }, (_, i) => String(i));
+}
+
 /** One split: `size` images of 28 x 28 bytes (0 = background) and their labels. */
 export interface Split {
   /** `size * 784` bytes, image after image, row-major. */

@@ -41,6 +41,19 @@ export interface Evaluation {
   class_histogram: number[];
   /** The classifier's accuracy on the test images, measured in this run. */
   classifier_test_acc: number;
+  /**
+   * For samples with the classes they were asked for (a conditional
+   * generator): the conditional accuracy, the share of samples that the
+   * classifier assigns to the class asked for, overall and per class.
+   */
+  conditional_acc?: number;
+  conditional_acc_per_class?: number[];
+  /**
+   * Per class: FID of that class's samples against that class's test
+   * images (about 1,000 each, so higher than an FID of 10,000: compare
+   * classes and generators at the same counts).
+   */
+  fid_per_class?: number[];
   seconds: { parzen: number; classifier: number };
 }
 
@@ -55,6 +68,11 @@ export interface EvaluateOptions {
   test?: number;
   /** Skip the Parzen estimate (figures become NaN). */
   skipParzen?: boolean;
+  /**
+   * The class each image was generated for (a conditional generator's
+   * samples): adds the conditional accuracy and the per-class FID.
+   */
+  labels?: Uint8Array;
 }
 
 /**
@@ -92,6 +110,10 @@ export async function evaluateImages(
   model.dispose();
   const hist = classHistogram(fake.probs);
   const cov = coverage(hist);
+  const testLabels = dataset.test.labels.subarray(0, nTest);
+  const conditional = options.labels
+    ? conditionalFigures(fake, real, options.labels, testLabels)
+    : {};
   return {
     dataset: dataset.name,
     n_samples: n,
@@ -103,15 +125,100 @@ export async function evaluateImages(
     classes_ge_1pct: cov.classesAtLeast1Pct,
     kl_uniform: cov.klFromUniform,
     class_histogram: hist,
-    classifier_test_acc: accuracyOf(
-      real.probs,
-      dataset.test.labels.subarray(0, nTest),
-    ),
+    classifier_test_acc: accuracyOf(real.probs, testLabels),
+    ...conditional,
     seconds: {
       parzen: parzenSeconds,
       classifier: (performance.now() - t) / 1000,
     },
   };
+}
+
+/**
+ * The conditional accuracy and per-class FID of samples generated for
+ * `labels`, from their classifier outputs and the test images'.
+ */
+export function conditionalFigures(
+  fake: { features: Float32Array; probs: Float32Array },
+  real: { features: Float32Array; probs: Float32Array },
+  labels: Uint8Array,
+  testLabels: Uint8Array,
+  classes = 10,
+): Pick<
+  Evaluation,
+  "conditional_acc" | "conditional_acc_per_class" | "fid_per_class"
+> {
+  const n = labels.length;
+  if (fake.probs.length !== n * classes) {
+    throw new RangeError(
+      `${fake.probs.length / classes} samples but ${n} labels`,
+    );
+  }
+  const rowsOf = (features: Float32Array, of: Uint8Array, c: number) => {
+    const idx = [...of.keys()].filter((i) => of[i] === c);
+    const out = new Float32Array(idx.length * FEATURE_DIM);
+    idx.forEach((i, k) =>
+      out.set(
+        features.subarray(i * FEATURE_DIM, (i + 1) * FEATURE_DIM),
+        k * FEATURE_DIM,
+      )
+    );
+    return out;
+  };
+  const perClass: number[] = [], fids: number[] = [];
+  for (let c = 0; c < classes; c++) {
+    const mine = Uint8Array.from(labels.filter((l) => l === c));
+    const probs = new Float32Array(mine.length * classes);
+    let k = 0;
+    for (let i = 0; i < n; i++) {
+      if (labels[i] !== c) continue;
+      probs.set(
+        fake.probs.subarray(i * classes, (i + 1) * classes),
+        k++ * classes,
+      );
+    }
+    perClass.push(mine.length ? accuracyOf(probs, mine) : NaN);
+    const a = rowsOf(fake.features, labels, c);
+    const b = rowsOf(real.features, testLabels, c);
+    // A covariance needs at least two rows on each side.
+    fids.push(
+      a.length >= 2 * FEATURE_DIM && b.length >= 2 * FEATURE_DIM
+        ? frechetFeatureDistance(a, b, FEATURE_DIM)
+        : NaN,
+    );
+  }
+  return {
+    conditional_acc: accuracyOf(fake.probs, labels),
+    conditional_acc_per_class: perClass,
+    fid_per_class: fids,
+  };
+}
+
+/**
+ * Reads the labels of a sample file: a 1-D `.npy` or IDX file of unsigned
+ * bytes (`deno task sample` writes them beside a conditional generator's
+ * samples).
+ *
+ * @throws {Error} naming the file and what is wrong with it.
+ */
+export async function readLabelsFile(path: string): Promise<Uint8Array> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(path);
+  } catch {
+    throw new Error(`${path}: cannot read the file (does it exist?)`);
+  }
+  const { shape, data } = bytes[0] === 0x93 ? decodeNpy(bytes, path) : (() => {
+    const { dims, data } = parseIdx(bytes, path);
+    return { shape: dims, data };
+  })();
+  if (shape.length !== 1 || !(data instanceof Uint8Array)) {
+    throw new Error(
+      `${path}: expected one label byte per image (shape (N,), uint8), ` +
+        `got shape (${shape.join(", ")})`,
+    );
+  }
+  return data;
 }
 
 /**

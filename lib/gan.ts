@@ -21,6 +21,7 @@ import { generatorAsLayersModel, layerSpecs, Mlp } from "./networks.ts";
 import { Optimizer } from "./optim.ts";
 import {
   type GanConfig,
+  generatorInputs,
   type GeneratorLossKind,
   type OutputActivation,
   validateConfig,
@@ -29,9 +30,11 @@ import { Rng } from "./rng.ts";
 
 export {
   type Activation,
+  conditional,
   DEFAULT_EPOCHS,
   DEFAULT_PRESET,
   type GanConfig,
+  generatorInputs,
   type GeneratorLossKind,
   type NetConfig,
   type OutputActivation,
@@ -42,10 +45,13 @@ export {
   validateConfig,
 } from "./presets.ts";
 export {
+  classGridInputs,
   interpolateLatents,
   interpolationRows,
   type LatentConfig,
+  oneHot,
   sampleLatent,
+  withClasses,
 } from "./latent.ts";
 export {
   type ApplyOptions,
@@ -164,21 +170,24 @@ function mlps(
       "maxout is supported in D only (G is exported as a standard TF.js layers model)",
     );
   }
-  if (config.generator.inputDropout || config.generator.dropout) {
-    throw new Error("dropout is supported in D only");
-  }
   if (config.discriminator.batchNorm) {
     throw new Error("batch norm is supported in G only");
   }
   const generator = new Mlp(
     "G",
-    layerSpecs(config.latentDim, config.generator, IMAGE_DIM, config.output),
+    layerSpecs(
+      config.latentDim,
+      config.generator,
+      IMAGE_DIM,
+      config.output,
+      config.classes,
+    ),
     config.generator.initRange,
     rng,
   );
   const discriminator = new Mlp(
     "D",
-    layerSpecs(IMAGE_DIM, config.discriminator, 1, "linear"),
+    layerSpecs(IMAGE_DIM, config.discriminator, 1, "linear", config.classes),
     config.discriminator.initRange,
     rng,
   );
@@ -335,6 +344,42 @@ export type DiscriminatorStepResult = {
  */
 export const FAKE_MASK_OFFSET = 1000;
 
+/**
+ * G's own dropout masks (a preset with dropout in G, such as `cgan`) come
+ * from `seed + G_MASK_OFFSET`.
+ */
+export const G_MASK_OFFSET = 2000;
+
+/**
+ * What D sees of G's output: in a conditional GAN, each image followed by
+ * the one-hot class G was asked for (the last `classes` values of G's
+ * input `z`); otherwise the images themselves.
+ */
+export function fakeInput(
+  gan: Gan,
+  fake: tf.Tensor2D,
+  z: tf.Tensor2D,
+): tf.Tensor2D {
+  const classes = gan.config.classes ?? 0;
+  if (!classes) return fake;
+  const y = tf.slice(z, [0, gan.config.latentDim], [-1, classes]);
+  return tf.concat([fake, y], 1);
+}
+
+/** G in training mode (its dropout masks from `seed + G_MASK_OFFSET`). */
+function generateTraining(
+  gan: Gan,
+  z: tf.Tensor2D,
+  seed: number,
+  batchStats?: { mean: tf.Tensor; variance: tf.Tensor }[],
+): tf.Tensor2D {
+  return gan.generator.apply(z, {
+    training: true,
+    seed: seed + G_MASK_OFFSET,
+    batchStats,
+  });
+}
+
 /** D's gradients on one batch, with its figures (nothing applied yet). */
 function discriminatorGrads(
   gan: Gan,
@@ -371,8 +416,8 @@ function discriminatorGrads(
 
 /**
  * G's gradients through D (its dropout on, mask from `seed`), with G's loss,
- * the batch-norm statistics of the pass and G(z) itself (kept: the caller
- * disposes it), nothing applied yet.
+ * the batch-norm statistics of the pass and D's input made from G(z) (kept:
+ * the caller disposes it), nothing applied yet.
  */
 function generatorGrads(
   gan: Gan,
@@ -388,7 +433,9 @@ function generatorGrads(
   let fake!: tf.Tensor2D;
   const { value, grads } = tf.variableGrads(() => {
     const batchStats: typeof stats = [];
-    fake = tf.keep(gan.generator.apply(z, { training: true, batchStats }));
+    fake = tf.keep(
+      fakeInput(gan, generateTraining(gan, z, seed, batchStats), z),
+    );
     // Kept past variableGrads' own tidy for the running statistics.
     for (const s of batchStats) {
       stats.push({ mean: tf.keep(s.mean), variance: tf.keep(s.variance) });
@@ -413,7 +460,9 @@ function applyGenerator(
 /**
  * One discriminator update: ascend V(D, G) on a batch of real images and
  * G(z) (G fixed). `seed` fixes D's dropout masks (`seed` on the real images,
- * `seed + 1000` on the generated ones).
+ * `seed + 1000` on the generated ones). In a conditional GAN, `real` holds
+ * each image followed by its one-hot class and `z` each latent vector
+ * followed by the class asked of G (see {@linkcode withClasses}).
  */
 export function discriminatorStep(
   gan: Gan,
@@ -423,7 +472,7 @@ export function discriminatorStep(
   epoch: number,
 ): DiscriminatorStepResult {
   return tf.tidy((): DiscriminatorStepResult => {
-    const fake = gan.generator.apply(z, { training: true });
+    const fake = fakeInput(gan, generateTraining(gan, z, seed), z);
     const { grads, figures } = discriminatorGrads(gan, real, fake, seed);
     gan.optimizerD.apply(grads, epoch);
     return figures;
@@ -503,7 +552,9 @@ export async function batchFigures(
   const t = tf.tidy(() => {
     const D = gan.discriminator;
     const realLogits = D.apply(real, { training: false });
-    const fakeLogits = D.apply(generate(gan, z), { training: false });
+    const fakeLogits = D.apply(fakeInput(gan, generate(gan, z), z), {
+      training: false,
+    });
     return tf.stack([
       valueFunction(realLogits, fakeLogits),
       tf.mean(tf.sigmoid(realLogits)),
@@ -517,17 +568,19 @@ export async function batchFigures(
 }
 
 /**
- * Runs a generator on latent vectors `z` (n x `latentDim`) in chunks of
- * 1,000 and returns the images with values in [0, 1], whatever the output
- * activation. `predict` is G in inference mode (a {@linkcode Gan}'s
- * generator or a loaded layers model).
+ * Runs a generator on its inputs `z` in chunks of 1,000 and returns the
+ * images with values in [0, 1], whatever the output activation. `z` holds
+ * n rows of `latentDim` values, or in a conditional generator n rows of
+ * `latentDim + classes` (each latent vector followed by its one-hot class:
+ * {@linkcode withClasses}). `predict` is G in inference mode (a
+ * {@linkcode Gan}'s generator or a loaded layers model).
  */
 export async function imagesFrom(
   predict: (z: tf.Tensor2D) => tf.Tensor,
   z: Float32Array,
-  options: { latentDim: number; output: OutputActivation },
+  options: { latentDim: number; output: OutputActivation; classes?: number },
 ): Promise<Float32Array> {
-  const dim = options.latentDim;
+  const dim = generatorInputs(options);
   const n = z.length / dim;
   const images = new Float32Array(n * IMAGE_DIM);
   for (let start = 0; start < n; start += 1000) {

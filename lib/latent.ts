@@ -78,3 +78,70 @@ export function interpolationRows(
   }
   return z;
 }
+
+/** `labels` as one-hot rows of `classes` values. */
+export function oneHot(
+  labels: ArrayLike<number>,
+  classes: number,
+): Float32Array {
+  const out = new Float32Array(labels.length * classes);
+  for (let i = 0; i < labels.length; i++) {
+    const c = labels[i];
+    if (!Number.isInteger(c) || c < 0 || c >= classes) {
+      throw new RangeError(`class ${c} is outside 0..${classes - 1}`);
+    }
+    out[i * classes + c] = 1;
+  }
+  return out;
+}
+
+/**
+ * Rows of `x` (each `dim` values) each followed by the one-hot class of its
+ * label: a conditional generator's input (latent vectors and the classes
+ * asked for) or a conditional discriminator's (images and their classes).
+ */
+export function withClasses(
+  x: Float32Array,
+  labels: ArrayLike<number>,
+  dim: number,
+  classes: number,
+): Float32Array {
+  const n = labels.length;
+  if (x.length !== n * dim) {
+    throw new RangeError(
+      `${x.length} values are not ${n} rows of ${dim} (one per label)`,
+    );
+  }
+  const hot = oneHot(labels, classes);
+  const out = new Float32Array(n * (dim + classes));
+  for (let i = 0; i < n; i++) {
+    out.set(x.subarray(i * dim, (i + 1) * dim), i * (dim + classes));
+    out.set(
+      hot.subarray(i * classes, (i + 1) * classes),
+      i * (dim + classes) + dim,
+    );
+  }
+  return out;
+}
+
+/**
+ * The inputs of a conditional generator's class grid: one row per class,
+ * `cols` latent vectors drawn from `rng`, the same vector down each column,
+ * so that a column shows one "style" across the classes. Returns G's
+ * inputs (`classes * cols` rows, row-major by grid row) and their labels.
+ */
+export function classGridInputs(
+  config: LatentConfig & { classes: number },
+  cols: number,
+  rng: Rng,
+): { inputs: Float32Array; labels: Uint8Array } {
+  const { latentDim, classes } = config;
+  const z = sampleLatent(config, cols, rng);
+  const rows = new Float32Array(classes * cols * latentDim);
+  const labels = new Uint8Array(classes * cols);
+  for (let c = 0; c < classes; c++) {
+    rows.set(z, c * cols * latentDim);
+    labels.fill(c, c * cols, (c + 1) * cols);
+  }
+  return { inputs: withClasses(rows, labels, latentDim, classes), labels };
+}

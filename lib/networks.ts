@@ -39,6 +39,15 @@ export interface LayerSpec {
   batchNorm: boolean;
   /** Drop probability applied to this layer's input. */
   dropout: number;
+  /**
+   * A conditional network's first layer in Mirza and Osindero's form: the
+   * last `inputs` inputs (the one-hot class) feed only the last `units`
+   * units, and the other inputs only the other units. The kernel is
+   * block-diagonal: the entries between the blocks start at 0, and a
+   * constant mask on the kernel keeps their gradient 0, so they stay 0 and
+   * the kernel exports as it is.
+   */
+  labelBlock?: { inputs: number; units: number };
 }
 
 /**
@@ -92,6 +101,8 @@ export interface ApplyOptions {
 /** A multilayer perceptron held as plain variables. */
 export class Mlp {
   readonly layers: LayerParams[] = [];
+  /** Per layer, the block mask of a {@linkcode LayerSpec.labelBlock}, or null. */
+  #masks: (tf.Tensor2D | null)[] = [];
 
   /**
    * @param name prefix of the variables' names ("G" or "D").
@@ -113,6 +124,11 @@ export class Mlp {
         const cols = s.units * s.pieces;
         const r = initRange ?? 1 / Math.sqrt(s.inputs);
         const w = rng.fillUniform(new Float32Array(s.inputs * cols), -r, r);
+        const mask = s.labelBlock ? blockMask(s, cols) : null;
+        if (mask) { for (let j = 0; j < w.length; j++) w[j] *= mask[j]; }
+        this.#masks.push(
+          mask ? tf.keep(tf.tensor2d(mask, [s.inputs, cols])) : null,
+        );
         const b = initRange === undefined
           ? rng.fillUniform(new Float32Array(cols), -r, r)
           : new Float32Array(cols);
@@ -171,9 +187,17 @@ export class Mlp {
     );
   }
 
-  /** Number of trainable parameters. */
+  /**
+   * Number of trainable parameters (the weights a block mask holds at zero
+   * are not parameters).
+   */
   get parameterCount(): number {
-    return this.trainable.reduce((n, v) => n + v.size, 0);
+    const fixed = this.#masks.reduce(
+      (n, m) =>
+        n + (m ? m.size - (m.dataSync() as Float32Array).reduce(add, 0) : 0),
+      0,
+    );
+    return this.trainable.reduce((n, v) => n + v.size, 0) - fixed;
   }
 
   /** Runs the network on a batch `x` of shape [n, inputs]. */
@@ -190,7 +214,9 @@ export class Mlp {
         const mask = dropoutMask(h.size, 1 - s.dropout, options.seed + i);
         h = tf.mul(h, tf.tensor(mask, h.shape));
       }
-      h = dense(h, p.kernel as tf.Tensor2D, p.bias as tf.Tensor1D);
+      const mask = this.#masks[i];
+      const kernel = mask ? tf.mul(p.kernel, mask) : p.kernel;
+      h = dense(h, kernel as tf.Tensor2D, p.bias as tf.Tensor1D);
       if (s.batchNorm) {
         let mean: tf.Tensor, variance: tf.Tensor;
         if (options.training) {
@@ -238,7 +264,30 @@ export class Mlp {
   /** Frees the variables. */
   dispose(): void {
     for (const v of this.variables) v.dispose();
+    for (const m of this.#masks) m?.dispose();
   }
+}
+
+const add = (a: number, b: number) => a + b;
+
+/**
+ * The 0/1 mask of a {@linkcode LayerSpec.labelBlock} layer's kernel
+ * ([inputs, cols] row-major): the label rows reach only the label units'
+ * columns, the other rows only the others'. A unit's maxout pieces are
+ * adjacent columns, so a unit's pieces all fall in one block.
+ */
+function blockMask(s: LayerSpec, cols: number): Float32Array {
+  const block = s.labelBlock!;
+  const firstLabelRow = s.inputs - block.inputs;
+  const firstLabelCol = cols - block.units * s.pieces;
+  const mask = new Float32Array(s.inputs * cols);
+  for (let r = 0; r < s.inputs; r++) {
+    const label = r >= firstLabelRow;
+    for (let c = 0; c < cols; c++) {
+      if (label === c >= firstLabelCol) mask[r * cols + c] = 1;
+    }
+  }
+  return mask;
 }
 
 /**
@@ -285,22 +334,38 @@ function activate(h: tf.Tensor2D, s: LayerSpec): tf.Tensor2D {
   }
 }
 
-/** The layers of a network of `net`'s shape from `inputs` to `outputs` units. */
+/**
+ * The layers of a network of `net`'s shape from `inputs` to `outputs` units.
+ * In a conditional network (`classes` > 0) the one-hot class follows the
+ * inputs, into the first layer: through its own units when `net` has
+ * {@linkcode NetConfig.labelUnits}, else as `classes` more inputs.
+ */
 export function layerSpecs(
   inputs: number,
   net: NetConfig,
   outputs: number,
   output: LayerSpec["activation"],
+  classes = 0,
 ): LayerSpec[] {
-  const sizes = [inputs, ...net.hidden];
-  const pieces = net.activation === "maxout" ? net.pieces ?? 5 : 1;
-  const hidden = net.hidden.map((units, i) => ({
+  const labelUnits = classes ? net.labelUnits ?? 0 : 0;
+  const units = net.hidden.map((u, i) => i === 0 ? u + labelUnits : u);
+  const sizes = [inputs + classes, ...units];
+  const piecesOf = (i: number) =>
+    net.activation !== "maxout"
+      ? 1
+      : Array.isArray(net.pieces)
+      ? net.pieces[i]
+      : net.pieces ?? 5;
+  const hidden: LayerSpec[] = units.map((u, i) => ({
     inputs: sizes[i],
-    units,
+    units: u,
     activation: net.activation,
-    pieces,
+    pieces: piecesOf(i),
     batchNorm: net.batchNorm ?? false,
     dropout: i === 0 ? net.inputDropout ?? 0 : net.dropout ?? 0,
+    ...(i === 0 && labelUnits
+      ? { labelBlock: { inputs: classes, units: labelUnits } }
+      : {}),
   }));
   return [...hidden, {
     inputs: sizes[sizes.length - 1],

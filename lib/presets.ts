@@ -23,8 +23,8 @@ export interface NetConfig {
   /** Hidden layer sizes (units; for maxout, units after the max). */
   hidden: number[];
   activation: Activation;
-  /** Pieces per maxout unit (default 5). */
-  pieces?: number;
+  /** Pieces per maxout unit (default 5): one number, or one per hidden layer. */
+  pieces?: number | number[];
   /** Batch normalisation after each hidden layer's affine map (G only). */
   batchNorm?: boolean;
   /** Drop probability at the network's input (D only; default 0). */
@@ -38,6 +38,15 @@ export interface NetConfig {
    */
   initRange?: number;
   /**
+   * In a conditional GAN (see {@linkcode GanConfig.classes}), units of the
+   * first hidden layer that see the class alone, as Mirza and Osindero
+   * (2014) built theirs: the layer has `hidden[0]` units on the network's
+   * own input (noise or image) and `labelUnits` more on the one-hot class,
+   * side by side (a block-diagonal weight matrix), and the next layer joins
+   * them. Without it the one-hot class is simply appended to the input.
+   */
+  labelUnits?: number;
+  /**
    * The network as a list of layers (`lib/layer_net.ts`): convolutional
    * networks. When given, `hidden` and the MLP's settings above are unused
    * (`hidden` is empty).
@@ -49,6 +58,14 @@ export interface NetConfig {
 export interface GanConfig {
   /** Preset name, for the record. */
   preset: string;
+  /**
+   * Number of classes of a conditional GAN (Mirza and Osindero 2014), or
+   * absent (0) for an unconditional one. G's input is the noise followed by
+   * the one-hot class ({@linkcode GanConfig.latentDim} + `classes` values)
+   * and D's the image followed by the one-hot class (784 + `classes`): both
+   * players see the class, and G learns p(x | y).
+   */
+  classes?: number;
   /** Where the preset comes from, one sentence. */
   source: string;
   latentDim: number;
@@ -145,6 +162,53 @@ const PAPER: GanConfig = {
   },
   optimizerG: PAPER_SGD,
   optimizerD: PAPER_SGD,
+  batchSize: 100,
+  k: 1,
+  gSteps: 1,
+  loss: "non-saturating",
+  realLabel: 1,
+  outputBiasFromData: true,
+};
+
+// Mirza and Osindero (2014), "Conditional Generative Adversarial Nets",
+// section 4.1: the GAN paper's pylearn2 setup with the class given to both
+// players. G: z (100, uniform) to 200 ReLU units and the one-hot class to
+// 1000, both into a joint 1200-unit ReLU layer, then 784 sigmoid units.
+// D: the image to a maxout layer of 240 units x 5 pieces and the class to
+// 50 units x 5 pieces, both into a joint maxout layer of 240 units x 4
+// pieces, then one sigmoid unit. SGD, batch 100, learning rate 0.1 divided
+// by 1.00004 after each update down to 1e-6, momentum 0.5 rising to 0.7,
+// dropout 0.5 in both networks. What the paper leaves open is taken from
+// the GAN paper's pylearn2 file, as for `paper`: the initial weight ranges,
+// G's output bias from the data's pixel means, momentum's rise over 250
+// epochs; dropout is on the inputs of the joint and output layers (never
+// on the noise or the class itself).
+const CGAN: GanConfig = {
+  preset: "cgan",
+  source: "Mirza and Osindero 2014, Conditional Generative Adversarial " +
+    "Nets, section 4.1 (MNIST): the class into G and D through their own " +
+    "hidden units, SGD with momentum, dropout 0.5",
+  classes: 10,
+  latentDim: 100,
+  latent: "uniform",
+  output: "sigmoid",
+  generator: {
+    hidden: [200, 1200],
+    labelUnits: 1000,
+    activation: "relu",
+    dropout: 0.5,
+    initRange: 0.05,
+  },
+  discriminator: {
+    hidden: [240, 240],
+    labelUnits: 50,
+    activation: "maxout",
+    pieces: [5, 4],
+    dropout: 0.5,
+    initRange: 0.005,
+  },
+  optimizerG: { ...PAPER_SGD, lrDecay: 1.00004 },
+  optimizerD: { ...PAPER_SGD, lrDecay: 1.00004 },
   batchSize: 100,
   k: 1,
   gSteps: 1,
@@ -278,6 +342,8 @@ const SNGAN: GanConfig = {
  *   D's loss halved.
  * - `mlp`: the common MLP GAN of PyTorch and Keras tutorials.
  * - `bn`: `mlp` with batch normalisation in G's hidden layers.
+ * - `cgan`: Mirza and Osindero's conditional GAN on MNIST (conditional:
+ *   give a class to sample).
  * - `dcgan`: TensorFlow's DCGAN tutorial for 28 x 28 images.
  * - `sngan`: a convolutional GAN with spectral normalisation in D.
  */
@@ -304,6 +370,7 @@ export const PRESETS: Record<string, GanConfig> = {
       batchNorm: true,
     },
   },
+  cgan: CGAN,
   dcgan: DCGAN,
   sngan: SNGAN,
 };
@@ -331,6 +398,7 @@ export const DEFAULT_EPOCHS: Record<string, number> = {
   pylearn2: 200,
   mlp: 100,
   bn: 100,
+  cgan: 100,
   dcgan: 50,
   sngan: 30,
 };
@@ -344,6 +412,25 @@ export function preset(name: string): GanConfig {
     );
   }
   return JSON.parse(JSON.stringify(p));
+}
+
+/**
+ * `config` made conditional on `classes` classes (`--conditional`): both
+ * networks also see the one-hot class. An MLP preset without
+ * {@linkcode NetConfig.labelUnits} takes the class appended to each
+ * network's input (the common form for Adam-trained MLP GANs); a preset
+ * that is conditional already is returned as it is.
+ */
+export function conditional(config: GanConfig, classes = 10): GanConfig {
+  if (config.classes) return config;
+  return { ...config, classes };
+}
+
+/** Values G takes as input: the noise, then the one-hot class if conditional. */
+export function generatorInputs(
+  config: { latentDim: number; classes?: number },
+): number {
+  return config.latentDim + (config.classes ?? 0);
 }
 
 /** The pixel range G produces and D sees. */
@@ -363,6 +450,19 @@ export function validateConfig(config: GanConfig): void {
   positiveInt(config.batchSize, "batch size");
   positiveInt(config.k, "k");
   positiveInt(config.gSteps, "gSteps");
+  if (config.classes !== undefined && config.classes !== 0) {
+    if (!Number.isInteger(config.classes) || config.classes < 2) {
+      problems.push(
+        `classes must be an integer >= 2 (or 0: unconditional), got ${config.classes}`,
+      );
+    }
+    if (config.generator.layers || config.discriminator.layers) {
+      problems.push(
+        "the convolutional presets cannot be conditional yet; train a " +
+          "conditional MLP (--preset cgan, or --conditional with paper, mlp or bn)",
+      );
+    }
+  }
   for (
     const [name, net] of [["G", config.generator], [
       "D",
@@ -379,6 +479,26 @@ export function validateConfig(config: GanConfig): void {
       }
     }
     net.hidden.forEach((h) => positiveInt(h, `${name} hidden size`));
+    if (net.labelUnits !== undefined) {
+      positiveInt(net.labelUnits, `${name} label units`);
+      if (!config.classes) {
+        problems.push(
+          `${name} has label units but the GAN is not conditional (no classes)`,
+        );
+      }
+      if (net.hidden.length === 0) {
+        problems.push(`${name}'s label units need a hidden layer`);
+      }
+    }
+    if (Array.isArray(net.pieces)) {
+      if (net.pieces.length !== net.hidden.length) {
+        problems.push(
+          `${name} has ${net.hidden.length} hidden layers but ` +
+            `${net.pieces.length} maxout piece counts`,
+        );
+      }
+      net.pieces.forEach((p) => positiveInt(p, `${name} maxout pieces`));
+    }
     for (const p of [net.dropout ?? 0, net.inputDropout ?? 0]) {
       if (!(p >= 0 && p < 1)) {
         problems.push(`${name} dropout must be in [0, 1), got ${p}`);

@@ -14,7 +14,8 @@ import {
   writeFailure,
   writeFileAtomic,
 } from "./files.ts";
-import { sampleLatent } from "./gan.ts";
+import { classLabels } from "./data.ts";
+import { classGridInputs, sampleLatent, withClasses } from "./gan.ts";
 import { idxHeader } from "./idx.ts";
 import { npyHeader } from "./npy.ts";
 import { Rng } from "./rng.ts";
@@ -44,6 +45,80 @@ export interface SampleFileOptions {
   chunk?: number;
   /** Called after each chunk with the images written so far. */
   onProgress?: (done: number, n: number) => void;
+  /**
+   * A conditional generator's class for every image. Without it, a
+   * conditional generator draws the classes in turn (image i is of class
+   * i mod classes) and a PNG is a class grid (one row per class, the same
+   * noise down each column).
+   */
+  label?: number;
+}
+
+/**
+ * Where the labels of a conditional generator's `.npy` or IDX samples go,
+ * beside the images: `x.npy` -> `x.labels.npy`, `x.idx` -> `x.labels.idx`,
+ * `x-images-idx3-ubyte` -> `x-labels-idx1-ubyte` (MNIST's naming), other
+ * `x-ubyte` -> `x.labels-idx1-ubyte`.
+ */
+export function labelsPath(path: string): string {
+  if (path.endsWith(".npy")) return path.slice(0, -4) + ".labels.npy";
+  if (path.endsWith(".idx")) return path.slice(0, -4) + ".labels.idx";
+  if (path.endsWith("-images-idx3-ubyte")) {
+    return path.slice(0, -"-images-idx3-ubyte".length) + "-labels-idx1-ubyte";
+  }
+  return path.replace(/-ubyte$/, "") + ".labels-idx1-ubyte";
+}
+
+/**
+ * Checks `label` against `generator`: a class needs a conditional
+ * generator, and one of its classes.
+ *
+ * @throws {RangeError} saying what to do.
+ */
+export function checkLabel(
+  generator: LoadedGenerator,
+  label: number | undefined,
+): void {
+  if (label === undefined) return;
+  const { classes, dataset, preset } = generator.metadata;
+  if (!classes) {
+    throw new RangeError(
+      `--class needs a conditional generator, and ${generator.path} (${preset} ` +
+        `on ${dataset}) was trained without classes; train one with ` +
+        "--preset cgan or --conditional, or leave --class out",
+    );
+  }
+  if (!Number.isInteger(label) || label < 0 || label >= classes) {
+    const names = classLabels(dataset, classes);
+    throw new RangeError(
+      `--class must be a class of ${dataset}, 0..${classes - 1} (` +
+        names.map((n, i) => i === Number(n) ? `${i}` : `${i} ${n}`).join(
+          ", ",
+        ) + `), got ${label}`,
+    );
+  }
+}
+
+/**
+ * The generator's inputs for `n` images from `rng`: latent vectors, each
+ * followed by its one-hot class in a conditional generator (all `label`,
+ * or the classes in turn from class `first`), with those classes.
+ */
+export function generatorInputsFor(
+  generator: LoadedGenerator,
+  n: number,
+  rng: Rng,
+  options: { label?: number; first?: number } = {},
+): { z: Float32Array; labels: Uint8Array | null } {
+  const meta = generator.metadata;
+  const z = sampleLatent(meta, n, rng);
+  if (!meta.classes) return { z, labels: null };
+  const classes = meta.classes, first = options.first ?? 0;
+  const labels = Uint8Array.from(
+    { length: n },
+    (_, i) => options.label ?? (first + i) % classes,
+  );
+  return { z: withClasses(z, labels, meta.latentDim, classes), labels };
 }
 
 /** Generator outputs in [0, 1] as bytes 0..255. */
@@ -91,18 +166,20 @@ export async function writeSampleFile(
     );
   }
   checkWritableFile(path);
+  checkLabel(generator, options.label);
   const rng = new Rng(options.seed, 3);
   const metadata = generator.metadata;
+  const classes = metadata.classes ?? 0;
   if (kind === "png") {
-    const bytes = toBytes(
-      await generateImages(generator, sampleLatent(metadata, n, rng)),
-    );
-    await writeFileAtomic(path, imageGrid(bytes, { encoding: "bytes" }));
+    await writeFileAtomic(path, await sampleGrid(generator, n, rng, options));
     options.onProgress?.(n, n);
     return;
   }
+  const labelsFile = classes ? labelsPath(path) : null;
+  if (labelsFile) checkWritableFile(labelsFile);
   const tmp = temporaryName(path);
   let file: Deno.FsFile | null = null;
+  const allLabels = new Uint8Array(classes ? n : 0);
   try {
     file = await Deno.open(tmp, { write: true, create: true, truncate: true });
     const dims = [n, 28, 28];
@@ -112,13 +189,24 @@ export async function writeSampleFile(
     );
     for (let done = 0; done < n;) {
       const m = Math.min(chunk, n - done);
-      const z = sampleLatent(metadata, m, rng);
+      const { z, labels } = generatorInputsFor(generator, m, rng, {
+        label: options.label,
+        first: done,
+      });
+      if (labels) allLabels.set(labels, done);
       await writeAll(file, toBytes(await generateImages(generator, z)));
       done += m;
       options.onProgress?.(done, n);
     }
     file.close();
     file = null;
+    if (labelsFile) {
+      const header = kind === "npy" ? npyHeader([n], "|u1") : idxHeader([n]);
+      const bytes = new Uint8Array(header.length + n);
+      bytes.set(header);
+      bytes.set(allLabels, header.length);
+      await writeFileAtomic(labelsFile, bytes);
+    }
     await Deno.rename(tmp, path);
   } catch (e) {
     file?.close();
@@ -126,6 +214,34 @@ export async function writeSampleFile(
     if (e instanceof WriteError) throw e;
     throw new WriteError(`cannot write ${path}: ${writeFailure(e)}`);
   }
+}
+
+/**
+ * A PNG grid of `n` samples. A conditional generator without a class gives
+ * a class grid: one row per class (captioned with its name), the same
+ * noise down each column, `ceil(n / classes)` columns.
+ */
+async function sampleGrid(
+  generator: LoadedGenerator,
+  n: number,
+  rng: Rng,
+  options: { label?: number },
+): Promise<Uint8Array> {
+  const meta = generator.metadata;
+  const classes = meta.classes ?? 0;
+  if (!classes || options.label !== undefined) {
+    const { z } = generatorInputsFor(generator, n, rng, options);
+    const bytes = toBytes(await generateImages(generator, z));
+    return imageGrid(bytes, { encoding: "bytes" });
+  }
+  const cols = Math.ceil(n / classes);
+  const { inputs } = classGridInputs({ ...meta, classes }, cols, rng);
+  const bytes = toBytes(await generateImages(generator, inputs));
+  return imageGrid(bytes, {
+    encoding: "bytes",
+    cols,
+    rowLabels: classLabels(meta.dataset, classes),
+  });
 }
 
 async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {

@@ -21,6 +21,7 @@ import {
   generatorStep,
   sampleLatent,
   simultaneousStep,
+  withClasses,
 } from "./gan.ts";
 import { NoiseWorkers } from "./noise_workers.ts";
 import type { Rng } from "./rng.ts";
@@ -83,11 +84,16 @@ export class TfjsRounds implements Rounds {
   round(batch: Batch): Promise<void> {
     const gan = this.#gan, config = gan.config, rng = this.#rng;
     const bs = config.batchSize, epoch = this.#epoch;
-    const real = tf.tensor2d(batch.images, [bs, IMAGE_PIXELS]);
-    const z = tf.tensor2d(sampleLatent(config, bs, rng), [
-      bs,
-      config.latentDim,
-    ]);
+    // A conditional GAN: D sees each real image with its class, and G is
+    // asked for the batch's classes (so its classes follow the data's).
+    const classes = config.classes ?? 0;
+    const labelled = (x: Float32Array, dim: number) =>
+      tf.tensor2d(
+        classes ? withClasses(x, batch.labels, dim, classes) : x,
+        [bs, dim + classes],
+      );
+    const real = labelled(batch.images, IMAGE_PIXELS);
+    const z = labelled(sampleLatent(config, bs, rng), config.latentDim);
     let d: DiscriminatorStepResult;
     if (config.update === "simultaneous") {
       // pylearn2's round: both players' gradients from one pass.
@@ -118,10 +124,7 @@ export class TfjsRounds implements Rounds {
     ) {
       // (2) Update G on fresh noise, after every k-th D step.
       for (let g = 0; g < config.gSteps; g++) {
-        const zg = tf.tensor2d(sampleLatent(config, bs, rng), [
-          bs,
-          config.latentDim,
-        ]);
+        const zg = labelled(sampleLatent(config, bs, rng), config.latentDim);
         this.#addGLoss(generatorStep(gan, zg, rng.nextUint32(), epoch));
         zg.dispose();
       }

@@ -21,6 +21,7 @@ import {
 import {
   batches,
   batchesPerEpoch,
+  classLabels,
   type Dataset,
   head,
   IMAGE_PIXELS,
@@ -33,10 +34,12 @@ import {
   writeFileAtomic,
 } from "./files.ts";
 import {
+  classGridInputs,
   createGan,
   type Gan,
   type GanConfig,
   generate,
+  generatorInputs,
   pixelRange,
   sampleLatent,
   validateConfig,
@@ -224,7 +227,10 @@ export interface RunView {
   history: EpochStats[];
   /** G's images for the fixed noise after the latest epoch, in the data's range. */
   grid: Float32Array;
-  /** The fixed latent vectors of the grid. */
+  /**
+   * G's inputs for the grid: the fixed latent vectors (in a conditional GAN
+   * each followed by its one-hot class: a class grid, one row per class).
+   */
   fixedNoise: Float32Array;
 }
 
@@ -280,6 +286,32 @@ export function trainingSplit(
     );
   }
   return { split, holdout, note };
+}
+
+/**
+ * A conditional GAN learns from the class of each image: refuses training
+ * data without labels, or with labels outside the GAN's classes.
+ */
+export function checkLabels(config: GanConfig, split: Split, name: string) {
+  const classes = config.classes ?? 0;
+  if (!classes) return;
+  if (!split.labels || split.labels.length < split.size) {
+    throw new Error(
+      `this GAN is conditional on ${classes} classes, but the training ` +
+        `images of ${name} carry no labels (${split.labels?.length ?? 0} ` +
+        `for ${split.size} images): give the dataset its labels file, or ` +
+        "train an unconditional preset (without --conditional)",
+    );
+  }
+  for (let i = 0; i < split.size; i++) {
+    if (split.labels[i] >= classes) {
+      throw new Error(
+        `this GAN is conditional on ${classes} classes (0..${classes - 1}), ` +
+          `but training image ${i} of ${name} has label ${split.labels[i]}: ` +
+          "check the labels file, or train on data with these classes",
+      );
+    }
+  }
 }
 
 /** Mean of each pixel over a split, in [0, 1]. */
@@ -506,6 +538,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     batchSize: config.batchSize,
   });
   if (note) log(`note: ${note}`);
+  checkLabels(config, split, options.dataset.name);
   const gan = createGan(config, {
     seed,
     pixelMeans: config.outputBiasFromData ? pixelMeans(split) : undefined,
@@ -522,23 +555,42 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     1,
     Math.floor(steps / Math.max(1, options.progressUpdates ?? 20)),
   );
+  // The grid of the samples/ pictures: fixed noise, so that the epochs can
+  // be compared. A conditional GAN's is a class grid: one row per class,
+  // the same noise down each column.
   const gridSize = options.gridSize ?? 100;
-  const fixedNoise = sampleLatent(config, gridSize, new Rng(seed, 2));
+  const classes = config.classes ?? 0;
+  const fixedNoise = classes
+    ? classGridInputs(
+      { ...config, classes },
+      Math.max(1, Math.round(gridSize / classes)),
+      new Rng(seed, 2),
+    ).inputs
+    : sampleLatent(config, gridSize, new Rng(seed, 2));
   const gridOf = async () => {
-    const z = tf.tensor2d(fixedNoise, [gridSize, config.latentDim]);
+    const z = tf.tensor2d(fixedNoise, [
+      fixedNoise.length / generatorInputs(config),
+      generatorInputs(config),
+    ]);
     const images = generate(gan, z);
     const data = await images.data<"float32">();
     tf.dispose([z, images]);
     return data;
   };
   let grid = await gridOf();
+  const gridCols = classes
+    ? Math.max(1, Math.round(gridSize / classes))
+    : undefined;
+  const rowLabels = classes
+    ? classLabels(options.dataset.name, classes)
+    : undefined;
   const view = (): RunView => ({ gan, history, grid, fixedNoise });
   if (outDir !== null) {
     await Deno.mkdir(`${outDir}/samples`, { recursive: true });
     if (run.epoch === 0) {
       await writeFileAtomic(
         `${outDir}/samples/epoch_000.png`,
-        imageGrid(grid, { encoding: range }),
+        imageGrid(grid, { encoding: range, cols: gridCols, rowLabels }),
       );
     }
   }
@@ -612,6 +664,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         history,
         epoch: epoch + 1,
         range,
+        cols: gridCols,
+        rowLabels,
         state: {
           epoch: epoch + 1,
           seed,
@@ -624,7 +678,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
           backend: options.backend ?? tf.getBackend(),
           epochs: options.epochs,
         },
-        title: `${config.preset} on ${options.dataset.name}`,
+        title: `${config.preset}${
+          classes && config.preset !== "cgan" ? " (conditional)" : ""
+        } on ${options.dataset.name}`,
       });
     }
     await options.onEpoch?.(stats, view());
@@ -653,12 +709,23 @@ async function writeOutputs(
     history: EpochStats[];
     epoch: number;
     range: "[-1,1]" | "[0,1]";
+    /** Columns of the sample grid (default: square). */
+    cols?: number;
+    /** Row captions of the sample grid (a class grid's class names). */
+    rowLabels?: string[];
     state: TrainState;
     title: string;
   },
 ): Promise<void> {
   const sample = `${outDir}/samples/epoch_${pad(o.epoch)}.png`;
-  await writeFileAtomic(sample, imageGrid(o.grid, { encoding: o.range }));
+  await writeFileAtomic(
+    sample,
+    imageGrid(o.grid, {
+      encoding: o.range,
+      cols: o.cols,
+      rowLabels: o.rowLabels,
+    }),
+  );
   await writeFileAtomic(
     `${outDir}/history.json`,
     JSON.stringify(o.history, null, 1),
@@ -691,6 +758,7 @@ async function writeOutputs(
       latentDim: g.latentDim,
       latent: g.latent,
       output: g.output,
+      ...(g.classes ? { classes: g.classes } : {}),
       preset: g.preset,
       dataset: o.state.dataset,
       epochs: o.epoch,

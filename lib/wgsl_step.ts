@@ -102,6 +102,10 @@ export function wgslStepSupport(config: GanConfig): string | null {
       return "G's dropout is not written in WGSL";
     }
   }
+  if (config.classes) {
+    return "its programs are for unconditional GANs, and this one is " +
+      "conditional (it trains with the tfjs step, on WebGPU too)";
+  }
   if (config.k !== 1 || config.gSteps !== 1) {
     return "only one D step and one G step per round are written in WGSL";
   }

@@ -11,6 +11,9 @@ import {
   discriminatorStep,
   disposeGan,
   dropoutMask,
+  fakeInput,
+  G_MASK_OFFSET,
+  type GanConfig,
   generate,
   generatorLoss,
   generatorStep,
@@ -26,6 +29,7 @@ import {
   sampleLatent,
   simultaneousStep,
   valueFunction,
+  withClasses,
 } from "../lib/gan.ts";
 import { Rng } from "../lib/rng.ts";
 
@@ -70,6 +74,15 @@ Deno.test("presets: shapes and parameter counts", async () => {
       100 * 6272 + 2 * 6272 + 16 * 128 * 64 + 2 * 64 + 16 * 64 + 1,
       16 * 64 + 64 + 16 * 64 * 128 + 128 + 6272 + 1,
     ],
+    // Mirza and Osindero: z -> 200 and y -> 1000 side by side (the weights
+    // between them are fixed zeros, not parameters), joint 1200, 784; D:
+    // x -> 240 x 5 and y -> 50 x 5, joint 240 x 4, 1.
+    cgan: [
+      dense_(100, 200) + dense_(10, 1000) + dense_(1200, 1200) +
+      dense_(1200, 784),
+      dense_(784, 240 * 5) + dense_(10, 50 * 5) + dense_(290, 240 * 4) +
+      dense_(240, 1),
+    ],
   };
   assert.deepEqual([...PRESET_NAMES].sort(), Object.keys(expected).sort());
   for (const name of PRESET_NAMES) {
@@ -77,13 +90,15 @@ Deno.test("presets: shapes and parameter counts", async () => {
     const gan = createGan(config, { seed: 0 });
     assert.equal(gan.generator.parameterCount, expected[name][0], name);
     assert.equal(gan.discriminator.parameterCount, expected[name][1], name);
-    const z = tf.tensor2d(sampleLatent(config, 5, new Rng(1)), [5, 100]);
+    const z = labelled(config, sampleLatent(config, 5, new Rng(1)), 100);
     const x = generate(gan, z);
     assert.deepEqual(x.shape, [5, 784]);
     const values = await x.data();
     const [lo, hi] = config.output === "tanh" ? [-1, 1] : [0, 1];
     assert.ok(values.every((v) => v >= lo && v <= hi), name);
-    const logits = gan.discriminator.apply(x, { training: false });
+    const logits = gan.discriminator.apply(fakeInput(gan, x, z), {
+      training: false,
+    });
     assert.deepEqual(logits.shape, [5, 1]);
     tf.dispose([z, x, logits]);
     disposeGan(gan);
@@ -209,26 +224,36 @@ Deno.test("one D step raises V(D, G); one G step lowers G's loss", async () => {
     const gan = createGan(config, { seed: 1 });
     const rng = new Rng(2);
     const low = config.output === "tanh" ? -1 : 0;
-    const real = tf.tensor2d(
+    const real = labelled(
+      config,
       rng.fillUniform(new Float32Array(64 * 784), low, 1),
-      [64, 784],
+      784,
     );
-    const z = tf.tensor2d(sampleLatent(config, 64, rng), [64, 100]);
+    const z = labelled(config, sampleLatent(config, 64, rng), 100);
     const D = gan.discriminator;
     const V = () =>
       tf.tidy(() =>
         valueFunction(
           D.apply(real, { training: false }),
-          D.apply(generate(gan, z), { training: false }),
+          D.apply(fakeInput(gan, generate(gan, z), z), { training: false }),
         )
       );
-    // G's loss with G in training mode (batch statistics), D without dropout.
+    // G's loss with G in training mode (batch statistics; its dropout masks
+    // those of generatorStep with seed 8), D without dropout.
     const gLoss = () =>
       tf.tidy(() =>
         generatorLoss(
-          D.apply(gan.generator.apply(z, { training: true }), {
-            training: false,
-          }),
+          D.apply(
+            fakeInput(
+              gan,
+              gan.generator.apply(z, {
+                training: true,
+                seed: 8 + G_MASK_OFFSET,
+              }),
+              z,
+            ),
+            { training: false },
+          ),
         )
       );
     const v0 = await scalar(V());
@@ -265,6 +290,19 @@ Deno.test("one D step raises V(D, G); one G step lowers G's loss", async () => {
     disposeGan(gan);
   }
 });
+
+/**
+ * `rows` (n rows of `dim` values) as a tensor, each row followed by a
+ * one-hot class (classes in turn) when `config` is conditional.
+ */
+function labelled(config: GanConfig, rows: Float32Array, dim: number) {
+  const n = rows.length / dim, classes = config.classes ?? 0;
+  const labels = Array.from({ length: n }, (_, i) => i % 10);
+  return tf.tensor2d(
+    classes ? withClasses(rows, labels, dim, classes) : rows,
+    [n, dim + classes],
+  );
+}
 
 /** Every trainable variable of a network, read back. */
 const weightsOf = (m: Network) => Promise.all(m.trainable.map((v) => v.data()));
@@ -423,7 +461,7 @@ Deno.test("configuration errors are readable", () => {
   );
   assert.throws(
     () => preset("wgan"),
-    /unknown preset "wgan"; expected one of paper, pylearn2, mlp, bn, dcgan, sngan$/,
+    /unknown preset "wgan"; expected one of paper, pylearn2, mlp, bn, cgan, dcgan, sngan$/,
   );
 });
 

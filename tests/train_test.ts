@@ -41,7 +41,7 @@ Deno.test("same seed gives the same losses; another seed does not", async () => 
 Deno.test("resume equals uninterrupted training; an interrupted epoch is discarded", async () => {
   const root = await Deno.makeTempDir();
   try {
-    for (const name of ["paper", "pylearn2", "bn"]) {
+    for (const name of ["paper", "pylearn2", "bn", "cgan"]) {
       const config = tiny(name);
       const full = await train(
         base({ config, outDir: `${root}/${name}-full` }),

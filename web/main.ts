@@ -20,7 +20,11 @@
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-webgpu";
 import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
-import { interpolateLatents, sampleLatent } from "../lib/latent.ts";
+import {
+  interpolateLatents,
+  sampleLatent,
+  withClasses,
+} from "../lib/latent.ts";
 import { Rng } from "../lib/rng.ts";
 
 /** One generator, as `manifest.json` lists it. */
@@ -34,8 +38,16 @@ interface Entry {
   latent?: "normal" | "uniform";
   latentDim?: number;
   output?: "tanh" | "sigmoid";
+  /** A conditional generator's classes and their names. */
+  classes?: number;
+  classNames?: string[];
   /** `deno task eval`'s figures, where the generator has them. */
-  evaluation?: { parzen?: number; fid?: number; classes?: number };
+  evaluation?: {
+    parzen?: number;
+    fid?: number;
+    classes?: number;
+    conditionalAccuracy?: number;
+  };
   /** An animation of its training, where there is one. */
   progress?: string;
 }
@@ -120,6 +132,8 @@ interface Loaded {
   latent: "normal" | "uniform";
   latentDim: number;
   output: "tanh" | "sigmoid";
+  /** Classes of a conditional generator (its input: z, then the one-hot class); 0 if none. */
+  classes: number;
 }
 
 const cache = new Map<string, Promise<Loaded>>();
@@ -151,11 +165,12 @@ function load(entry: Entry): Promise<Loaded> {
         );
       }
       const inputs = model.inputs[0].shape[1];
-      if (inputs !== entry.latentDim) {
+      const classes = entry.classes ?? 0;
+      if (inputs !== entry.latentDim + classes) {
         model.dispose();
         throw new Error(
           `${entry.path} takes ${inputs} inputs, its manifest says ` +
-            `${entry.latentDim}; rebuild the manifest`,
+            `${entry.latentDim + classes}; rebuild the manifest`,
         );
       }
       return {
@@ -164,6 +179,7 @@ function load(entry: Entry): Promise<Loaded> {
         latent,
         latentDim: entry.latentDim,
         output: entry.output,
+        classes,
       };
     })();
     cache.set(entry.name, p);
@@ -172,11 +188,46 @@ function load(entry: Entry): Promise<Loaded> {
   return p;
 }
 
-/** Images for latent vectors `z`, as bytes (0..255), as `deno task sample` makes them. */
+/**
+ * The classes of a grid of `n` images of a conditional generator: all the
+ * chosen class, or (none chosen) a class grid: row r is class r.
+ */
+function gridLabels(g: Loaded, n: number): Uint8Array {
+  const chosen = $<HTMLSelectElement>("class").value;
+  const cols = gridCols(g, n);
+  return Uint8Array.from(
+    { length: n },
+    (_, i) => chosen === "" ? Math.floor(i / cols) : Number(chosen),
+  );
+}
+
+/** Columns of the grid: a class grid has one row per class. */
+function gridCols(g: Loaded, n: number): number {
+  return g.classes && $<HTMLSelectElement>("class").value === ""
+    ? Math.ceil(n / g.classes)
+    : Math.ceil(Math.sqrt(n));
+}
+
+/** Images in the grid: a class grid's rows are full. */
+function gridCount(g: Loaded): number {
+  return g.classes && $<HTMLSelectElement>("class").value === ""
+    ? g.classes * Math.ceil(count / g.classes)
+    : count;
+}
+
+/**
+ * Images for latent vectors `z`, as bytes (0..255), as `deno task sample`
+ * makes them; a conditional generator's classes are the grid's.
+ */
 async function generate(g: Loaded, z: Float32Array): Promise<Uint8Array> {
   const n = z.length / g.latentDim;
+  const input = g.classes
+    ? withClasses(z, gridLabels(g, n), g.latentDim, g.classes)
+    : z;
   const out = tf.tidy(() => {
-    const y = g.model.predict(tf.tensor2d(z, [n, g.latentDim])) as tf.Tensor;
+    const y = g.model.predict(
+      tf.tensor2d(input, [n, g.latentDim + g.classes]),
+    ) as tf.Tensor;
     return g.output === "tanh" ? tf.div(tf.add(y, 1), 2) : y;
   });
   const values = await out.data();
@@ -189,10 +240,10 @@ async function generate(g: Loaded, z: Float32Array): Promise<Uint8Array> {
 
 const SCALE = 2, GAP = 2, SIDE = 28;
 
-/** Draws images (white on black) in a square grid on the canvas. */
-function draw(images: Uint8Array) {
+/** Draws images (white on black) in a grid of `cols` columns on the canvas. */
+function draw(images: Uint8Array, cols: number) {
   const n = images.length / (SIDE * SIDE);
-  const cols = Math.ceil(Math.sqrt(n)), rows = Math.ceil(n / cols);
+  const rows = Math.ceil(n / cols);
   const cell = SIDE * SCALE + GAP;
   const canvas = $<HTMLCanvasElement>("grid");
   canvas.width = cols * cell + GAP;
@@ -234,11 +285,15 @@ function describe(e: Entry): string {
       ev.parzen !== undefined ? `Parzen ${ev.parzen.toFixed(1)} nats` : "",
       ev.fid !== undefined ? `FID ${ev.fid.toFixed(1)}` : "",
       ev.classes !== undefined ? `${ev.classes} classes` : "",
+      ev.conditionalAccuracy !== undefined
+        ? `${(100 * ev.conditionalAccuracy).toFixed(1)}% of samples of ` +
+          "the class asked for"
+        : "",
     ].filter(Boolean).join(", ")
     : "";
-  return `${e.preset ?? "?"} on ${e.dataset ?? "?"}, ${
-    e.epochs ?? "?"
-  } epochs` +
+  return `${e.preset ?? "?"}${e.classes ? " (conditional)" : ""} on ${
+    e.dataset ?? "?"
+  }, ${e.epochs ?? "?"} epochs` +
     (figures ? ` (${figures})` : "");
 }
 
@@ -248,12 +303,13 @@ async function grid(seed: number): Promise<number> {
   if (!entry) throw new Error("no generator to show: the manifest lists none");
   const g = await load(entry);
   const t0 = performance.now();
-  const z = sampleLatent(g, count, new Rng(seed, 3));
+  const n = gridCount(g);
+  const z = sampleLatent(g, n, new Rng(seed, 3));
   const images = await generate(g, z);
   const ms = performance.now() - t0;
   state.images = images;
-  draw(images);
-  $("timing").textContent = `${count} images in ${
+  draw(images, gridCols(g, n));
+  $("timing").textContent = `${n} images in ${
     ms.toFixed(0)
   } ms on ${state.backend}`;
   return ms;
@@ -270,13 +326,13 @@ async function walk(seed: number) {
   if (!entry) return;
   const g = await load(entry);
   const rng = new Rng(seed, 4);
-  const frames = 24, dim = g.latentDim;
-  let from = sampleLatent(g, count, rng);
+  const frames = 24, dim = g.latentDim, n = gridCount(g);
+  let from = sampleLatent(g, n, rng);
   $("walk").textContent = "Stop";
   while (walking === id) {
-    const to = sampleLatent(g, count, rng);
+    const to = sampleLatent(g, n, rng);
     const paths = Array.from(
-      { length: count },
+      { length: n },
       (_, i) =>
         interpolateLatents(
           from.subarray(i * dim, (i + 1) * dim),
@@ -286,11 +342,11 @@ async function walk(seed: number) {
         ),
     );
     for (let f = 1; f < frames && walking === id; f++) {
-      const z = new Float32Array(count * dim);
+      const z = new Float32Array(n * dim);
       paths.forEach((p, i) =>
         z.set(p.subarray(f * dim, (f + 1) * dim), i * dim)
       );
-      draw(await generate(g, z));
+      draw(await generate(g, z), gridCols(g, n));
       await new Promise((r) => requestAnimationFrame(r));
     }
     from = to;
@@ -306,6 +362,22 @@ function showModel() {
   const entry = selected();
   if (!entry) return;
   $("about").textContent = describe(entry);
+  // A conditional generator: choose a class, or see every class (a class
+  // grid, one row per class, the same noise down each column).
+  const classSelect = $<HTMLSelectElement>("class");
+  const names = entry.classes
+    ? entry.classNames ??
+      Array.from({ length: entry.classes }, (_, i) => String(i))
+    : [];
+  const key = names.join("|");
+  if (classSelect.dataset.key !== key) {
+    classSelect.dataset.key = key;
+    classSelect.replaceChildren(
+      new Option("every class (a row each)", ""),
+      ...names.map((name, i) => new Option(`${i}: ${name}`, String(i))),
+    );
+  }
+  $("class-choice").hidden = !entry.classes;
   const section = $("training");
   section.hidden = !entry.progress;
   if (entry.progress) $<HTMLImageElement>("progress").src = entry.progress;
@@ -348,6 +420,7 @@ async function main() {
   };
   select.addEventListener("change", redraw);
   seedInput.addEventListener("change", redraw);
+  $("class").addEventListener("change", redraw);
   $("resample").addEventListener("click", () => {
     seedInput.value = String(seed() + 1);
     redraw();
@@ -357,6 +430,8 @@ async function main() {
     walk(seed()).catch((e) => showError((e as Error).message));
   });
   showModel();
+  const wantedClass = params.get("class");
+  if (wantedClass !== null) $<HTMLSelectElement>("class").value = wantedClass;
   // The first generator that loads draws the first grid; one that fails
   // says so and the next is tried.
   for (const entry of [selected(), ...manifest.generators]) {
