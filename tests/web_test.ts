@@ -53,8 +53,11 @@ async function startServer(
   throw new Error(`${cmd} ${args.join(" ")} did not start: ${text}`);
 }
 
-/** The images `deno task sample` draws for `seed`, as bytes. */
-async function sampled(name: string, seed: number, n: number) {
+/**
+ * The images `deno task sample` draws for `seed` (of class `label`, for a
+ * conditional generator), as bytes.
+ */
+async function sampled(name: string, seed: number, n: number, label?: number) {
   const dir = await Deno.makeTempDir();
   try {
     const r = await runCli("sample.ts", [
@@ -68,6 +71,7 @@ async function sampled(name: string, seed: number, n: number) {
       `${dir}/s.npy`,
       "--backend",
       "wasm",
+      ...(label === undefined ? [] : ["--class", String(label)]),
     ]);
     assert.equal(r.code, 0, r.stderr);
     return decodeNpy(await Deno.readFile(`${dir}/s.npy`)).data as Uint8Array;
@@ -101,7 +105,7 @@ Deno.test({
   fn: async () => {
     const models = await Deno.makeTempDir();
     // The committed generators, and a broken one: weights cut short.
-    for (const name of ["mnist", "fashion"]) {
+    for (const name of ["mnist", "fashion", "mnist-conditional"]) {
       await Deno.mkdir(`${models}/${name}`);
       for (const e of Deno.readDirSync(`${root}models/${name}`)) {
         await Deno.copyFile(
@@ -213,6 +217,35 @@ Deno.test({
       );
       assert.ok(
         largestDifference(fashion, await sampled("fashion", 2, 9)) <= 2,
+      );
+
+      // A conditional generator: the class picker shows (every class, or
+      // one of ten), and a chosen class gives deno task sample --class's images.
+      await firstGrid(
+        browser,
+        `${server.url}?model=mnist-conditional&seed=4&n=12&class=3`,
+      );
+      assert.equal(
+        await browser.evaluate<number>(
+          "document.getElementById('class-choice').hidden ? -1 : document.getElementById('class').options.length",
+        ),
+        11,
+      );
+      assert.ok(
+        largestDifference(
+          await browser.evaluate<number[]>("Array.from(window.gan.images)"),
+          await sampled("mnist-conditional", 4, 12, 3),
+        ) <= 2,
+      );
+      // Every class: a class grid of ten rows.
+      await firstGrid(browser, `${server.url}?model=mnist-conditional&n=20`);
+      assert.equal(
+        await browser.evaluate<number>("window.gan.images.length / 784"),
+        20,
+      );
+      await Deno.writeFile(
+        `${root}runs/web/screenshot-conditional.png`,
+        await browser.screenshot(),
       );
 
       // A broken generator: said, and the page goes on with another.
