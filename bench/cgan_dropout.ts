@@ -1,6 +1,7 @@
 /**
  * Why the `cgan` preset has no dropout in G (see `lib/presets.ts`): trains
- * `cgan` with the paper's dropout 0.5 in G too (or takes such a run with
+ * `cgan` with the paper's dropout 0.5 in G too and no dropout on D's input
+ * (the paper's dropout as this project first read it; or takes such a run with
  * `--checkpoint`), then evaluates the same weights sampled twice, as every
  * generator is sampled (no dropout) and with G's dropout on.
  *
@@ -40,6 +41,7 @@ let dir = values.checkpoint;
 if (!dir) {
   const config = preset("cgan");
   config.generator.dropout = 0.5; // the paper's dropout in G
+  config.discriminator.inputDropout = 0; // and none on D's input
   const r = await train({
     config,
     dataset: mnist,

@@ -40,6 +40,12 @@ export interface LayerSpec {
   /** Drop probability applied to this layer's input. */
   dropout: number;
   /**
+   * In a conditional network's first layer: the last `classInputs` inputs
+   * are the one-hot class, which dropout never drops (D would be shown
+   * images without their class, G asked for no class).
+   */
+  classInputs?: number;
+  /**
    * A conditional network's first layer in Mirza and Osindero's form: the
    * last `inputs` inputs (the one-hot class) feed only the last `units`
    * units, and the other inputs only the other units. The kernel is
@@ -212,6 +218,7 @@ export class Mlp {
           throw new Error("dropout needs a seed in training mode");
         }
         const mask = dropoutMask(h.size, 1 - s.dropout, options.seed + i);
+        if (s.classInputs) keepClassInputs(mask, s.inputs, s.classInputs);
         h = tf.mul(h, tf.tensor(mask, h.shape));
       }
       const mask = this.#masks[i];
@@ -269,6 +276,13 @@ export class Mlp {
 }
 
 const add = (a: number, b: number) => a + b;
+
+/** Sets the mask of each row's last `classes` inputs (the class) to 1: kept, unscaled. */
+function keepClassInputs(mask: Float32Array, inputs: number, classes: number) {
+  for (let r = 0; r < mask.length; r += inputs) {
+    mask.fill(1, r + inputs - classes, r + inputs);
+  }
+}
 
 /**
  * The 0/1 mask of a {@linkcode LayerSpec.labelBlock} layer's kernel
@@ -363,6 +377,7 @@ export function layerSpecs(
     pieces: piecesOf(i),
     batchNorm: net.batchNorm ?? false,
     dropout: i === 0 ? net.inputDropout ?? 0 : net.dropout ?? 0,
+    ...(i === 0 && classes ? { classInputs: classes } : {}),
     ...(i === 0 && labelUnits
       ? { labelBlock: { inputs: classes, units: labelUnits } }
       : {}),

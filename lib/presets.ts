@@ -180,22 +180,26 @@ const PAPER: GanConfig = {
 // by 1.00004 after each update down to 1e-6, momentum 0.5 rising to 0.7.
 // What the paper leaves open is taken from the GAN paper's pylearn2 file,
 // as for `paper`: the initial weight ranges, G's output bias from the
-// data's pixel means, momentum's rise over 250 epochs; D's dropout is on
-// the inputs of its joint and output layers (never on the class itself).
+// data's pixel means, momentum's rise over 250 epochs, D's dropout (0.2 on
+// the image, 0.5 on its hidden layers; never on the class itself).
 //
 // One departure, measured: the paper applies dropout 0.5 in G too. Trained
-// so (on the inputs of G's joint and output layers, seed 0), G used its
-// dropout masks as its noise: after 17 epochs it drew every class on
-// demand (99.8% conditional accuracy) but, sampled without dropout as
-// every generator is sampled and exported, a class's samples barely varied
-// (Parzen -7.4, FID 43.2); the same weights sampled with dropout on scored
-// Parzen 121.8, FID 9.9. So G here has no dropout, and z is its only noise.
+// so (dropout 0.5 on the inputs of G's joint and output layers, none on
+// D's input; seed 0), G used its dropout masks as its noise: after 17
+// epochs it drew every class on demand (99.8% conditional accuracy) but,
+// sampled without dropout, as every generator is sampled and exported, a
+// class's samples barely varied (Parzen -7.4, FID 43.2), while the same
+// weights sampled with dropout on scored Parzen 121.8, FID 9.9
+// (bench/cgan_dropout.ts). Without dropout in G and without the image
+// dropout in D, D won outright: D(x) 0.99 and D(G(z)) 0.01 by epoch 5,
+// 1.000 and 0.000 by epoch 9. So G here has no dropout and z is its only
+// noise, and D drops 20% of the image's pixels as the GAN paper's D did.
 const CGAN: GanConfig = {
   preset: "cgan",
   source: "Mirza and Osindero 2014, Conditional Generative Adversarial " +
     "Nets, section 4.1 (MNIST): the class into G and D through their own " +
-    "hidden units, SGD with momentum, dropout 0.5 in D (in G too in the " +
-    "paper; not here, see lib/presets.ts)",
+    "hidden units, SGD with momentum, dropout in D (in G too in the paper; " +
+    "not here, see lib/presets.ts)",
   classes: 10,
   latentDim: 100,
   latent: "uniform",
@@ -211,6 +215,7 @@ const CGAN: GanConfig = {
     labelUnits: 50,
     activation: "maxout",
     pieces: [5, 4],
+    inputDropout: 0.2,
     dropout: 0.5,
     initRange: 0.005,
   },

@@ -143,6 +143,30 @@ Deno.test("cgan: Mirza and Osindero's shapes; the blocks between class and image
   disposeGan(gan);
 });
 
+Deno.test("dropout at a conditional network's input never drops the class", async () => {
+  const config = conditional(tiny("paper"));
+  config.discriminator.inputDropout = 0.9; // drops nearly every input...
+  config.discriminator.dropout = 0; // ...and nothing later
+  const gan = createGan(config, { seed: 2 });
+  const D = asMlp(gan.discriminator);
+  assert.equal(D.specs[0].classInputs, 10);
+  // A blank image with its class: only the class reaches D, so if the
+  // class is never dropped (nor rescaled) every mask gives the output of
+  // D without dropout.
+  const x = tf.tensor2d(withClasses(new Float32Array(784), [4], 784, 10), [
+    1,
+    794,
+  ]);
+  const out = (training: boolean, seed = 0) =>
+    tf.tidy(() => D.apply(x, { training, seed })).data();
+  const plain = await out(false);
+  for (let seed = 1; seed <= 20; seed++) {
+    assert.deepEqual(await out(true, seed), plain, `seed ${seed}`);
+  }
+  x.dispose();
+  disposeGan(gan);
+});
+
 Deno.test("a conditional G depends on its class, and exports as a layers model with the same output", async () => {
   for (const name of ["cgan", "mlp"]) {
     const gan = createGan(conditional(tiny(name)), { seed: 8 });
