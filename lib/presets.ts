@@ -434,6 +434,15 @@ export function preset(name: string): GanConfig {
  * that is conditional already is returned as it is.
  */
 export function conditional(config: GanConfig, classes = 10): GanConfig {
+  // Why appended: a one-hot class times the first layer's weights is one row
+  // of them, so appending it is the same as adding a learned class embedding
+  // to the first layer's pre-activation, at no cost in code or speed. Giving
+  // the class units of its own instead (Mirza and Osindero's form, G 5x the
+  // first layer's width, D a fifth) was measured on `bn`, Fashion-MNIST, 5
+  // epochs of 20,000 images, seed 0 (bench/conditioning.ts): conditional
+  // accuracy 40.0% against 27.8% appended, but FID 76.1 against 43.5. The
+  // appended form then reached 88% at FID 5.4 in 30 full epochs (the run
+  // behind models/fashion-conditional), so it is the default.
   if (config.classes) return config;
   return { ...config, classes };
 }

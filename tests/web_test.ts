@@ -286,8 +286,14 @@ Deno.test({
       );
       assert.deepEqual(
         manifest.generators.map((g: { name: string }) => g.name),
-        ["fashion", "mnist"],
+        ["fashion", "fashion-conditional", "mnist", "mnist-conditional"],
       );
+      // A conditional generator's entry carries its classes and their names.
+      const cond = manifest.generators.find((g: { name: string }) =>
+        g.name === "fashion-conditional"
+      );
+      assert.equal(cond.classes, 10);
+      assert.equal(cond.classNames[8], "Bag");
       const server = await startServer("python3", [
         "-u",
         "-m",
