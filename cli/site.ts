@@ -11,36 +11,9 @@
 import { createRequire } from "node:module";
 import { classLabels } from "../lib/data.ts";
 import { exists, PROJECT_ROOT } from "../lib/files.ts";
+import type { Manifest, ManifestEntry } from "../lib/manifest.ts";
 
-/** One generator in `manifest.json` (see `web/main.ts`). */
-export interface ManifestEntry {
-  name: string;
-  path: string;
-  preset?: string;
-  dataset?: string;
-  epochs?: number;
-  latent?: string;
-  latentDim?: number;
-  output?: string;
-  /** A conditional generator's classes, and their names. */
-  classes?: number;
-  classNames?: string[];
-  evaluation?: {
-    parzen?: number;
-    fid?: number;
-    classes?: number;
-    /** A conditional generator's conditional accuracy. */
-    conditionalAccuracy?: number;
-  };
-  progress?: string;
-}
-
-/** What the page lists. */
-export interface Manifest {
-  generators: ManifestEntry[];
-  /** Folders under the models folder that were left out, and why. */
-  skipped: { name: string; why: string }[];
-}
+export type { Manifest, ManifestEntry };
 
 /**
  * The manifest of the generators in `modelsDir` (default `models/`): every

@@ -195,15 +195,16 @@ const PAPER: GanConfig = {
 // 1.000 and 0.000 by epoch 9. So G here has no dropout and z is its only
 // noise, and D drops 20% of the image's pixels as the GAN paper's D did.
 const CGAN: GanConfig = {
+  // The paper's batch 100, k 1, non-saturating G loss, sigmoid output with
+  // its bias from the data, then what Mirza and Osindero changed.
+  ...PAPER,
   preset: "cgan",
   source: "Mirza and Osindero 2014, Conditional Generative Adversarial " +
     "Nets, section 4.1 (MNIST): the class into G and D through their own " +
     "hidden units, SGD with momentum, dropout in D (in G too in the paper; " +
     "not here, see lib/presets.ts)",
   classes: 10,
-  latentDim: 100,
   latent: "uniform",
-  output: "sigmoid",
   generator: {
     hidden: [200, 1200],
     labelUnits: 1000,
@@ -221,12 +222,6 @@ const CGAN: GanConfig = {
   },
   optimizerG: { ...PAPER_SGD, lrDecay: 1.00004 },
   optimizerD: { ...PAPER_SGD, lrDecay: 1.00004 },
-  batchSize: 100,
-  k: 1,
-  gSteps: 1,
-  loss: "non-saturating",
-  realLabel: 1,
-  outputBiasFromData: true,
 };
 
 // TensorFlow's DCGAN tutorial for 28 x 28 images, layer for layer: Keras'

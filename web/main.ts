@@ -26,35 +26,9 @@ import {
   withClasses,
 } from "../lib/latent.ts";
 import { Rng } from "../lib/rng.ts";
+import type { Manifest, ManifestEntry } from "../lib/manifest.ts";
 
-/** One generator, as `manifest.json` lists it. */
-interface Entry {
-  name: string;
-  /** model.json, relative to the page. */
-  path: string;
-  preset?: string;
-  dataset?: string;
-  epochs?: number;
-  latent?: "normal" | "uniform";
-  latentDim?: number;
-  output?: "tanh" | "sigmoid";
-  /** A conditional generator's classes and their names. */
-  classes?: number;
-  classNames?: string[];
-  /** `deno task eval`'s figures, where the generator has them. */
-  evaluation?: {
-    parzen?: number;
-    fid?: number;
-    classes?: number;
-    conditionalAccuracy?: number;
-  };
-  /** An animation of its training, where there is one. */
-  progress?: string;
-}
-
-interface Manifest {
-  generators: Entry[];
-}
+type Entry = ManifestEntry;
 
 /** What the page exposes (tests read it). */
 interface PageState {
@@ -269,7 +243,7 @@ function draw(images: Uint8Array, cols: number) {
   }
 }
 
-let manifest: Manifest = { generators: [] };
+let manifest: Manifest = { generators: [], skipped: [] };
 let walking = 0;
 const count = Math.max(1, Math.min(400, Number(params.get("n")) || 64));
 
