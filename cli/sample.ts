@@ -132,10 +132,7 @@ async function main(): Promise<number> {
     const started = performance.now();
     const tty = Deno.stderr.isTerminal();
     let shown = 0;
-    if (kind === "png" && classes && label === undefined) {
-      count = classes * Math.ceil(n / classes);
-    }
-    await writeSampleFile(file, loaded, {
+    count = await writeSampleFile(file, loaded, {
       n,
       seed,
       label,

@@ -154,32 +154,27 @@ export function conditionalFigures(
       `${fake.probs.length / classes} samples but ${n} labels`,
     );
   }
-  const rowsOf = (features: Float32Array, of: Uint8Array, c: number) => {
+  // The rows (each `width` values) of `values` whose label in `of` is `c`.
+  const rowsOf = (
+    values: Float32Array,
+    width: number,
+    of: Uint8Array,
+    c: number,
+  ) => {
     const idx = [...of.keys()].filter((i) => of[i] === c);
-    const out = new Float32Array(idx.length * FEATURE_DIM);
+    const out = new Float32Array(idx.length * width);
     idx.forEach((i, k) =>
-      out.set(
-        features.subarray(i * FEATURE_DIM, (i + 1) * FEATURE_DIM),
-        k * FEATURE_DIM,
-      )
+      out.set(values.subarray(i * width, (i + 1) * width), k * width)
     );
     return out;
   };
   const perClass: number[] = [], fids: number[] = [];
   for (let c = 0; c < classes; c++) {
-    const mine = Uint8Array.from(labels.filter((l) => l === c));
-    const probs = new Float32Array(mine.length * classes);
-    let k = 0;
-    for (let i = 0; i < n; i++) {
-      if (labels[i] !== c) continue;
-      probs.set(
-        fake.probs.subarray(i * classes, (i + 1) * classes),
-        k++ * classes,
-      );
-    }
-    perClass.push(mine.length ? accuracyOf(probs, mine) : NaN);
-    const a = rowsOf(fake.features, labels, c);
-    const b = rowsOf(real.features, testLabels, c);
+    const probs = rowsOf(fake.probs, classes, labels, c);
+    const asked = new Uint8Array(probs.length / classes).fill(c);
+    perClass.push(asked.length ? accuracyOf(probs, asked) : NaN);
+    const a = rowsOf(fake.features, FEATURE_DIM, labels, c);
+    const b = rowsOf(real.features, FEATURE_DIM, testLabels, c);
     // A covariance needs at least two rows on each side.
     fids.push(
       a.length >= 2 * FEATURE_DIM && b.length >= 2 * FEATURE_DIM

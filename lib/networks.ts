@@ -198,11 +198,7 @@ export class Mlp {
    * are not parameters).
    */
   get parameterCount(): number {
-    const fixed = this.#masks.reduce(
-      (n, m) =>
-        n + (m ? m.size - (m.dataSync() as Float32Array).reduce(add, 0) : 0),
-      0,
-    );
+    const fixed = this.specs.reduce((n, s) => n + fixedZeros(s), 0);
     return this.trainable.reduce((n, v) => n + v.size, 0) - fixed;
   }
 
@@ -275,13 +271,29 @@ export class Mlp {
   }
 }
 
-const add = (a: number, b: number) => a + b;
-
 /** Sets the mask of each row's last `classes` inputs (the class) to 1: kept, unscaled. */
 function keepClassInputs(mask: Float32Array, inputs: number, classes: number) {
   for (let r = 0; r < mask.length; r += inputs) {
     mask.fill(1, r + inputs - classes, r + inputs);
   }
+}
+
+/** Where a {@linkcode LayerSpec.labelBlock}'s label rows and columns start. */
+function blockCorner(s: LayerSpec) {
+  const block = s.labelBlock!;
+  return {
+    firstLabelRow: s.inputs - block.inputs,
+    firstLabelCol: (s.units - block.units) * s.pieces,
+  };
+}
+
+/** Kernel weights a layer's block mask holds at zero (0 without a block). */
+function fixedZeros(s: LayerSpec): number {
+  if (!s.labelBlock) return 0;
+  const { firstLabelRow, firstLabelCol } = blockCorner(s);
+  const labelRows = s.inputs - firstLabelRow;
+  const labelCols = s.units * s.pieces - firstLabelCol;
+  return firstLabelRow * labelCols + labelRows * firstLabelCol;
 }
 
 /**
@@ -291,9 +303,7 @@ function keepClassInputs(mask: Float32Array, inputs: number, classes: number) {
  * adjacent columns, so a unit's pieces all fall in one block.
  */
 function blockMask(s: LayerSpec, cols: number): Float32Array {
-  const block = s.labelBlock!;
-  const firstLabelRow = s.inputs - block.inputs;
-  const firstLabelCol = cols - block.units * s.pieces;
+  const { firstLabelRow, firstLabelCol } = blockCorner(s);
   const mask = new Float32Array(s.inputs * cols);
   for (let r = 0; r < s.inputs; r++) {
     const label = r >= firstLabelRow;

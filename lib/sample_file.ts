@@ -134,6 +134,8 @@ export function toBytes(images: Float32Array): Uint8Array {
  * `.png` (at most {@linkcode PNG_MAX_IMAGES}), uint8 N x 28 x 28 for `.npy`
  * and IDX (any N the disk holds, `chunk` images at a time, into a temporary
  * file renamed into place at the end). The images do not depend on `chunk`.
+ * Returns the number of images written: `n`, or for a conditional
+ * generator's class grid `n` rounded up to full rows.
  *
  * @throws {WriteError} when `path` cannot be written (checked before any
  *   image is generated) or the disk fills.
@@ -143,7 +145,7 @@ export async function writeSampleFile(
   path: string,
   generator: LoadedGenerator,
   options: SampleFileOptions,
-): Promise<void> {
+): Promise<number> {
   const kind = sampleFileKind(path);
   if (kind === null) {
     throw new RangeError(
@@ -171,9 +173,10 @@ export async function writeSampleFile(
   const metadata = generator.metadata;
   const classes = metadata.classes ?? 0;
   if (kind === "png") {
-    await writeFileAtomic(path, await sampleGrid(generator, n, rng, options));
+    const grid = await sampleGrid(generator, n, rng, options);
+    await writeFileAtomic(path, grid.png);
     options.onProgress?.(n, n);
-    return;
+    return grid.count;
   }
   const labelsFile = classes ? labelsPath(path) : null;
   if (labelsFile) checkWritableFile(labelsFile);
@@ -208,6 +211,7 @@ export async function writeSampleFile(
       await writeFileAtomic(labelsFile, bytes);
     }
     await Deno.rename(tmp, path);
+    return n;
   } catch (e) {
     file?.close();
     await Deno.remove(tmp).catch(() => {});
@@ -226,22 +230,23 @@ async function sampleGrid(
   n: number,
   rng: Rng,
   options: { label?: number },
-): Promise<Uint8Array> {
+): Promise<{ png: Uint8Array; count: number }> {
   const meta = generator.metadata;
   const classes = meta.classes ?? 0;
   if (!classes || options.label !== undefined) {
     const { z } = generatorInputsFor(generator, n, rng, options);
     const bytes = toBytes(await generateImages(generator, z));
-    return imageGrid(bytes, { encoding: "bytes" });
+    return { png: imageGrid(bytes, { encoding: "bytes" }), count: n };
   }
   const cols = Math.ceil(n / classes);
   const { inputs } = classGridInputs({ ...meta, classes }, cols, rng);
   const bytes = toBytes(await generateImages(generator, inputs));
-  return imageGrid(bytes, {
+  const png = imageGrid(bytes, {
     encoding: "bytes",
     cols,
     rowLabels: classLabels(meta.dataset, classes),
   });
+  return { png, count: classes * cols };
 }
 
 async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {

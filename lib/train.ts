@@ -560,12 +560,12 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   // the same noise down each column.
   const gridSize = options.gridSize ?? 100;
   const classes = config.classes ?? 0;
-  const fixedNoise = classes
-    ? classGridInputs(
-      { ...config, classes },
-      Math.max(1, Math.round(gridSize / classes)),
-      new Rng(seed, 2),
-    ).inputs
+  const gridCols = classes
+    ? Math.max(1, Math.round(gridSize / classes))
+    : undefined;
+  const fixedNoise = gridCols
+    ? classGridInputs({ ...config, classes }, gridCols, new Rng(seed, 2))
+      .inputs
     : sampleLatent(config, gridSize, new Rng(seed, 2));
   const gridOf = async () => {
     const z = tf.tensor2d(fixedNoise, [
@@ -578,9 +578,6 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     return data;
   };
   let grid = await gridOf();
-  const gridCols = classes
-    ? Math.max(1, Math.round(gridSize / classes))
-    : undefined;
   const rowLabels = classes
     ? classLabels(options.dataset.name, classes)
     : undefined;
