@@ -11,6 +11,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { nativeMatMulActive, useNativeMatMul } from "./blas.ts";
 import { registerWasmConvGrad } from "./wasm_conv.ts";
+import { registerWasmReductions } from "./wasm_reduce.ts";
 import { installDirectUploads, installFusedUpdates } from "./webgpu.ts";
 
 /** A backend to ask for. */
@@ -166,6 +167,8 @@ async function start(name: "webgpu" | "wasm" | "cpu"): Promise<boolean> {
     installSharedIdentity();
     // A convolution's weight gradient, which tfjs-wasm lacks.
     registerWasmConvGrad();
+    // Batch norm's statistics and bias gradients without a transpose.
+    registerWasmReductions();
   }
   try {
     const ok = await tf.setBackend(name);

@@ -242,7 +242,10 @@ export function restoreCheckpoint<S>(
       throw new CheckpointError(
         `checkpoint does not fit this model: ${name} ${
           entry ? `has shape ${entry.shape.join("x")}` : "is missing"
-        }, the model's is ${v.shape.join("x")}`,
+        }, the model's is ${v.shape.join("x")}. The checkpoint's weights ` +
+          `are of another network than its checkpoint.json describes (a ` +
+          `file copied from another run, or edited): start a new run in ` +
+          `another --out, or restore the run's own checkpoint.json`,
       );
     }
   }

@@ -14,7 +14,7 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
-import { dropoutMask } from "./networks.ts";
+import { dropoutMask, leakyRelu } from "./networks.ts";
 import { uniqueVariableName } from "./optim.ts";
 import type { Rng } from "./rng.ts";
 import {
@@ -293,7 +293,7 @@ export class LayerNet {
           h = tf.relu(h);
           break;
         case "leakyRelu":
-          h = tf.leakyRelu(h, l.slope);
+          h = leakyRelu(h, l.slope);
           break;
         case "tanh":
           h = tf.tanh(h);

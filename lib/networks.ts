@@ -339,12 +339,39 @@ export const maxOverPieces: (x: tf.Tensor3D) => tf.Tensor = tf.customGrad(
   },
 );
 
+/**
+ * LeakyReLU. On wasm as x * step(x, slope), its gradient dy * step(x,
+ * slope): the same values as `tf.leakyRelu` and its gradient there, bit
+ * for bit (slope times x is one float32 product either way), but
+ * tfjs-wasm's LeakyRelu kernel costs about ten times a product, and tfjs'
+ * gradient of it (greater, a product, where) twenty (docs/speed.md). Other
+ * backends run `tf.leakyRelu` (the cpu backend's multiplies by the slope
+ * in double precision, so the product form would change its last bits).
+ */
+export function leakyRelu<T extends tf.Tensor>(x: T, slope: number): T {
+  return (tf.getBackend() === "wasm"
+    ? leakyReluOp(x, slope)
+    : tf.leakyRelu(x, slope)) as T;
+}
+
+const leakyReluOp = (x: tf.Tensor, slope: number): tf.Tensor =>
+  tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const save = args[1] as tf.GradSaveFunc;
+    const mask = tf.step(args[0] as tf.Tensor, slope);
+    save([mask]);
+    return {
+      value: tf.mul(args[0] as tf.Tensor, mask),
+      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) =>
+        tf.mul(dy as tf.Tensor, saved[0]),
+    };
+  })(x);
+
 function activate(h: tf.Tensor2D, s: LayerSpec): tf.Tensor2D {
   switch (s.activation) {
     case "relu":
       return tf.relu(h);
     case "leaky_relu":
-      return tf.leakyRelu(h, LEAKY_SLOPE);
+      return leakyRelu(h, LEAKY_SLOPE);
     case "maxout":
       return maxOverPieces(
         tf.reshape(h, [-1, s.units, s.pieces]) as tf.Tensor3D,

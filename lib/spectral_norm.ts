@@ -21,6 +21,7 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
+import { symmetricEigen } from "./metrics.ts";
 import { uniqueVariableName } from "./optim.ts";
 import type { Rng } from "./rng.ts";
 
@@ -125,4 +126,23 @@ export function spectralNormalized(
 ): tf.Tensor {
   if (training) powerIteration(kernel, state);
   return tf.div(kernel, sigmaOf(kernel, state));
+}
+
+/**
+ * The largest singular value of a kernel's values viewed as [rest, out]
+ * (`out` its last dimension), computed directly: the square root of the
+ * largest eigenvalue of W^T W, from the symmetric eigensolver of
+ * `lib/metrics.ts`, in double precision. What power iteration estimates.
+ */
+export function largestSingularValue(w: Float32Array, out: number): number {
+  const rest = w.length / out;
+  const m = new Float64Array(out * out);
+  for (let i = 0; i < out; i++) {
+    for (let j = i; j < out; j++) {
+      let s = 0;
+      for (let r = 0; r < rest; r++) s += w[r * out + i] * w[r * out + j];
+      m[i * out + j] = m[j * out + i] = s;
+    }
+  }
+  return Math.sqrt(Math.max(...symmetricEigen(m, out).values));
 }

@@ -64,8 +64,23 @@ function patches(
     for (let oh = 0; oh < OH; oh++) {
       for (let ow = 0; ow < OW; ow++, row++) {
         let at = row * cols;
+        const iw0 = ow * sw - left;
+        // The whole kernel row in bounds (no dilation): its KW pixels are
+        // one run of KW C values in x as in the patch, so one copy.
+        const whole = dw === 1 && iw0 >= 0 && iw0 + KW <= W;
         for (let kh = 0; kh < KH; kh++) {
           const ih = oh * sh + kh * dh - top;
+          if (whole && ih >= 0 && ih < H) {
+            const from = ((n * H + ih) * W + iw0) * C;
+            const run = KW * C;
+            if (run < 16) {
+              for (let c = 0; c < run; c++) p[at + c] = x[from + c];
+            } else {
+              p.set(x.subarray(from, from + run), at);
+            }
+            at += run;
+            continue;
+          }
           for (let kw = 0; kw < KW; kw++, at += C) {
             const iw = ow * sw + kw * dw - left;
             if (ih < 0 || ih >= H || iw < 0 || iw >= W) {
@@ -173,8 +188,16 @@ function addPatches(
     for (let oh = 0; oh < OH; oh++) {
       for (let ow = 0; ow < OW; ow++, row++) {
         let at = row * k;
+        const iw0 = ow * sw - left;
+        const whole = dw === 1 && iw0 >= 0 && iw0 + KW <= W; // as in patches
         for (let kh = 0; kh < KH; kh++) {
           const ih = oh * sh + kh * dh - top;
+          if (whole && ih >= 0 && ih < H) {
+            const to = ((n * H + ih) * W + iw0) * C - at;
+            const end = at + KW * C;
+            for (; at < end; at++) dx[to + at] += cols[at];
+            continue;
+          }
           for (let kw = 0; kw < KW; kw++, at += C) {
             const iw = ow * sw + kw * dw - left;
             if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;

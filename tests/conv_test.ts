@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { initBackend, probeWebGpu } from "../lib/backend.ts";
-import { readCheckpoint } from "../lib/checkpoint.ts";
+import { readCheckpoint, restoreCheckpoint } from "../lib/checkpoint.ts";
 import { type Dataset, loadDataset } from "../lib/data.ts";
 import {
   createGan,
@@ -101,6 +101,34 @@ Deno.test("conv presets train on wasm and resume exactly (spectral norm's u and 
     }
   } finally {
     await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("a checkpoint of another network is refused, saying what to do", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const run = await train({
+      config: small("sngan"),
+      dataset: mnist as Dataset,
+      seed: 0,
+      limit: 16,
+      holdout: 0,
+      epochs: 1,
+      outDir: dir,
+      log: () => {},
+    });
+    disposeGan(run.gan);
+    const checkpoint = await readCheckpoint(dir);
+    for (const other of [small("dcgan"), preset("paper")]) {
+      const gan = createGan(other, { seed: 0 });
+      assert.throws(
+        () => restoreCheckpoint(gan, checkpoint),
+        /checkpoint does not fit this model: G\/0\/kernel has shape 100x784, the model's is .*another network.*start a new run/,
+      );
+      disposeGan(gan);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });
 

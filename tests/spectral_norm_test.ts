@@ -1,30 +1,16 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../lib/backend.ts";
-import { symmetricEigen } from "../lib/metrics.ts";
 import { Rng } from "../lib/rng.ts";
 import {
   createSpectralNorm,
+  largestSingularValue,
   powerIteration,
   sigmaOf,
   spectralNormalized,
 } from "../lib/spectral_norm.ts";
 
 await initBackend("wasm");
-
-/** The largest singular value of `w` viewed as [rest, out], from W^T W's eigenvalues. */
-function largestSingularValue(w: Float32Array, out: number): number {
-  const rest = w.length / out;
-  const m = new Float64Array(out * out);
-  for (let i = 0; i < out; i++) {
-    for (let j = 0; j < out; j++) {
-      let s = 0;
-      for (let r = 0; r < rest; r++) s += w[r * out + i] * w[r * out + j];
-      m[i * out + j] = s;
-    }
-  }
-  return Math.sqrt(Math.max(...symmetricEigen(m, out).values));
-}
 
 Deno.test("spectral norm: power iteration converges to the largest singular value", async () => {
   const rng = new Rng(3);
