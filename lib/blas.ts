@@ -124,6 +124,46 @@ export interface WasmBackend {
   typedArrayFromHeap(info: tf.TensorInfo): Float32Array;
 }
 
+/** A kernel's arguments, as tfjs passes them. */
+export type KernelArgs = {
+  inputs: tf.NamedTensorInfoMap;
+  backend: unknown;
+  attrs: tf.NamedAttrMap;
+};
+
+/** A kernel of the wasm backend, as a function. */
+export type WasmKernel = (args: KernelArgs) => tf.TensorInfo;
+
+/** The kernels tfjs-wasm registered, by name, kept when replaced. */
+const replacedKernels = new Map<string, WasmKernel>();
+
+/**
+ * Replaces tfjs-wasm's kernel `name` by `kernel` (once: a second call keeps
+ * the first replacement), keeping the original's setup (binding its wasm
+ * function), so that `kernel` can still call it through
+ * {@linkcode originalWasmKernel}. Does nothing where wasm has no such kernel.
+ */
+export function replaceWasmKernel(name: string, kernel: WasmKernel): void {
+  if (replacedKernels.has(name)) return;
+  const current = tf.getKernel(name, "wasm");
+  if (!current) return;
+  replacedKernels.set(name, current.kernelFunc as unknown as WasmKernel);
+  tf.unregisterKernel(name, "wasm");
+  tf.registerKernel({
+    kernelName: name,
+    backendName: "wasm",
+    kernelFunc: kernel as unknown as tf.KernelFunc,
+    setupFunc: current.setupFunc,
+  });
+}
+
+/** tfjs-wasm's own kernel `name`, replaced by {@linkcode replaceWasmKernel}. */
+export function originalWasmKernel(name: string): WasmKernel {
+  const k = replacedKernels.get(name);
+  if (!k) throw new Error(`wasm kernel ${name} was not replaced`);
+  return k;
+}
+
 function size(shape: number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }

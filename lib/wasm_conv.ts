@@ -20,7 +20,13 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
-import { sgemmOrNull, type WasmBackend } from "./blas.ts";
+import {
+  type KernelArgs,
+  originalWasmKernel,
+  replaceWasmKernel,
+  sgemmOrNull,
+  type WasmBackend,
+} from "./blas.ts";
 
 /**
  * Two scratch arrays, grown as needed and reused: the large patch and
@@ -218,20 +224,9 @@ type ConvAttrs = {
   dimRoundingMode?: "floor" | "round" | "ceil";
 };
 
-type KernelArgs = {
-  inputs: tf.NamedTensorInfoMap;
-  backend: unknown;
-  attrs: tf.NamedAttrMap;
-};
-
-/** The kernels tfjs-wasm registered, kept while the BLAS ones replace them. */
-const originals = new Map<string, tf.KernelConfig>();
-
 /** Runs tfjs-wasm's own kernel `name`. */
 function original(name: string, args: KernelArgs): tf.TensorInfo {
-  return (originals.get(name)!.kernelFunc as (a: KernelArgs) => tf.TensorInfo)(
-    args,
-  );
+  return originalWasmKernel(name)(args);
 }
 
 /**
@@ -323,25 +318,7 @@ export function registerWasmConvGrad(): boolean {
       kernelFunc: conv2DBackpropFilter as unknown as tf.KernelFunc,
     });
   }
-  for (
-    const [name, kernelFunc] of [
-      ["Conv2D", conv2DBlas],
-      ["Conv2DBackpropInput", conv2DBackpropInputBlas],
-    ] as const
-  ) {
-    if (originals.has(name)) continue;
-    const current = tf.getKernel(name, "wasm");
-    if (!current) continue;
-    originals.set(name, current);
-    tf.unregisterKernel(name, "wasm");
-    tf.registerKernel({
-      kernelName: name,
-      backendName: "wasm",
-      kernelFunc: kernelFunc as unknown as tf.KernelFunc,
-      // The original's setup (binding its wasm function), which it needs
-      // when it runs as the fall-back.
-      setupFunc: current.setupFunc,
-    });
-  }
+  replaceWasmKernel("Conv2D", conv2DBlas);
+  replaceWasmKernel("Conv2DBackpropInput", conv2DBackpropInputBlas);
   return true;
 }

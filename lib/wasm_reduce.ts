@@ -17,16 +17,12 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
-import type { WasmBackend } from "./blas.ts";
-
-type KernelArgs = {
-  inputs: tf.NamedTensorInfoMap;
-  backend: unknown;
-  attrs: tf.NamedAttrMap;
-};
-
-/** The kernels tfjs-wasm registered, run for the reductions not handled here. */
-const originals = new Map<string, tf.KernelConfig>();
+import {
+  type KernelArgs,
+  originalWasmKernel,
+  replaceWasmKernel,
+  type WasmBackend,
+} from "./blas.ts";
 
 /**
  * The rows and columns [outer, inner] of a float32 reduction over the
@@ -54,12 +50,7 @@ function reduceLeading(name: "Sum" | "Mean", args: KernelArgs): tf.TensorInfo {
     keepDims: boolean;
   };
   const split = leadingSplit(x, axis);
-  if (!split) {
-    const k = originals.get(name)!.kernelFunc as (
-      a: KernelArgs,
-    ) => tf.TensorInfo;
-    return k(args);
-  }
+  if (!split) return originalWasmKernel(name)(args);
   const { outer, inner, j } = split;
   const shape = keepDims
     ? [...x.shape.slice(0, j).map(() => 1), ...x.shape.slice(j)]
@@ -83,20 +74,6 @@ function reduceLeading(name: "Sum" | "Mean", args: KernelArgs): tf.TensorInfo {
  * axes (once); the others run tfjs-wasm's own kernels.
  */
 export function registerWasmReductions(): void {
-  for (const name of ["Sum", "Mean"] as const) {
-    if (originals.has(name)) continue;
-    const current = tf.getKernel(name, "wasm");
-    if (!current) continue;
-    originals.set(name, current);
-    tf.unregisterKernel(name, "wasm");
-    tf.registerKernel({
-      kernelName: name,
-      backendName: "wasm",
-      kernelFunc: ((args: KernelArgs) =>
-        reduceLeading(name, args)) as unknown as tf.KernelFunc,
-      // The original's setup (binding its wasm function), for the reductions
-      // it still runs.
-      setupFunc: current.setupFunc,
-    });
-  }
+  replaceWasmKernel("Sum", (args) => reduceLeading("Sum", args));
+  replaceWasmKernel("Mean", (args) => reduceLeading("Mean", args));
 }
