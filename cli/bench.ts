@@ -38,7 +38,9 @@ const USAGE = `Usage: deno task bench [options]
 Times the training step (one D step + one G step) after warm-up and prints
 one JSON line per backend, batch size and model:
 {"backend", "batch", "model", "images_per_s", "ms_per_step", "steps",
- "blas", ...} ("blas": the library that ran wasm's matMul, or null; on
+ "blas", ...} ("blas": the library that ran wasm's matMul, or null; "gflop_per_step"
+and "gflop_per_s": the products' and convolutions' GFLOP in one step
+(tfjs step; counted from a profiled step's kernels) and their rate; on
 WebGPU, "step", "fused", "uploads" and "matmul" give the settings below,
 "issue_ms_per_step" the CPU time spent issuing a step (the GPU runs
 meanwhile), and "passes_per_step", "dispatches_per_step",
@@ -86,6 +88,41 @@ function list(
     throw new UsageError(`--${name}: bad value "${bad ?? value}"`);
   }
   return items;
+}
+
+const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
+
+/**
+ * Floating-point operations of the products and convolutions among
+ * `kernels` (a profiled step's), two per multiply-add: what bounds a conv
+ * GAN's step, and what a FLOP rate against the machine's peak counts.
+ */
+export function productFlops(
+  kernels: Awaited<ReturnType<typeof tf.profile>>["kernels"],
+): number {
+  let flops = 0;
+  for (const k of kernels) {
+    const [a, b] = k.inputShapes as number[][];
+    const out = k.outputShapes[0] as number[];
+    switch (k.name) {
+      case "BatchMatMul": {
+        // a [B, m, k] (or transposed) times b: size(a) size(b) = B k^2 m n.
+        const batch = out.length > 2 ? size(out.slice(0, -2)) : 1;
+        flops += 2 * Math.sqrt(size(a) * size(b) * size(out) / batch);
+        break;
+      }
+      case "Conv2D": // out [N, OH, OW, Cout], filter [KH, KW, Cin, Cout]
+        flops += 2 * size(out) * size(b.slice(0, 3));
+        break;
+      case "Conv2DBackpropInput": // dy [N, OH, OW, Cout], filter [KH, KW, Cin, Cout]
+        flops += 2 * size(a) * size(b.slice(0, 3));
+        break;
+      case "Conv2DBackpropFilter": // x, dy [N, OH, OW, Cout], out the filter
+        flops += 2 * size(b) * size(out.slice(0, 3));
+        break;
+    }
+  }
+  return flops;
 }
 
 /** Times one configuration; returns its JSON record. */
@@ -182,6 +219,17 @@ async function timeConfiguration(
     await g.data();
     g.dispose();
   });
+  // The products' and convolutions' FLOPs of one more, untimed step (tfjs
+  // step only: the WGSL step's programs are not tfjs kernels).
+  let flops: number | null = null;
+  if (!wgsl) {
+    const profile = await tf.profile(async () => {
+      const g = await step(9998);
+      await g.data();
+      g.dispose();
+    });
+    flops = productFlops(profile.kernels);
+  }
   const record = {
     backend: tf.getBackend(),
     batch,
@@ -189,6 +237,10 @@ async function timeConfiguration(
     images_per_s: Math.round((steps * batch) / seconds),
     ms_per_step: Number(((1000 * seconds) / steps).toFixed(2)),
     steps,
+    gflop_per_step: flops === null ? null : Number((flops / 1e9).toFixed(3)),
+    gflop_per_s: flops === null
+      ? null
+      : Number((flops / 1e9 * steps / seconds).toFixed(1)),
     blas: options.blas,
     ...(options.webgpu && calls && {
       step: options.webgpu.step,

@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
-import { probeWebGpu } from "../lib/backend.ts";
+import * as tf from "@tensorflow/tfjs";
+import { initBackend, probeWebGpu } from "../lib/backend.ts";
+import { productFlops } from "../cli/bench.ts";
 import { parseIdx } from "../lib/idx.ts";
 import { runCli } from "./run.ts";
 
@@ -341,6 +343,18 @@ Deno.test("bench prints one JSON line per configuration, with no tensor growth",
   for (const l of lines) {
     assert.ok(l.images_per_s > 0 && l.ms_per_step > 0);
     assert.equal(l.tensor_growth, 0);
+    // Multiply-adds per image, counted by hand: G's layers FG = 100*128 +
+    // 128*256 + 256*512 + 512*1024 + 1024*784 = 1,503,744, D's FD = 784*1024
+    // + 1024*512 + 512*256 + 256 = 1,458,432. D's step: G forward, D forward
+    // on real and fake, and for each D's weight gradients and its input
+    // gradients below the first layer (FG + 4 FD + 2 (FD - 784*1024)). G's
+    // step: G and D forward, D's input gradients, G's weight gradients and
+    // its input gradients above the first layer (3 FG + 2 FD - 100*128).
+    const macs = 4 * 1_503_744 + 8 * 1_458_432 - 2 * 784 * 1024 - 100 * 128;
+    assert.equal(
+      l.gflop_per_step,
+      Number((2 * macs * l.batch / 1e9).toFixed(3)),
+    );
   }
   const bad = await run("bench.ts", ["--batch", "0"]);
   assert.equal(bad.code, 2);
@@ -422,4 +436,41 @@ Deno.test("a missing checkpoint is a clear error", async () => {
   ]);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /no generator at \/nonexistent/);
+});
+
+Deno.test("bench's FLOP count of convolutions: 2 per multiply-add, forward and both gradients", async () => {
+  await initBackend("wasm");
+  // x [2, 9, 9, 3], a 5 x 5 kernel to 4 channels, stride 2, "same": the
+  // output is [2, 5, 5, 4], each value 5 * 5 * 3 multiply-adds; each
+  // gradient costs what the forward does.
+  const x = tf.randomNormal([2, 9, 9, 3]) as tf.Tensor4D;
+  const w = tf.randomNormal([5, 5, 3, 4]) as tf.Tensor4D;
+  const forward = 2 * (2 * 5 * 5 * 4) * (5 * 5 * 3);
+  const profile = await tf.profile(() => {
+    const g = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+      tf.sum(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, "same"))
+    )([x, w]);
+    // A transposed convolution back to x's shape (G's layers): its forward
+    // is Conv2DBackpropInput, the same multiply-adds.
+    const t = tf.conv2dTranspose(
+      tf.ones([2, 5, 5, 4]) as tf.Tensor4D,
+      w,
+      [2, 9, 9, 3],
+      2,
+      "same",
+    );
+    return [...g, t];
+  });
+  assert.deepEqual(
+    profile.kernels.map((k) => k.name).filter((n) => n.startsWith("Conv"))
+      .sort(),
+    [
+      "Conv2D",
+      "Conv2DBackpropFilter",
+      "Conv2DBackpropInput",
+      "Conv2DBackpropInput",
+    ],
+  );
+  assert.equal(productFlops(profile.kernels), 4 * forward);
+  tf.dispose([x, w, profile.result as tf.Tensor[]]);
 });
