@@ -17,6 +17,7 @@ import {
 } from "../lib/data.ts";
 import {
   conditional,
+  DEFAULT_CONDITIONAL_PRESET,
   DEFAULT_EPOCHS,
   DEFAULT_PRESET,
   type GanConfig,
@@ -54,7 +55,10 @@ Options:
   --conditional              give G and D the class (Mirza and Osindero
                              2014): samples can then be asked for by class
                              (deno task sample --class N); MLP presets
-                             (cgan is conditional already)
+                             (cgan is conditional already; default: ${
+  Object.entries(DEFAULT_CONDITIONAL_PRESET).map(([d, p]) => `${p} for ${d}`)
+    .join(", ")
+})
   --epochs N                 total epochs (on --resume: the run's own; default per preset: ${
   Object.entries(DEFAULT_EPOCHS).map(([p, e]) => `${p} ${e}`).join(", ")
 })
@@ -149,7 +153,7 @@ function parse(args: string[]) {
   const dataset = choiceFlag("dataset", values.dataset, DATASET_NAMES) ??
     "mnist";
   const presetName = choiceFlag("preset", values.preset, PRESET_NAMES) ??
-    DEFAULT_PRESET[dataset];
+    (values.conditional ? DEFAULT_CONDITIONAL_PRESET : DEFAULT_PRESET)[dataset];
   let config: GanConfig = preset(presetName);
   if (values.conditional) {
     if (config.generator.layers) {

@@ -31,6 +31,7 @@ import { Rng } from "./rng.ts";
 export {
   type Activation,
   conditional,
+  DEFAULT_CONDITIONAL_PRESET,
   DEFAULT_EPOCHS,
   DEFAULT_PRESET,
   type GanConfig,

@@ -194,9 +194,11 @@ Deno.test("the committed generators sample on a fresh clone", async () => {
   const dir = await Deno.makeTempDir();
   try {
     for (
-      const [name, preset, low, high] of [
-        ["mnist", "paper", 0.6, 0.98],
-        ["fashion", "bn", 0.3, 0.9],
+      const [name, preset, dataset, low, high] of [
+        ["mnist", "paper", "mnist", 0.6, 0.98],
+        ["fashion", "bn", "fashion", 0.3, 0.9],
+        ["mnist-sngan", "sngan", "mnist", 0.6, 0.98],
+        ["fashion-sngan", "sngan", "fashion", 0.3, 0.9],
       ] as const
     ) {
       const r = await run("sample.ts", [
@@ -212,7 +214,7 @@ Deno.test("the committed generators sample on a fresh clone", async () => {
       assert.equal(r.code, 0, r.stderr);
       assert.match(
         r.stderr,
-        new RegExp(`wrote 20 images .*${preset} on ${name}`),
+        new RegExp(`wrote 20 images .*: ${preset} on ${dataset}`),
       );
       // Generated items are dark background around a bright shape (digits
       // cover less of the image than clothes).

@@ -385,3 +385,29 @@ Deno.test("CLI: a conditional run, sampled by class and evaluated per class; bad
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("train --conditional without --preset takes the dataset's MLP preset, also where the default is convolutional", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const r = await runCli("train.ts", [
+      "--dataset",
+      "fashion",
+      "--conditional",
+      "--limit",
+      "32",
+      "--epochs",
+      "1",
+      "--batch-size",
+      "16",
+      "--backend",
+      "wasm",
+      "--out",
+      `${dir}/run`,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /preset: bn \(/);
+    assert.match(r.stderr, /conditional/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

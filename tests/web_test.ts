@@ -105,7 +105,9 @@ Deno.test({
   fn: async () => {
     const models = await Deno.makeTempDir();
     // The committed generators, and a broken one: weights cut short.
-    for (const name of ["mnist", "fashion", "mnist-conditional"]) {
+    for (
+      const name of ["mnist", "fashion", "mnist-conditional", "fashion-sngan"]
+    ) {
       await Deno.mkdir(`${models}/${name}`);
       for (const e of Deno.readDirSync(`${root}models/${name}`)) {
         await Deno.copyFile(
@@ -219,6 +221,20 @@ Deno.test({
         largestDifference(fashion, await sampled("fashion", 2, 9)) <= 2,
       );
 
+      // A convolutional generator (transposed convolutions, batch norm), on
+      // WebGL as a browser without WebGPU runs it.
+      const conv = await firstGrid(
+        browser,
+        `${server.url}?model=fashion-sngan&seed=4&n=9&backend=webgl`,
+      );
+      assert.equal(conv.model, "fashion-sngan");
+      assert.ok(
+        largestDifference(
+          await browser.evaluate<number[]>("Array.from(window.gan.images)"),
+          await sampled("fashion-sngan", 4, 9),
+        ) <= 2,
+      );
+
       // A conditional generator: the class picker shows (every class, or
       // one of ten), and a chosen class gives deno task sample --class's images.
       await firstGrid(
@@ -286,7 +302,14 @@ Deno.test({
       );
       assert.deepEqual(
         manifest.generators.map((g: { name: string }) => g.name),
-        ["fashion", "fashion-conditional", "mnist", "mnist-conditional"],
+        [
+          "fashion",
+          "fashion-conditional",
+          "fashion-sngan",
+          "mnist",
+          "mnist-conditional",
+          "mnist-sngan",
+        ],
       );
       // A conditional generator's entry carries its classes and their names.
       const cond = manifest.generators.find((g: { name: string }) =>
