@@ -11,15 +11,10 @@
 
 import * as tf from "@tensorflow/tfjs";
 import { type BackendChoice, initBackend } from "../lib/backend.ts";
-import {
-  createGan,
-  discriminatorStep,
-  generatorStep,
-  preset,
-  sampleLatent,
-} from "../lib/gan.ts";
+import { createGan, preset } from "../lib/gan.ts";
 import { Rng } from "../lib/rng.ts";
 import { parseArgs } from "node:util";
+import { tfjsRound } from "../cli/bench.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -39,17 +34,7 @@ const real = Float32Array.from(
   { length: batch * 784 },
   () => rng.int(256) / 127.5 - 1,
 );
-const step = (i: number) => {
-  const x = tf.tensor2d(real, [batch, 784]);
-  const z = tf.tensor2d(sampleLatent(config, batch, rng), [
-    batch,
-    config.latentDim,
-  ]);
-  const d = discriminatorStep(gan, x, z, i, 0);
-  const g = generatorStep(gan, z, i + 1, 0);
-  tf.dispose([x, z, ...Object.values(d)]);
-  return g;
-};
+const step = (i: number) => tfjsRound(gan, real, rng, i);
 for (let i = 0; i < 2; i++) {
   const g = step(i);
   await g.data();

@@ -17,6 +17,7 @@ import {
   createGan,
   discriminatorStep,
   disposeGan,
+  type Gan,
   generatorStep,
   preset,
   sampleLatent,
@@ -125,6 +126,30 @@ export function productFlops(
   return flops;
 }
 
+/**
+ * One round of the tfjs step as the bench times it: a D step and a G step
+ * on the fixed batch `real` (batch x 784), with one noise batch from `rng`
+ * for both players, D's dropout masks from `i` and G's from `i + 1`.
+ * Returns G's step result: read it to wait for the round, then dispose it.
+ */
+export function tfjsRound(
+  gan: Gan,
+  real: Float32Array,
+  rng: Rng,
+  i: number,
+): ReturnType<typeof generatorStep> {
+  const batch = real.length / 784;
+  const x = tf.tensor2d(real, [batch, 784]);
+  const z = tf.tensor2d(sampleLatent(gan.config, batch, rng), [
+    batch,
+    gan.config.latentDim,
+  ]);
+  const d = discriminatorStep(gan, x, z, i, 0);
+  const g = generatorStep(gan, z, i + 1, 0);
+  tf.dispose([x, z, ...Object.values(d)]);
+  return g;
+}
+
 /** Times one configuration; returns its JSON record. */
 async function timeConfiguration(
   model: string,
@@ -180,15 +205,7 @@ async function timeConfiguration(
       });
       return { data: () => wgsl.figures(), dispose: () => {} };
     }
-    const x = tf.tensor2d(real, [batch, 784]);
-    const z = tf.tensor2d(sampleLatent(config, batch, rng), [
-      batch,
-      config.latentDim,
-    ]);
-    const d = discriminatorStep(gan, x, z, i, 0);
-    const g = generatorStep(gan, z, i + 1, 0);
-    tf.dispose([x, z, ...Object.values(d)]);
-    return g;
+    return tfjsRound(gan, real, rng, i);
   };
   for (let i = 0; i < options.warmup; i++) {
     const g = await step(i);
