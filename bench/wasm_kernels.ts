@@ -1,7 +1,7 @@
 /**
  * The wasm kernels the project replaces, against what it replaces them
  * with, on a conv layer's batch [128, 14, 14, 64]: tfjs-wasm's LeakyRelu
- * and tfjs' gradient of it against `leakyRelu` of `lib/networks.ts`, and a
+ * and tfjs' gradient of it against `leakyRelu` of `lib/ops.ts`, and a
  * sum over the leading axes as tfjs-wasm computes it (transpose, then sum
  * the innermost axis) against `lib/wasm_reduce.ts`'s. Prints ms, minimum and
  * median of 40 runs.
@@ -13,7 +13,7 @@
 
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../lib/backend.ts";
-import { leakyRelu } from "../lib/networks.ts";
+import { leakyRelu } from "../lib/ops.ts";
 
 await initBackend("wasm");
 const x = tf.randomNormal([128, 14, 14, 64], 0, 1, "float32", 1);

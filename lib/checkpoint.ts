@@ -234,10 +234,15 @@ export function restoreCheckpoint<S>(
 ): void {
   const { file, values } = checkpoint;
   const byName = new Map(file.tensors.map((t) => [t.name, t]));
+  const find = (name: string) =>
+    byName.get(name) ??
+      // The first checkpoints of the convolutional presets named batch
+      // norm's running variance "moving_var".
+      byName.get(name.replace(/moving_variance$/, "moving_var"));
   const vars = ganVariables(gan);
   for (const v of vars) {
     const name = logicalName(v);
-    const entry = byName.get(name);
+    const entry = find(name);
     if (!entry || entry.shape.join("x") !== v.shape.join("x")) {
       throw new CheckpointError(
         `checkpoint does not fit this model: ${name} ${
@@ -251,7 +256,7 @@ export function restoreCheckpoint<S>(
   }
   tf.tidy(() => {
     for (const v of vars) {
-      const entry = byName.get(logicalName(v))!;
+      const entry = find(logicalName(v))!;
       v.assign(
         tf.tensor(
           values.subarray(entry.offset, entry.offset + v.size),

@@ -10,14 +10,15 @@
  * and generation. D returns logits; every loss is computed from logits with
  * log-sigmoid identities, so no log(0) appears however sure D becomes. The
  * configurations and presets are in `lib/presets.ts`, the networks in
- * `lib/networks.ts`; their names are exported from here too.
+ * `lib/layer_net.ts` (lists of layers) and `lib/networks.ts` (the MLP
+ * presets' notation for them); their names are exported from here too.
  *
  * @module
  */
 
 import * as tf from "@tensorflow/tfjs";
 import { LayerNet, layerNetAsLayersModel } from "./layer_net.ts";
-import { generatorAsLayersModel, layerSpecs, Mlp } from "./networks.ts";
+import { layerSpecs, mlpNet } from "./networks.ts";
 import { Optimizer } from "./optim.ts";
 import {
   type GanConfig,
@@ -55,50 +56,40 @@ export {
   withClasses,
 } from "./latent.ts";
 export {
-  type ApplyOptions,
+  asMlp,
   BN_EPS,
   BN_MOMENTUM,
-  dense,
-  dropoutMask,
-  generatorAsLayersModel,
   type LayerParams,
   type LayerSpec,
-  maxOverPieces,
-  Mlp,
+  layerSpecs,
+  type Mlp,
+  mlpLayers,
+  mlpNet,
 } from "./networks.ts";
+export { dense, dropoutMask, leakyRelu, maxOverPieces } from "./ops.ts";
+export {
+  type LayerApplyOptions,
+  type LayerDesc,
+  LayerNet,
+  layerNetAsLayersModel,
+} from "./layer_net.ts";
 
 /** Pixels of an image (28 x 28). */
 export const IMAGE_DIM = 784;
 
 /**
- * A network of a GAN: an MLP (`lib/networks.ts`: the paper's and the
- * common MLP GANs) or a list of layers (`lib/layer_net.ts`: convolutional
- * GANs).
+ * A network of a GAN: a list of layers (`lib/layer_net.ts`), written out
+ * by a convolutional preset or from an MLP preset's notation
+ * (`lib/networks.ts`).
  */
-export type Network = Mlp | LayerNet;
-
-/**
- * `net` as an MLP, for what only MLPs have (the WGSL step, the paper's
- * parameter layout).
- *
- * @throws {Error} for a network of layers.
- */
-export function asMlp(net: Network): Mlp {
-  if (!(net instanceof Mlp)) {
-    throw new Error("this needs an MLP network; this one is a list of layers");
-  }
-  return net;
-}
+export type Network = LayerNet;
 
 /**
  * G as a standard TF.js layers model with copies of its weights, in
- * inference mode (see {@linkcode generatorAsLayersModel} and
- * {@linkcode layerNetAsLayersModel}).
+ * inference mode (see {@linkcode layerNetAsLayersModel}).
  */
 export function generatorModel(net: Network): tf.Sequential {
-  return net instanceof Mlp
-    ? generatorAsLayersModel(net)
-    : layerNetAsLayersModel(net);
+  return layerNetAsLayersModel(net);
 }
 
 /** A GAN: both networks, both optimisers, and its configuration. */
@@ -160,12 +151,12 @@ function layerNets(config: GanConfig, rng: Rng): [LayerNet, LayerNet] {
   ];
 }
 
-/** G and D as MLPs (the paper's and the common MLP GANs). */
+/** G and D from the MLP presets' notation (the paper's and the common MLP GANs). */
 function mlps(
   config: GanConfig,
   rng: Rng,
   pixelMeans: Float32Array | undefined,
-): [Mlp, Mlp] {
+): [LayerNet, LayerNet] {
   if (config.generator.activation === "maxout") {
     throw new Error(
       "maxout is supported in D only (G is exported as a standard TF.js layers model)",
@@ -174,7 +165,7 @@ function mlps(
   if (config.discriminator.batchNorm) {
     throw new Error("batch norm is supported in G only");
   }
-  const generator = new Mlp(
+  const generator = mlpNet(
     "G",
     layerSpecs(
       config.latentDim,
@@ -186,7 +177,7 @@ function mlps(
     config.generator.initRange,
     rng,
   );
-  const discriminator = new Mlp(
+  const discriminator = mlpNet(
     "D",
     layerSpecs(IMAGE_DIM, config.discriminator, 1, "linear", config.classes),
     config.discriminator.initRange,
@@ -194,8 +185,8 @@ function mlps(
   );
   if (config.outputBiasFromData && pixelMeans) {
     const bias = outputBiasFromMeans(pixelMeans, config.output);
-    const last = generator.layers[generator.layers.length - 1];
-    tf.tidy(() => last.bias.assign(tf.tensor1d(bias)));
+    const last = generator.vars.findLast((v) => v.kernel)!;
+    tf.tidy(() => last.bias!.assign(tf.tensor1d(bias)));
   }
   return [generator, discriminator];
 }

@@ -1,10 +1,12 @@
 /**
  * Networks described as a list of layers: dense, conv2d, conv2dTranspose,
  * batch norm (over features or channels, with running statistics), dropout,
- * reshape and flatten, and the activations; spectral normalisation of a
- * dense or conv2d layer's weight (`lib/spectral_norm.ts`). Layers stay
- * plain variables and visible tfjs ops, as the MLP's are (`lib/networks.ts`).
- * The convolutional presets are written in it.
+ * reshape and flatten, and the activations (relu, leaky relu, maxout, tanh,
+ * sigmoid); spectral normalisation of a dense or conv2d layer's weight
+ * (`lib/spectral_norm.ts`). Layers are plain variables and visible tfjs ops.
+ * Every network of the project is one: the convolutional presets are
+ * written as lists, and the MLP presets' shorter notation (`hidden`,
+ * `activation`, ...) becomes one in `lib/networks.ts`.
  *
  * Images go in and out as rows of 784 values, as everywhere else in the
  * project: a description starts with `reshape` to [28, 28, 1] (D) or ends
@@ -14,7 +16,7 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
-import { dropoutMask, leakyRelu } from "./networks.ts";
+import { dropoutMask, leakyRelu, maxOverPieces } from "./ops.ts";
 import { uniqueVariableName } from "./optim.ts";
 import type { Rng } from "./rng.ts";
 import {
@@ -22,6 +24,15 @@ import {
   spectralNormalized,
   type SpectralNormState,
 } from "./spectral_norm.ts";
+
+/** How a dense layer's initial weights are drawn. */
+export type DenseInit =
+  /** Glorot uniform weights and zero biases (Keras' default). */
+  | "glorot"
+  /** Weights, then biases, uniform in +-1/sqrt(inputs) (PyTorch's nn.Linear). */
+  | "pytorch"
+  /** Weights uniform in +-`uniform`, zero biases (pylearn2's, the paper's). */
+  | { uniform: number };
 
 /** One layer of a {@linkcode LayerNet}. */
 export type LayerDesc =
@@ -31,6 +42,19 @@ export type LayerDesc =
     /** Default true. */
     bias?: boolean;
     spectralNorm?: boolean;
+    /** Default "glorot". */
+    init?: DenseInit;
+    /**
+     * A conditional network's first layer as Mirza and Osindero (2014)
+     * built it: the last `inputs` inputs (the one-hot class) reach only the
+     * last `units` outputs, the other inputs only the other outputs. The
+     * kernel is block-diagonal: the entries between the blocks start at 0,
+     * and the forward pass multiplies the kernel by a constant 0/1 mask, so
+     * their gradient is 0, they stay 0, and the kernel exports as it is.
+     */
+    labelBlock?: { inputs: number; units: number };
+    /** Prefix of the layer's variables' names (default: its index). */
+    name?: string;
   }
   | {
     kind: "conv2d";
@@ -58,17 +82,40 @@ export type LayerDesc =
     eps?: number;
     /** Running statistics' decay (default 0.99: Keras' momentum). */
     momentum?: number;
+    /**
+     * Normalise as (x - mean) / sqrt(var + eps) * gamma + beta, as the MLP
+     * presets always have, instead of (x - mean) * (gamma / sqrt(var + eps))
+     * + beta: the same function with other roundings (the second is one
+     * product less on the largest tensor).
+     */
+    divide?: boolean;
+    /** Prefix of the layer's variables' names (default: its index). */
+    name?: string;
   }
   | { kind: "relu" }
   | { kind: "leakyRelu"; slope: number }
   | { kind: "tanh" }
   | { kind: "sigmoid" }
-  | { kind: "dropout"; rate: number }
+  /**
+   * Maxout (Goodfellow et al. 2013): the max over each run of `pieces`
+   * adjacent features, [n, units * pieces] -> [n, units].
+   */
+  | { kind: "maxout"; pieces: number }
+  /**
+   * Inverted dropout of the layer's input in training. The mask's seed is
+   * the step's seed plus the number of weight layers before this one.
+   */
+  | {
+    kind: "dropout";
+    rate: number;
+    /** Features at the end of each row never dropped (a one-hot class). */
+    keepLast?: number;
+  }
   | { kind: "reshape"; shape: number[] }
   | { kind: "flatten" };
 
 /** A layer's variables (those it has). */
-interface LayerVars {
+export interface LayerVars {
   kernel?: tf.Variable;
   bias?: tf.Variable;
   gamma?: tf.Variable;
@@ -76,6 +123,8 @@ interface LayerVars {
   movingMean?: tf.Variable;
   movingVar?: tf.Variable;
   sn?: SpectralNormState;
+  /** A dense layer's constant label-block mask. */
+  mask?: tf.Tensor2D;
 }
 
 /** Options of {@linkcode LayerNet.apply} (as the MLP's). */
@@ -95,6 +144,9 @@ function shapes(input: number[], layers: LayerDesc[]): number[][] {
     switch (l.kind) {
       case "dense":
         s = [l.units];
+        break;
+      case "maxout":
+        s = [s[0] / l.pieces];
         break;
       case "conv2d": {
         const [h, w] = s;
@@ -121,6 +173,28 @@ function shapes(input: number[], layers: LayerDesc[]): number[][] {
   return out;
 }
 
+/**
+ * The 0/1 mask of a dense layer's {@linkcode LayerDesc} `labelBlock`
+ * ([inputs, units] row-major): the label rows reach only the label
+ * columns, the other rows only the others.
+ */
+function blockMask(
+  inputs: number,
+  units: number,
+  block: { inputs: number; units: number },
+): Float32Array {
+  const firstLabelRow = inputs - block.inputs;
+  const firstLabelCol = units - block.units;
+  const mask = new Float32Array(inputs * units);
+  for (let r = 0; r < inputs; r++) {
+    const label = r >= firstLabelRow;
+    for (let c = 0; c < units; c++) {
+      if (label === c >= firstLabelCol) mask[r * units + c] = 1;
+    }
+  }
+  return mask;
+}
+
 /** A network as a list of layers, its variables plain tfjs variables. */
 export class LayerNet {
   readonly descs: LayerDesc[];
@@ -129,11 +203,17 @@ export class LayerNet {
   readonly shapes: number[][];
   readonly vars: LayerVars[] = [];
 
+  /** Per layer, the seed offset of a dropout layer's mask. */
+  readonly #dropoutSeed: number[] = [];
+  /** Kernel entries that label-block masks hold at zero. */
+  #fixedZeros = 0;
+
   /**
    * @param name prefix of the variables' names ("G" or "D").
    * @param inputs the values of one example's input (the latent size, or 784).
    * @param layers the description.
-   * @param rng draws the initial weights (Glorot uniform, as Keras).
+   * @param rng draws the initial weights on the CPU, layer by layer, so that
+   *   the same seed gives the same network on every backend.
    */
   constructor(
     name: string,
@@ -144,61 +224,89 @@ export class LayerNet {
     this.descs = layers;
     this.inputShape = [inputs];
     this.shapes = shapes(this.inputShape, layers);
+    let weightLayers = 0;
+    for (const l of layers) {
+      this.#dropoutSeed.push(weightLayers);
+      if ("filters" in l || l.kind === "dense") weightLayers++;
+    }
     const v = (values: Float32Array, shape: number[], what: string) =>
       tf.variable(tf.tensor(values, shape), true, uniqueVariableName(what));
-    layers.forEach((l, i) => {
-      const prev = i === 0 ? this.inputShape : this.shapes[i - 1];
-      const channels = prev[prev.length - 1];
-      const vars: LayerVars = {};
-      const p = `${name}/${i}`;
-      const glorot = (shape: number[], fanIn: number, fanOut: number) => {
-        const limit = Math.sqrt(6 / (fanIn + fanOut));
-        const n = shape.reduce((a, b) => a * b, 1);
-        return v(
-          rng.fillUniform(new Float32Array(n), -limit, limit),
-          shape,
-          `${p}/kernel`,
-        );
-      };
-      if (l.kind === "dense") {
-        vars.kernel = glorot([channels, l.units], channels, l.units);
-        if (l.bias !== false) {
-          vars.bias = v(new Float32Array(l.units), [l.units], `${p}/bias`);
+    const uniform = (n: number, r: number) =>
+      rng.fillUniform(new Float32Array(n), -r, r);
+    // Inside tidy, so that the initial values' tensors are freed (the
+    // variables hold their own copies).
+    tf.tidy(() =>
+      layers.forEach((l, i) => {
+        const prev = i === 0 ? this.inputShape : this.shapes[i - 1];
+        const channels = prev[prev.length - 1];
+        const vars: LayerVars = {};
+        const p = `${name}/${"name" in l && l.name ? l.name : i}`;
+        if (l.kind === "dense") {
+          const init = l.init ?? "glorot";
+          const r = init === "glorot"
+            ? Math.sqrt(6 / (channels + l.units))
+            : init === "pytorch"
+            ? 1 / Math.sqrt(channels)
+            : init.uniform;
+          const w = uniform(channels * l.units, r);
+          if (l.labelBlock) {
+            const mask = blockMask(channels, l.units, l.labelBlock);
+            for (let j = 0; j < w.length; j++) w[j] *= mask[j];
+            vars.mask = tf.keep(tf.tensor2d(mask, [channels, l.units]));
+            this.#fixedZeros += mask.reduce((n, m) => n + (m ? 0 : 1), 0);
+          }
+          vars.kernel = v(w, [channels, l.units], `${p}/kernel`);
+          if (l.bias !== false) {
+            const b = init === "pytorch"
+              ? uniform(l.units, r)
+              : new Float32Array(l.units);
+            vars.bias = v(b, [l.units], `${p}/bias`);
+          }
+        } else if (l.kind === "conv2d" || l.kind === "conv2dTranspose") {
+          const field = l.size * l.size;
+          // conv2d: [kh, kw, in, out]; transposed: [kh, kw, out, in].
+          const conv = l.kind === "conv2d";
+          const shape = conv
+            ? [l.size, l.size, channels, l.filters]
+            : [l.size, l.size, l.filters, channels];
+          const fanIn = field * (conv ? channels : l.filters);
+          const fanOut = field * (conv ? l.filters : channels);
+          vars.kernel = v(
+            uniform(
+              field * channels * l.filters,
+              Math.sqrt(6 / (fanIn + fanOut)),
+            ),
+            shape,
+            `${p}/kernel`,
+          );
+          if (l.bias !== false) {
+            vars.bias = v(
+              new Float32Array(l.filters),
+              [l.filters],
+              `${p}/bias`,
+            );
+          }
+        } else if (l.kind === "batchNorm") {
+          const ones = new Float32Array(channels).fill(1);
+          vars.gamma = v(ones, [channels], `${p}/gamma`);
+          vars.beta = v(new Float32Array(channels), [channels], `${p}/beta`);
+          vars.movingMean = tf.variable(
+            tf.zeros([channels]),
+            false,
+            uniqueVariableName(`${p}/moving_mean`),
+          );
+          vars.movingVar = tf.variable(
+            tf.ones([channels]),
+            false,
+            uniqueVariableName(`${p}/moving_variance`),
+          );
         }
-      } else if (l.kind === "conv2d" || l.kind === "conv2dTranspose") {
-        const field = l.size * l.size;
-        // conv2d: [kh, kw, in, out]; transposed: [kh, kw, out, in].
-        const shape = l.kind === "conv2d"
-          ? [l.size, l.size, channels, l.filters]
-          : [l.size, l.size, l.filters, channels];
-        vars.kernel = glorot(
-          shape,
-          field * (l.kind === "conv2d" ? channels : l.filters),
-          field * (l.kind === "conv2d" ? l.filters : channels),
-        );
-        if (l.bias !== false) {
-          vars.bias = v(new Float32Array(l.filters), [l.filters], `${p}/bias`);
+        if ("spectralNorm" in l && l.spectralNorm) {
+          vars.sn = createSpectralNorm(vars.kernel!, p, rng);
         }
-      } else if (l.kind === "batchNorm") {
-        const ones = new Float32Array(channels).fill(1);
-        vars.gamma = v(ones, [channels], `${p}/gamma`);
-        vars.beta = v(new Float32Array(channels), [channels], `${p}/beta`);
-        vars.movingMean = tf.variable(
-          tf.zeros([channels]),
-          false,
-          uniqueVariableName(`${p}/moving_mean`),
-        );
-        vars.movingVar = tf.variable(
-          tf.ones([channels]),
-          false,
-          uniqueVariableName(`${p}/moving_var`),
-        );
-      }
-      if ("spectralNorm" in l && l.spectralNorm) {
-        vars.sn = createSpectralNorm(vars.kernel!, p, rng);
-      }
-      this.vars.push(vars);
-    });
+        this.vars.push(vars);
+      })
+    );
   }
 
   /** The variables an optimiser updates, layer by layer. */
@@ -208,9 +316,12 @@ export class LayerNet {
     );
   }
 
-  /** Number of trainable parameters. */
+  /**
+   * Number of trainable parameters (the kernel entries a label block holds
+   * at zero are not parameters).
+   */
   get parameterCount(): number {
-    return this.trainable.reduce((n, v) => n + v.size, 0);
+    return this.trainable.reduce((n, v) => n + v.size, 0) - this.#fixedZeros;
   }
 
   /** Every variable: the trainable ones, running statistics, u and v. */
@@ -246,10 +357,12 @@ export class LayerNet {
         case "flatten":
           h = tf.reshape(h, [batch, -1]);
           break;
-        case "dense":
-          h = tf.matMul(h as tf.Tensor2D, kernel() as tf.Tensor2D);
+        case "dense": {
+          const k = v.mask ? tf.mul(kernel(), v.mask) : kernel();
+          h = tf.matMul(h as tf.Tensor2D, k as tf.Tensor2D);
           if (v.bias) h = tf.add(h, v.bias);
           break;
+        }
         case "conv2d":
           h = tf.conv2d(
             h as tf.Tensor4D,
@@ -285,8 +398,13 @@ export class LayerNet {
           // Written out rather than tf.batchNorm, whose gradient tiles
           // the statistics to the input's shape (a fifth of a dcgan step
           // on wasm); broadcasting ops' gradients sum instead.
-          const scale = tf.mul(tf.rsqrt(tf.add(variance, eps)), v.gamma!);
-          h = tf.add(tf.mul(tf.sub(h, mean), scale), v.beta!);
+          if (l.divide) {
+            const sd = tf.sqrt(tf.add(variance, eps));
+            h = tf.add(tf.mul(tf.div(tf.sub(h, mean), sd), v.gamma!), v.beta!);
+          } else {
+            const scale = tf.mul(tf.rsqrt(tf.add(variance, eps)), v.gamma!);
+            h = tf.add(tf.mul(tf.sub(h, mean), scale), v.beta!);
+          }
           break;
         }
         case "relu":
@@ -301,12 +419,26 @@ export class LayerNet {
         case "sigmoid":
           h = tf.sigmoid(h);
           break;
+        case "maxout": {
+          const units = h.shape[1]! / l.pieces;
+          h = maxOverPieces(
+            tf.reshape(h, [-1, units, l.pieces]) as tf.Tensor3D,
+          );
+          break;
+        }
         case "dropout":
           if (options.training && l.rate > 0) {
             if (options.seed === undefined) {
               throw new Error("dropout in training needs a seed");
             }
-            const mask = dropoutMask(h.size, 1 - l.rate, options.seed + i);
+            const seed = options.seed + this.#dropoutSeed[i];
+            const mask = dropoutMask(h.size, 1 - l.rate, seed);
+            if (l.keepLast) {
+              const row = h.size / batch;
+              for (let r = 0; r < mask.length; r += row) {
+                mask.fill(1, r + row - l.keepLast, r + row);
+              }
+            }
             h = tf.mul(h, tf.tensor(mask, h.shape));
           }
           break;
@@ -337,6 +469,7 @@ export class LayerNet {
   /** Frees the variables. */
   dispose(): void {
     for (const v of this.variables) v.dispose();
+    for (const v of this.vars) v.mask?.dispose();
   }
 }
 
@@ -350,7 +483,9 @@ export function layerNetAsLayersModel(net: LayerNet): tf.Sequential {
   const model = tf.sequential({ name: "generator" });
   net.descs.forEach((l, i) => {
     const v = net.vars[i];
-    const first = i === 0 ? { inputShape: net.inputShape } : {};
+    const first = model.layers.length === 0
+      ? { inputShape: net.inputShape }
+      : {};
     const name = `${l.kind}_${i}`;
     let layer: tf.layers.Layer;
     const weights: tf.Tensor[] = [];
@@ -401,6 +536,11 @@ export function layerNetAsLayersModel(net: LayerNet): tf.Sequential {
         break;
       case "dropout":
         return; // inference: nothing
+      case "maxout":
+        throw new Error(
+          "a generator with maxout cannot be exported (TF.js layers have no " +
+            "maxout; it belongs in D)",
+        );
       case "conv2d":
         throw new Error(
           "a generator with conv2d layers cannot be exported (spectral " +

@@ -18,7 +18,11 @@ export type OutputActivation = "tanh" | "sigmoid";
 /** How G's loss is written (see {@linkcode generatorLoss}). */
 export type GeneratorLossKind = "non-saturating" | "saturating";
 
-/** One network: hidden sizes, nonlinearity, regularisers, initialisation. */
+/**
+ * One network: written out as a list of layers (`layers`), or in the MLP
+ * presets' notation (hidden sizes, nonlinearity, regularisers,
+ * initialisation), which `lib/networks.ts` turns into such a list.
+ */
 export interface NetConfig {
   /** Hidden layer sizes (units; for maxout, units after the max). */
   hidden: number[];

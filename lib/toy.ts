@@ -15,8 +15,9 @@ import * as tf from "@tensorflow/tfjs";
 import {
   discriminatorLoss,
   generatorLoss,
+  type LayerNet,
   type LayerSpec,
-  Mlp,
+  mlpNet,
 } from "./gan.ts";
 import { Optimizer } from "./optim.ts";
 import { Rng } from "./rng.ts";
@@ -99,8 +100,8 @@ export function virtualCriterion(
 
 /** A 1-D GAN that records the panels of Figure 1 as it trains. */
 export class ToyGan {
-  readonly generator: Mlp;
-  readonly discriminator: Mlp;
+  readonly generator: LayerNet;
+  readonly discriminator: LayerNet;
   readonly grid: number[];
   readonly pData: number[];
   gSteps = 0;
@@ -142,13 +143,13 @@ export class ToyGan {
       layer(o.hidden, o.hidden, "tanh"),
       layer(o.hidden, 1, "linear"),
     ];
-    this.generator = new Mlp("toyG", net(1), undefined, this.#rng);
-    this.discriminator = new Mlp("toyD", net(1), undefined, this.#rng);
+    this.generator = mlpNet("toyG", net(1), undefined, this.#rng);
+    this.discriminator = mlpNet("toyD", net(1), undefined, this.#rng);
     // Widen G's initial output (PyTorch's init maps all of z into a sliver
     // of width ~0.3), so that p_g starts as a spread-out density beside
     // p_data, as in the paper's panel (a).
-    const out = this.generator.layers[this.generator.layers.length - 1];
-    tf.tidy(() => out.kernel.assign(tf.mul(out.kernel, o.gInitScale)));
+    const out = this.generator.vars.findLast((v) => v.kernel)!.kernel!;
+    tf.tidy(() => out.assign(tf.mul(out, o.gInitScale)));
     const adam = { kind: "adam" as const, lr: o.lr, beta1: 0.5, beta2: 0.999 };
     this.#optG = new Optimizer(
       { ...adam, lr: o.gLr },

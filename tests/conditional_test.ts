@@ -158,7 +158,7 @@ Deno.test("dropout at a conditional network's input never drops the class", asyn
     794,
   ]);
   const out = (training: boolean, seed = 0) =>
-    tf.tidy(() => D.apply(x, { training, seed })).data();
+    tf.tidy(() => gan.discriminator.apply(x, { training, seed })).data();
   const plain = await out(false);
   for (let seed = 1; seed <= 20; seed++) {
     assert.deepEqual(await out(true, seed), plain, `seed ${seed}`);

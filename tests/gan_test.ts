@@ -22,7 +22,7 @@ import {
   interpolationRows,
   logSigmoid,
   maxOverPieces,
-  Mlp,
+  mlpNet,
   type Network,
   preset,
   PRESET_NAMES,
@@ -165,7 +165,7 @@ Deno.test("the saturating G loss vanishes where D rejects G's samples", () => {
 });
 
 Deno.test("maxout takes the max over each unit's pieces", async () => {
-  const mlp = new Mlp(
+  const mlp = mlpNet(
     "M",
     [{
       inputs: 2,
@@ -179,8 +179,9 @@ Deno.test("maxout takes the max over each unit's pieces", async () => {
     new Rng(0),
   );
   const w = [[1, -1, 0, 2, 0, -2], [0, 1, 3, -1, 1, 0]];
-  mlp.layers[0].kernel.assign(tf.tensor2d(w));
-  mlp.layers[0].bias.assign(tf.tensor1d([0, 0, 0.5, 0, 0, 0]));
+  const { kernel, bias } = asMlp(mlp).layers[0];
+  kernel.assign(tf.tensor2d(w));
+  bias.assign(tf.tensor1d([0, 0, 0.5, 0, 0, 0]));
   const x = [2, 1];
   const z = w[0].map((_, j) =>
     x[0] * w[0][j] + x[1] * w[1][j] + (j === 2 ? 0.5 : 0)

@@ -2,13 +2,13 @@
  * The wasm backend's replacements for slow tfjs-wasm kernels give the same
  * values bit for bit as the kernels they replace: sums and means over
  * leading axes (`lib/wasm_reduce.ts`) and LeakyReLU with its gradient
- * (`leakyRelu` of `lib/networks.ts`).
+ * (`leakyRelu` of `lib/ops.ts`).
  */
 
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../lib/backend.ts";
-import { leakyRelu } from "../lib/networks.ts";
+import { leakyRelu } from "../lib/ops.ts";
 import { Rng } from "../lib/rng.ts";
 
 await initBackend("wasm");
