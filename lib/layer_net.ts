@@ -197,6 +197,8 @@ function blockMask(
 
 /** A network as a list of layers, its variables plain tfjs variables. */
 export class LayerNet {
+  /** Prefix of the variables' names ("G" or "D"). */
+  readonly name: string;
   readonly descs: LayerDesc[];
   readonly inputShape: number[];
   /** Each layer's output shape (per example). */
@@ -221,6 +223,7 @@ export class LayerNet {
     layers: LayerDesc[],
     rng: Rng,
   ) {
+    this.name = name;
     this.descs = layers;
     this.inputShape = [inputs];
     this.shapes = shapes(this.inputShape, layers);
