@@ -127,7 +127,7 @@ export interface LayerVars {
   mask?: tf.Tensor2D;
 }
 
-/** Options of {@linkcode LayerNet.apply} (as the MLP's). */
+/** Options of {@linkcode LayerNet.apply}. */
 export interface LayerApplyOptions {
   training: boolean;
   /** Seed of the dropout masks. */

@@ -20,6 +20,7 @@ import {
   mlpLayers,
   preset,
   PRESET_NAMES,
+  validateConfig,
 } from "../lib/gan.ts";
 import { logicalName } from "../lib/optim.ts";
 import {
@@ -181,4 +182,27 @@ Deno.test("a conv checkpoint that names the running variance moving_var still re
     disposeGan(b);
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("a maxout layer in a list must follow a dense layer its pieces divide", () => {
+  const withD = (units: number) => ({
+    ...preset("sngan"),
+    discriminator: {
+      hidden: [],
+      activation: "relu" as const,
+      layers: [
+        { kind: "dense", units } as const,
+        { kind: "maxout", pieces: 3 } as const,
+        { kind: "dense", units: 1 } as const,
+      ],
+    },
+  });
+  assert.throws(
+    () => validateConfig(withD(10)),
+    /D's maxout \(layer 1\) must follow a dense layer whose units are a multiple of its 3 pieces/,
+  );
+  validateConfig(withD(12));
+  const gan = createGan(withD(12), { seed: 0 });
+  assert.deepEqual(gan.discriminator.shapes, [[12], [4], [1]]);
+  disposeGan(gan);
 });
