@@ -30,6 +30,19 @@ import { Rng } from "../lib/rng.ts";
 import { generatorInputsFor } from "../lib/sample_file.ts";
 import { train, type TrainState } from "../lib/train.ts";
 
+/** `sngan` with these changes to G's and D's Adam settings. */
+function withOptimizers(
+  g: { lr?: number; beta1?: number },
+  d: { lr?: number; beta1?: number },
+): GanConfig {
+  const c = preset("sngan");
+  return {
+    ...c,
+    optimizerG: { ...c.optimizerG, ...g },
+    optimizerD: { ...c.optimizerD, ...d },
+  };
+}
+
 /** Each recipe: what it changes, and the configuration. */
 const RECIPES: Record<string, [string, () => GanConfig]> = {
   "sngan": ["the preset", () => preset("sngan")],
@@ -41,22 +54,14 @@ const RECIPES: Record<string, [string, () => GanConfig]> = {
     ...preset("sngan"),
     batchSize: 64,
   })],
-  "beta1-0": ["Adam's beta1 0 (`--beta1 0`)", () => {
-    const c = preset("sngan");
-    return {
-      ...c,
-      optimizerG: { ...c.optimizerG, beta1: 0 },
-      optimizerD: { ...c.optimizerD, beta1: 0 },
-    };
-  }],
-  "lr-1e-4": ["learning rate 1e-4 (`--lr 1e-4`)", () => {
-    const c = preset("sngan");
-    return {
-      ...c,
-      optimizerG: { ...c.optimizerG, lr: 1e-4 },
-      optimizerD: { ...c.optimizerD, lr: 1e-4 },
-    };
-  }],
+  "beta1-0": [
+    "Adam's beta1 0 (`--beta1 0`)",
+    () => withOptimizers({ beta1: 0 }, { beta1: 0 }),
+  ],
+  "lr-1e-4": [
+    "learning rate 1e-4 (`--lr 1e-4`)",
+    () => withOptimizers({ lr: 1e-4 }, { lr: 1e-4 }),
+  ],
   "k-2": ["two D steps per G step (`--k 2`)", () => ({
     ...preset("sngan"),
     k: 2,
@@ -67,14 +72,10 @@ const RECIPES: Record<string, [string, () => GanConfig]> = {
     layers[layers.length - 1] = { kind: "dense", units: 1 };
     return { ...c, discriminator: { ...c.discriminator, layers } };
   }],
-  "ttur": ["D's learning rate 4e-4, G's 1e-4 (Heusel et al. 2017)", () => {
-    const c = preset("sngan");
-    return {
-      ...c,
-      optimizerG: { ...c.optimizerG, lr: 1e-4 },
-      optimizerD: { ...c.optimizerD, lr: 4e-4 },
-    };
-  }],
+  "ttur": [
+    "D's learning rate 4e-4, G's 1e-4 (Heusel et al. 2017)",
+    () => withOptimizers({ lr: 1e-4 }, { lr: 4e-4 }),
+  ],
   "bn-mlp": ["the `bn` MLP, for scale (`--preset bn`)", () => preset("bn")],
 };
 

@@ -18,7 +18,7 @@
 
 import * as tf from "@tensorflow/tfjs";
 import { LayerNet, layerNetAsLayersModel } from "./layer_net.ts";
-import { layerSpecs, mlpNet } from "./networks.ts";
+import { asMlp, layerSpecs, mlpNet } from "./networks.ts";
 import { Optimizer } from "./optim.ts";
 import {
   type GanConfig,
@@ -185,8 +185,8 @@ function mlps(
   );
   if (config.outputBiasFromData && pixelMeans) {
     const bias = outputBiasFromMeans(pixelMeans, config.output);
-    const last = generator.vars.findLast((v) => v.kernel)!;
-    tf.tidy(() => last.bias!.assign(tf.tensor1d(bias)));
+    const last = asMlp(generator).layers.at(-1)!;
+    tf.tidy(() => last.bias.assign(tf.tensor1d(bias)));
   }
   return [generator, discriminator];
 }

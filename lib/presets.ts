@@ -505,7 +505,7 @@ export function validateConfig(config: GanConfig): void {
       config.discriminator,
     ]] as const
   ) {
-    for (const l of net.layers ?? []) {
+    (net.layers ?? []).forEach((l, i, layers) => {
       if ("units" in l) positiveInt(l.units, `${name} dense units`);
       if ("filters" in l) positiveInt(l.filters, `${name} filters`);
       if ("size" in l) positiveInt(l.size, `${name} kernel size`);
@@ -513,18 +513,15 @@ export function validateConfig(config: GanConfig): void {
       if (l.kind === "dropout" && !(l.rate >= 0 && l.rate < 1)) {
         problems.push(`${name} dropout must be in [0, 1), got ${l.rate}`);
       }
-      if (l.kind === "maxout") positiveInt(l.pieces, `${name} maxout pieces`);
-    }
-    (net.layers ?? []).forEach((l, i, layers) => {
-      const before = layers[i - 1];
-      if (
-        l.kind === "maxout" &&
-        !(before?.kind === "dense" && before.units % l.pieces === 0)
-      ) {
-        problems.push(
-          `${name}'s maxout (layer ${i}) must follow a dense layer whose ` +
-            `units are a multiple of its ${l.pieces} pieces`,
-        );
+      if (l.kind === "maxout") {
+        positiveInt(l.pieces, `${name} maxout pieces`);
+        const before = layers[i - 1];
+        if (!(before?.kind === "dense" && before.units % l.pieces === 0)) {
+          problems.push(
+            `${name}'s maxout (layer ${i}) must follow a dense layer whose ` +
+              `units are a multiple of its ${l.pieces} pieces`,
+          );
+        }
       }
     });
     net.hidden.forEach((h) => positiveInt(h, `${name} hidden size`));

@@ -13,6 +13,7 @@
 
 import * as tf from "@tensorflow/tfjs";
 import {
+  asMlp,
   discriminatorLoss,
   generatorLoss,
   type LayerNet,
@@ -148,7 +149,7 @@ export class ToyGan {
     // Widen G's initial output (PyTorch's init maps all of z into a sliver
     // of width ~0.3), so that p_g starts as a spread-out density beside
     // p_data, as in the paper's panel (a).
-    const out = this.generator.vars.findLast((v) => v.kernel)!.kernel!;
+    const out = asMlp(this.generator).layers.at(-1)!.kernel;
     tf.tidy(() => out.assign(tf.mul(out, o.gInitScale)));
     const adam = { kind: "adam" as const, lr: o.lr, beta1: 0.5, beta2: 0.999 };
     this.#optG = new Optimizer(
