@@ -133,7 +133,13 @@ console.log(
     : `no WebGPU adapter: ${probe.why}`,
 );
 await save();
-if (!probe.ok) Deno.exit(1);
+if (!probe.ok) {
+  console.log(
+    "   VK_LOADER_DEBUG=error,driver bash bench/gpu_check.sh shows what the " +
+      "Vulkan loader tried (a driver that fails to start names its library)",
+  );
+  Deno.exit(1);
+}
 await initBackend("webgpu");
 
 // 1. Correctness.

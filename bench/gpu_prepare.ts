@@ -3,8 +3,10 @@
  * without registry access needs to run `bench/gpu_check.sh`:
  *
  * - `deno.xz`: this Deno binary (from the npm package `deno`);
- * - `vulkan/`: Debian's Vulkan loader (`libvulkan1`, which needs only libc),
- *   downloaded with `apt-get download` and unpacked, with the `.deb` beside;
+ * - `vulkan/`: Debian's Vulkan loader (`libvulkan1`) and glvnd's EGL library
+ *   (`libegl1`, `libglvnd0`), which NVIDIA's Vulkan driver loads, each
+ *   needing only libc, downloaded with `apt-get download` and unpacked, with
+ *   the `.deb`s beside;
  * - `node_modules.tar.xz`: the native parts of `@napi-rs/canvas` and
  *   `@resvg/resvg-js` (pictures), which a bundle cannot hold;
  * - `bundles.tar.xz`: `deno bundle`s of the check (`bench/gpu_check.ts`),
@@ -94,24 +96,30 @@ try {
   await run("sh", ["-c", `xz -T0 -6 -c "$0" > "$1"`, deno, `${out}/deno.xz`]);
   manifest.deno = { version: Deno.version.deno, from: deno };
 
-  // The Vulkan loader.
-  say("downloading libvulkan1 with apt-get download");
+  // The Vulkan loader, and glvnd's EGL library: NVIDIA's Vulkan driver
+  // (libGLX_nvidia.so.0, 580 series) loads libEGL.so.1 when it starts and,
+  // on a machine without it, fails to start (VK_ERROR_INITIALIZATION_FAILED:
+  // the loader then finds "no drivers" and Deno no WebGPU adapter). Each
+  // package needs only libc (libegl1 also names Mesa's EGL, which a GPU
+  // machine does not need: NVIDIA's EGL vendor file is there).
+  const debs = ["libvulkan1", "libegl1", "libglvnd0"];
+  say(`downloading ${debs.join(", ")} with apt-get download`);
   try {
-    await run("apt-get", ["download", "libvulkan1"], tmp);
+    await run("apt-get", ["download", ...debs], tmp);
   } catch {
     await run("apt-get", ["update", "-q"]);
-    await run("apt-get", ["download", "libvulkan1"], tmp);
+    await run("apt-get", ["download", ...debs], tmp);
   }
-  const deb = [...Deno.readDirSync(tmp)].find((e) =>
-    e.name.endsWith(".deb")
-  )!.name;
   await Deno.mkdir(`${out}/vulkan`);
-  await Deno.copyFile(`${tmp}/${deb}`, `${out}/vulkan/${deb}`);
-  await run("dpkg-deb", ["-x", `${tmp}/${deb}`, `${out}/vulkan`]);
-  manifest.vulkan = {
-    deb,
-    depends: (await run("dpkg-deb", ["-f", `${tmp}/${deb}`, "Depends"])).trim(),
-  };
+  const vulkan: Record<string, string> = {};
+  for (const e of Deno.readDirSync(tmp)) {
+    if (!e.name.endsWith(".deb")) continue;
+    await Deno.copyFile(`${tmp}/${e.name}`, `${out}/vulkan/${e.name}`);
+    await run("dpkg-deb", ["-x", `${tmp}/${e.name}`, `${out}/vulkan`]);
+    vulkan[e.name] =
+      (await run("dpkg-deb", ["-f", `${tmp}/${e.name}`, "Depends"])).trim();
+  }
+  manifest.vulkan = vulkan;
 
   // The native parts of the picture packages.
   say("packing the native picture libraries");

@@ -50,6 +50,10 @@ Deno.test({
         "the Vulkan loader is there",
       );
       assert.ok(
+        Object.keys(manifest.files).some((f) => /libEGL\.so\.1\.\d/.test(f)),
+        "glvnd's EGL library (NVIDIA's Vulkan driver loads it) is there",
+      );
+      assert.ok(
         manifest.total_bytes < 64 * 1024 * 1024,
         `${manifest.total_bytes} bytes`,
       );
