@@ -76,6 +76,45 @@ const RECIPES: Record<string, [string, () => GanConfig]> = {
     "D's learning rate 4e-4, G's 1e-4 (Heusel et al. 2017)",
     () => withOptimizers({ lr: 1e-4 }, { lr: 4e-4 }),
   ],
+  "hinge": [
+    "the hinge loss, no smoothing (`--loss hinge --label-smoothing 1`)",
+    () => ({ ...preset("sngan"), loss: "hinge", realLabel: 1 }),
+  ],
+  "wide-d": ["D's convolutions twice as wide (128 and 256 filters)", () => {
+    const c = preset("sngan");
+    const layers = c.discriminator.layers!.map((l) =>
+      l.kind === "conv2d" ? { ...l, filters: l.filters * 2 } : l
+    );
+    return { ...c, discriminator: { ...c.discriminator, layers } };
+  }],
+  "fc-1024": [
+    "InfoGAN's dense 1024 layers: G's first (batch norm, ReLU), D's before its output (spectral norm, LeakyReLU)",
+    () => {
+      const c = preset("sngan");
+      const g = c.generator.layers!, d = c.discriminator.layers!;
+      return {
+        ...c,
+        generator: {
+          ...c.generator,
+          layers: [
+            { kind: "dense", units: 1024, bias: false },
+            { kind: "batchNorm" },
+            { kind: "relu" },
+            ...g,
+          ],
+        },
+        discriminator: {
+          ...c.discriminator,
+          layers: [
+            ...d.slice(0, -1),
+            { kind: "dense", units: 1024, spectralNorm: true },
+            { kind: "leakyRelu", slope: 0.1 },
+            d.at(-1)!,
+          ],
+        },
+      };
+    },
+  ],
   "bn-mlp": ["the `bn` MLP, for scale (`--preset bn`)", () => preset("bn")],
 };
 

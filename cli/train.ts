@@ -70,7 +70,8 @@ Options:
   --update alternating|simultaneous   D then G on fresh noise (Algorithm 1),
                              or both from one batch as the authors' code
                              did (default: alternating; pylearn2: simultaneous)
-  --loss non-saturating|saturating   generator loss (default non-saturating)
+  --loss non-saturating|saturating|hinge   G's loss, or hinge for both players
+                             (default non-saturating)
   --label-smoothing X        target for real images in D's loss (default 1: none)
   --seed N                   seed of weights, noise, dropout and batch order (default 0)
   --backend auto|webgpu|wasm|cpu   where to run (default auto)
@@ -193,9 +194,12 @@ function parse(args: string[]) {
     "alternating",
     "simultaneous",
   ]) ?? config.update;
-  config.loss =
-    choiceFlag("loss", values.loss, ["non-saturating", "saturating"]) ??
-      config.loss;
+  config.loss = choiceFlag("loss", values.loss, [
+    "non-saturating",
+    "saturating",
+    "hinge",
+  ]) ??
+    config.loss;
   config.realLabel = numberFlag(
     "label-smoothing",
     values["label-smoothing"],
@@ -311,7 +315,9 @@ async function main(): Promise<number> {
         c.classes ? `, conditional on ${c.classes} classes` : ""
       } (${c.source}); batch ${c.batchSize}, k ${c.k}, ` +
         `${c.update ?? "alternating"} updates, ` +
-        `${c.loss} G loss, ${opts.epochs} epochs, seed ${opts.seed} -> ${opts.out}`,
+        `${
+          c.loss === "hinge" ? "hinge loss" : `${c.loss} G loss`
+        }, ${opts.epochs} epochs, seed ${opts.seed} -> ${opts.out}`,
     );
   }
 

@@ -279,12 +279,24 @@ export function valueFunction(
  * BCE(D(x), realLabel) + BCE(D(G(z)), 0). A `realLabel` below 1 is one-sided
  * label smoothing (Salimans et al. 2016): only the real target moves, so D is
  * not encouraged to put mass where the data has none.
+ *
+ * With `kind` `hinge`, D's output is a score, not a logit, and D minimises
+ * mean max(0, 1 - D(x)) + mean max(0, 1 + D(G(z))) (Lim and Ye 2017; Miyato
+ * et al. 2018, eq. 16): a real image scored above 1, or a generated one below
+ * -1, adds nothing, so D stops pushing on what it already separates.
  */
 export function discriminatorLoss(
   realLogits: tf.Tensor,
   fakeLogits: tf.Tensor,
   realLabel = 1,
+  kind: GeneratorLossKind = "non-saturating",
 ): tf.Scalar {
+  if (kind === "hinge") {
+    return tf.add(
+      tf.mean(tf.relu(tf.sub(1, realLogits))),
+      tf.mean(tf.relu(tf.add(1, fakeLogits))),
+    );
+  }
   return tf.add(
     bceWithLogits(realLogits, realLabel),
     bceWithLogits(fakeLogits, 0),
@@ -300,11 +312,14 @@ export function discriminatorLoss(
  * - `non-saturating` (default): minimise -mean log D(G(z)). The paper
  *   (section 3) proposes it: the same fixed point, but strong gradients
  *   early in learning.
+ * - `hinge`: minimise -mean D(G(z)), D's raw score (the hinge game's G, whose
+ *   D minimises {@linkcode discriminatorLoss}'s hinge form).
  */
 export function generatorLoss(
   fakeLogits: tf.Tensor,
   kind: GeneratorLossKind = "non-saturating",
 ): tf.Scalar {
+  if (kind === "hinge") return tf.neg(tf.mean(fakeLogits));
   return kind === "saturating"
     ? tf.mean(logSigmoid(tf.neg(fakeLogits)))
     : tf.neg(tf.mean(logSigmoid(fakeLogits)));
@@ -390,7 +405,12 @@ function discriminatorGrads(
       D.apply(fake, { training: true, seed: seed + FAKE_MASK_OFFSET }),
     );
     loss = tf.keep(
-      discriminatorLoss(realLogits, fakeLogits, gan.config.realLabel),
+      discriminatorLoss(
+        realLogits,
+        fakeLogits,
+        gan.config.realLabel,
+        gan.config.loss,
+      ),
     );
     return scale === 1 ? loss : tf.mul(loss, scale);
   }, D.trainable);

@@ -15,8 +15,13 @@ import type { OptimizerConfig } from "./optim.ts";
 export type Activation = "relu" | "leaky_relu" | "maxout" | "tanh";
 /** Output nonlinearity of G: tanh for data in [-1, 1], sigmoid for [0, 1]. */
 export type OutputActivation = "tanh" | "sigmoid";
-/** How G's loss is written (see {@linkcode generatorLoss}). */
-export type GeneratorLossKind = "non-saturating" | "saturating";
+/**
+ * How the players' losses are written (see {@linkcode generatorLoss} and
+ * {@linkcode discriminatorLoss}): `non-saturating` and `saturating` are G's
+ * two forms of the paper's cross-entropy game; `hinge` changes both players'
+ * losses (the hinge game of Lim and Ye 2017, Miyato et al. 2018).
+ */
+export type GeneratorLossKind = "non-saturating" | "saturating" | "hinge";
 
 /**
  * One network: written out as a list of layers (`layers`), or in the MLP
@@ -577,9 +582,14 @@ export function validateConfig(config: GanConfig): void {
         `${config.gSteps} G steps (use alternating updates, --update alternating)`,
     );
   }
-  if (!["non-saturating", "saturating"].includes(config.loss)) {
+  if (!["non-saturating", "saturating", "hinge"].includes(config.loss)) {
     problems.push(
-      `loss must be "non-saturating" or "saturating", got "${config.loss}"`,
+      `loss must be "non-saturating", "saturating" or "hinge", got "${config.loss}"`,
+    );
+  } else if (config.loss === "hinge" && config.realLabel !== 1) {
+    problems.push(
+      `label smoothing (${config.realLabel}) moves a cross-entropy target; ` +
+        "the hinge loss has none (use --label-smoothing 1 with --loss hinge)",
     );
   }
   if (problems.length) {

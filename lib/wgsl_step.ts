@@ -102,6 +102,10 @@ export function wgslStepSupport(config: GanConfig): string | null {
       return "G's dropout is not written in WGSL";
     }
   }
+  if (config.loss === "hinge") {
+    return "its losses are the paper's cross-entropies; the hinge loss " +
+      "trains with the tfjs step";
+  }
   if (config.classes) {
     return "its programs are for unconditional GANs, and this one is " +
       "conditional (it trains with the tfjs step, on WebGPU too)";

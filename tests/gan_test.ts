@@ -154,6 +154,43 @@ Deno.test("losses against hand-computed values", async () => {
   );
 });
 
+Deno.test("the hinge game's losses and gradients against hand-computed values", async () => {
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  // Scores on both sides of the margins: real above 1 and fake below -1 add nothing.
+  const r = [1.5, 0.2, -0.4], f = [-2, -0.5, 0.3];
+  const real = tf.tensor1d(r), fake = tf.tensor1d(f);
+  close(
+    await scalar(discriminatorLoss(real, fake, 1, "hinge")),
+    mean(r.map((x) => Math.max(0, 1 - x))) +
+      mean(f.map((x) => Math.max(0, 1 + x))),
+  );
+  close(await scalar(generatorLoss(fake, "hinge")), -mean(f));
+  // D's gradient: -1/n on a real score below 1, +1/n on a fake score above
+  // -1, 0 past the margin (compared with -0 read as 0).
+  const [gr, gf] = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+    discriminatorLoss(a, b, 1, "hinge")
+  )([real, fake]);
+  assert.deepEqual(
+    Array.from(await gr.data(), (x) => x + 0),
+    r.map((x) => x < 1 ? -1 / 3 : 0).map(Math.fround),
+  );
+  assert.deepEqual(
+    Array.from(await gf.data(), (x) => x + 0),
+    f.map((x) => x > -1 ? 1 / 3 : 0).map(Math.fround),
+  );
+  // G's gradient is -1/n everywhere: it never saturates.
+  const gG = await tf.grad((x: tf.Tensor) => generatorLoss(x, "hinge"))(fake)
+    .data();
+  assert.deepEqual(Array.from(gG), [-1 / 3, -1 / 3, -1 / 3].map(Math.fround));
+  // Label smoothing has no meaning for a hinge: refused, saying what to do.
+  const c = preset("sngan");
+  c.loss = "hinge";
+  assert.throws(
+    () => createGan(c, { seed: 0 }),
+    /label smoothing \(0\.9\) moves a cross-entropy target; the hinge loss has none \(use --label-smoothing 1 with --loss hinge\)/,
+  );
+});
+
 Deno.test("the saturating G loss vanishes where D rejects G's samples", () => {
   // d/dl of each loss at a confidently rejected sample (D(G(z)) ~ 0.0025).
   const l = tf.scalar(-6);

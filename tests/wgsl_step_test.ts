@@ -127,6 +127,7 @@ Deno.test("the WGSL step says which configurations it cannot train", () => {
   const maxoutG = small();
   maxoutG.generator.activation = "maxout";
   assert.match(wgslStepSupport(maxoutG)!, /G's maxout/);
+  assert.match(wgslStepSupport(small({ loss: "hinge" }))!, /hinge loss/);
 });
 
 /** The `paper` preset's kinds of layer and optimiser, small. */
