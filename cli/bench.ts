@@ -53,8 +53,8 @@ created for them)
   --batch LIST       comma-separated batch sizes (default 128,512,2048)
   --model LIST       paper (the MNIST default), mlp (the "seed-003" MLP GAN:
                      G 100-128-256-512-1024-784, D 784-1024-512-256-1, Adam),
-                     bn, dcgan, sngan (the convolutional presets; tfjs
-                     step only) (default paper,mlp)
+                     bn, dcgan, sngan, sngan-fc (the convolutional
+                     presets; tfjs step only) (default paper,mlp)
   --blas LIST        on wasm, matMul in a system BLAS (auto: when one loads)
                      or in tfjs-wasm's own kernel (off); comma-separated
                      (default auto)
@@ -326,7 +326,7 @@ async function main(): Promise<number> {
   const models = list(
     "model",
     values.model ?? "paper,mlp",
-    (s) => ["paper", "mlp", "bn", "dcgan", "sngan"].includes(s),
+    (s) => ["paper", "mlp", "bn", "dcgan", "sngan", "sngan-fc"].includes(s),
   );
   const blasModes = list(
     "blas",

@@ -63,7 +63,7 @@ const figures = (h: EpochStats[]) =>
 Deno.test("conv presets train on wasm and resume exactly (spectral norm's u and v included)", async () => {
   const root = await Deno.makeTempDir();
   try {
-    for (const name of ["dcgan", "sngan"]) {
+    for (const name of ["dcgan", "sngan", "sngan-fc"]) {
       const base = {
         config: small(name),
         dataset: mnist as Dataset,
@@ -133,7 +133,7 @@ Deno.test("a checkpoint of another network is refused, saying what to do", async
 });
 
 Deno.test("a conv generator exports as a TF.js layers model equal to G", async () => {
-  for (const name of ["dcgan", "sngan"]) {
+  for (const name of ["dcgan", "sngan", "sngan-fc"]) {
     const gan = createGan(small(name), { seed: 1 });
     // Move batch norm's running statistics away from 0 and 1 first.
     const z0 = tf.tensor2d(sampleLatent(gan.config, 16, new Rng(2)), [16, 100]);

@@ -74,6 +74,13 @@ Deno.test("presets: shapes and parameter counts", async () => {
       100 * 6272 + 2 * 6272 + 16 * 128 * 64 + 2 * 64 + 16 * 64 + 1,
       16 * 64 + 64 + 16 * 64 * 128 + 128 + 6272 + 1,
     ],
+    // sngan with a dense 1024 layer first in G (no bias, batch norm) and
+    // before D's output.
+    "sngan-fc": [
+      100 * 1024 + 2 * 1024 + 1024 * 6272 + 2 * 6272 + 16 * 128 * 64 +
+      2 * 64 + 16 * 64 + 1,
+      16 * 64 + 64 + 16 * 64 * 128 + 128 + 6272 * 1024 + 1024 + 1024 + 1,
+    ],
     // Mirza and Osindero: z -> 200 and y -> 1000 side by side (the weights
     // between them are fixed zeros, not parameters), joint 1200, 784; D:
     // x -> 240 x 5 and y -> 50 x 5, joint 240 x 4, 1.
@@ -499,7 +506,7 @@ Deno.test("configuration errors are readable", () => {
   );
   assert.throws(
     () => preset("wgan"),
-    /unknown preset "wgan"; expected one of paper, pylearn2, mlp, bn, cgan, dcgan, sngan$/,
+    /unknown preset "wgan"; expected one of paper, pylearn2, mlp, bn, cgan, dcgan, sngan, sngan-fc$/,
   );
 });
 
