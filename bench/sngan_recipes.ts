@@ -115,6 +115,25 @@ const RECIPES: Record<string, [string, () => GanConfig]> = {
       };
     },
   ],
+  "fc-1024-d": [
+    "D's dense 1024 layer only (spectral norm, LeakyReLU), G as the preset",
+    () => {
+      const c = preset("sngan");
+      const d = c.discriminator.layers!;
+      return {
+        ...c,
+        discriminator: {
+          ...c.discriminator,
+          layers: [
+            ...d.slice(0, -1),
+            { kind: "dense", units: 1024, spectralNorm: true },
+            { kind: "leakyRelu", slope: 0.1 },
+            d.at(-1)!,
+          ],
+        },
+      };
+    },
+  ],
   "bn-mlp": ["the `bn` MLP, for scale (`--preset bn`)", () => preset("bn")],
 };
 
