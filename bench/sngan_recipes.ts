@@ -89,50 +89,15 @@ const RECIPES: Record<string, [string, () => GanConfig]> = {
   }],
   "fc-1024": [
     "InfoGAN's dense 1024 layers: G's first (batch norm, ReLU), D's before its output (spectral norm, LeakyReLU)",
-    () => {
-      const c = preset("sngan");
-      const g = c.generator.layers!, d = c.discriminator.layers!;
-      return {
-        ...c,
-        generator: {
-          ...c.generator,
-          layers: [
-            { kind: "dense", units: 1024, bias: false },
-            { kind: "batchNorm" },
-            { kind: "relu" },
-            ...g,
-          ],
-        },
-        discriminator: {
-          ...c.discriminator,
-          layers: [
-            ...d.slice(0, -1),
-            { kind: "dense", units: 1024, spectralNorm: true },
-            { kind: "leakyRelu", slope: 0.1 },
-            d.at(-1)!,
-          ],
-        },
-      };
-    },
+    // The preset `sngan-fc` at the preset's batch size.
+    () => ({ ...preset("sngan-fc"), batchSize: preset("sngan").batchSize }),
   ],
   "fc-1024-d": [
     "D's dense 1024 layer only (spectral norm, LeakyReLU), G as the preset",
-    () => {
-      const c = preset("sngan");
-      const d = c.discriminator.layers!;
-      return {
-        ...c,
-        discriminator: {
-          ...c.discriminator,
-          layers: [
-            ...d.slice(0, -1),
-            { kind: "dense", units: 1024, spectralNorm: true },
-            { kind: "leakyRelu", slope: 0.1 },
-            d.at(-1)!,
-          ],
-        },
-      };
-    },
+    () => ({
+      ...preset("sngan"),
+      discriminator: preset("sngan-fc").discriminator,
+    }),
   ],
   "bn-mlp": ["the `bn` MLP, for scale (`--preset bn`)", () => preset("bn")],
 };
