@@ -21,6 +21,7 @@ import {
   DEFAULT_EPOCHS,
   DEFAULT_PRESET,
   type GanConfig,
+  LOSS_KINDS,
   preset,
   PRESET_NAMES,
 } from "../lib/gan.ts";
@@ -194,12 +195,7 @@ function parse(args: string[]) {
     "alternating",
     "simultaneous",
   ]) ?? config.update;
-  config.loss = choiceFlag("loss", values.loss, [
-    "non-saturating",
-    "saturating",
-    "hinge",
-  ]) ??
-    config.loss;
+  config.loss = choiceFlag("loss", values.loss, LOSS_KINDS) ?? config.loss;
   config.realLabel = numberFlag(
     "label-smoothing",
     values["label-smoothing"],

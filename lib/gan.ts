@@ -38,6 +38,7 @@ export {
   type GanConfig,
   generatorInputs,
   type GeneratorLossKind,
+  LOSS_KINDS,
   type NetConfig,
   type OutputActivation,
   pixelRange,

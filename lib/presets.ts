@@ -21,7 +21,9 @@ export type OutputActivation = "tanh" | "sigmoid";
  * two forms of the paper's cross-entropy game; `hinge` changes both players'
  * losses (the hinge game of Lim and Ye 2017, Miyato et al. 2018).
  */
-export type GeneratorLossKind = "non-saturating" | "saturating" | "hinge";
+export type GeneratorLossKind = (typeof LOSS_KINDS)[number];
+/** The loss kinds, for validation and the command line's `--loss`. */
+export const LOSS_KINDS = ["non-saturating", "saturating", "hinge"] as const;
 
 /**
  * One network: written out as a list of layers (`layers`), or in the MLP
@@ -623,7 +625,7 @@ export function validateConfig(config: GanConfig): void {
         `${config.gSteps} G steps (use alternating updates, --update alternating)`,
     );
   }
-  if (!["non-saturating", "saturating", "hinge"].includes(config.loss)) {
+  if (!LOSS_KINDS.includes(config.loss)) {
     problems.push(
       `loss must be "non-saturating", "saturating" or "hinge", got "${config.loss}"`,
     );
