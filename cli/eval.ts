@@ -6,6 +6,7 @@
 
 import { BACKEND_CHOICES, initBackend } from "../lib/backend.ts";
 import {
+  epochsText,
   generateImages,
   loadGenerator,
   noChecksumNote,
@@ -89,7 +90,7 @@ async function main(): Promise<number> {
     labels = inputs.labels ?? undefined;
     what = `${n} samples of ${generator.path} (${m.preset}${
       m.classes ? `, conditional: ${n / m.classes} per class` : ""
-    } on ${m.dataset}, ${m.epochs} epochs)`;
+    } on ${m.dataset}, ${epochsText(m)})`;
   } else {
     name = datasetFlag!;
     images = await readSamplesFile(values.samples!);

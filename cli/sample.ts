@@ -6,6 +6,7 @@
 
 import { BACKEND_CHOICES, initBackend } from "../lib/backend.ts";
 import {
+  epochsText,
   generateImages,
   loadGenerator,
   noChecksumNote,
@@ -163,7 +164,7 @@ async function main(): Promise<number> {
   console.error(
     `wrote ${count} images${what} to ${file} (generator ${path}: ` +
       `${metadata.preset}${classes ? " conditional" : ""} ` +
-      `on ${metadata.dataset}, ${metadata.epochs} epochs)`,
+      `on ${metadata.dataset}, ${epochsText(metadata)})`,
   );
   return 0;
 }

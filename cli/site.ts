@@ -9,6 +9,7 @@
  */
 
 import { createRequire } from "node:module";
+import { epochsText } from "../lib/checkpoint.ts";
 import { classLabels } from "../lib/data.ts";
 import { exists, PROJECT_ROOT } from "../lib/files.ts";
 import type { Manifest, ManifestEntry } from "../lib/manifest.ts";
@@ -55,6 +56,7 @@ export async function buildManifest(
       preset: gan.preset,
       dataset: gan.dataset,
       epochs: gan.epochs,
+      ...(typeof gan.epochs === "number" ? { training: epochsText(gan) } : {}),
       latent: gan.latent,
       latentDim: gan.latentDim,
       output: gan.output,

@@ -88,9 +88,13 @@ Options:
   --resume                   continue the checkpoint in --out with its
                              dataset, configuration and seed (flags that
                              would change them are refused; --epochs,
-                             --backend, --blas and --step apply)
+                             --backend, --blas, --step and --keep-generators
+                             apply)
   --limit N                  train on the first N images only (quick runs)
   --holdout N                training images kept out for validation (default 10000)
+  --keep-generators          also keep each epoch's generator in
+                             generators/epoch_NNN/, for deno task average
+                             (a generator's size an epoch: 27 MB for sngan-fc)
   --help                     this text
 
 Outputs in the run folder: samples/epoch_NNN.png, loss.png, progress.png,
@@ -139,6 +143,7 @@ function parse(args: string[]) {
     resume: { type: "boolean" },
     limit: { type: "string" },
     holdout: { type: "string" },
+    "keep-generators": { type: "boolean" },
     help: { type: "boolean", short: "h" },
   });
   if (values.resume) {
@@ -147,7 +152,7 @@ function parse(args: string[]) {
       throw new UsageError(
         `--resume continues the run with its own configuration, so ` +
           `${given.map((f) => `--${f}`).join(", ")} cannot be given with it ` +
-          "(only --epochs, --backend, --blas and --step apply); to train with " +
+          "(only --epochs, --backend, --blas, --step and --keep-generators apply); to train with " +
           "other settings, start a new run in another --out",
       );
     }
@@ -221,6 +226,7 @@ function parse(args: string[]) {
     resume: values.resume ?? false,
     limit: intFlag("limit", values.limit),
     holdout: intFlag("holdout", values.holdout, 0),
+    keepGenerators: values["keep-generators"] ?? false,
   };
 }
 
@@ -346,6 +352,7 @@ async function main(): Promise<number> {
     resume: opts.resume,
     limit: opts.limit,
     holdout: opts.holdout,
+    keepGenerators: opts.keepGenerators,
     step: opts.step,
     backend: backend.blas ? `${backend.name}+${backend.blas}` : backend.name,
     signal: controller.signal,

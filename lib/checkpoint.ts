@@ -81,6 +81,24 @@ export interface GeneratorMetadata {
   preset: string;
   dataset: string;
   epochs: number;
+  /**
+   * The epochs of the generators whose weights this one's are the mean of
+   * (`deno task average`); absent for a generator as trained.
+   */
+  averagedEpochs?: number[];
+}
+
+/**
+ * A generator's training length in words: "15 epochs", or for an averaged
+ * one "the mean of epochs 10-15" (a list where they are not consecutive).
+ */
+export function epochsText(m: GeneratorMetadata): string {
+  const e = m.averagedEpochs;
+  if (!e || e.length === 0) return `${m.epochs} epochs`;
+  const consecutive = e.every((x, i) => i === 0 || x === e[i - 1] + 1);
+  return `the mean of epochs ${
+    consecutive && e.length > 2 ? `${e[0]}-${e[e.length - 1]}` : e.join(", ")
+  }`;
 }
 
 /**

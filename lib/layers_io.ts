@@ -20,7 +20,18 @@ export interface SaveLayersOptions {
   weightsFile?: string;
   /** Stored as `userDefinedMetadata` in model.json. */
   metadata: Record<string, unknown>;
+  /**
+   * `"uint8"` stores each float32 weight of more than
+   * {@linkcode QUANTIZE_MIN_SIZE} values as 8-bit levels between its minimum
+   * and maximum (TF.js's own weight quantization, which `tf.loadLayersModel`
+   * reads back as float32), a quarter of the bytes; smaller weights (biases,
+   * batch norm's scales) stay float32. Default: none, the weights exactly.
+   */
+  quantize?: "uint8";
 }
+
+/** The smallest weight {@linkcode SaveLayersOptions.quantize} quantizes, in values. */
+export const QUANTIZE_MIN_SIZE = 4096;
 
 /** Writes `model` to `dir/model.json` and `dir/<weightsFile>`. */
 export async function saveLayersModel(
@@ -32,15 +43,12 @@ export async function saveLayersModel(
   await Deno.mkdir(dir, { recursive: true });
   await model.save(tf.io.withSaveHandler(async (artifacts) => {
     const data = artifacts.weightData;
-    const buffers = Array.isArray(data) ? data : [data!];
-    const joined = new Uint8Array(
-      buffers.reduce((n, b) => n + b.byteLength, 0),
-    );
-    let at = 0;
-    for (const b of buffers) {
-      joined.set(new Uint8Array(b), at);
-      at += b.byteLength;
+    let buffers = Array.isArray(data) ? data : [data!];
+    let specs = artifacts.weightSpecs!;
+    if (options.quantize) {
+      ({ buffers, specs } = quantizeUint8(buffers, specs));
     }
+    const joined = concat(buffers.map((b) => new Uint8Array(b)));
     await writeFileAtomic(`${dir}/${weightsFile}`, joined);
     const sha256 = { [weightsFile]: await sha256Hex(joined) };
     const json = {
@@ -50,7 +58,7 @@ export async function saveLayersModel(
       modelTopology: artifacts.modelTopology,
       weightsManifest: [{
         paths: [weightsFile],
-        weights: artifacts.weightSpecs,
+        weights: specs,
       }],
       userDefinedMetadata: { ...options.metadata, sha256 },
     };
@@ -63,6 +71,57 @@ export async function saveLayersModel(
       },
     };
   }));
+}
+
+/**
+ * Each float32 weight of more than QUANTIZE_MIN_SIZE values as uint8 levels:
+ * value = level * scale + min, the affine form TF.js's decodeWeights reads.
+ */
+function quantizeUint8(
+  buffers: ArrayBuffer[],
+  specs: tf.io.WeightsManifestEntry[],
+): { buffers: ArrayBuffer[]; specs: tf.io.WeightsManifestEntry[] } {
+  const joined = concat(buffers.map((b) => new Uint8Array(b)));
+  const out: ArrayBuffer[] = [];
+  const outSpecs: tf.io.WeightsManifestEntry[] = [];
+  let at = 0;
+  for (const spec of specs) {
+    if (spec.quantization) throw new Error(`${spec.name} is quantized already`);
+    const n = spec.shape.reduce((a, b) => a * b, 1);
+    const bytes = n * bytesOf(spec.dtype);
+    const raw = joined.slice(at, at + bytes);
+    at += bytes;
+    if (spec.dtype !== "float32" || n <= QUANTIZE_MIN_SIZE) {
+      out.push(raw.buffer);
+      outSpecs.push(spec);
+      continue;
+    }
+    const values = new Float32Array(raw.buffer);
+    let min = Infinity, max = -Infinity;
+    for (const v of values) {
+      if (v < min) min = v;
+      if (v > max) max = v;
+    }
+    // A constant weight keeps scale 1 (every level 0 decodes to min).
+    const scale = max > min ? (max - min) / 255 : 1;
+    const levels = new Uint8Array(n);
+    for (let i = 0; i < n; i++) {
+      levels[i] = Math.round((values[i] - min) / scale);
+    }
+    out.push(levels.buffer);
+    outSpecs.push({ ...spec, quantization: { dtype: "uint8", min, scale } });
+  }
+  return { buffers: out, specs: outSpecs };
+}
+
+function concat(parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
+  const joined = new Uint8Array(parts.reduce((n, b) => n + b.byteLength, 0));
+  let at = 0;
+  for (const b of parts) {
+    joined.set(b, at);
+    at += b.byteLength;
+  }
+  return joined;
 }
 
 /**
@@ -119,7 +178,10 @@ export async function loadLayersModelFile(
           }
         }
         const expected = specs.reduce(
-          (n, w) => n + w.shape.reduce((a, b) => a * b, 1) * bytesOf(w.dtype),
+          (n, w) =>
+            n +
+            w.shape.reduce((a, b) => a * b, 1) *
+              bytesOf(w.quantization?.dtype ?? w.dtype),
           0,
         );
         const got = parts.reduce((n, b) => n + b.length, 0);
@@ -132,13 +194,7 @@ export async function loadLayersModelFile(
               "copy or train it again",
           );
         }
-        const data = new Uint8Array(parts.reduce((n, b) => n + b.length, 0));
-        let at = 0;
-        for (const b of parts) {
-          data.set(b, at);
-          at += b.length;
-        }
-        return [specs, data.buffer];
+        return [specs, concat(parts).buffer];
       }),
   });
   const paths: string[] = json.weightsManifest.flatMap((

@@ -15,6 +15,8 @@ export interface ManifestEntry {
   preset?: string;
   dataset?: string;
   epochs?: number;
+  /** Its training in words: "20 epochs", or "the mean of epochs 10-15". */
+  training?: string;
   /** "normal" or "uniform" for a generator of this project. */
   latent?: string;
   latentDim?: number;

@@ -17,6 +17,7 @@ import {
   readCheckpoint,
   restoreCheckpoint,
   saveCheckpoint,
+  saveGenerator,
 } from "./checkpoint.ts";
 import {
   batches,
@@ -207,6 +208,12 @@ export interface TrainOptions {
   selfCheck?: SelfCheck;
   /** Options of the WGSL step (the matMul plans; a test's program rewrite). */
   wgsl?: Pick<WgslStepOptions, "matMul" | "transformProgram">;
+  /**
+   * Also keep each epoch's generator, in `generators/epoch_NNN/` of the run
+   * folder, for `deno task average` (default false: only the latest, in
+   * `generator/`). Each is the size of `generator/` (27 MB for `sngan-fc`).
+   */
+  keepGenerators?: boolean;
   /** Latent vectors of the fixed sample grid (default 100: 10 x 10). */
   gridSize?: number;
   /** Progress updates per epoch (default 20). */
@@ -361,7 +368,15 @@ async function openRun(
   };
   if (outDir === null) return fresh;
   // Files a killed run was writing (`NAME.tmp-PID`) are never completed.
-  const stale = removeStaleTemporaries(outDir, ["samples", "generator"]);
+  const kept = exists(`${outDir}/generators`)
+    ? [...Deno.readDirSync(`${outDir}/generators`)]
+      .filter((e) => e.isDirectory).map((e) => `generators/${e.name}`)
+    : [];
+  const stale = removeStaleTemporaries(outDir, [
+    "samples",
+    "generator",
+    ...kept,
+  ]);
   if (stale.length > 0) {
     log(
       `removed ${stale.length} unfinished file(s) left by an interrupted ` +
@@ -663,6 +678,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         range,
         cols: gridCols,
         rowLabels,
+        keepGenerator: options.keepGenerators ?? false,
         state: {
           epoch: epoch + 1,
           seed,
@@ -710,6 +726,8 @@ async function writeOutputs(
     cols?: number;
     /** Row captions of the sample grid (a class grid's class names). */
     rowLabels?: string[];
+    /** Also write the generator to `generators/epoch_NNN/`. */
+    keepGenerator: boolean;
     state: TrainState;
     title: string;
   },
@@ -749,16 +767,27 @@ async function writeOutputs(
     .filter((f) => exists(f.path));
   await writeFileAtomic(`${outDir}/progress.gif`, await progressGif(frames));
   const g = o.gan.config;
+  const generator = {
+    latentDim: g.latentDim,
+    latent: g.latent,
+    output: g.output,
+    ...(g.classes ? { classes: g.classes } : {}),
+    preset: g.preset,
+    dataset: o.state.dataset,
+    epochs: o.epoch,
+  };
+  if (o.keepGenerator) {
+    // Before the checkpoint, its commit point: a run killed in between
+    // trains this epoch again and writes this folder again.
+    await saveGenerator(
+      `${outDir}/generators/epoch_${pad(o.epoch)}`,
+      o.gan,
+      generator,
+      pad(o.epoch),
+    );
+  }
   await saveCheckpoint(outDir, o.gan, o.state, {
     tag: pad(o.epoch),
-    generator: {
-      latentDim: g.latentDim,
-      latent: g.latent,
-      output: g.output,
-      ...(g.classes ? { classes: g.classes } : {}),
-      preset: g.preset,
-      dataset: o.state.dataset,
-      epochs: o.epoch,
-    },
+    generator,
   });
 }

@@ -198,6 +198,7 @@ Deno.test("the committed generators sample on a fresh clone", async () => {
         ["mnist", "paper", "mnist", 0.6, 0.98],
         ["fashion", "bn", "fashion", 0.3, 0.9],
         ["mnist-sngan", "sngan", "mnist", 0.6, 0.98],
+        ["mnist-sngan-fc", "sngan-fc", "mnist", 0.6, 0.98],
         ["fashion-sngan", "sngan", "fashion", 0.3, 0.9],
       ] as const
     ) {

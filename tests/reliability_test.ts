@@ -301,7 +301,7 @@ Deno.test("a damaged or truncated generator is named; sample and eval say so", a
 });
 
 Deno.test("the committed generators carry checksums of their weights", async () => {
-  for (const name of ["mnist", "fashion"]) {
+  for (const name of ["mnist", "fashion", "mnist-sngan-fc"]) {
     const g = await loadGenerator(`${root}models/${name}`);
     assert.equal(g.verified, true, name);
     g.model.dispose();

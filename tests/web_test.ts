@@ -106,7 +106,13 @@ Deno.test({
     const models = await Deno.makeTempDir();
     // The committed generators, and a broken one: weights cut short.
     for (
-      const name of ["mnist", "fashion", "mnist-conditional", "fashion-sngan"]
+      const name of [
+        "mnist",
+        "fashion",
+        "mnist-conditional",
+        "fashion-sngan",
+        "mnist-sngan-fc",
+      ]
     ) {
       await Deno.mkdir(`${models}/${name}`);
       for (const e of Deno.readDirSync(`${root}models/${name}`)) {
@@ -235,6 +241,25 @@ Deno.test({
         ) <= 2,
       );
 
+      // A generator stored with 8-bit weights (deno task average --quantize
+      // uint8): tf.loadLayersModel in the page reads them back as Deno does.
+      await firstGrid(
+        browser,
+        `${server.url}?model=mnist-sngan-fc&seed=4&n=9&backend=webgl`,
+      );
+      assert.match(
+        await browser.evaluate<string>(
+          "document.getElementById('about').textContent",
+        ),
+        /sngan-fc on mnist, the mean of epochs 10-15/,
+      );
+      assert.ok(
+        largestDifference(
+          await browser.evaluate<number[]>("Array.from(window.gan.images)"),
+          await sampled("mnist-sngan-fc", 4, 9),
+        ) <= 2,
+      );
+
       // A conditional generator: the class picker shows (every class, or
       // one of ten), and a chosen class gives deno task sample --class's images.
       await firstGrid(
@@ -309,8 +334,15 @@ Deno.test({
           "mnist",
           "mnist-conditional",
           "mnist-sngan",
+          "mnist-sngan-fc",
         ],
       );
+      // An averaged generator's entry says which epochs it is the mean of.
+      const training = (name: string) =>
+        manifest.generators.find((g: { name: string }) => g.name === name)
+          .training;
+      assert.equal(training("mnist"), "400 epochs");
+      assert.equal(training("mnist-sngan-fc"), "the mean of epochs 10-15");
       // A conditional generator's entry carries its classes and their names.
       const cond = manifest.generators.find((g: { name: string }) =>
         g.name === "fashion-conditional"

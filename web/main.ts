@@ -267,7 +267,9 @@ function describe(e: Entry): string {
     : "";
   return `${e.preset ?? "?"}${e.classes ? " (conditional)" : ""} on ${
     e.dataset ?? "?"
-  }, ${e.epochs ?? "?"} epochs` +
+  }, ${
+    typeof e.training === "string" ? e.training : `${e.epochs ?? "?"} epochs`
+  }` +
     (figures ? ` (${figures})` : "");
 }
 

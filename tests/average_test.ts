@@ -1,0 +1,283 @@
+import assert from "node:assert/strict";
+import * as tf from "@tensorflow/tfjs";
+import { initBackend } from "../lib/backend.ts";
+import { averageGenerators } from "../lib/average.ts";
+import {
+  CheckpointError,
+  epochsText,
+  loadGenerator,
+  saveGenerator,
+} from "../lib/checkpoint.ts";
+import { createGan, disposeGan, generatorModel, preset } from "../lib/gan.ts";
+import {
+  loadLayersModelFile,
+  QUANTIZE_MIN_SIZE,
+  saveLayersModel,
+} from "../lib/layers_io.ts";
+import { parseEpochList } from "../cli/average.ts";
+import { runCli } from "./run.ts";
+
+await initBackend("wasm");
+
+const meta = (name: string, epochs: number) => ({
+  latentDim: 100,
+  latent: "normal" as const,
+  output: preset(name).output,
+  preset: name,
+  dataset: "mnist",
+  epochs,
+});
+
+Deno.test("uint8 weights: each large weight within half a level, small ones exact, a quarter of the bytes", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const gan = createGan(preset("bn"), { seed: 3 });
+    const model = generatorModel(gan.generator);
+    await saveLayersModel(`${dir}/f32`, model, { metadata: {} });
+    await saveLayersModel(`${dir}/u8`, model, {
+      metadata: {},
+      quantize: "uint8",
+    });
+    const json = JSON.parse(await Deno.readTextFile(`${dir}/u8/model.json`));
+    const specs = json.weightsManifest[0].weights;
+    const original = model.getWeights();
+    const loaded = await loadLayersModelFile(`${dir}/u8/model.json`);
+    assert.ok(loaded.verified);
+    const back = loaded.model.getWeights();
+    let quantized = 0;
+    let bytes = 0;
+    for (let i = 0; i < original.length; i++) {
+      const a = original[i].dataSync();
+      const b = back[i].dataSync();
+      const q = specs[i].quantization;
+      bytes += a.length * (q ? 1 : 4);
+      if (a.length > QUANTIZE_MIN_SIZE) {
+        quantized++;
+        assert.equal(q.dtype, "uint8");
+        let min = Infinity, max = -Infinity;
+        for (const v of a) [min, max] = [Math.min(min, v), Math.max(max, v)];
+        assert.ok(
+          Math.abs(q.min - min) < 1e-7 &&
+            Math.abs(q.scale - (max - min) / 255) < 1e-9,
+        );
+        for (let j = 0; j < a.length; j++) {
+          assert.ok(
+            Math.abs(a[j] - b[j]) <= q.scale / 2 + 1e-6,
+            `${specs[i].name}[${j}]`,
+          );
+        }
+      } else {
+        assert.equal(q, undefined);
+        assert.deepEqual(b, a);
+      }
+    }
+    assert.ok(
+      quantized >= 3,
+      "bn's G has at least three weights over the size",
+    );
+    const size = (d: string) =>
+      [...Deno.readDirSync(d)].filter((e) => e.name.endsWith(".bin"))
+        .reduce((n, e) => n + Deno.statSync(`${d}/${e.name}`).size, 0);
+    assert.equal(size(`${dir}/u8`), bytes);
+    assert.ok(size(`${dir}/u8`) < size(`${dir}/f32`) / 3.5);
+    // A truncated 8-bit file is named as such, like a float32 one.
+    const w = await Deno.readFile(`${dir}/u8/weights.bin`);
+    await Deno.writeFile(`${dir}/u8/weights.bin`, w.subarray(0, w.length - 10));
+    json.userDefinedMetadata.sha256 = {};
+    await Deno.writeTextFile(`${dir}/u8/model.json`, JSON.stringify(json));
+    await assert.rejects(
+      loadLayersModelFile(`${dir}/u8/model.json`),
+      /holds \d+ bytes, .* expects \d+: truncated/,
+    );
+    model.dispose();
+    loaded.model.dispose();
+    disposeGan(gan);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("averaging generators: every weight the mean, batch norm's statistics included; others refused", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const gans = [1, 2, 3].map((seed) => createGan(preset("bn"), { seed }));
+    // A fresh G's running statistics are 0 and 1 in every G: make them differ.
+    for (const [i, gan] of gans.entries()) {
+      for (const v of gan.generator.variables) {
+        if (/moving_(mean|variance)$/.test(v.name)) {
+          v.assign(tf.randomUniform(v.shape, 0.5, 2, "float32", i + 7));
+        }
+      }
+    }
+    for (const [i, gan] of gans.entries()) {
+      await saveGenerator(
+        `${dir}/e${i + 1}`,
+        gan,
+        meta("bn", i + 1),
+        `00${i + 1}`,
+      );
+    }
+    const loaded = await Promise.all(
+      [1, 2, 3].map((e) => loadGenerator(`${dir}/e${e}`)),
+    );
+    const expected = loaded[0].model.getWeights().map((_, i) => {
+      const values = loaded.map((g) => g.model.getWeights()[i].dataSync());
+      return values[0].map((_, j) =>
+        (values[0][j] + values[1][j] + values[2][j]) / 3
+      );
+    });
+    const avg = await averageGenerators([1, 2, 3].map((e) => `${dir}/e${e}`));
+    assert.deepEqual(avg.metadata.averagedEpochs, [1, 2, 3]);
+    assert.equal(epochsText(avg.metadata), "the mean of epochs 1-3");
+    assert.equal(
+      epochsText({ ...avg.metadata, averagedEpochs: [2, 4] }),
+      "the mean of epochs 2, 4",
+    );
+    assert.equal(epochsText(meta("bn", 7)), "7 epochs");
+    assert.equal(avg.metadata.epochs, 3);
+    assert.equal(avg.metadata.preset, "bn");
+    const names = avg.model.weights.map((w) => w.originalName);
+    assert.ok(names.some((n) => n.endsWith("moving_variance")), names.join());
+    const got = avg.model.getWeights().map((w) => w.dataSync());
+    assert.equal(got.length, expected.length);
+    for (let i = 0; i < got.length; i++) {
+      for (let j = 0; j < got[i].length; j++) {
+        assert.ok(Math.abs(got[i][j] - expected[i][j]) < 1e-6);
+      }
+    }
+    // It samples: images in tanh's range.
+    const y = avg.model.predict(
+      tf.randomNormal([4, 100], 0, 1, "float32", 1),
+    ) as tf.Tensor;
+    assert.equal(y.shape[0], 4);
+    assert.ok((await y.data()).every((v) => v >= -1 && v <= 1));
+    y.dispose();
+    avg.model.dispose();
+    for (const g of loaded) g.model.dispose();
+
+    await assert.rejects(
+      averageGenerators([`${dir}/e1`]),
+      /at least two generators, got 1/,
+    );
+    await assert.rejects(
+      averageGenerators([`${dir}/e1`, `${dir}/nothing`]),
+      (e) =>
+        e instanceof CheckpointError &&
+        /no generator at .*nothing/.test(e.message),
+    );
+    const other = createGan(preset("mlp"), { seed: 1 });
+    await saveGenerator(`${dir}/mlp`, other, meta("mlp", 1));
+    await assert.rejects(
+      averageGenerators([`${dir}/e1`, `${dir}/mlp`]),
+      /not generators of one run: preset mlp against bn/,
+    );
+    // Metadata that agrees over networks that do not (a file edited by hand).
+    await saveGenerator(`${dir}/posing`, other, meta("bn", 1));
+    await assert.rejects(
+      averageGenerators([`${dir}/e1`, `${dir}/posing`]),
+      /are not the same network: weights 100x128, /,
+    );
+    disposeGan(other);
+    for (const g of gans) disposeGan(g);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("parseEpochList: ranges and lists, at least two epochs", () => {
+  assert.deepEqual(parseEpochList("10-12,14"), [10, 11, 12, 14]);
+  assert.deepEqual(parseEpochList("3,1,3"), [1, 3]);
+  for (const bad of ["", "5", "0-3", "4-2", "a-b", "1-", "1,,2"]) {
+    assert.throws(() => parseEpochList(bad), /--epochs must/, bad);
+  }
+});
+
+Deno.test("train --keep-generators, then average: a sampled, quantized generator; missing epochs named", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const out = `${dir}/run`;
+    const t = await runCli("train.ts", [
+      "--limit",
+      "128",
+      "--epochs",
+      "2",
+      "--batch-size",
+      "32",
+      "--preset",
+      "mlp",
+      "--backend",
+      "wasm",
+      "--out",
+      out,
+      "--keep-generators",
+    ]);
+    assert.equal(t.code, 0, t.stderr);
+    for (const e of ["001", "002"]) {
+      const g = await loadGenerator(`${out}/generators/epoch_${e}`);
+      assert.equal(g.metadata.epochs, Number(e));
+      g.model.dispose();
+    }
+    const a = await runCli("average.ts", [
+      "--run",
+      out,
+      "--epochs",
+      "1-2",
+      "--out",
+      `${dir}/avg`,
+      "--quantize",
+      "uint8",
+    ]);
+    assert.equal(a.code, 0, a.stderr);
+    assert.match(
+      a.stderr,
+      /the mean of mlp's generators of epochs 1, 2 .*8-bit weights/,
+    );
+    const s = await runCli("sample.ts", [
+      "--checkpoint",
+      `${dir}/avg`,
+      "--n",
+      "16",
+      "--out",
+      `${dir}/avg.png`,
+      "--backend",
+      "wasm",
+    ]);
+    assert.equal(s.code, 0, s.stderr);
+    assert.match(s.stderr, /mlp on mnist, the mean of epochs 1, 2\)/);
+    const missing = await runCli("average.ts", [
+      "--run",
+      out,
+      "--epochs",
+      "1-3",
+      "--out",
+      `${dir}/avg2`,
+    ]);
+    assert.equal(missing.code, 1);
+    assert.match(
+      missing.stderr,
+      /has no generator of epoch 3 .*it keeps epochs 1, 2/,
+    );
+    const none = await runCli("average.ts", [
+      "--run",
+      dir,
+      "--epochs",
+      "1-2",
+      "--out",
+      `${dir}/avg2`,
+    ]);
+    assert.equal(none.code, 1);
+    assert.match(none.stderr, /train with --keep-generators/);
+    const bad = await runCli("average.ts", [
+      "--run",
+      out,
+      "--epochs",
+      "2",
+      "--out",
+      `${dir}/x`,
+    ]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /at least two epochs/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
