@@ -107,6 +107,14 @@ export async function saveAveragedGenerator(
   options: { quantize?: "uint8" } = {},
 ): Promise<GeneratorMetadata> {
   const averaged = await averageGenerators(paths);
+  // A generator written there before: its weights files, left out of the new one, go.
+  let before: string[] = [];
+  try {
+    const json = JSON.parse(await Deno.readTextFile(`${outDir}/model.json`));
+    before = json.weightsManifest.flatMap((g: { paths: string[] }) => g.paths);
+  } catch {
+    // no generator there
+  }
   try {
     await saveLayersModel(outDir, averaged.model, {
       metadata: { gan: averaged.metadata },
@@ -114,6 +122,11 @@ export async function saveAveragedGenerator(
     });
   } finally {
     averaged.model.dispose();
+  }
+  for (const p of before) {
+    if (p !== "weights.bin" && !p.includes("/")) {
+      await Deno.remove(`${outDir}/${p}`).catch(() => {});
+    }
   }
   return averaged.metadata;
 }

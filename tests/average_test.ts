@@ -243,6 +243,28 @@ Deno.test("train --keep-generators, then average: a sampled, quantized generator
       "wasm",
     ]);
     assert.equal(s.code, 0, s.stderr);
+    // Written over a generator folder, the old weights file goes, other files stay.
+    await Deno.mkdir(`${dir}/over`);
+    for (const f of ["model.json", "weights-002.bin"]) {
+      await Deno.copyFile(
+        `${out}/generators/epoch_002/${f}`,
+        `${dir}/over/${f}`,
+      );
+    }
+    await Deno.writeTextFile(`${dir}/over/notes.txt`, "mine");
+    const o = await runCli("average.ts", [
+      "--run",
+      out,
+      "--epochs",
+      "1,2",
+      "--out",
+      `${dir}/over`,
+    ]);
+    assert.equal(o.code, 0, o.stderr);
+    assert.deepEqual(
+      [...Deno.readDirSync(`${dir}/over`)].map((e) => e.name).sort(),
+      ["model.json", "notes.txt", "weights.bin"],
+    );
     assert.match(s.stderr, /mlp on mnist, the mean of epochs 1, 2\)/);
     const missing = await runCli("average.ts", [
       "--run",
