@@ -6,7 +6,11 @@
  */
 
 import { initBackend } from "../lib/backend.ts";
-import { saveAveragedGenerator } from "../lib/average.ts";
+import {
+  keptEpochs,
+  keptGeneratorFolder,
+  saveAveragedGenerator,
+} from "../lib/average.ts";
 import { exists } from "../lib/files.ts";
 import { choiceFlag, parseFlags, runCli, UsageError } from "./args.ts";
 
@@ -76,15 +80,10 @@ async function main(): Promise<number> {
   const quantize = choiceFlag("quantize", values.quantize, ["uint8", "none"]);
   const out = values.out!;
   if (!exists(run)) throw new Error(`${run} does not exist`);
-  const folder = (e: number) =>
-    `${run}/generators/epoch_${String(e).padStart(3, "0")}`;
+  const folder = (e: number) => `${run}/${keptGeneratorFolder(e)}`;
   const missing = epochs.filter((e) => !exists(`${folder(e)}/model.json`));
   if (missing.length > 0) {
-    const kept = exists(`${run}/generators`)
-      ? [...Deno.readDirSync(`${run}/generators`)]
-        .map((e) => e.name.match(/^epoch_(\d+)$/)?.[1])
-        .filter((n) => n !== undefined).map(Number).sort((a, b) => a - b)
-      : [];
+    const kept = keptEpochs(run);
     throw new Error(
       `${run} has no generator of epoch ${missing.join(", ")} ` +
         `(${folder(missing[0])}/model.json); ` +
@@ -100,10 +99,9 @@ async function main(): Promise<number> {
   const metadata = await saveAveragedGenerator(out, epochs.map(folder), {
     quantize: quantize === "uint8" ? "uint8" : undefined,
   });
-  let bytes = 0;
-  for (const e of Deno.readDirSync(out)) {
-    if (e.isFile) bytes += Deno.statSync(`${out}/${e.name}`).size;
-  }
+  // What it wrote (the folder may hold other files).
+  const bytes = ["model.json", "weights.bin"]
+    .reduce((n, f) => n + Deno.statSync(`${out}/${f}`).size, 0);
   console.error(
     `${out}: the mean of ${metadata.preset}'s generators of epochs ` +
       `${epochs.join(", ")} (${(bytes / 1e6).toFixed(1)} MB` +

@@ -23,7 +23,25 @@ import {
   type LoadedGenerator,
   loadGenerator,
 } from "./checkpoint.ts";
+import { exists } from "./files.ts";
 import { saveLayersModel } from "./layers_io.ts";
+
+/**
+ * Where `train({ keepGenerators: true })` keeps an epoch's generator,
+ * relative to the run folder: `generators/epoch_NNN`.
+ */
+export function keptGeneratorFolder(epoch: number): string {
+  return `generators/epoch_${String(epoch).padStart(3, "0")}`;
+}
+
+/** The epochs whose generators the run folder `runDir` keeps, in order. */
+export function keptEpochs(runDir: string): number[] {
+  if (!exists(`${runDir}/generators`)) return [];
+  return [...Deno.readDirSync(`${runDir}/generators`)]
+    .filter((e) => e.isDirectory)
+    .map((e) => e.name.match(/^epoch_(\d+)$/)?.[1])
+    .filter((n) => n !== undefined).map(Number).sort((a, b) => a - b);
+}
 
 /** The fields that two generators of one run share. */
 const SAME = [
@@ -56,9 +74,11 @@ export async function averageGenerators(
   try {
     for (const p of paths) loaded.push(await loadGenerator(p));
     const first = loaded[0];
-    const shapes = (g: LoadedGenerator) =>
-      g.model.getWeights().map((w) => w.shape.join("x")).join(", ");
-    for (const g of loaded.slice(1)) {
+    const weights = loaded.map((g) => g.model.getWeights());
+    const shapes = weights.map((ws) =>
+      ws.map((w) => w.shape.join("x")).join(", ")
+    );
+    for (const [i, g] of loaded.entries()) {
       for (const field of SAME) {
         if (g.metadata[field] !== first.metadata[field]) {
           throw new CheckpointError(
@@ -67,14 +87,13 @@ export async function averageGenerators(
           );
         }
       }
-      if (shapes(g) !== shapes(first)) {
+      if (shapes[i] !== shapes[0]) {
         throw new CheckpointError(
           `${g.path} and ${first.path} are not the same network: weights ` +
-            `${shapes(g)} against ${shapes(first)}`,
+            `${shapes[i]} against ${shapes[0]}`,
         );
       }
     }
-    const weights = loaded.map((g) => g.model.getWeights());
     const mean = tf.tidy(() =>
       weights[0].map((_, i) =>
         tf.div(tf.addN(weights.map((w) => w[i])), loaded.length)

@@ -43,12 +43,10 @@ export async function saveLayersModel(
   await Deno.mkdir(dir, { recursive: true });
   await model.save(tf.io.withSaveHandler(async (artifacts) => {
     const data = artifacts.weightData;
-    let buffers = Array.isArray(data) ? data : [data!];
+    const buffers = Array.isArray(data) ? data : [data!];
+    let joined = concat(buffers.map((b) => new Uint8Array(b)));
     let specs = artifacts.weightSpecs!;
-    if (options.quantize) {
-      ({ buffers, specs } = quantizeUint8(buffers, specs));
-    }
-    const joined = concat(buffers.map((b) => new Uint8Array(b)));
+    if (options.quantize) ({ joined, specs } = quantizeUint8(joined, specs));
     await writeFileAtomic(`${dir}/${weightsFile}`, joined);
     const sha256 = { [weightsFile]: await sha256Hex(joined) };
     const json = {
@@ -78,11 +76,10 @@ export async function saveLayersModel(
  * value = level * scale + min, the affine form TF.js's decodeWeights reads.
  */
 function quantizeUint8(
-  buffers: ArrayBuffer[],
+  joined: Uint8Array,
   specs: tf.io.WeightsManifestEntry[],
-): { buffers: ArrayBuffer[]; specs: tf.io.WeightsManifestEntry[] } {
-  const joined = concat(buffers.map((b) => new Uint8Array(b)));
-  const out: ArrayBuffer[] = [];
+): { joined: Uint8Array<ArrayBuffer>; specs: tf.io.WeightsManifestEntry[] } {
+  const out: Uint8Array[] = [];
   const outSpecs: tf.io.WeightsManifestEntry[] = [];
   let at = 0;
   for (const spec of specs) {
@@ -92,7 +89,7 @@ function quantizeUint8(
     const raw = joined.slice(at, at + bytes);
     at += bytes;
     if (spec.dtype !== "float32" || n <= QUANTIZE_MIN_SIZE) {
-      out.push(raw.buffer);
+      out.push(raw);
       outSpecs.push(spec);
       continue;
     }
@@ -108,10 +105,10 @@ function quantizeUint8(
     for (let i = 0; i < n; i++) {
       levels[i] = Math.round((values[i] - min) / scale);
     }
-    out.push(levels.buffer);
+    out.push(levels);
     outSpecs.push({ ...spec, quantization: { dtype: "uint8", min, scale } });
   }
-  return { buffers: out, specs: outSpecs };
+  return { joined: concat(out), specs: outSpecs };
 }
 
 function concat(parts: Uint8Array[]): Uint8Array<ArrayBuffer> {

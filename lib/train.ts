@@ -19,6 +19,7 @@ import {
   saveCheckpoint,
   saveGenerator,
 } from "./checkpoint.ts";
+import { keptEpochs, keptGeneratorFolder } from "./average.ts";
 import {
   batches,
   batchesPerEpoch,
@@ -368,14 +369,10 @@ async function openRun(
   };
   if (outDir === null) return fresh;
   // Files a killed run was writing (`NAME.tmp-PID`) are never completed.
-  const kept = exists(`${outDir}/generators`)
-    ? [...Deno.readDirSync(`${outDir}/generators`)]
-      .filter((e) => e.isDirectory).map((e) => `generators/${e.name}`)
-    : [];
   const stale = removeStaleTemporaries(outDir, [
     "samples",
     "generator",
-    ...kept,
+    ...keptEpochs(outDir).map(keptGeneratorFolder),
   ]);
   if (stale.length > 0) {
     log(
@@ -780,7 +777,7 @@ async function writeOutputs(
     // Before the checkpoint, its commit point: a run killed in between
     // trains this epoch again and writes this folder again.
     await saveGenerator(
-      `${outDir}/generators/epoch_${pad(o.epoch)}`,
+      `${outDir}/${keptGeneratorFolder(o.epoch)}`,
       o.gan,
       generator,
       pad(o.epoch),
