@@ -27,6 +27,12 @@ export function intFlag(
       : `an integer >= ${min}`;
     throw new UsageError(`--${name} must be ${want}, got "${value}"`);
   }
+  if (!Number.isSafeInteger(n)) {
+    // Above 2^53 a number no longer holds every integer: 2^53 + 1 reads as 2^53.
+    throw new UsageError(
+      `--${name} must be at most ${Number.MAX_SAFE_INTEGER} (2^53 - 1), got "${value}"`,
+    );
+  }
   return n;
 }
 

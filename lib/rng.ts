@@ -26,21 +26,39 @@ export class Rng {
   #s: Uint32Array = new Uint32Array(4);
 
   /**
-   * @param seed any integer; the same seed always gives the same sequence.
+   * @param seed any integers of at most 53 bits (safe integers); the same seed
+   * always gives the same sequence, and seeds that differ in any bit (the
+   * high ones included) give different ones.
    * Several integers (for example a run's seed and an epoch number) are mixed
    * into one stream, so `new Rng(seed, epoch)` differs for every epoch.
    */
   constructor(...seed: number[]) {
     if (seed.length === 0) seed = [0];
     let mixed = 0x12345678;
-    for (const part of seed) {
-      if (!Number.isInteger(part)) {
-        throw new RangeError(`Rng seed must be integers, got ${part}`);
+    // The high words of parts of 2^32 and above, mixed on their own: folded
+    // into `mixed` alone, seed 2^32 + 1 gave seed 0's stream.
+    let high = 0, anyHigh = false;
+    for (const [i, part] of seed.entries()) {
+      if (!Number.isSafeInteger(part)) {
+        throw new RangeError(
+          `Rng seed must be integers within +-(2^53 - 1), got ${part}`,
+        );
       }
-      mixed = splitmix32(mixed ^ (part >>> 0) ^ Math.floor(part / 2 ** 32))();
+      const hi = Math.floor(part / 2 ** 32);
+      mixed = splitmix32(mixed ^ (part >>> 0) ^ hi)();
+      if (hi !== 0) {
+        anyHigh = true;
+        high = splitmix32(high ^ (hi >>> 0) ^ Math.imul(i + 1, 0x9e3779b9))();
+      }
     }
     const next = splitmix32(mixed);
     for (let i = 0; i < 4; i++) this.#s[i] = next();
+    if (anyHigh) {
+      // (mixed, high) determines (low word, high word) of a one-part seed, so
+      // two seeds below 2^53 never share both; the state takes both.
+      const more = splitmix32(high ^ 0x6a09e667);
+      for (let i = 0; i < 4; i++) this.#s[i] ^= more();
+    }
     if (this.#s.every((v) => v === 0)) this.#s[0] = 1;
   }
 
