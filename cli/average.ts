@@ -7,6 +7,7 @@
 
 import { initBackend } from "../lib/backend.ts";
 import {
+  checkAverageOut,
   keptEpochs,
   keptGeneratorFolder,
   saveAveragedGenerator,
@@ -26,7 +27,11 @@ generator to DIR/generators/epoch_NNN/.
   --epochs LIST       the epochs to average: 10-15, or 10,12,14, or both
                       (10-12,14)
   --out DIR           where to write the averaged generator (model.json +
-                      weights.bin, a TF.js layers model like generator/)
+                      weights-HASH.bin, a TF.js layers model like
+                      generator/): a new or empty folder outside the run
+  --overwrite         replace the generator --out holds (a models/ folder,
+                      an earlier average): its weights, eval.json and
+                      progress.gif go, other files stay
   --quantize uint8    store each weight of more than 4096 values in 8 bits
                       (a quarter of the size; tf.loadLayersModel reads it
                       back as float32); default: none, float32 throughout
@@ -35,16 +40,26 @@ generator to DIR/generators/epoch_NNN/.
 Then evaluate it like any generator: deno task eval --checkpoint DIR.
 `;
 
+/** The most epochs one average takes (and the highest epoch named). */
+export const MAX_EPOCHS = 10000;
+
 /** "10-12,14" -> [10, 11, 12, 14]; a UsageError for anything else. */
 export function parseEpochList(spec: string): number[] {
   const epochs: number[] = [];
+  const shown = spec.length > 60 ? `${spec.slice(0, 60)}...` : spec;
   for (const part of spec.split(",")) {
     const m = part.trim().match(/^(\d+)(?:-(\d+))?$/);
     const from = m ? Number(m[1]) : NaN;
     const to = m?.[2] !== undefined ? Number(m[2]) : from;
     if (!m || from < 1 || to < from) {
       throw new UsageError(
-        `--epochs must be epochs >= 1 as a list or ranges (10-15, 10,12,14), got "${spec}"`,
+        `--epochs must be epochs >= 1 as a list or ranges (10-15, 10,12,14), got "${shown}"`,
+      );
+    }
+    // Before any list is made: "1-20000000" is a typo, not 20 million epochs.
+    if (to > MAX_EPOCHS || epochs.length + (to - from + 1) > MAX_EPOCHS) {
+      throw new UsageError(
+        `--epochs names epochs up to ${MAX_EPOCHS} at most, got "${shown}"`,
       );
     }
     for (let e = from; e <= to; e++) epochs.push(e);
@@ -58,12 +73,29 @@ export function parseEpochList(spec: string): number[] {
   return unique;
 }
 
+/** [1, 2, 3, 5] -> "1-3, 5": a long list stays one short line. */
+function rangesText(epochs: number[]): string {
+  const parts: string[] = [];
+  for (let i = 0; i < epochs.length;) {
+    let j = i;
+    while (j + 1 < epochs.length && epochs[j + 1] === epochs[j] + 1) j++;
+    parts.push(
+      j - i >= 2
+        ? `${epochs[i]}-${epochs[j]}`
+        : epochs.slice(i, j + 1).join(", "),
+    );
+    i = j + 1;
+  }
+  return parts.join(", ");
+}
+
 async function main(): Promise<number> {
   const { values } = parseFlags(Deno.args, {
     run: { type: "string" },
     epochs: { type: "string" },
     out: { type: "string" },
     quantize: { type: "string" },
+    overwrite: { type: "boolean" },
     help: { type: "boolean", short: "h" },
   });
   if (values.help) {
@@ -79,34 +111,47 @@ async function main(): Promise<number> {
   const epochs = parseEpochList(values.epochs!);
   const quantize = choiceFlag("quantize", values.quantize, ["uint8", "none"]);
   const out = values.out!;
+  if (out.trim() === "") {
+    throw new UsageError(
+      `--out is empty; name a new folder, e.g. --out ${run}-avg`,
+    );
+  }
   if (!exists(run)) throw new Error(`${run} does not exist`);
   const folder = (e: number) => `${run}/${keptGeneratorFolder(e)}`;
   const missing = epochs.filter((e) => !exists(`${folder(e)}/model.json`));
   if (missing.length > 0) {
     const kept = keptEpochs(run);
     throw new Error(
-      `${run} has no generator of epoch ${missing.join(", ")} ` +
+      `${run} has no generator of epoch ${rangesText(missing)} ` +
         `(${folder(missing[0])}/model.json); ` +
         (kept.length > 0
           ? `it keeps epochs ${kept.join(", ")}`
           : "it keeps none: train with --keep-generators to keep each epoch's"),
     );
   }
-  if (exists(out) && !Deno.statSync(out).isDirectory) {
-    throw new Error(`--out ${out} is a file; give a folder`);
-  }
+  const target = checkAverageOut(out, run, values.overwrite ?? false);
   await initBackend("cpu");
-  const metadata = await saveAveragedGenerator(out, epochs.map(folder), {
-    quantize: quantize === "uint8" ? "uint8" : undefined,
-  });
+  const { metadata, files } = await saveAveragedGenerator(
+    target,
+    epochs.map(folder),
+    { quantize: quantize === "uint8" ? "uint8" : undefined, epochs },
+  );
   // What it wrote (the folder may hold other files).
-  const bytes = ["model.json", "weights.bin"]
-    .reduce((n, f) => n + Deno.statSync(`${out}/${f}`).size, 0);
+  const bytes = files.reduce(
+    (n, f) => n + Deno.statSync(`${out}/${f}`).size,
+    0,
+  );
+  const gone = target.replaced.filter((f) => !files.includes(f));
   console.error(
     `${out}: the mean of ${metadata.preset}'s generators of epochs ` +
-      `${epochs.join(", ")} (${(bytes / 1e6).toFixed(1)} MB` +
-      `${quantize === "uint8" ? ", 8-bit weights" : ""}); evaluate it with ` +
-      `deno task eval --checkpoint ${out}`,
+      `${rangesText(epochs)} (${(bytes / 1e6).toFixed(1)} MB` +
+      `${quantize === "uint8" ? ", 8-bit weights" : ""})` +
+      (gone.length > 0
+        ? `, replacing the generator there (removed ${
+          gone.join(", ")
+        }, of the old one)`
+        : "") +
+      `; evaluate it with deno task eval --checkpoint ${out}`,
   );
   return 0;
 }

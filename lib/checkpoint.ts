@@ -82,6 +82,14 @@ export interface GeneratorMetadata {
   dataset: string;
   epochs: number;
   /**
+   * The training run this generator comes from: an id drawn when the run
+   * started and kept when it is resumed (`deno task average` takes
+   * generators of one run only). Absent in generators of older versions.
+   */
+  run?: string;
+  /** The run's seed (absent in generators of older versions). */
+  seed?: number;
+  /**
    * The epochs of the generators whose weights this one's are the mean of
    * (`deno task average`); absent for a generator as trained.
    */

@@ -6,6 +6,8 @@
  * @module
  */
 
+import { createHash } from "node:crypto";
+import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 /** The project's root folder (holding `lib/`), ending with `/`. */
@@ -136,6 +138,27 @@ function isRoot(dir: string): boolean {
   }
 }
 
+/**
+ * `path` made absolute with every symbolic link resolved, as far as it
+ * exists (the rest, not yet created, appended as given): where a write
+ * to `path` would land.
+ */
+export function realPathOf(path: string): string {
+  const parts = resolve(path).split("/").filter((p) => p !== "");
+  for (let i = parts.length; i >= 0; i--) {
+    try {
+      const base = Deno.realPathSync("/" + parts.slice(0, i).join("/"));
+      const rest = parts.slice(i);
+      return rest.length === 0
+        ? base
+        : `${base.replace(/\/$/, "")}/${rest.join("/")}`;
+    } catch {
+      // not there yet: try its folder
+    }
+  }
+  return resolve(path);
+}
+
 /** True when `path` exists. */
 export function exists(path: string): boolean {
   try {
@@ -211,6 +234,50 @@ export function removeStaleTemporaries(
     }
   }
   return removed;
+}
+
+/**
+ * Removes the temporary files (`PATH.tmp-PID`) of exactly `paths` that a
+ * process killed while writing them left, where PID no longer runs; other
+ * files of their folders are left alone. Returns the removed paths.
+ */
+export function removeStaleTemporariesOf(paths: readonly string[]): string[] {
+  const removed: string[] = [];
+  for (const path of paths) {
+    const dir = dirname(path), name = path.slice(path.lastIndexOf("/") + 1);
+    let entries: Deno.DirEntry[];
+    try {
+      entries = [...Deno.readDirSync(dir)];
+    } catch {
+      continue;
+    }
+    for (const entry of entries) {
+      const pid = entry.name.startsWith(`${name}.tmp-`)
+        ? entry.name.slice(name.length + 5)
+        : "";
+      if (!entry.isFile || !/^\d+$/.test(pid) || processAlive(Number(pid))) {
+        continue;
+      }
+      try {
+        Deno.removeSync(`${dir}/${entry.name}`);
+        removed.push(`${dir}/${entry.name}`);
+      } catch {
+        // gone already
+      }
+    }
+  }
+  return removed;
+}
+
+/** The SHA-256 of a file, read in pieces (any size), as 64 hexadecimal digits. */
+export async function sha256File(path: string): Promise<string> {
+  const hash = createHash("sha256");
+  using file = await Deno.open(path);
+  const buffer = new Uint8Array(1 << 20);
+  for (let n; (n = await file.read(buffer)) !== null;) {
+    hash.update(buffer.subarray(0, n));
+  }
+  return hash.digest("hex");
 }
 
 /** The SHA-256 of `bytes`, as 64 hexadecimal digits. */

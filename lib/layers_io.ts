@@ -16,7 +16,13 @@ import { exists, sha256Hex, writeFileAtomic } from "./files.ts";
 
 /** Options of {@linkcode saveLayersModel}. */
 export interface SaveLayersOptions {
-  /** Name of the weights file (default `weights.bin`). */
+  /**
+   * Name of the weights file (default `weights.bin`). `"by-content"` names
+   * it after its bytes, `weights-<16 hex digits of their SHA-256>.bin`: a
+   * new file name for new weights, so a model.json written over another
+   * never names a weights file it did not write (an interruption between
+   * the two files leaves the old model whole).
+   */
   weightsFile?: string;
   /** Stored as `userDefinedMetadata` in model.json. */
   metadata: Record<string, unknown>;
@@ -33,13 +39,16 @@ export interface SaveLayersOptions {
 /** The smallest weight {@linkcode SaveLayersOptions.quantize} quantizes, in values. */
 export const QUANTIZE_MIN_SIZE = 4096;
 
-/** Writes `model` to `dir/model.json` and `dir/<weightsFile>`. */
+/**
+ * Writes `model` to `dir/<weightsFile>`, then `dir/model.json`; returns the
+ * weights file's name.
+ */
 export async function saveLayersModel(
   dir: string,
   model: tf.LayersModel,
   options: SaveLayersOptions,
-): Promise<void> {
-  const weightsFile = options.weightsFile ?? "weights.bin";
+): Promise<string> {
+  let weightsFile = options.weightsFile ?? "weights.bin";
   await Deno.mkdir(dir, { recursive: true });
   await model.save(tf.io.withSaveHandler(async (artifacts) => {
     const data = artifacts.weightData;
@@ -47,8 +56,12 @@ export async function saveLayersModel(
     let joined = concat(buffers.map((b) => new Uint8Array(b)));
     let specs = artifacts.weightSpecs!;
     if (options.quantize) ({ joined, specs } = quantizeUint8(joined, specs));
+    const digest = await sha256Hex(joined);
+    if (weightsFile === "by-content") {
+      weightsFile = `weights-${digest.slice(0, 16)}.bin`;
+    }
     await writeFileAtomic(`${dir}/${weightsFile}`, joined);
-    const sha256 = { [weightsFile]: await sha256Hex(joined) };
+    const sha256 = { [weightsFile]: digest };
     const json = {
       format: artifacts.format,
       generatedBy: artifacts.generatedBy,
@@ -69,6 +82,7 @@ export async function saveLayersModel(
       },
     };
   }));
+  return weightsFile;
 }
 
 /**
@@ -191,7 +205,18 @@ export async function loadLayersModelFile(
               "copy or train it again",
           );
         }
-        return [specs, concat(parts).buffer];
+        const joined = concat(parts);
+        const bad = nonFiniteWeight(joined, specs);
+        if (bad) {
+          const files = manifest.flatMap((g) => g.paths).map((p) => dir + p);
+          throw new Error(
+            `${files.join(", ")} ${files.length > 1 ? "hold" : "holds"} ` +
+              `${bad.count} NaN or infinite value(s) in weight ${bad.name} ` +
+              `(named by ${jsonPath}): a generator that trained into NaN, ` +
+              "or a damaged file; copy or train it again",
+          );
+        }
+        return [specs, joined.buffer];
       }),
   });
   const paths: string[] = json.weightsManifest.flatMap((
@@ -202,6 +227,36 @@ export async function loadLayersModelFile(
     metadata: json.userDefinedMetadata ?? {},
     verified: paths.length > 0 && paths.every((p) => Boolean(sums?.[p])),
   };
+}
+
+/**
+ * The first float32 weight of `specs` holding NaN or infinite values in
+ * `joined`, with their count; null when every value is finite. Quantized
+ * weights decode from a finite min and scale, so only those are checked.
+ */
+function nonFiniteWeight(
+  joined: Uint8Array<ArrayBuffer>,
+  specs: tf.io.WeightsManifestEntry[],
+): { name: string; count: number } | null {
+  let at = 0;
+  for (const spec of specs) {
+    const n = spec.shape.reduce((a, b) => a * b, 1);
+    const bytes = n * bytesOf(spec.quantization?.dtype ?? spec.dtype);
+    let count = 0;
+    if (spec.quantization) {
+      const { min, scale } = spec.quantization;
+      if (!Number.isFinite(min ?? 0) || !Number.isFinite(scale ?? 1)) count = n;
+    } else if (spec.dtype === "float32") {
+      // After an 8-bit weight an offset may not be a multiple of 4: a copy.
+      const values = at % 4 === 0
+        ? new Float32Array(joined.buffer, at, n)
+        : new Float32Array(joined.slice(at, at + bytes).buffer);
+      for (const v of values) if (!Number.isFinite(v)) count++;
+    }
+    if (count > 0) return { name: spec.name, count };
+    at += bytes;
+  }
+  return null;
 }
 
 /** Bytes per value of a weights manifest's dtype. */

@@ -19,7 +19,11 @@ import {
   saveCheckpoint,
   saveGenerator,
 } from "./checkpoint.ts";
-import { keptEpochs, keptGeneratorFolder } from "./average.ts";
+import {
+  keptEpochs,
+  keptGeneratorFolder,
+  removeKeptGenerators,
+} from "./average.ts";
 import {
   batches,
   batchesPerEpoch,
@@ -155,6 +159,13 @@ export interface TrainState {
    * recorded).
    */
   epochs?: number;
+  /**
+   * The run's id, drawn when it started and kept on resume; every generator
+   * the run writes carries it (absent in checkpoints of older versions).
+   */
+  run?: string;
+  /** Whether the run keeps each epoch's generator (`--keep-generators`). */
+  keepGenerators?: boolean;
 }
 
 /** A progress update within an epoch (running means over the epoch so far). */
@@ -346,6 +357,8 @@ interface RunStart {
   /** `limit` and `holdout`: the checkpoint's on resume. */
   limit?: number;
   holdout?: number;
+  /** The run's id ({@linkcode TrainState.run}). */
+  id: string;
 }
 
 /**
@@ -366,6 +379,7 @@ async function openRun(
     checkpoint: null,
     limit: options.limit,
     holdout: options.holdout,
+    id: crypto.randomUUID(),
   };
   if (outDir === null) return fresh;
   // Files a killed run was writing (`NAME.tmp-PID`) are never completed.
@@ -386,6 +400,8 @@ async function openRun(
         `nothing to resume: ${outDir} holds no checkpoint.json`,
       );
     }
+    // Generators an earlier run in this folder kept are not of this run.
+    logRemovedGenerators(outDir, removeKeptGenerators(outDir, 0), 0, log);
     return fresh;
   }
   if (!options.resume) {
@@ -410,6 +426,20 @@ async function openRun(
         "to train it further",
     );
   }
+  // Kept generators past the checkpoint were written by an attempt killed
+  // before its checkpoint: that epoch trains again, to other weights.
+  logRemovedGenerators(
+    outDir,
+    removeKeptGenerators(outDir, s.epoch),
+    s.epoch,
+    log,
+  );
+  if (s.keepGenerators && !options.keepGenerators) {
+    log(
+      `note: ${outDir} kept each epoch's generator so far; resumed without ` +
+        "--keep-generators, the next epochs' are not kept",
+    );
+  }
   log(
     options.epochs === s.epoch
       ? `${outDir} has already trained all ${s.epoch} epochs asked for; ` +
@@ -427,7 +457,27 @@ async function openRun(
     checkpoint,
     limit: s.limit ?? undefined,
     holdout: s.holdout,
+    // A run of an older version had no id: its generators from now on get one.
+    id: s.run ?? crypto.randomUUID(),
   };
+}
+
+/** Says which kept generators {@linkcode removeKeptGenerators} removed, and why. */
+function logRemovedGenerators(
+  outDir: string,
+  removed: number[],
+  after: number,
+  log: (m: string) => void,
+): void {
+  if (removed.length === 0) return;
+  log(
+    `removed the generators of epoch(s) ${removed.join(", ")} from ` +
+      `${outDir}/generators/: ` +
+      (after === 0
+        ? "kept by an earlier run in this folder"
+        : "kept by an attempt stopped before its checkpoint; epoch " +
+          `${after + 1} trains again`),
+  );
 }
 
 /**
@@ -687,6 +737,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
           limit: run.limit ?? null,
           backend: options.backend ?? tf.getBackend(),
           epochs: options.epochs,
+          run: run.id,
+          keepGenerators: options.keepGenerators ?? false,
         },
         title: `${config.preset}${
           classes && config.preset !== "cgan" ? " (conditional)" : ""
@@ -772,6 +824,8 @@ async function writeOutputs(
     preset: g.preset,
     dataset: o.state.dataset,
     epochs: o.epoch,
+    run: o.state.run,
+    seed: o.state.seed,
   };
   if (o.keepGenerator) {
     // Before the checkpoint, its commit point: a run killed in between

@@ -1,7 +1,11 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../lib/backend.ts";
-import { averageGenerators } from "../lib/average.ts";
+import {
+  averageGenerators,
+  checkAverageOut,
+  saveAveragedGenerator,
+} from "../lib/average.ts";
 import {
   CheckpointError,
   epochsText,
@@ -15,7 +19,11 @@ import {
   saveLayersModel,
 } from "../lib/layers_io.ts";
 import { parseEpochList } from "../cli/average.ts";
+import { loadDataset } from "../lib/data.ts";
+import { exists } from "../lib/files.ts";
+import { train } from "../lib/train.ts";
 import { runCli } from "./run.ts";
+import { tinyOptions } from "./tiny.ts";
 
 await initBackend("wasm");
 
@@ -252,19 +260,30 @@ Deno.test("train --keep-generators, then average: a sampled, quantized generator
       );
     }
     await Deno.writeTextFile(`${dir}/over/notes.txt`, "mine");
-    const o = await runCli("average.ts", [
-      "--run",
-      out,
-      "--epochs",
-      "1,2",
-      "--out",
-      `${dir}/over`,
-    ]);
-    assert.equal(o.code, 0, o.stderr);
-    assert.deepEqual(
-      [...Deno.readDirSync(`${dir}/over`)].map((e) => e.name).sort(),
-      ["model.json", "notes.txt", "weights.bin"],
+    await Deno.writeTextFile(`${dir}/over/eval.json`, '{"fid": 1}');
+    const overArgs = ["--run", out, "--epochs", "1,2", "--out", `${dir}/over`];
+    const refused = await runCli("average.ts", overArgs);
+    assert.equal(refused.code, 1);
+    assert.match(
+      refused.stderr,
+      /over holds a generator already \(mlp on mnist, 2 epochs\); pass --overwrite/,
     );
+    const o = await runCli("average.ts", [...overArgs, "--overwrite"]);
+    assert.equal(o.code, 0, o.stderr);
+    assert.match(
+      o.stderr,
+      /removed weights-002.bin, eval.json, of the old one/,
+    );
+    const names = [...Deno.readDirSync(`${dir}/over`)].map((e) => e.name);
+    assert.deepEqual(names.filter((n) => !n.startsWith("weights-")).sort(), [
+      "model.json",
+      "notes.txt",
+    ]);
+    assert.equal(
+      names.filter((n) => /^weights-[0-9a-f]{16}\.bin$/.test(n)).length,
+      1,
+    );
+    assert.equal(names.length, 3);
     assert.match(s.stderr, /mlp on mnist, the mean of epochs 1, 2\)/);
     const missing = await runCli("average.ts", [
       "--run",
@@ -303,3 +322,204 @@ Deno.test("train --keep-generators, then average: a sampled, quantized generator
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("average writes only where it may: never into the run, over other files, or a generator without --overwrite; one run only", async () => {
+  const dir = await Deno.makeTempDir();
+  const mnist = await loadDataset("mnist", { log: () => {} });
+  const options = tinyOptions(mnist, { limit: 96, keepGenerators: true });
+  const trained = async (out: string, seed: number, epochs = 3) => {
+    const r = await train(options({ outDir: out, seed, epochs }));
+    assert.equal(r.status, "completed");
+    disposeGan(r.gan);
+  };
+  const average = (...args: string[]) => runCli("average.ts", args);
+  const listing = (d: string) =>
+    [...Deno.readDirSync(d)].map((e) => e.name).sort();
+  try {
+    const run = `${dir}/run`;
+    await trained(run, 1);
+    const ok = ["--run", run, "--epochs", "1-3"];
+    // Inside or above the run folder: its inputs and its own outputs.
+    for (
+      const out of [
+        `${run}/generators/epoch_002`,
+        `${run}/generator`,
+        run,
+        `${run}/avg`,
+        dir,
+      ]
+    ) {
+      const before = exists(out) ? listing(out) : null;
+      const r = await average(...ok, "--out", out, "--overwrite");
+      assert.equal(r.code, 1, out);
+      assert.match(r.stderr, /(inside|above) the run folder .*--out .*run-avg/);
+      assert.deepEqual(exists(out) ? listing(out) : null, before);
+    }
+    const empty = await average(...ok, "--out", "");
+    assert.equal(empty.code, 2);
+    assert.match(empty.stderr, /--out is empty/);
+    // A folder of other files, another TF.js model: refused, untouched.
+    await Deno.mkdir(`${dir}/mine`);
+    await Deno.writeTextFile(`${dir}/mine/notes.txt`, "mine");
+    await Deno.mkdir(`${dir}/other`);
+    await Deno.writeTextFile(
+      `${dir}/other/model.json`,
+      JSON.stringify({
+        modelTopology: {},
+        weightsManifest: [{ paths: ["group1-shard1of1.bin"], weights: [] }],
+      }),
+    );
+    await Deno.writeFile(
+      `${dir}/other/group1-shard1of1.bin`,
+      new Uint8Array(8),
+    );
+    for (
+      const [out, why] of [
+        ["mine", /holds other files \(notes.txt\)/],
+        ["other", /not a generator saved by this project/],
+      ] as const
+    ) {
+      const before = listing(`${dir}/${out}`);
+      const r = await average(...ok, "--out", `${dir}/${out}`, "--overwrite");
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, why);
+      assert.deepEqual(listing(`${dir}/${out}`), before);
+    }
+    // Epoch lists are bounded before any list is made.
+    const started = performance.now();
+    const huge = await average(
+      "--run",
+      run,
+      "--epochs",
+      "1-20000000",
+      "--out",
+      `${dir}/a`,
+    );
+    assert.equal(huge.code, 2);
+    assert.match(huge.stderr, /up to 10000 at most/);
+    assert.ok(huge.stderr.length < 4000, `${huge.stderr.length} characters`);
+    assert.ok(performance.now() - started < 30000);
+    const missing = await average(
+      "--run",
+      run,
+      "--epochs",
+      "2-9000",
+      "--out",
+      `${dir}/a`,
+    );
+    assert.equal(missing.code, 1);
+    assert.match(
+      missing.stderr,
+      /no generator of epoch 4-9000 .*keeps epochs 1, 2, 3/,
+    );
+
+    // One run only: a generator copied in from another run, or an epoch's
+    // folder holding another epoch's generator, is refused by name.
+    const other = `${dir}/other-run`;
+    await trained(other, 2, 2);
+    await Deno.remove(`${run}/generators/epoch_002`, { recursive: true });
+    await copyFolder(
+      `${other}/generators/epoch_002`,
+      `${run}/generators/epoch_002`,
+    );
+    let r = await average(...ok, "--out", `${dir}/a`);
+    assert.equal(r.code, 1);
+    assert.match(
+      r.stderr,
+      /epoch_002\/model.json and .*epoch_001\/model.json are not generators of one run: run /,
+    );
+    await Deno.remove(`${run}/generators/epoch_002`, { recursive: true });
+    await copyFolder(
+      `${run}/generators/epoch_003`,
+      `${run}/generators/epoch_002`,
+    );
+    r = await average(...ok, "--out", `${dir}/a`);
+    assert.equal(r.code, 1);
+    assert.match(
+      r.stderr,
+      /is the generator of epoch 3 by its metadata, not of epoch 2/,
+    );
+    assert.equal(exists(`${dir}/a`), false);
+
+    // A new run in the folder removes the old run's kept generators.
+    await Deno.remove(`${other}/checkpoint.json`);
+    const logs: string[] = [];
+    const again = await train(options({
+      outDir: other,
+      seed: 3,
+      epochs: 1,
+      log: (m) => logs.push(m),
+    }));
+    disposeGan(again.gan);
+    assert.match(
+      logs.join("\n"),
+      /removed the generators of epoch\(s\) 1, 2 .*kept by an earlier run/,
+    );
+    assert.deepEqual(listing(`${other}/generators`), ["epoch_001"]);
+    const g = await loadGenerator(`${other}/generators/epoch_001`);
+    assert.equal(g.metadata.seed, 3);
+    assert.match(g.metadata.run ?? "", /^[0-9a-f-]{36}$/);
+    g.model.dispose();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("an average stopped between its weights and its model.json leaves the old generator whole", async () => {
+  const dir = await Deno.makeTempDir();
+  const mnist = await loadDataset("mnist", { log: () => {} });
+  try {
+    const run = `${dir}/run`;
+    const r = await train(
+      tinyOptions(mnist, { limit: 96, keepGenerators: true })({
+        outDir: run,
+        epochs: 3,
+      }),
+    );
+    disposeGan(r.gan);
+    const out = `${dir}/avg`;
+    const kept = (epochs: number[]) =>
+      epochs.map((e) => `${run}/generators/epoch_00${e}`);
+    await saveAveragedGenerator(checkAverageOut(out, run), kept([1, 2]), {
+      epochs: [1, 2],
+    });
+    // model.json's temporary file cannot be made: the write stops right
+    // after the new weights file, as a kill at that moment would.
+    const blocker = `${out}/model.json.tmp-${Deno.pid}`;
+    await Deno.mkdir(blocker);
+    await Deno.writeTextFile(`${blocker}/x`, "");
+    await assert.rejects(
+      saveAveragedGenerator(checkAverageOut(out, run, true), kept([1, 2, 3]), {
+        epochs: [1, 2, 3],
+      }),
+      /cannot write .*model.json/,
+    );
+    let g = await loadGenerator(out);
+    assert.deepEqual(g.metadata.averagedEpochs, [1, 2]);
+    assert.equal(g.verified, true);
+    g.model.dispose();
+    await Deno.remove(blocker, { recursive: true });
+    // The next average replaces it and clears the weights the stopped one left.
+    const { files } = await saveAveragedGenerator(
+      checkAverageOut(out, run, true),
+      kept([1, 2, 3]),
+      { epochs: [1, 2, 3] },
+    );
+    g = await loadGenerator(out);
+    assert.deepEqual(g.metadata.averagedEpochs, [1, 2, 3]);
+    g.model.dispose();
+    assert.deepEqual(
+      [...Deno.readDirSync(out)].map((e) => e.name).sort(),
+      [...files].sort(),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+async function copyFolder(from: string, to: string) {
+  await Deno.mkdir(to, { recursive: true });
+  for (const e of Deno.readDirSync(from)) {
+    await Deno.copyFile(`${from}/${e.name}`, `${to}/${e.name}`);
+  }
+}
