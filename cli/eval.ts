@@ -12,15 +12,13 @@ import {
   noChecksumNote,
 } from "../lib/checkpoint.ts";
 import { DATASET_NAMES, type DatasetName, loadDataset } from "../lib/data.ts";
-import {
-  evaluateImages,
-  readLabelsFile,
-  readSamplesFile,
-} from "../lib/evaluate.ts";
-import { exists } from "../lib/files.ts";
-import { generatorInputsFor, labelsPath } from "../lib/sample_file.ts";
+import { evaluateImages } from "../lib/evaluate.ts";
+import { generatorInputsFor, readSampleFiles } from "../lib/sample_file.ts";
 import { Rng } from "../lib/rng.ts";
 import { choiceFlag, intFlag, parseFlags, runCli, UsageError } from "./args.ts";
+
+/** Most samples eval draws from a generator (n x 784 floats in memory). */
+const MAX_SAMPLES = 100000;
 
 const USAGE =
   `Usage: deno task eval (--checkpoint PATH | --samples FILE --dataset NAME) [options]
@@ -36,10 +34,14 @@ table, then one JSON line with every figure.
   --samples FILE      .npy (uint8 N x 28 x 28 or N x 784, float32 in [0,1] or
                       [-1,1]) or an IDX images file; the labels file that
                       deno task sample writes beside a conditional
-                      generator's samples (x.labels.npy ...) is read too
+                      generator's samples (x.labels.npy ...) is read too,
+                      checked against the record sample writes (x.npy.json)
   --dataset NAME      mnist | fashion (default: the generator's own)
-  --n N               samples to draw from a checkpoint (default 10000; a
-                      conditional generator's are N / 10 per class)
+  --any-dataset       score a generator (or samples whose record names
+                      one) against --dataset though it learnt another
+  --n N               samples to draw from a checkpoint (default 10000, at
+                      most ${MAX_SAMPLES}; a conditional generator's are
+                      N / 10 per class)
   --seed N            seed of their noise (default 0)
   --no-parzen         skip the Parzen estimate
   --backend B         auto | webgpu | wasm | cpu (default auto)
@@ -54,6 +56,7 @@ async function main(): Promise<number> {
     n: { type: "string" },
     seed: { type: "string" },
     "no-parzen": { type: "boolean" },
+    "any-dataset": { type: "boolean" },
     backend: { type: "string" },
     help: { type: "boolean", short: "h" },
   });
@@ -69,6 +72,13 @@ async function main(): Promise<number> {
     throw new UsageError("--samples needs --dataset");
   }
   const n = intFlag("n", values.n, 2) ?? 10000;
+  if (n > MAX_SAMPLES) {
+    throw new UsageError(
+      `--n must be at most ${MAX_SAMPLES}, got ${n}; to measure more, ` +
+        "write them with deno task sample --out x.npy and evaluate chunks",
+    );
+  }
+  const anyDataset = values["any-dataset"] ?? false;
   const seed = intFlag("seed", values.seed, 0) ?? 0;
   const backend = await initBackend(
     choiceFlag("backend", values.backend, BACKEND_CHOICES) ?? "auto",
@@ -83,6 +93,14 @@ async function main(): Promise<number> {
       console.error(noChecksumNote(generator.path, "its size was checked"));
     }
     const m = generator.metadata;
+    if (datasetFlag && datasetFlag !== m.dataset && !anyDataset) {
+      throw new UsageError(
+        `${generator.path} was trained on ${m.dataset}, not ${datasetFlag}: ` +
+          `its samples would be scored as ${datasetFlag} images; leave ` +
+          `--dataset out to use its own, or pass --any-dataset to score it ` +
+          `against ${datasetFlag} anyway`,
+      );
+    }
     name = datasetFlag ?? m.dataset as DatasetName;
     // A conditional generator's samples take the classes in turn.
     const inputs = generatorInputsFor(generator, n, new Rng(seed, 4));
@@ -93,20 +111,15 @@ async function main(): Promise<number> {
     } on ${m.dataset}, ${epochsText(m)})`;
   } else {
     name = datasetFlag!;
-    images = await readSamplesFile(values.samples!);
-    what = `${images.length / 784} images from ${values.samples}`;
-    const beside = labelsPath(values.samples!);
-    if (exists(beside)) {
-      labels = await readLabelsFile(beside);
-      if (labels.length !== images.length / 784) {
-        throw new Error(
-          `${beside} holds ${labels.length} labels for the ` +
-            `${images.length / 784} images of ${values.samples}; ` +
-            "write both again with deno task sample",
-        );
-      }
-      what += ` with their classes from ${beside}`;
-    }
+    const read = await readSampleFiles(values.samples!, {
+      dataset: name,
+      anyDataset,
+      log: (m) => console.error(m),
+    });
+    images = read.images;
+    labels = read.labels;
+    what = `${images.length / 784} images from ${values.samples}` +
+      (read.labelsFile ? ` with their classes from ${read.labelsFile}` : "");
   }
   const dataset = await loadDataset(name);
   console.error(`evaluating ${what} against ${name} (${dataset.source})`);

@@ -19,7 +19,9 @@ import {
   checkLabel,
   labelsPath,
   PNG_MAX_IMAGES,
+  recordPath,
   sampleFileKind,
+  SamplingInterrupted,
   toBytes,
   writeSampleFile,
 } from "../lib/sample_file.ts";
@@ -44,15 +46,21 @@ Draws images from a trained generator.
                      its .npy / IDX images take the classes in turn, their
                      labels written beside them (x.npy -> x.labels.npy,
                      x.idx -> x.labels.idx, x-images-idx3-ubyte ->
-                     x-labels-idx1-ubyte)
+                     x-labels-idx1-ubyte); .npy and IDX files get a record
+                     beside them (x.npy.json: count, checksums, generator)
+                     that deno task eval checks
   --seed N           seed of the noise (default 0)
   --interpolate      a latent interpolation grid instead: each row walks from
                      one random latent vector to another (PNG output)
-  --rows N           rows of the interpolation (default 10)
-  --steps N          images per row of the interpolation (default 10)
+  --rows N           rows of the interpolation (default 10, at most 100)
+  --steps N          images per row of the interpolation (default 10, at
+                     most 100)
   --backend B        auto | webgpu | wasm | cpu (default auto)
   --help             this text
 `;
+
+/** Most rows, and most images per row, of an interpolation grid. */
+const WALK_MAX = Math.sqrt(PNG_MAX_IMAGES);
 
 async function main(): Promise<number> {
   const { values } = parseFlags(Deno.args, {
@@ -91,6 +99,13 @@ async function main(): Promise<number> {
   const seed = intFlag("seed", values.seed, 0) ?? 0;
   const rows = intFlag("rows", values.rows) ?? 10;
   const steps = intFlag("steps", values.steps) ?? 10;
+  if (values.interpolate && (rows > WALK_MAX || steps > WALK_MAX)) {
+    // Before any latent vector is drawn: a walk is a PNG grid too.
+    throw new UsageError(
+      `--rows and --steps must be at most ${WALK_MAX} each (a grid of at ` +
+        `most ${PNG_MAX_IMAGES} images), got ${rows} x ${steps}`,
+    );
+  }
   if (kind === "png" && !values.interpolate && n > PNG_MAX_IMAGES) {
     throw new UsageError(
       `--n ${n} is too many for a PNG grid (at most ${PNG_MAX_IMAGES}); ` +
@@ -133,23 +148,38 @@ async function main(): Promise<number> {
     const started = performance.now();
     const tty = Deno.stderr.isTerminal();
     let shown = 0;
-    count = await writeSampleFile(file, loaded, {
-      n,
-      seed,
-      label,
-      onProgress: (done) => {
-        // Progress only for long work: in place on a terminal, else every 10%.
-        if (done === n || n <= 20000) return;
-        const tenth = Math.floor((10 * done) / n);
-        if (!tty && tenth <= shown) return;
-        shown = tenth;
-        const seconds = (performance.now() - started) / 1000;
-        const left = (seconds / done) * (n - done);
-        const text = `${done}/${n} images (${Math.floor((100 * done) / n)}%)` +
-          `, ${Math.round(left)}s left`;
-        console.error(tty ? `\r${text}\x1b[K` : text);
-      },
-    });
+    // Ctrl-C stops after the chunk in progress and leaves nothing behind.
+    const controller = new AbortController();
+    const onSigint = () => controller.abort();
+    Deno.addSignalListener("SIGINT", onSigint);
+    try {
+      count = await writeSampleFile(file, loaded, {
+        n,
+        seed,
+        label,
+        signal: controller.signal,
+        log: (m) => console.error(m),
+        onProgress: (done) => {
+          // Progress only for long work: in place on a terminal, else every 10%.
+          if (done === n || n <= 20000) return;
+          const tenth = Math.floor((10 * done) / n);
+          if (!tty && tenth <= shown) return;
+          shown = tenth;
+          const seconds = (performance.now() - started) / 1000;
+          const left = (seconds / done) * (n - done);
+          const text =
+            `${done}/${n} images (${Math.floor((100 * done) / n)}%)` +
+            `, ${Math.round(left)}s left`;
+          console.error(tty ? `\r${text}\x1b[K` : text);
+        },
+      });
+    } catch (e) {
+      if (!(e instanceof SamplingInterrupted)) throw e;
+      console.error(`\n${e.message}`);
+      return 130;
+    } finally {
+      Deno.removeSignalListener("SIGINT", onSigint);
+    }
     if (tty && n > 20000) console.error("");
   }
   const what = !classes
@@ -161,10 +191,11 @@ async function main(): Promise<number> {
     : kind !== "png"
     ? `, classes in turn (labels in ${labelsPath(file)})`
     : "";
+  const record = kind === "png" ? "" : `; its record in ${recordPath(file)}`;
   console.error(
     `wrote ${count} images${what} to ${file} (generator ${path}: ` +
       `${metadata.preset}${classes ? " conditional" : ""} ` +
-      `on ${metadata.dataset}, ${epochsText(metadata)})`,
+      `on ${metadata.dataset}, ${epochsText(metadata)})${record}`,
   );
   return 0;
 }

@@ -391,7 +391,10 @@ async function main(): Promise<number> {
   console.error(
     `${result.status}: ${result.message}` +
       (result.status === "interrupted" && hasCheckpoint(opts.out)
-        ? `\ncontinue with: deno task train --out ${opts.out} --resume`
+        ? `\ncontinue with: deno task train --out ${opts.out} --resume${
+          // The one flag that changes what the resumed run writes and that
+          // the checkpoint does not carry over (its epochs it does).
+          opts.keepGenerators ? " --keep-generators" : ""}`
         : ""),
   );
   return result.status === "interrupted" ? 130 : 3;

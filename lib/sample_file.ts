@@ -6,15 +6,25 @@
  * @module
  */
 
-import { generateImages, type LoadedGenerator } from "./checkpoint.ts";
+import { createHash } from "node:crypto";
+import {
+  epochsText,
+  generateImages,
+  type LoadedGenerator,
+} from "./checkpoint.ts";
 import {
   checkWritableFile,
+  exists,
+  removeStaleTemporariesOf,
+  sha256File,
+  sha256Hex,
   temporaryName,
   WriteError,
   writeFailure,
   writeFileAtomic,
 } from "./files.ts";
-import { classLabels } from "./data.ts";
+import { CLASS_NAMES, classLabels } from "./data.ts";
+import { readLabelsFile, readSamplesFile } from "./evaluate.ts";
 import { classGridInputs, sampleLatent, withClasses } from "./gan.ts";
 import { idxHeader } from "./idx.ts";
 import { npyHeader } from "./npy.ts";
@@ -52,6 +62,51 @@ export interface SampleFileOptions {
    * noise down each column).
    */
   label?: number;
+  /** Stops the work between chunks; nothing is left behind. */
+  signal?: AbortSignal;
+  /** One-line notes (files removed). Default: none. */
+  log?: (message: string) => void;
+}
+
+/** {@linkcode writeSampleFile} stopped by its signal; nothing was written. */
+export class SamplingInterrupted extends Error {
+  constructor(path: string) {
+    super(`interrupted: ${path} was not written, and nothing was left behind`);
+    this.name = "SamplingInterrupted";
+  }
+}
+
+/**
+ * What `deno task sample` records beside a `.npy` or IDX file of samples
+ * ({@linkcode recordPath}): their count and checksum, their labels file's
+ * checksum (or none), and the generator, so that `deno task eval` reads a
+ * labels file only with the samples it was written with, and knows the
+ * dataset they imitate.
+ */
+export interface SampleRecord {
+  format: "gan-samples";
+  version: 1;
+  count: number;
+  /** SHA-256 of the samples file. */
+  sha256: string;
+  /** The labels file (a name beside the samples) and its SHA-256, or null. */
+  labels: { file: string; sha256: string } | null;
+  generator: {
+    path: string;
+    preset: string;
+    dataset: string;
+    training: string;
+    classes?: number;
+    run?: string;
+  };
+  seed: number;
+  /** The class every image was drawn for (`--class`), if one was. */
+  label?: number;
+}
+
+/** Where a sample file's {@linkcode SampleRecord} goes: `x.npy` -> `x.npy.json`. */
+export function recordPath(path: string): string {
+  return `${path}.json`;
 }
 
 /**
@@ -178,46 +233,209 @@ export async function writeSampleFile(
     options.onProgress?.(n, n);
     return grid.count;
   }
-  const labelsFile = classes ? labelsPath(path) : null;
+  // The labels file belongs to the samples file of its name: written with
+  // a conditional generator's, removed with an unconditional one's.
+  const beside = labelsPath(path), record = recordPath(path);
+  const labelsFile = classes ? beside : null;
   if (labelsFile) checkWritableFile(labelsFile);
-  const tmp = temporaryName(path);
+  // What a killed sample of this file left (`x.npy.tmp-PID`, ...).
+  const stale = removeStaleTemporariesOf([path, beside, record]);
+  if (stale.length > 0) {
+    options.log?.(
+      `removed ${stale.join(", ")}, left by an interrupted deno task sample`,
+    );
+  }
+  const tmp = temporaryName(path), labelsTmp = temporaryName(beside);
   let file: Deno.FsFile | null = null;
   const allLabels = new Uint8Array(classes ? n : 0);
+  const hash = createHash("sha256");
   try {
     file = await Deno.open(tmp, { write: true, create: true, truncate: true });
     const dims = [n, 28, 28];
-    await writeAll(
-      file,
-      kind === "npy" ? npyHeader(dims, "|u1") : idxHeader(dims),
-    );
+    const header = kind === "npy" ? npyHeader(dims, "|u1") : idxHeader(dims);
+    await writeAll(file, header);
+    hash.update(header);
     for (let done = 0; done < n;) {
+      if (options.signal?.aborted) throw new SamplingInterrupted(path);
       const m = Math.min(chunk, n - done);
       const { z, labels } = generatorInputsFor(generator, m, rng, {
         label: options.label,
         first: done,
       });
       if (labels) allLabels.set(labels, done);
-      await writeAll(file, toBytes(await generateImages(generator, z)));
+      const bytes = toBytes(await generateImages(generator, z));
+      await writeAll(file, bytes);
+      hash.update(bytes);
       done += m;
       options.onProgress?.(done, n);
     }
     file.close();
     file = null;
+    let labels: SampleRecord["labels"] = null;
     if (labelsFile) {
       const header = kind === "npy" ? npyHeader([n], "|u1") : idxHeader([n]);
       const bytes = new Uint8Array(header.length + n);
       bytes.set(header);
       bytes.set(allLabels, header.length);
-      await writeFileAtomic(labelsFile, bytes);
+      await Deno.writeFile(labelsTmp, bytes);
+      labels = {
+        file: labelsFile.slice(labelsFile.lastIndexOf("/") + 1),
+        sha256: await sha256Hex(bytes),
+      };
     }
+    // The old record goes first: from here until the new one is written,
+    // eval finds no record rather than one of other samples.
+    await Deno.remove(record).catch(() => {});
+    if (labelsFile) await Deno.rename(labelsTmp, labelsFile);
     await Deno.rename(tmp, path);
+    if (!labelsFile && exists(beside)) {
+      await Deno.remove(beside);
+      options.log?.(
+        `removed ${beside}: the labels of the samples ${path} held before`,
+      );
+    }
+    const m = generator.metadata;
+    const entry: SampleRecord = {
+      format: "gan-samples",
+      version: 1,
+      count: n,
+      sha256: hash.digest("hex"),
+      labels,
+      generator: {
+        path: generator.path,
+        preset: m.preset,
+        dataset: m.dataset,
+        training: epochsText(m),
+        ...(m.classes ? { classes: m.classes } : {}),
+        ...(m.run ? { run: m.run } : {}),
+      },
+      seed: options.seed,
+      ...(options.label !== undefined ? { label: options.label } : {}),
+    };
+    await writeFileAtomic(record, JSON.stringify(entry, null, 1) + "\n");
     return n;
   } catch (e) {
     file?.close();
     await Deno.remove(tmp).catch(() => {});
-    if (e instanceof WriteError) throw e;
+    await Deno.remove(labelsTmp).catch(() => {});
+    if (e instanceof WriteError || e instanceof SamplingInterrupted) throw e;
     throw new WriteError(`cannot write ${path}: ${writeFailure(e)}`);
   }
+}
+
+/** Options of {@linkcode readSampleFiles}. */
+export interface ReadSamplesOptions {
+  /** The dataset the samples are scored against. */
+  dataset: string;
+  /** Score them against `dataset` even if their generator learnt another. */
+  anyDataset?: boolean;
+  /** One-line notes. Default: none. */
+  log?: (message: string) => void;
+}
+
+/**
+ * Reads a file of samples (`.npy`, IDX) and, where there is one, the labels
+ * file beside it ({@linkcode labelsPath}). With the record that `deno task
+ * sample` writes ({@linkcode recordPath}), both must be the files it
+ * describes (checksums), and their generator must have learnt `dataset`;
+ * without one, a labels file beside is taken by its name and count, with a
+ * note. Every label must be a class of `dataset`.
+ *
+ * @throws {Error} naming the file and what to do, when any of that fails.
+ */
+export async function readSampleFiles(
+  path: string,
+  options: ReadSamplesOptions,
+): Promise<{ images: Float32Array; labels?: Uint8Array; labelsFile?: string }> {
+  const images = await readSamplesFile(path);
+  const n = images.length / 784;
+  const beside = labelsPath(path), recordFile = recordPath(path);
+  let record: SampleRecord | null = null;
+  if (exists(recordFile)) {
+    try {
+      record = JSON.parse(await Deno.readTextFile(recordFile));
+    } catch (e) {
+      throw new Error(
+        `${recordFile} is not valid JSON (${(e as Error).message}); remove ` +
+          `it to evaluate ${path} as plain images`,
+      );
+    }
+    if (record?.format !== "gan-samples" || typeof record.sha256 !== "string") {
+      throw new Error(
+        `${recordFile} is not a record of deno task sample; remove it to ` +
+          `evaluate ${path} as plain images`,
+      );
+    }
+  }
+  if (record) {
+    if (record.count !== n || await sha256File(path) !== record.sha256) {
+      throw new Error(
+        `${path} is not the file ${recordFile} describes (changed or ` +
+          "replaced after deno task sample wrote it); sample it again, or " +
+          `remove ${recordFile}${
+            exists(beside) ? ` and ${beside}` : ""
+          } to evaluate it as plain images`,
+      );
+    }
+    const learnt = record.generator?.dataset;
+    if (learnt && learnt !== options.dataset && !options.anyDataset) {
+      throw new Error(
+        `${path} holds samples of a generator trained on ${learnt} ` +
+          `(${recordFile}), not ${options.dataset}; pass --dataset ${learnt}, ` +
+          `or --any-dataset to score them against ${options.dataset} anyway`,
+      );
+    }
+  }
+  let labels: Uint8Array | undefined;
+  if (record && record.labels === null) {
+    if (exists(beside)) {
+      throw new Error(
+        `${beside} is not the labels of ${path}: ${recordFile} says its ` +
+          "samples have none (an unconditional generator's); remove " +
+          `${beside}`,
+      );
+    }
+  } else if (record?.labels) {
+    if (!exists(beside)) {
+      throw new Error(
+        `${beside}, the labels ${recordFile} names, is missing; sample ` +
+          `${path} again`,
+      );
+    }
+    if (await sha256File(beside) !== record.labels.sha256) {
+      throw new Error(
+        `${beside} is not the labels file ${recordFile} describes (changed ` +
+          `or written with other samples); sample ${path} again`,
+      );
+    }
+    labels = await readLabelsFile(beside);
+  } else if (exists(beside)) {
+    labels = await readLabelsFile(beside);
+    options.log?.(
+      `note: ${beside} taken as the classes of ${path} by its name alone ` +
+        `(no ${recordFile}, which deno task sample writes beside its ` +
+        "samples, ties them)",
+    );
+  }
+  if (labels) {
+    if (labels.length !== n) {
+      throw new Error(
+        `${beside} holds ${labels.length} labels for the ${n} images of ` +
+          `${path}; write both again with deno task sample`,
+      );
+    }
+    const classes =
+      (CLASS_NAMES as Record<string, readonly string[]>)[options.dataset]
+        ?.length ?? 10;
+    const bad = labels.findIndex((l) => l >= classes);
+    if (bad >= 0) {
+      throw new Error(
+        `${beside}: label ${labels[bad]} (image ${bad}) is not a class of ` +
+          `${options.dataset} (0..${classes - 1}); these are not its labels`,
+      );
+    }
+  }
+  return { images, labels, ...(labels ? { labelsFile: beside } : {}) };
 }
 
 /**

@@ -19,6 +19,7 @@ import {
   checkRunFolderPath,
   checkWritableFile,
   processAlive,
+  sha256File,
   writeFileAtomic,
 } from "../lib/files.ts";
 import { disposeGan } from "../lib/gan.ts";
@@ -438,11 +439,22 @@ Deno.test("samples are generated and written in chunks, the same images whatever
     const c = parseIdx(await Deno.readFile(`${dir}/c-idx3-ubyte`));
     assert.deepEqual(c.dims, [30, 28, 28]);
     assert.deepEqual(c.data, a.data);
-    // No temporary file is left behind.
+    // No temporary file is left behind; each file has its record beside it.
     assert.deepEqual(
       [...Deno.readDirSync(dir)].map((e) => e.name).sort(),
-      ["a.npy", "b.npy", "c-idx3-ubyte"],
+      [
+        "a.npy",
+        "a.npy.json",
+        "b.npy",
+        "b.npy.json",
+        "c-idx3-ubyte",
+        "c-idx3-ubyte.json",
+      ],
     );
+    const record = JSON.parse(await Deno.readTextFile(`${dir}/a.npy.json`));
+    assert.equal(record.sha256, await sha256File(`${dir}/a.npy`));
+    assert.equal(record.count, 30);
+    assert.equal(record.labels, null);
     g.model.dispose();
   });
   const png = await runCli("sample.ts", [
