@@ -40,6 +40,9 @@ except ImportError:  # pragma: no cover - reported to the user
     sys.exit(3)
 
 IMAGE_TYPES = ("image/png",)
+# GAN_* variables that are not notebook parameters (where the datasets are
+# read from and cached; NOT_PARAMETERS in cli/notebooks.ts): not recorded.
+NOT_PARAMETERS = ("GAN_DATA_DIR", "GAN_CACHE_DIR")
 QUIET_S = 1.0  # iopub silence that ends a cell (after its reply)
 FINAL_DRAIN_S = 3.0  # silence that ends the run
 
@@ -265,7 +268,11 @@ def main():
         "seconds": round(seconds, 1),
         "date": time.strftime("%Y-%m-%d"),
         "cpus": os.cpu_count(),
-        "env": {k: v for k, v in sorted(env.items()) if k.startswith("GAN_")},
+        "env": {
+            k: v
+            for k, v in sorted(env.items())
+            if k.startswith("GAN_") and k not in NOT_PARAMETERS
+        },
     }
     tmp = args.out + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
