@@ -227,24 +227,26 @@ export async function writeSampleFile(
   const rng = new Rng(options.seed, 3);
   const metadata = generator.metadata;
   const classes = metadata.classes ?? 0;
+  // The labels file belongs to the samples file of its name: written with
+  // a conditional generator's, removed with an unconditional one's.
+  const beside = labelsPath(path), record = recordPath(path);
+  // What a killed sample of this file left (`x.npy.tmp-PID`, ...).
+  const stale = removeStaleTemporariesOf(
+    kind === "png" ? [path] : [path, beside, record],
+  );
+  if (stale.length > 0) {
+    options.log?.(
+      `removed ${stale.join(", ")}, left by an interrupted deno task sample`,
+    );
+  }
   if (kind === "png") {
     const grid = await sampleGrid(generator, n, rng, options);
     await writeFileAtomic(path, grid.png);
     options.onProgress?.(n, n);
     return grid.count;
   }
-  // The labels file belongs to the samples file of its name: written with
-  // a conditional generator's, removed with an unconditional one's.
-  const beside = labelsPath(path), record = recordPath(path);
   const labelsFile = classes ? beside : null;
   if (labelsFile) checkWritableFile(labelsFile);
-  // What a killed sample of this file left (`x.npy.tmp-PID`, ...).
-  const stale = removeStaleTemporariesOf([path, beside, record]);
-  if (stale.length > 0) {
-    options.log?.(
-      `removed ${stale.join(", ")}, left by an interrupted deno task sample`,
-    );
-  }
   const tmp = temporaryName(path), labelsTmp = temporaryName(beside);
   let file: Deno.FsFile | null = null;
   const allLabels = new Uint8Array(classes ? n : 0);
