@@ -106,6 +106,38 @@ export function choiceFlag<T extends string>(
   return value as T;
 }
 
+/** What {@linkcode stopSignals} returns: its signal, and a way to stop by hand. */
+export interface Stopper extends Disposable {
+  /** Aborted by Ctrl-C (SIGINT), kill (SIGTERM), a closed terminal (SIGHUP) or `abort()`. */
+  signal: AbortSignal;
+  abort(): void;
+}
+
+/**
+ * An abort signal that Ctrl-C, kill and a closed terminal all abort, so
+ * that a command stops the same way on each and cleans up after itself
+ * (only `kill -9` skips it). `using` removes the listeners.
+ */
+export function stopSignals(): Stopper {
+  const controller = new AbortController();
+  const stop = () => controller.abort();
+  const signals = (["SIGINT", "SIGTERM", "SIGHUP"] as const).filter((s) => {
+    try {
+      Deno.addSignalListener(s, stop);
+      return true;
+    } catch {
+      return false; // not on this system (Windows has SIGINT only)
+    }
+  });
+  return {
+    signal: controller.signal,
+    abort: stop,
+    [Symbol.dispose]() {
+      for (const s of signals) Deno.removeSignalListener(s, stop);
+    },
+  };
+}
+
 /**
  * Runs a CLI's `main` and exits with its status. Bad flags (a
  * {@linkcode UsageError}, or an unknown or malformed option reported by

@@ -15,7 +15,7 @@
 
 import { basename, dirname, join, resolve } from "node:path";
 import { PROJECT_ROOT, writeFailure } from "../lib/files.ts";
-import { parseFlags, runCli, UsageError } from "./args.ts";
+import { parseFlags, runCli, stopSignals, UsageError } from "./args.ts";
 import {
   buildManifest,
   bundlePage,
@@ -273,16 +273,9 @@ async function main(): Promise<number> {
   } catch (e) {
     throw new Error(`cannot write in ${parent}: ${writeFailure(e)}`);
   }
-  const controller = new AbortController();
-  const stop = () => controller.abort();
-  const signals = (["SIGINT", "SIGTERM", "SIGHUP"] as const).filter((s) => {
-    try {
-      Deno.addSignalListener(s, stop);
-      return true;
-    } catch {
-      return false; // not on this system
-    }
-  });
+  // Ctrl-C, kill and a closed terminal all stop it the same way, so that
+  // its temporary folder is removed on every exit but SIGKILL's.
+  using controller = stopSignals();
   const check = () => {
     if (controller.signal.aborted) {
       throw new Error(`interrupted; ${out} is left as it was`);
@@ -369,7 +362,6 @@ async function main(): Promise<number> {
     throw new Error(`cannot write ${out}: ${writeFailure(e)}`);
   } finally {
     if (!swapped) removeBuild(tmp, files, folders);
-    for (const s of signals) Deno.removeSignalListener(s, stop);
   }
 
   let bytes = 0, pageBytes = 0;

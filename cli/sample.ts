@@ -26,7 +26,14 @@ import {
   writeSampleFile,
 } from "../lib/sample_file.ts";
 import { imageGrid } from "../lib/viz.ts";
-import { choiceFlag, intFlag, parseFlags, runCli, UsageError } from "./args.ts";
+import {
+  choiceFlag,
+  intFlag,
+  parseFlags,
+  runCli,
+  stopSignals,
+  UsageError,
+} from "./args.ts";
 
 const USAGE = `Usage: deno task sample --checkpoint DIR --out FILE [options]
 
@@ -148,16 +155,14 @@ async function main(): Promise<number> {
     const started = performance.now();
     const tty = Deno.stderr.isTerminal();
     let shown = 0;
-    // Ctrl-C stops after the chunk in progress and leaves nothing behind.
-    const controller = new AbortController();
-    const onSigint = () => controller.abort();
-    Deno.addSignalListener("SIGINT", onSigint);
+    // Ctrl-C (or kill) stops after the chunk in progress, leaving nothing.
+    using stop = stopSignals();
     try {
       count = await writeSampleFile(file, loaded, {
         n,
         seed,
         label,
-        signal: controller.signal,
+        signal: stop.signal,
         log: (m) => console.error(m),
         onProgress: (done) => {
           // Progress only for long work: in place on a terminal, else every 10%.
@@ -177,8 +182,6 @@ async function main(): Promise<number> {
       if (!(e instanceof SamplingInterrupted)) throw e;
       console.error(`\n${e.message}`);
       return 130;
-    } finally {
-      Deno.removeSignalListener("SIGINT", onSigint);
     }
     if (tty && n > 20000) console.error("");
   }

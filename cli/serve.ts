@@ -14,7 +14,13 @@
  */
 
 import { PROJECT_ROOT } from "../lib/files.ts";
-import { intFlag, parseFlags, runCli, UsageError } from "./args.ts";
+import {
+  intFlag,
+  parseFlags,
+  runCli,
+  stopSignals,
+  UsageError,
+} from "./args.ts";
 import {
   buildManifest,
   bundlePage,
@@ -168,18 +174,9 @@ async function main(): Promise<number> {
   const accepted = acceptedHosts(host);
   const icon = favicon();
 
-  const controller = new AbortController();
-  const stop = () => controller.abort();
-  // Ctrl-C, kill and a closed terminal all stop the server the same way, so
-  // that the temporary folder is removed on every exit but SIGKILL's.
-  const signals = (["SIGINT", "SIGTERM", "SIGHUP"] as const).filter((s) => {
-    try {
-      Deno.addSignalListener(s, stop);
-      return true;
-    } catch {
-      return false; // not on this system (Windows has SIGINT only)
-    }
-  });
+  // Ctrl-C, kill and a closed terminal all stop it the same way, so that
+  // its temporary folder is removed on every exit but SIGKILL's.
+  using controller = stopSignals();
 
   let address = ""; // the address printed, once bound
   let bundle = "";
@@ -276,7 +273,6 @@ async function main(): Promise<number> {
       },
     }, handler);
   } catch (e) {
-    for (const s of signals) Deno.removeSignalListener(s, stop);
     throw listenError(e, host, port);
   }
   const shown = isWildcard(host)
@@ -306,7 +302,6 @@ async function main(): Promise<number> {
   } finally {
     controller.abort();
     await server.finished.catch(() => {});
-    for (const s of signals) Deno.removeSignalListener(s, stop);
     // Our own folder, named at random by makeTempDir: removed whole.
     await Deno.remove(cache, { recursive: true }).catch(() => {});
   }

@@ -213,27 +213,9 @@ export function removeStaleTemporaries(
   dir: string,
   subdirs: readonly string[] = [],
 ): string[] {
-  const removed: string[] = [];
-  for (const sub of ["", ...subdirs]) {
-    const folder = sub ? `${dir}/${sub}` : dir;
-    let entries: Deno.DirEntry[];
-    try {
-      entries = [...Deno.readDirSync(folder)];
-    } catch {
-      continue;
-    }
-    for (const entry of entries) {
-      const m = entry.isFile && entry.name.match(/\.tmp-(\d+)$/);
-      if (!m || processAlive(Number(m[1]))) continue;
-      try {
-        Deno.removeSync(`${folder}/${entry.name}`);
-        removed.push(`${folder}/${entry.name}`);
-      } catch {
-        // gone already, or not ours to remove: left alone
-      }
-    }
-  }
-  return removed;
+  return ["", ...subdirs].flatMap((sub) =>
+    removeDeadTemporaries(sub ? `${dir}/${sub}` : dir, () => true)
+  );
 }
 
 /**
@@ -242,28 +224,35 @@ export function removeStaleTemporaries(
  * files of their folders are left alone. Returns the removed paths.
  */
 export function removeStaleTemporariesOf(paths: readonly string[]): string[] {
+  return paths.flatMap((path) => {
+    const name = path.slice(path.lastIndexOf("/") + 1);
+    return removeDeadTemporaries(dirname(path), (of) => of === name);
+  });
+}
+
+/**
+ * Removes the files `NAME.tmp-PID` in `folder` whose PID no longer runs and
+ * whose NAME `keep` accepts; returns their paths.
+ */
+function removeDeadTemporaries(
+  folder: string,
+  keep: (name: string) => boolean,
+): string[] {
+  let entries: Deno.DirEntry[];
+  try {
+    entries = [...Deno.readDirSync(folder)];
+  } catch {
+    return [];
+  }
   const removed: string[] = [];
-  for (const path of paths) {
-    const dir = dirname(path), name = path.slice(path.lastIndexOf("/") + 1);
-    let entries: Deno.DirEntry[];
+  for (const entry of entries) {
+    const m = entry.isFile && entry.name.match(/^(.*)\.tmp-(\d+)$/);
+    if (!m || !keep(m[1]) || processAlive(Number(m[2]))) continue;
     try {
-      entries = [...Deno.readDirSync(dir)];
+      Deno.removeSync(`${folder}/${entry.name}`);
+      removed.push(`${folder}/${entry.name}`);
     } catch {
-      continue;
-    }
-    for (const entry of entries) {
-      const pid = entry.name.startsWith(`${name}.tmp-`)
-        ? entry.name.slice(name.length + 5)
-        : "";
-      if (!entry.isFile || !/^\d+$/.test(pid) || processAlive(Number(pid))) {
-        continue;
-      }
-      try {
-        Deno.removeSync(`${dir}/${entry.name}`);
-        removed.push(`${dir}/${entry.name}`);
-      } catch {
-        // gone already
-      }
+      // gone already, or not ours to remove: left alone
     }
   }
   return removed;

@@ -32,7 +32,7 @@ import {
 } from "../lib/run_lock.ts";
 import { writeSampleFile } from "../lib/sample_file.ts";
 import { train, trainingSplit } from "../lib/train.ts";
-import { root, runCli } from "./run.ts";
+import { root, runCli, until, withTempDir } from "./run.ts";
 import { tiny, tinyOptions } from "./tiny.ts";
 
 await initBackend("wasm");
@@ -46,25 +46,6 @@ async function tinyRun(dir: string, epochs = 1): Promise<string> {
   assert.equal(r.status, "completed");
   disposeGan(r.gan);
   return dir;
-}
-
-async function withTempDir(fn: (dir: string) => Promise<void>) {
-  const dir = await Deno.makeTempDir();
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
-/** Waits until `check` holds, polling, at most `seconds`. */
-async function until(check: () => boolean, seconds: number): Promise<boolean> {
-  const end = performance.now() + seconds * 1000;
-  while (performance.now() < end) {
-    if (check()) return true;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return check();
 }
 
 // --- 1. one training per run folder ----------------------------------------

@@ -33,3 +33,26 @@ export function runCli(script: string, args: string[]) {
     ...args,
   ]);
 }
+
+/** Runs `fn` with a new temporary folder, removed afterwards. */
+export async function withTempDir(fn: (dir: string) => Promise<void>) {
+  const dir = await Deno.makeTempDir();
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** Waits until `check` holds, polling every 50 ms, at most `seconds`. */
+export async function until(
+  check: () => boolean,
+  seconds: number,
+): Promise<boolean> {
+  const end = performance.now() + seconds * 1000;
+  while (performance.now() < end) {
+    if (check()) return true;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return check();
+}

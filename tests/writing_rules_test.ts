@@ -8,31 +8,12 @@
 import assert from "node:assert/strict";
 import { exists } from "../lib/files.ts";
 import { encodeNpy } from "../lib/npy.ts";
-import { root, runCli } from "./run.ts";
-
-async function withTempDir(fn: (dir: string) => Promise<void>) {
-  const dir = await Deno.makeTempDir();
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
+import { root, runCli, until, withTempDir } from "./run.ts";
 
 const sample = (...args: string[]) =>
   runCli("sample.ts", ["--backend", "wasm", ...args]);
 const evaluate = (...args: string[]) =>
   runCli("eval.ts", ["--backend", "wasm", "--no-parzen", ...args]);
-
-/** Waits until `check` holds, polling, at most `seconds`. */
-async function until(check: () => boolean, seconds: number): Promise<boolean> {
-  const end = performance.now() + seconds * 1000;
-  while (performance.now() < end) {
-    if (check()) return true;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return check();
-}
 
 Deno.test("seeds are used whole: 2^32 + 1 is not seed 1 or seed 0; past 2^53 refused", async () => {
   await withTempDir(async (dir) => {
