@@ -7,6 +7,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { Interrupted } from "../lib/files.ts";
 
 /** A bad flag; the CLI prints the message and its usage, and exits with 2. */
 export class UsageError extends Error {}
@@ -141,8 +142,9 @@ export function stopSignals(): Stopper {
 /**
  * Runs a CLI's `main` and exits with its status. Bad flags (a
  * {@linkcode UsageError}, or an unknown or malformed option reported by
- * `node:util` parseArgs) exit with 2 after the message and `usage`; any
- * other error exits with 1 after its message.
+ * `node:util` parseArgs) exit with 2 after the message and `usage`; work
+ * stopped by Ctrl-C ({@linkcode Interrupted}) with 130; any other error
+ * exits with 1 after its message.
  */
 export async function runCli(
   usage: string,
@@ -155,6 +157,10 @@ export async function runCli(
     if (e instanceof UsageError || code.startsWith("ERR_PARSE_ARGS")) {
       console.error(`error: ${(e as Error).message}\n\n${usage}`);
       Deno.exit(2);
+    }
+    if (e instanceof Interrupted) {
+      console.error(`\n${e.message}`);
+      Deno.exit(130);
     }
     console.error(`error: ${(e as Error).message}`);
     Deno.exit(1);

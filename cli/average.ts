@@ -12,6 +12,7 @@ import {
   keptGeneratorFolder,
   saveAveragedGenerator,
 } from "../lib/average.ts";
+import { epochRanges } from "../lib/checkpoint.ts";
 import { exists } from "../lib/files.ts";
 import { choiceFlag, parseFlags, runCli, UsageError } from "./args.ts";
 
@@ -41,7 +42,7 @@ Then evaluate it like any generator: deno task eval --checkpoint DIR.
 `;
 
 /** The most epochs one average takes (and the highest epoch named). */
-export const MAX_EPOCHS = 10000;
+const MAX_EPOCHS = 10000;
 
 /** "10-12,14" -> [10, 11, 12, 14]; a UsageError for anything else. */
 export function parseEpochList(spec: string): number[] {
@@ -71,22 +72,6 @@ export function parseEpochList(spec: string): number[] {
     );
   }
   return unique;
-}
-
-/** [1, 2, 3, 5] -> "1-3, 5": a long list stays one short line. */
-function rangesText(epochs: number[]): string {
-  const parts: string[] = [];
-  for (let i = 0; i < epochs.length;) {
-    let j = i;
-    while (j + 1 < epochs.length && epochs[j + 1] === epochs[j] + 1) j++;
-    parts.push(
-      j - i >= 2
-        ? `${epochs[i]}-${epochs[j]}`
-        : epochs.slice(i, j + 1).join(", "),
-    );
-    i = j + 1;
-  }
-  return parts.join(", ");
 }
 
 async function main(): Promise<number> {
@@ -122,7 +107,7 @@ async function main(): Promise<number> {
   if (missing.length > 0) {
     const kept = keptEpochs(run);
     throw new Error(
-      `${run} has no generator of epoch ${rangesText(missing)} ` +
+      `${run} has no generator of epoch ${epochRanges(missing)} ` +
         `(${folder(missing[0])}/model.json); ` +
         (kept.length > 0
           ? `it keeps epochs ${kept.join(", ")}`
@@ -144,7 +129,7 @@ async function main(): Promise<number> {
   const gone = target.replaced.filter((f) => !files.includes(f));
   console.error(
     `${out}: the mean of ${metadata.preset}'s generators of epochs ` +
-      `${rangesText(epochs)} (${(bytes / 1e6).toFixed(1)} MB` +
+      `${epochRanges(epochs)} (${(bytes / 1e6).toFixed(1)} MB` +
       `${quantize === "uint8" ? ", 8-bit weights" : ""})` +
       (gone.length > 0
         ? `, replacing the generator there (removed ${

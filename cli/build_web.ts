@@ -14,7 +14,13 @@
  */
 
 import { basename, dirname, join, resolve } from "node:path";
-import { PROJECT_ROOT, writeFailure } from "../lib/files.ts";
+import {
+  Interrupted,
+  isWithin,
+  PROJECT_ROOT,
+  realPathOf,
+  writeFailure,
+} from "../lib/files.ts";
 import { parseFlags, runCli, stopSignals, UsageError } from "./args.ts";
 import {
   buildManifest,
@@ -24,7 +30,6 @@ import {
   PAGE_FILES,
   WASM_FILES,
   wasmDir,
-  within,
 } from "./site.ts";
 
 const USAGE = `Usage: deno task build:web [--out DIR] [--models DIR]
@@ -39,32 +44,13 @@ their manifest into one folder that any static file server can serve.
 `;
 
 /** The file in which a build lists the files and folders it wrote. */
-export const MARKER = ".gan-web-build.json";
+const MARKER = ".gan-web-build.json";
 
 /** What {@linkcode MARKER} holds: paths relative to the build's folder. */
-export interface BuildRecord {
+interface BuildRecord {
   by: "deno task build:web";
   files: string[];
   folders: string[];
-}
-
-/**
- * The real path `path` names, where it may not exist yet: its deepest
- * existing folder resolved (symbolic links followed), the rest appended.
- */
-export function realTarget(path: string): string {
-  let head = resolve(path);
-  const rest: string[] = [];
-  while (true) {
-    try {
-      return join(Deno.realPathSync(head), ...rest.reverse());
-    } catch {
-      const up = dirname(head);
-      if (up === head) return resolve(path);
-      rest.push(basename(head));
-      head = up;
-    }
-  }
 }
 
 /** A folder's files and folders, relative to it, links not followed. */
@@ -95,7 +81,7 @@ function listTree(dir: string): {
  * @throws {Error} for anything else: a file, a folder that is not empty and
  * not a build, or a build that holds files it did not write (named).
  */
-export function outState(
+function outState(
   out: string,
   target: string,
 ):
@@ -162,7 +148,7 @@ export function outState(
  * that still holds something afterwards stays. Returns true when `dir` is
  * gone.
  */
-export function removeBuild(
+function removeBuild(
   dir: string,
   files: Iterable<string>,
   folders: Iterable<string>,
@@ -198,15 +184,15 @@ export function removeBuild(
  *
  * @throws {UsageError} naming `out` and what to do.
  */
-export function checkOutPath(out: string, target: string, models: string) {
+function checkOutPath(out: string, target: string, models: string) {
   const choose = "choose a folder of its own, e.g. --out dist/web";
   if (dirname(target) === target) {
     throw new UsageError(
       `--out ${out} is the file system's root; ${choose}`,
     );
   }
-  const root = realTarget(PROJECT_ROOT);
-  if (within(root, target)) {
+  const root = realPathOf(PROJECT_ROOT);
+  if (isWithin(root, target)) {
     throw new UsageError(
       `--out ${out} is ${
         root === target
@@ -216,17 +202,17 @@ export function checkOutPath(out: string, target: string, models: string) {
     );
   }
   const inputs: [string, string][] = [
-    [realTarget(models), "the models folder (--models)"],
-    [realTarget(`${PROJECT_ROOT}web`), "the page's sources (web/)"],
-    [realTarget(wasmDir()), "TF.js's wasm files"],
+    [realPathOf(models), "the models folder (--models)"],
+    [realPathOf(`${PROJECT_ROOT}web`), "the page's sources (web/)"],
+    [realPathOf(wasmDir()), "TF.js's wasm files"],
   ];
   for (const [input, what] of inputs) {
-    if (within(target, input) || within(input, target)) {
+    if (isWithin(target, input) || isWithin(input, target)) {
       throw new UsageError(
         `--out ${out} is ${
           target === input
             ? what
-            : within(target, input)
+            : isWithin(target, input)
             ? `inside ${what}`
             : `a folder holding ${what}`
         }, which the build reads; ${choose}`,
@@ -256,7 +242,7 @@ async function main(): Promise<number> {
   } catch {
     throw new UsageError(`--models ${models} is not a folder`);
   }
-  const target = realTarget(out);
+  const target = realPathOf(out);
   checkOutPath(out, target, models);
   const state = outState(out, target);
   const manifest = await buildManifest(models);
@@ -278,7 +264,7 @@ async function main(): Promise<number> {
   using controller = stopSignals();
   const check = () => {
     if (controller.signal.aborted) {
-      throw new Error(`interrupted; ${out} is left as it was`);
+      throw new Interrupted(`interrupted; ${out} is left as it was`);
     }
   };
   // Every path is listed before it is written, so that a failure removes
@@ -349,7 +335,7 @@ async function main(): Promise<number> {
         Deno.renameSync(old, target);
         throw e;
       }
-      swapped = true;
+      swapped = true; // the new build is in place, whatever befalls the old
       if (!removeBuild(old, state.files, state.folders)) {
         console.error(
           `note: the earlier build, moved to ${old}, still holds files it did not write (added during the build?); they are kept there`,
@@ -358,7 +344,7 @@ async function main(): Promise<number> {
     }
     swapped = true;
   } catch (e) {
-    if (e instanceof Error && e.message.startsWith("interrupted")) throw e;
+    if (e instanceof Interrupted) throw e;
     throw new Error(`cannot write ${out}: ${writeFailure(e)}`);
   } finally {
     if (!swapped) removeBuild(tmp, files, folders);
@@ -372,7 +358,13 @@ async function main(): Promise<number> {
   }
   const mb = (n: number) => (n / 1e6).toFixed(1);
   for (const s of manifest.skipped) {
-    console.error(`left out ${modelsName}/${s.name}: ${s.why}`);
+    // A model.json that is not JSON is listed all the same: the page says why.
+    const listed = manifest.generators.some((g) => g.name === s.name);
+    console.error(
+      `${
+        listed ? "listed, broken" : "left out"
+      } ${modelsName}/${s.name}: ${s.why}`,
+    );
   }
   console.error(
     `wrote ${out}: ${manifest.generators.length} generators; ` +

@@ -17,11 +17,11 @@ import { interpolationRows, withClasses } from "../lib/gan.ts";
 import { Rng } from "../lib/rng.ts";
 import {
   checkLabel,
+  FILE_MAX_IMAGES,
   labelsPath,
   PNG_MAX_IMAGES,
   recordPath,
   sampleFileKind,
-  SamplingInterrupted,
   toBytes,
   writeSampleFile,
 } from "../lib/sample_file.ts";
@@ -43,7 +43,7 @@ Draws images from a trained generator.
   --out FILE         .png (a grid, at most ${PNG_MAX_IMAGES} images),
                      .npy (uint8 N x 28 x 28, np.load reads it), or
                      .idx / *-idx3-ubyte (IDX unsigned bytes, like MNIST's);
-                     .npy and IDX take any N the disk holds (written in
+                     .npy and IDX take up to 100,000,000 (written in
                      chunks of 10,000, in bounded memory)
   --n N              number of images (default 100)
   --class C          a conditional generator's class for every image (0..9;
@@ -102,6 +102,12 @@ async function main(): Promise<number> {
     choiceFlag("backend", values.backend, BACKEND_CHOICES) ??
       "auto";
   const n = intFlag("n", values.n) ?? 100;
+  if (n > FILE_MAX_IMAGES) {
+    throw new UsageError(
+      `--n must be at most ${FILE_MAX_IMAGES} (one file of 78 GB), got ${n}; ` +
+        "write more in several files, each with its own --seed",
+    );
+  }
   const label = intFlag("class", values.class, 0);
   const seed = intFlag("seed", values.seed, 0) ?? 0;
   const rows = intFlag("rows", values.rows) ?? 10;
@@ -155,34 +161,28 @@ async function main(): Promise<number> {
     const started = performance.now();
     const tty = Deno.stderr.isTerminal();
     let shown = 0;
-    // Ctrl-C (or kill) stops after the chunk in progress, leaving nothing.
-    using stop = stopSignals();
-    try {
-      count = await writeSampleFile(file, loaded, {
-        n,
-        seed,
-        label,
-        signal: stop.signal,
-        log: (m) => console.error(m),
-        onProgress: (done) => {
-          // Progress only for long work: in place on a terminal, else every 10%.
-          if (done === n || n <= 20000) return;
-          const tenth = Math.floor((10 * done) / n);
-          if (!tty && tenth <= shown) return;
-          shown = tenth;
-          const seconds = (performance.now() - started) / 1000;
-          const left = (seconds / done) * (n - done);
-          const text =
-            `${done}/${n} images (${Math.floor((100 * done) / n)}%)` +
-            `, ${Math.round(left)}s left`;
-          console.error(tty ? `\r${text}\x1b[K` : text);
-        },
-      });
-    } catch (e) {
-      if (!(e instanceof SamplingInterrupted)) throw e;
-      console.error(`\n${e.message}`);
-      return 130;
-    }
+    // Ctrl-C (or kill) stops a .npy or IDX file after the chunk in progress,
+    // leaving nothing (exit 130); a PNG grid is one piece, ended as usual.
+    using stop = kind === "png" ? null : stopSignals();
+    count = await writeSampleFile(file, loaded, {
+      n,
+      seed,
+      label,
+      signal: stop?.signal,
+      log: (m) => console.error(m),
+      onProgress: (done) => {
+        // Progress only for long work: in place on a terminal, else every 10%.
+        if (done === n || n <= 20000) return;
+        const tenth = Math.floor((10 * done) / n);
+        if (!tty && tenth <= shown) return;
+        shown = tenth;
+        const seconds = (performance.now() - started) / 1000;
+        const left = (seconds / done) * (n - done);
+        const text = `${done}/${n} images (${Math.floor((100 * done) / n)}%)` +
+          `, ${Math.round(left)}s left`;
+        console.error(tty ? `\r${text}\x1b[K` : text);
+      },
+    });
     if (tty && n > 20000) console.error("");
   }
   const what = !classes

@@ -9,10 +9,10 @@
  */
 
 import { createRequire } from "node:module";
-import { isAbsolute, relative } from "node:path";
+import { relative } from "node:path";
 import { epochsText } from "../lib/checkpoint.ts";
 import { classLabels } from "../lib/data.ts";
-import { PROJECT_ROOT } from "../lib/files.ts";
+import { isWithin, PROJECT_ROOT } from "../lib/files.ts";
 import type { Manifest, ManifestEntry } from "../lib/manifest.ts";
 
 export type { Manifest, ManifestEntry };
@@ -24,12 +24,6 @@ export type { Manifest, ManifestEntry };
  */
 export function plainName(name: string): boolean {
   return name !== "" && !name.startsWith(".") && !/[/\\\0]/.test(name);
-}
-
-/** True when `path` is `folder` or lies inside it (both real paths). */
-export function within(path: string, folder: string): boolean {
-  const r = relative(folder, path);
-  return r === "" || (!r.startsWith("..") && !isAbsolute(r));
 }
 
 /** What {@linkcode generatorFiles} finds in a generator's folder. */
@@ -79,8 +73,11 @@ export function generatorFiles(
       refused.push(`${file} is a broken symbolic link`);
       return;
     }
-    if (!within(real, root) || real === root) {
+    if (!isWithin(real, root) || real === root) {
       refused.push(`${file} is a symbolic link out of the models folder`);
+    } else if (!relative(root, real).split("/").every(plainName)) {
+      // A link inside the folder to a dotfile (`eval.json -> ../.env`).
+      refused.push(`${file} is a symbolic link to a hidden file`);
     } else if (!Deno.statSync(real).isFile) {
       refused.push(`${file} is not a file`);
     } else {

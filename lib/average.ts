@@ -26,6 +26,7 @@ import {
 } from "./checkpoint.ts";
 import {
   exists,
+  isWithin,
   realPathOf,
   removeStaleTemporaries,
   WriteError,
@@ -179,7 +180,10 @@ export async function averageGenerators(
  * evaluation, its training's animation): they go when it is replaced, so
  * that the page never shows the old generator's figures for the new one.
  */
-export const DESCRIBES_GENERATOR = ["eval.json", "progress.gif"];
+const DESCRIBES_GENERATOR = ["eval.json", "progress.gif"];
+
+/** A file an interrupted average leaves: content-named weights, a temporary file. */
+const LEFTOVER = /^(weights-[0-9a-f]{16}\.bin|.*\.tmp-\d+)$/;
 
 /** Where {@linkcode saveAveragedGenerator} writes, from {@linkcode checkAverageOut}. */
 export interface AverageOut {
@@ -209,16 +213,15 @@ export function checkAverageOut(
   overwrite = false,
 ): AverageOut {
   const real = realPathOf(dir), run = realPathOf(runDir);
-  const within = (a: string, b: string) => a === b || a.startsWith(`${b}/`);
   if (real === "/") {
     throw new WriteError(
       `--out ${dir} is the file system's root; name a new folder such as ${runDir}-avg`,
     );
   }
-  if (within(real, run) || within(run, real)) {
+  if (isWithin(real, run) || isWithin(run, real)) {
     throw new WriteError(
       `--out ${dir} is ${
-        within(real, run) ? "inside" : "above"
+        isWithin(real, run) ? "inside" : "above"
       } the run folder ${runDir}, whose generators are this command's ` +
         `inputs and whose other files are the run's own; write the average ` +
         `elsewhere, e.g. --out ${runDir}-avg`,
@@ -228,7 +231,10 @@ export function checkAverageOut(
   if (!Deno.statSync(dir).isDirectory) {
     throw new WriteError(`--out ${dir} is a file; name a folder`);
   }
-  const names = [...Deno.readDirSync(dir)].map((e) => e.name).sort();
+  // What an average killed before its model.json left (weights named by
+  // their contents, temporary files) is no one's: it goes after the write.
+  const names = [...Deno.readDirSync(dir)].map((e) => e.name).sort()
+    .filter((n) => !LEFTOVER.test(n));
   if (names.length === 0) return { dir, replaced: [] };
   if (!names.includes("model.json")) {
     throw new WriteError(

@@ -103,10 +103,23 @@ export interface GeneratorMetadata {
 export function epochsText(m: GeneratorMetadata): string {
   const e = m.averagedEpochs;
   if (!e || e.length === 0) return `${m.epochs} epochs`;
-  const consecutive = e.every((x, i) => i === 0 || x === e[i - 1] + 1);
-  return `the mean of epochs ${
-    consecutive && e.length > 2 ? `${e[0]}-${e[e.length - 1]}` : e.join(", ")
-  }`;
+  return `the mean of epochs ${epochRanges(e)}`;
+}
+
+/** [1, 2, 3, 5] -> "1-3, 5" (runs of three or more as ranges): a long list in one short line. */
+export function epochRanges(epochs: number[]): string {
+  const parts: string[] = [];
+  for (let i = 0; i < epochs.length;) {
+    let j = i;
+    while (j + 1 < epochs.length && epochs[j + 1] === epochs[j] + 1) j++;
+    parts.push(
+      j - i >= 2
+        ? `${epochs[i]}-${epochs[j]}`
+        : epochs.slice(i, j + 1).join(", "),
+    );
+    i = j + 1;
+  }
+  return parts.join(", ");
 }
 
 /**

@@ -7,7 +7,7 @@
  */
 
 import { createHash } from "node:crypto";
-import { resolve } from "node:path";
+import { isAbsolute, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 /** The project's root folder (holding `lib/`), ending with `/`. */
@@ -20,6 +20,17 @@ export class WriteError extends Error {
   constructor(message: string) {
     super(message);
     this.name = "WriteError";
+  }
+}
+
+/**
+ * Work stopped by Ctrl-C (or kill) that cleaned up after itself; the
+ * message says what was kept. The commands exit with 130 for it.
+ */
+export class Interrupted extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "Interrupted";
   }
 }
 
@@ -140,23 +151,29 @@ function isRoot(dir: string): boolean {
 
 /**
  * `path` made absolute with every symbolic link resolved, as far as it
- * exists (the rest, not yet created, appended as given): where a write
- * to `path` would land.
+ * exists (the rest, not yet created, appended): where a write to `path`
+ * would land. Each existing part is resolved as the system would, in
+ * order, so `link/..` is the folder above the link's target, not `.`.
  */
 export function realPathOf(path: string): string {
-  const parts = resolve(path).split("/").filter((p) => p !== "");
-  for (let i = parts.length; i >= 0; i--) {
+  const parts = path.split("/");
+  let at = path.startsWith("/") ? "/" : Deno.cwd();
+  for (let i = 0; i < parts.length; i++) {
+    if (parts[i] === "" || parts[i] === ".") continue;
     try {
-      const base = Deno.realPathSync("/" + parts.slice(0, i).join("/"));
-      const rest = parts.slice(i);
-      return rest.length === 0
-        ? base
-        : `${base.replace(/\/$/, "")}/${rest.join("/")}`;
+      at = Deno.realPathSync(at === "/" ? `/${parts[i]}` : `${at}/${parts[i]}`);
     } catch {
-      // not there yet: try its folder
+      // Not there yet: nothing below it is a link.
+      return resolve(at, ...parts.slice(i));
     }
   }
-  return resolve(path);
+  return at;
+}
+
+/** True when `path` is `folder` or lies inside it (both absolute and real). */
+export function isWithin(path: string, folder: string): boolean {
+  const r = relative(folder, path);
+  return r === "" || (r !== ".." && !r.startsWith("../") && !isAbsolute(r));
 }
 
 /** True when `path` exists. */

@@ -35,8 +35,9 @@ export class Rng {
   constructor(...seed: number[]) {
     if (seed.length === 0) seed = [0];
     let mixed = 0x12345678;
-    // The high words of parts of 2^32 and above, mixed on their own: folded
-    // into `mixed` alone, seed 2^32 + 1 gave seed 0's stream.
+    // The high words of parts outside 0..2^32 - 1, mixed on their own:
+    // folded into `mixed` alone, seed 2^32 + 1 gave seed 0's stream (and
+    // -1 seed 0's). Parts within 0..2^32 - 1 keep the streams they had.
     let high = 0, anyHigh = false;
     for (const [i, part] of seed.entries()) {
       if (!Number.isSafeInteger(part)) {

@@ -15,6 +15,7 @@ import {
 import {
   checkWritableFile,
   exists,
+  Interrupted,
   removeStaleTemporariesOf,
   sha256File,
   sha256Hex,
@@ -33,6 +34,13 @@ import { imageGrid } from "./viz.ts";
 
 /** Most images a PNG grid holds (100 x 100 images, 2,800 x 2,800 pixels). */
 export const PNG_MAX_IMAGES = 10000;
+
+/**
+ * Most images a `.npy` or IDX file holds: 78 GB of pixels, and a count
+ * that IDX's 32-bit header holds (a conditional generator's labels, one
+ * byte each, are kept in memory until the end).
+ */
+export const FILE_MAX_IMAGES = 100_000_000;
 
 /** The file kinds `writeSampleFile` writes, by the output's name. */
 export type SampleFileKind = "png" | "npy" | "idx";
@@ -62,18 +70,13 @@ export interface SampleFileOptions {
    * noise down each column).
    */
   label?: number;
-  /** Stops the work between chunks; nothing is left behind. */
+  /**
+   * Stops the work between chunks ({@linkcode Interrupted}); nothing is
+   * left behind.
+   */
   signal?: AbortSignal;
   /** One-line notes (files removed). Default: none. */
   log?: (message: string) => void;
-}
-
-/** {@linkcode writeSampleFile} stopped by its signal; nothing was written. */
-export class SamplingInterrupted extends Error {
-  constructor(path: string) {
-    super(`interrupted: ${path} was not written, and nothing was left behind`);
-    this.name = "SamplingInterrupted";
-  }
 }
 
 /**
@@ -216,6 +219,12 @@ export async function writeSampleFile(
     // Normal noise is drawn in pairs: an even chunk keeps the stream whole.
     throw new RangeError(`chunk must be an even integer >= 2, got ${chunk}`);
   }
+  if (n > FILE_MAX_IMAGES) {
+    throw new RangeError(
+      `at most ${FILE_MAX_IMAGES} images go in one file, got ${n}; ` +
+        "write them in several files (--seed tells their noise apart)",
+    );
+  }
   if (kind === "png" && n > PNG_MAX_IMAGES) {
     throw new RangeError(
       `a PNG grid holds at most ${PNG_MAX_IMAGES} images (100 x 100), ` +
@@ -258,7 +267,11 @@ export async function writeSampleFile(
     await writeAll(file, header);
     hash.update(header);
     for (let done = 0; done < n;) {
-      if (options.signal?.aborted) throw new SamplingInterrupted(path);
+      if (options.signal?.aborted) {
+        throw new Interrupted(
+          `interrupted: ${path} was not written, and nothing was left behind`,
+        );
+      }
       const m = Math.min(chunk, n - done);
       const { z, labels } = generatorInputsFor(generator, m, rng, {
         label: options.label,
@@ -285,17 +298,19 @@ export async function writeSampleFile(
         sha256: await sha256Hex(bytes),
       };
     }
-    // The old record goes first: from here until the new one is written,
-    // eval finds no record rather than one of other samples.
+    // The old record goes first, and an unconditional generator's samples
+    // take the old labels with it: from here until the new record is
+    // written, eval finds no record rather than one of other samples, and
+    // no labels but the new ones.
     await Deno.remove(record).catch(() => {});
     if (labelsFile) await Deno.rename(labelsTmp, labelsFile);
-    await Deno.rename(tmp, path);
-    if (!labelsFile && exists(beside)) {
+    else if (exists(beside)) {
       await Deno.remove(beside);
       options.log?.(
         `removed ${beside}: the labels of the samples ${path} held before`,
       );
     }
+    await Deno.rename(tmp, path);
     const m = generator.metadata;
     const entry: SampleRecord = {
       format: "gan-samples",
@@ -320,7 +335,7 @@ export async function writeSampleFile(
     file?.close();
     await Deno.remove(tmp).catch(() => {});
     await Deno.remove(labelsTmp).catch(() => {});
-    if (e instanceof WriteError || e instanceof SamplingInterrupted) throw e;
+    if (e instanceof WriteError || e instanceof Interrupted) throw e;
     throw new WriteError(`cannot write ${path}: ${writeFailure(e)}`);
   }
 }

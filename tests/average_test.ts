@@ -480,12 +480,34 @@ Deno.test("an average stopped between its weights and its model.json leaves the 
     const out = `${dir}/avg`;
     const kept = (epochs: number[]) =>
       epochs.map((e) => `${run}/generators/epoch_00${e}`);
+    // Stopped in a new folder, it leaves weights alone; the next one
+    // writes there without --overwrite and clears them.
+    await Deno.mkdir(out);
+    const blocker = `${out}/model.json.tmp-${Deno.pid}`;
+    await Deno.mkdir(blocker);
+    await Deno.writeTextFile(`${blocker}/x`, "");
+    await assert.rejects(
+      saveAveragedGenerator(checkAverageOut(out, run), kept([1, 3]), {
+        epochs: [1, 3],
+      }),
+      /cannot write .*model.json/,
+    );
+    await Deno.remove(blocker, { recursive: true });
+    assert.equal(
+      [...Deno.readDirSync(out)].filter((e) => e.name.startsWith("weights-"))
+        .length,
+      1,
+    );
     await saveAveragedGenerator(checkAverageOut(out, run), kept([1, 2]), {
       epochs: [1, 2],
     });
+    assert.equal(
+      [...Deno.readDirSync(out)].filter((e) => e.name.startsWith("weights-"))
+        .length,
+      1,
+    );
     // model.json's temporary file cannot be made: the write stops right
     // after the new weights file, as a kill at that moment would.
-    const blocker = `${out}/model.json.tmp-${Deno.pid}`;
     await Deno.mkdir(blocker);
     await Deno.writeTextFile(`${blocker}/x`, "");
     await assert.rejects(

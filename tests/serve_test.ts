@@ -184,6 +184,10 @@ Deno.test({
     await copyGenerator(`${models}/badeval`);
     await Deno.writeTextFile(`${models}/badeval/eval.json`, "{not json");
     await Deno.symlink(`${root}models/mnist-sngan`, `${models}/linked`);
+    // A link that stays inside the models folder, to a dotfile there.
+    await copyGenerator(`${models}/pointer`);
+    await Deno.remove(`${models}/pointer/eval.json`);
+    await Deno.symlink("../.env", `${models}/pointer/eval.json`);
     const server = await startServe(models, tmp);
     try {
       assert.equal(temporaries(tmp).length, 1, "its bundle's folder");
@@ -217,6 +221,7 @@ Deno.test({
           "/models/evil/passwd",
           "/models/evil/shadow",
           "/models/leaky/progress.gif",
+          "/models/pointer/eval.json",
           "/models/linked/model.json",
           "/models/.env",
           "/models/good/.secret",
@@ -291,7 +296,12 @@ Deno.test({
         "badeval",
         "leaky",
         "linked",
+        "pointer",
       ]);
+      assert.match(
+        why.pointer,
+        /eval\.json is a symbolic link to a hidden file/,
+      );
       assert.match(why.badeval, /^eval\.json is not valid JSON/);
       assert.match(why.linked, /symbolic link to a folder.*copy the folder/);
       assert.match(why.leaky, /progress\.gif is a symbolic link out of/);
@@ -389,6 +399,7 @@ Deno.test("build:web refuses the project's folder, a folder holding it, the mode
     [["--out", "models"], /--out models is the models folder/],
     [["--out", `${root}models/`], /is the models folder/],
     [["--out", "models/mnist"], /is inside the models folder/],
+    [["--out", "models/..new"], /is inside the models folder/],
     [["--out", "web"], /is the page's sources \(web\/\)/],
     [["--out", "/"], /--out must name a folder/],
     [["--out", ""], /--out must name a folder/],
@@ -534,7 +545,7 @@ Deno.test({
         await new Promise((r) => setTimeout(r, 20));
       }
       child.kill("SIGTERM");
-      assert.equal((await child.status).code, 1);
+      assert.equal((await child.status).code, 130);
       await stderr.done;
       assert.match(stderr.text.value, /interrupted; \S+ is left as it was/);
       assert.deepEqual(tree(site), built);

@@ -191,7 +191,7 @@ Deno.test("a generator with NaN weights is refused at load, naming its file", as
   });
 });
 
-Deno.test("interpolation grids are bounded before anything is drawn", async () => {
+Deno.test("interpolation grids and sample files are bounded before anything is drawn", async () => {
   await withTempDir(async (dir) => {
     for (
       const [rows, steps] of [["3000", "3000"], ["200", "200"], ["1", "101"]]
@@ -211,6 +211,16 @@ Deno.test("interpolation grids are bounded before anything is drawn", async () =
       assert.match(r.stderr, /--rows and --steps must be at most 100 each/);
     }
     assert.equal(exists(`${dir}/walk.png`), false);
+    const many = await sample(
+      "--checkpoint",
+      "models/mnist-conditional",
+      "--n",
+      "100000001",
+      "--out",
+      `${dir}/x.npy`,
+    );
+    assert.equal(many.code, 2, many.stderr);
+    assert.match(many.stderr, /--n must be at most 100000000/);
   });
 });
 
