@@ -13,7 +13,7 @@
  * @module
  */
 
-import { basename, dirname, join, resolve } from "node:path";
+import { dirname } from "node:path";
 import {
   Interrupted,
   isWithin,
