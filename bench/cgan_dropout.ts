@@ -13,10 +13,10 @@
 
 import * as tf from "@tensorflow/tfjs";
 import { parseArgs } from "node:util";
-import { initBackend } from "../lib/backend.ts";
-import { readCheckpoint, restoreCheckpoint } from "../lib/checkpoint.ts";
+import { initBackend } from "../lib/backends/choice.ts";
+import { readCheckpoint, restoreCheckpoint } from "../lib/run/checkpoint.ts";
 import { loadDataset } from "../lib/data.ts";
-import { evaluateImages } from "../lib/evaluate.ts";
+import { evaluateImages } from "../lib/eval/evaluate.ts";
 import {
   createGan,
   disposeGan,
@@ -25,7 +25,7 @@ import {
   sampleLatent,
   withClasses,
 } from "../lib/gan.ts";
-import { Rng } from "../lib/rng.ts";
+import { Rng } from "../lib/random/rng.ts";
 import { train, type TrainState } from "../lib/train.ts";
 
 const { values } = parseArgs({

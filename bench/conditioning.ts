@@ -11,9 +11,9 @@
  */
 
 import { parseArgs } from "node:util";
-import { initBackend } from "../lib/backend.ts";
+import { initBackend } from "../lib/backends/choice.ts";
 import { type DatasetName, loadDataset } from "../lib/data.ts";
-import { evaluateImages } from "../lib/evaluate.ts";
+import { evaluateImages } from "../lib/eval/evaluate.ts";
 import {
   conditional,
   disposeGan,
@@ -23,7 +23,7 @@ import {
   sampleLatent,
   withClasses,
 } from "../lib/gan.ts";
-import { Rng } from "../lib/rng.ts";
+import { Rng } from "../lib/random/rng.ts";
 import { train } from "../lib/train.ts";
 
 const { values } = parseArgs({

@@ -6,7 +6,7 @@
  *
  * Parts, each bounded in time; a failed part does not stop the others:
  * 1. correctness: per preset, 3 training steps of the WGSL step against the
- *    tfjs step from the same state (`lib/wgsl_check.ts`), and the matMul
+ *    tfjs step from the same state (`lib/wgsl/check.ts`), and the matMul
  *    plans (wide tiles, split K) against the plain 64 x 64 tiles at batch
  *    8192;
  * 2. speed: the bench (WGSL and tfjs steps) and, where PyTorch with CUDA
@@ -20,13 +20,13 @@
  */
 
 import { parseArgs } from "node:util";
-import { initBackend, probeWebGpu } from "../lib/backend.ts";
+import { initBackend, probeWebGpu } from "../lib/backends/choice.ts";
 import { createGan, disposeGan, type GanConfig, preset } from "../lib/gan.ts";
 import {
   compareWithPlainPlan,
   compareWithTfjs,
   type StepComparison,
-} from "../lib/wgsl_check.ts";
+} from "../lib/wgsl/check.ts";
 import { trainArgs } from "./gpu_check_args.ts";
 
 const { values } = parseArgs({

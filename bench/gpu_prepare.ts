@@ -27,9 +27,9 @@ import { createRequire } from "node:module";
 import { parseArgs } from "node:util";
 import { gzipSync } from "node:zlib";
 import { loadDataset } from "../lib/data.ts";
-import { PROJECT_ROOT, sha256Hex } from "../lib/files.ts";
+import { PROJECT_ROOT, sha256Hex } from "../lib/io/files.ts";
 import { IDX_FILES } from "../lib/data.ts";
-import { encodeIdx } from "../lib/idx.ts";
+import { encodeIdx } from "../lib/io/idx.ts";
 import { trainArgs } from "./gpu_check_args.ts";
 
 /** The most one device call carries, and so the most `.gpu/` may hold. */
@@ -123,7 +123,7 @@ try {
 
   // The native parts of the picture packages.
   say("packing the native picture libraries");
-  const require = createRequire(`${PROJECT_ROOT}lib/viz.ts`);
+  const require = createRequire(`${PROJECT_ROOT}lib/pictures/figures.ts`);
   const stage = `${tmp}/stage`;
   const packages = [
     "@napi-rs/canvas",

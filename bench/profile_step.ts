@@ -10,9 +10,9 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
-import { type BackendChoice, initBackend } from "../lib/backend.ts";
+import { type BackendChoice, initBackend } from "../lib/backends/choice.ts";
 import { createGan, preset } from "../lib/gan.ts";
-import { Rng } from "../lib/rng.ts";
+import { Rng } from "../lib/random/rng.ts";
 import { parseArgs } from "node:util";
 import { tfjsRound } from "../cli/bench.ts";
 

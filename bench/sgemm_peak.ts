@@ -1,14 +1,14 @@
 /**
  * The machine's practical peak for the products the training steps run:
  * the system BLAS's sgemm of two 2048 x 2048 matrices, as the wasm backend
- * calls it (`lib/blas.ts`), median of five. Set OPENBLAS_NUM_THREADS=1 for
+ * calls it (`lib/backends/blas.ts`), median of five. Set OPENBLAS_NUM_THREADS=1 for
  * one thread. Usage: `deno run -A bench/sgemm_peak.ts`.
  *
  * @module
  */
 
-import { initBackend } from "../lib/backend.ts";
-import { sgemmOrNull } from "../lib/blas.ts";
+import { initBackend } from "../lib/backends/choice.ts";
+import { sgemmOrNull } from "../lib/backends/blas.ts";
 
 const info = await initBackend("wasm", { blas: true });
 const sgemm = sgemmOrNull();

@@ -16,18 +16,18 @@
  */
 
 import { parseArgs } from "node:util";
-import { initBackend } from "../lib/backend.ts";
+import { initBackend } from "../lib/backends/choice.ts";
 import {
   generateImages,
   hasCheckpoint,
   loadGenerator,
   readCheckpoint,
-} from "../lib/checkpoint.ts";
+} from "../lib/run/checkpoint.ts";
 import { loadDataset } from "../lib/data.ts";
-import { evaluateImages } from "../lib/evaluate.ts";
+import { evaluateImages } from "../lib/eval/evaluate.ts";
 import { disposeGan, type GanConfig, preset } from "../lib/gan.ts";
-import { Rng } from "../lib/rng.ts";
-import { generatorInputsFor } from "../lib/sample_file.ts";
+import { Rng } from "../lib/random/rng.ts";
+import { generatorInputsFor } from "../lib/run/samples.ts";
 import { train, type TrainState } from "../lib/train.ts";
 
 /** `sngan` with these changes to G's and D's Adam settings. */

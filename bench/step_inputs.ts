@@ -8,7 +8,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { aleaStart } from "../lib/alea.ts";
+import { aleaStart } from "../lib/random/dropout_masks.ts";
 import { batches, loadDataset } from "../lib/data.ts";
 import {
   dropoutMask,
@@ -16,8 +16,8 @@ import {
   preset,
   sampleLatent,
 } from "../lib/gan.ts";
-import { NoiseWorkers } from "../lib/noise_workers.ts";
-import { Rng } from "../lib/rng.ts";
+import { NoiseWorkers } from "../lib/random/noise_workers.ts";
+import { Rng } from "../lib/random/rng.ts";
 import { trainingSplit } from "../lib/train.ts";
 
 const { values } = parseArgs({ options: { workers: { type: "string" } } });
@@ -68,7 +68,8 @@ for (const batch of [128, 8192]) {
         reps,
       ),
     ),
-    now: "alea start states; the GPU draws the masks (lib/alea.ts)",
+    now:
+      "alea start states; the GPU draws the masks (lib/random/dropout_masks.ts)",
   });
 
   // Two batches of normal noise (D's step, G's step).
@@ -97,7 +98,7 @@ for (const batch of [128, 8192]) {
     before_ms: ms(inPlace),
     now_ms: ms(busy / (reps + 1)),
     now: `integers on the training thread; Box-Muller in ${pool.size} ` +
-      `worker thread(s), one step ahead (lib/noise_workers.ts)`,
+      `worker thread(s), one step ahead (lib/random/noise_workers.ts)`,
     workers_ms_per_step: ms(wall),
   });
 

@@ -1,9 +1,9 @@
 /**
  * The wasm kernels the project replaces, against what it replaces them
  * with, on a conv layer's batch [128, 14, 14, 64]: tfjs-wasm's LeakyRelu
- * and tfjs' gradient of it against `leakyRelu` of `lib/ops.ts`, and a
+ * and tfjs' gradient of it against `leakyRelu` of `lib/nets/ops.ts`, and a
  * sum over the leading axes as tfjs-wasm computes it (transpose, then sum
- * the innermost axis) against `lib/wasm_reduce.ts`'s. Prints ms, minimum and
+ * the innermost axis) against `lib/backends/wasm_reduce.ts`'s. Prints ms, minimum and
  * median of 40 runs.
  *
  * Usage: `deno run -A bench/wasm_kernels.ts`
@@ -12,8 +12,8 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
-import { initBackend } from "../lib/backend.ts";
-import { leakyRelu } from "../lib/ops.ts";
+import { initBackend } from "../lib/backends/choice.ts";
+import { leakyRelu } from "../lib/nets/ops.ts";
 
 await initBackend("wasm");
 const x = tf.randomNormal([128, 14, 14, 64], 0, 1, "float32", 1);
@@ -52,5 +52,8 @@ time(
   "sum over [0, 1, 2] as tfjs-wasm (transpose)",
   () => tf.tidy(() => tf.sum(tf.transpose(x, [3, 0, 1, 2]), [1, 2, 3])),
 );
-time("sum over [0, 1, 2] (lib/wasm_reduce.ts)", () => tf.sum(x, [0, 1, 2]));
+time(
+  "sum over [0, 1, 2] (lib/backends/wasm_reduce.ts)",
+  () => tf.sum(x, [0, 1, 2]),
+);
 tf.dispose([x, dy]);

@@ -7,7 +7,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { Interrupted } from "../lib/files.ts";
+import { Interrupted } from "../lib/io/files.ts";
 
 /** A bad flag; the CLI prints the message and its usage, and exits with 2. */
 export class UsageError extends Error {}

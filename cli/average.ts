@@ -1,19 +1,19 @@
 /**
  * `deno task average`: a generator whose weights are the mean of several
- * epochs' generators of one run (`lib/average.ts`).
+ * epochs' generators of one run (`lib/run/average.ts`).
  *
  * @module
  */
 
-import { initBackend } from "../lib/backend.ts";
+import { initBackend } from "../lib/backends/choice.ts";
 import {
   checkAverageOut,
   keptEpochs,
   keptGeneratorFolder,
   saveAveragedGenerator,
-} from "../lib/average.ts";
-import { epochRanges } from "../lib/checkpoint.ts";
-import { exists } from "../lib/files.ts";
+} from "../lib/run/average.ts";
+import { epochRanges } from "../lib/run/checkpoint.ts";
+import { exists } from "../lib/io/files.ts";
 import { choiceFlag, parseFlags, runCli, UsageError } from "./args.ts";
 
 const USAGE =

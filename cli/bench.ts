@@ -12,7 +12,7 @@ import {
   BACKEND_CHOICES,
   type BackendChoice,
   initBackend,
-} from "../lib/backend.ts";
+} from "../lib/backends/choice.ts";
 import {
   createGan,
   discriminatorStep,
@@ -23,15 +23,15 @@ import {
   sampleLatent,
 } from "../lib/gan.ts";
 import { toFloat } from "../lib/data.ts";
-import { NoiseWorkers } from "../lib/noise_workers.ts";
-import { Rng } from "../lib/rng.ts";
+import { NoiseWorkers } from "../lib/random/noise_workers.ts";
+import { Rng } from "../lib/random/rng.ts";
 import { latentLater, memorySnapshot } from "../lib/train.ts";
-import { WgslStep, wgslStepSupport } from "../lib/wgsl_step.ts";
+import { WgslStep, wgslStepSupport } from "../lib/wgsl/step.ts";
 import {
   countGpuWork,
   setDirectUploads,
   setFusedUpdates,
-} from "../lib/webgpu.ts";
+} from "../lib/backends/webgpu_fusions.ts";
 import { intFlag, parseFlags, runCli, UsageError } from "./args.ts";
 
 const USAGE = `Usage: deno task bench [options]
@@ -59,7 +59,7 @@ created for them)
                      or in tfjs-wasm's own kernel (off); comma-separated
                      (default auto)
   --step LIST        on WebGPU, the step as tfjs ops (tfjs) or as the WGSL
-                     programs of lib/wgsl_step.ts (wgsl); comma-separated
+                     programs of lib/wgsl/step.ts (wgsl); comma-separated
                      (default tfjs,wgsl)
   --matmul LIST      with --step wgsl, the matMul programs chosen by shape
                      (auto: 128 x 128 tiles for large products, split K for
@@ -159,7 +159,7 @@ async function timeConfiguration(
     warmup: number;
     maxSeconds: number;
     blas: string | null;
-    /** On WebGPU: the step, and the settings of lib/webgpu.ts in force. */
+    /** On WebGPU: the step, and the settings of lib/backends/webgpu_fusions.ts in force. */
     webgpu: WebGpuSettings | null;
   },
 ) {

@@ -20,7 +20,7 @@ import {
   PROJECT_ROOT,
   realPathOf,
   writeFailure,
-} from "../lib/files.ts";
+} from "../lib/io/files.ts";
 import { parseFlags, runCli, stopSignals, UsageError } from "./args.ts";
 import {
   buildManifest,

@@ -4,17 +4,17 @@
  * @module
  */
 
-import { BACKEND_CHOICES, initBackend } from "../lib/backend.ts";
+import { BACKEND_CHOICES, initBackend } from "../lib/backends/choice.ts";
 import {
   epochsText,
   generateImages,
   loadGenerator,
   noChecksumNote,
-} from "../lib/checkpoint.ts";
+} from "../lib/run/checkpoint.ts";
 import { DATASET_NAMES, type DatasetName, loadDataset } from "../lib/data.ts";
-import { evaluateImages } from "../lib/evaluate.ts";
-import { generatorInputsFor, readSampleFiles } from "../lib/sample_file.ts";
-import { Rng } from "../lib/rng.ts";
+import { evaluateImages } from "../lib/eval/evaluate.ts";
+import { generatorInputsFor, readSampleFiles } from "../lib/run/samples.ts";
+import { Rng } from "../lib/random/rng.ts";
 import { choiceFlag, intFlag, parseFlags, runCli, UsageError } from "./args.ts";
 
 /** Most samples eval draws from a generator (n x 784 floats in memory). */

@@ -18,7 +18,7 @@ import {
   checkWritableFile,
   PROJECT_ROOT,
   writeFileAtomic,
-} from "../lib/files.ts";
+} from "../lib/io/files.ts";
 import { intFlag, runCli, UsageError } from "./args.ts";
 
 const USAGE =
@@ -120,7 +120,7 @@ export function parameterNames(source: string): string[] {
 
 /**
  * Runs the parameter cells (a first code cell that imports
- * lib/notebook_params.ts) of `notebooks` in one Deno process, with `env`,
+ * lib/notebook/params.ts) of `notebooks` in one Deno process, with `env`,
  * the whole environment the kernel will get, so that their own checks
  * refuse a bad value before any kernel starts.
  *
@@ -131,7 +131,9 @@ export async function checkParameterCells(
   notebooks: { name: string; path: string; source: string }[],
   env: Record<string, string>,
 ): Promise<{ name: string; message: string; parameter: boolean }[]> {
-  const cells = notebooks.filter((n) => n.source.includes("notebook_params"));
+  const cells = notebooks.filter((n) =>
+    n.source.includes("lib/notebook/params.ts")
+  );
   if (!cells.length) return [];
   const tmp = await Deno.makeTempDir({ prefix: "notebook-params-" });
   try {

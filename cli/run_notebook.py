@@ -246,7 +246,7 @@ def main():
             if "image/svg+xml" in data and "image/png" not in data:
                 problems.append(
                     f"cell {i} ({first}): an SVG picture without a PNG beside it "
-                    "(use lib/display.ts's svg()/svgBundle(), which add one)"
+                    "(use lib/notebook/display.ts's svg()/svgBundle(), which add one)"
                 )
         t = tags(cell)
         if "image" in t and not any(

@@ -4,17 +4,17 @@
  * @module
  */
 
-import { BACKEND_CHOICES, initBackend } from "../lib/backend.ts";
+import { BACKEND_CHOICES, initBackend } from "../lib/backends/choice.ts";
 import {
   epochsText,
   generateImages,
   loadGenerator,
   noChecksumNote,
-} from "../lib/checkpoint.ts";
-import { checkWritableFile, writeFileAtomic } from "../lib/files.ts";
+} from "../lib/run/checkpoint.ts";
+import { checkWritableFile, writeFileAtomic } from "../lib/io/files.ts";
 import { classLabels } from "../lib/data.ts";
 import { interpolationRows, withClasses } from "../lib/gan.ts";
-import { Rng } from "../lib/rng.ts";
+import { Rng } from "../lib/random/rng.ts";
 import {
   checkLabel,
   FILE_MAX_IMAGES,
@@ -24,8 +24,8 @@ import {
   sampleFileKind,
   toBytes,
   writeSampleFile,
-} from "../lib/sample_file.ts";
-import { imageGrid } from "../lib/viz.ts";
+} from "../lib/run/samples.ts";
+import { imageGrid } from "../lib/pictures/figures.ts";
 import {
   choiceFlag,
   intFlag,

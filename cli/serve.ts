@@ -13,7 +13,7 @@
  * @module
  */
 
-import { PROJECT_ROOT } from "../lib/files.ts";
+import { PROJECT_ROOT } from "../lib/io/files.ts";
 import {
   intFlag,
   parseFlags,

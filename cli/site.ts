@@ -10,10 +10,10 @@
 
 import { createRequire } from "node:module";
 import { relative } from "node:path";
-import { epochsText } from "../lib/checkpoint.ts";
+import { epochsText } from "../lib/run/checkpoint.ts";
 import { classLabels } from "../lib/data.ts";
-import { isWithin, PROJECT_ROOT } from "../lib/files.ts";
-import type { Manifest, ManifestEntry } from "../lib/manifest.ts";
+import { isWithin, PROJECT_ROOT } from "../lib/io/files.ts";
+import type { Manifest, ManifestEntry } from "../lib/io/manifest.ts";
 
 export type { Manifest, ManifestEntry };
 
@@ -282,7 +282,7 @@ function isFolderWithModel(dir: string): boolean {
 
 /** Where tfjs-backend-wasm keeps its `.wasm` files. */
 export function wasmDir(): string {
-  const require = createRequire(`${PROJECT_ROOT}lib/backend.ts`);
+  const require = createRequire(`${PROJECT_ROOT}lib/backends/choice.ts`);
   const main = require.resolve("@tensorflow/tfjs-backend-wasm");
   return main.slice(0, main.lastIndexOf("/dist/") + 6);
 }

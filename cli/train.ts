@@ -8,7 +8,7 @@ import {
   BACKEND_CHOICES,
   type BackendChoice,
   initBackend,
-} from "../lib/backend.ts";
+} from "../lib/backends/choice.ts";
 import {
   CLASS_NAMES,
   DATASET_NAMES,
@@ -25,8 +25,8 @@ import {
   preset,
   PRESET_NAMES,
 } from "../lib/gan.ts";
-import { hasCheckpoint, readCheckpointFile } from "../lib/checkpoint.ts";
-import { checkRunFolderPath } from "../lib/files.ts";
+import { hasCheckpoint, readCheckpointFile } from "../lib/run/checkpoint.ts";
+import { checkRunFolderPath } from "../lib/io/files.ts";
 import {
   type EpochStats,
   type Progress,

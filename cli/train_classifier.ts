@@ -5,8 +5,8 @@
  * @module
  */
 
-import { BACKEND_CHOICES, initBackend } from "../lib/backend.ts";
-import { saveClassifier, trainClassifier } from "../lib/classifier.ts";
+import { BACKEND_CHOICES, initBackend } from "../lib/backends/choice.ts";
+import { saveClassifier, trainClassifier } from "../lib/eval/classifier.ts";
 import { DATASET_NAMES, loadDataset } from "../lib/data.ts";
 import { choiceFlag, intFlag, parseFlags, runCli, UsageError } from "./args.ts";
 

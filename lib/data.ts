@@ -18,15 +18,15 @@
  */
 
 import { createRequire } from "node:module";
-import { exists, PROJECT_ROOT, writeFileAtomic } from "./files.ts";
+import { exists, PROJECT_ROOT, writeFileAtomic } from "./io/files.ts";
 import {
   expectDims,
   IdxError,
   parseIdx,
   readIdxFile,
   writeIdxFile,
-} from "./idx.ts";
-import { Rng } from "./rng.ts";
+} from "./io/idx.ts";
+import { Rng } from "./random/rng.ts";
 
 /** The datasets this module loads. */
 export const DATASET_NAMES = ["mnist", "fashion"] as const;

@@ -10,16 +10,16 @@
  * and generation. D returns logits; every loss is computed from logits with
  * log-sigmoid identities, so no log(0) appears however sure D becomes. The
  * configurations and presets are in `lib/presets.ts`, the networks in
- * `lib/layer_net.ts` (lists of layers) and `lib/networks.ts` (the MLP
+ * `lib/nets/layer_net.ts` (lists of layers) and `lib/nets/mlp.ts` (the MLP
  * presets' notation for them); their names are exported from here too.
  *
  * @module
  */
 
 import * as tf from "@tensorflow/tfjs";
-import { LayerNet, layerNetAsLayersModel } from "./layer_net.ts";
-import { asMlp, layerSpecs, mlpNet } from "./networks.ts";
-import { Optimizer } from "./optim.ts";
+import { LayerNet, layerNetAsLayersModel } from "./nets/layer_net.ts";
+import { asMlp, layerSpecs, mlpNet } from "./nets/mlp.ts";
+import { Optimizer } from "./nets/optim.ts";
 import {
   type GanConfig,
   generatorInputs,
@@ -27,7 +27,7 @@ import {
   type OutputActivation,
   validateConfig,
 } from "./presets.ts";
-import { Rng } from "./rng.ts";
+import { Rng } from "./random/rng.ts";
 
 export {
   type Activation,
@@ -55,7 +55,7 @@ export {
   oneHot,
   sampleLatent,
   withClasses,
-} from "./latent.ts";
+} from "./nets/latent.ts";
 export {
   asMlp,
   BN_EPS,
@@ -66,22 +66,22 @@ export {
   type Mlp,
   mlpLayers,
   mlpNet,
-} from "./networks.ts";
-export { dense, dropoutMask, leakyRelu, maxOverPieces } from "./ops.ts";
+} from "./nets/mlp.ts";
+export { dense, dropoutMask, leakyRelu, maxOverPieces } from "./nets/ops.ts";
 export {
   type LayerApplyOptions,
   type LayerDesc,
   LayerNet,
   layerNetAsLayersModel,
-} from "./layer_net.ts";
+} from "./nets/layer_net.ts";
 
 /** Pixels of an image (28 x 28). */
 export const IMAGE_DIM = 784;
 
 /**
- * A network of a GAN: a list of layers (`lib/layer_net.ts`), written out
+ * A network of a GAN: a list of layers (`lib/nets/layer_net.ts`), written out
  * by a convolutional preset or from an MLP preset's notation
- * (`lib/networks.ts`).
+ * (`lib/nets/mlp.ts`).
  */
 export type Network = LayerNet;
 

@@ -8,8 +8,8 @@
  */
 
 import type { PixelRange } from "./data.ts";
-import type { LayerDesc } from "./layer_net.ts";
-import type { OptimizerConfig } from "./optim.ts";
+import type { LayerDesc } from "./nets/layer_net.ts";
+import type { OptimizerConfig } from "./nets/optim.ts";
 
 /** Hidden-layer nonlinearity. Maxout takes the max over `pieces` linear units. */
 export type Activation = "relu" | "leaky_relu" | "maxout" | "tanh";
@@ -28,7 +28,7 @@ export const LOSS_KINDS = ["non-saturating", "saturating", "hinge"] as const;
 /**
  * One network: written out as a list of layers (`layers`), or in the MLP
  * presets' notation (hidden sizes, nonlinearity, regularisers,
- * initialisation), which `lib/networks.ts` turns into such a list.
+ * initialisation), which `lib/nets/mlp.ts` turns into such a list.
  */
 export interface NetConfig {
   /** Hidden layer sizes (units; for maxout, units after the max). */
@@ -58,7 +58,7 @@ export interface NetConfig {
    */
   labelUnits?: number;
   /**
-   * The network as a list of layers (`lib/layer_net.ts`): convolutional
+   * The network as a list of layers (`lib/nets/layer_net.ts`): convolutional
    * networks. When given, `hidden` and the MLP's settings above are unused
    * (`hidden` is empty).
    */

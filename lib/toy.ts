@@ -6,7 +6,7 @@
  * exact enough to check Theorem 1 numerically: C(G) = -log 4 + 2 JSD.
  *
  * The networks, losses and optimiser are the project's own (lib/gan.ts,
- * lib/optim.ts); only the data and the sizes are one-dimensional.
+ * lib/nets/optim.ts); only the data and the sizes are one-dimensional.
  *
  * @module
  */
@@ -20,9 +20,9 @@ import {
   type LayerSpec,
   mlpNet,
 } from "./gan.ts";
-import { Optimizer } from "./optim.ts";
-import { Rng } from "./rng.ts";
-import type { DensityPanel } from "./viz.ts";
+import { Optimizer } from "./nets/optim.ts";
+import { Rng } from "./random/rng.ts";
+import type { DensityPanel } from "./pictures/figures.ts";
 
 /** Options of {@linkcode ToyGan}. */
 export interface ToyOptions {

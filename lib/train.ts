@@ -18,12 +18,12 @@ import {
   restoreCheckpoint,
   saveCheckpoint,
   saveGenerator,
-} from "./checkpoint.ts";
+} from "./run/checkpoint.ts";
 import {
   keptEpochs,
   keptGeneratorFolder,
   removeKeptGenerators,
-} from "./average.ts";
+} from "./run/average.ts";
 import {
   batches,
   batchesPerEpoch,
@@ -38,7 +38,7 @@ import {
   exists,
   removeStaleTemporaries,
   writeFileAtomic,
-} from "./files.ts";
+} from "./io/files.ts";
 import {
   classGridInputs,
   createGan,
@@ -50,8 +50,8 @@ import {
   sampleLatent,
   validateConfig,
 } from "./gan.ts";
-import { Rng, type RngState } from "./rng.ts";
-import { lockRunFolder } from "./run_lock.ts";
+import { Rng, type RngState } from "./random/rng.ts";
+import { lockRunFolder } from "./run/lock.ts";
 import {
   chooseStep,
   type RoundMeans,
@@ -60,9 +60,14 @@ import {
   type StepChoice,
   TfjsRounds,
   WgslRounds,
-} from "./steps.ts";
-import { imageGrid, lossCurvesPng, progressGif, progressStrip } from "./viz.ts";
-import type { WgslStepOptions } from "./wgsl_step.ts";
+} from "./rounds.ts";
+import {
+  imageGrid,
+  lossCurvesPng,
+  progressGif,
+  progressStrip,
+} from "./pictures/figures.ts";
+import type { WgslStepOptions } from "./wgsl/step.ts";
 
 export {
   chooseStep,
@@ -73,7 +78,7 @@ export {
   type StepOptions,
   wgslStepFor,
   wgslStepUnavailable,
-} from "./steps.ts";
+} from "./rounds.ts";
 
 /**
  * Figures of one epoch, means over its steps, and the memory at its end
@@ -208,7 +213,7 @@ export interface TrainOptions {
   /**
    * Which code runs the training step: `tfjs`, its ops (every backend and
    * preset); `wgsl`, the whole step as hand-written WebGPU programs
-   * (`lib/wgsl_step.ts`: WebGPU, every preset); `auto` (default), `wgsl`
+   * (`lib/wgsl/step.ts`: WebGPU, every preset); `auto` (default), `wgsl`
    * where it can run, else `tfjs`.
    */
   step?: StepChoice;
@@ -504,7 +509,7 @@ async function roundsFor(
   if (tf.getBackend() === "webgpu") {
     log(
       wgsl
-        ? `training step: WGSL programs, ${wgsl.dispatchesPerStep} dispatches (lib/wgsl_step.ts)${
+        ? `training step: WGSL programs, ${wgsl.dispatchesPerStep} dispatches (lib/wgsl/step.ts)${
           wgsl.gathers ? "; the training images on the GPU" : ""
         }`
         : `training step: tfjs ops (${chosen.why})`,

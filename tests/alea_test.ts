@@ -6,8 +6,8 @@ import {
   aleaMaskCode,
   aleaStart,
   keepThreshold,
-} from "../lib/alea.ts";
-import { probeWebGpu } from "../lib/backend.ts";
+} from "../lib/random/dropout_masks.ts";
+import { probeWebGpu } from "../lib/backends/choice.ts";
 import { dropoutMask } from "../lib/gan.ts";
 
 const a = 2091639n, b = 1n << 32n, m = a * b ** 3n - 1n;

@@ -1,26 +1,26 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { initBackend } from "../lib/backend.ts";
+import { initBackend } from "../lib/backends/choice.ts";
 import {
   averageGenerators,
   checkAverageOut,
   saveAveragedGenerator,
-} from "../lib/average.ts";
+} from "../lib/run/average.ts";
 import {
   CheckpointError,
   epochsText,
   loadGenerator,
   saveGenerator,
-} from "../lib/checkpoint.ts";
+} from "../lib/run/checkpoint.ts";
 import { createGan, disposeGan, generatorModel, preset } from "../lib/gan.ts";
 import {
   loadLayersModelFile,
   QUANTIZE_MIN_SIZE,
   saveLayersModel,
-} from "../lib/layers_io.ts";
+} from "../lib/io/layers_model.ts";
 import { parseEpochList } from "../cli/average.ts";
 import { loadDataset } from "../lib/data.ts";
-import { exists } from "../lib/files.ts";
+import { exists } from "../lib/io/files.ts";
 import { train } from "../lib/train.ts";
 import { runCli } from "./run.ts";
 import { tinyOptions } from "./tiny.ts";

@@ -1,6 +1,10 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { BackendError, initBackend, probeWebGpu } from "../lib/backend.ts";
+import {
+  BackendError,
+  initBackend,
+  probeWebGpu,
+} from "../lib/backends/choice.ts";
 import {
   asMlp,
   createGan,
@@ -10,7 +14,7 @@ import {
   preset,
   sampleLatent,
 } from "../lib/gan.ts";
-import { Rng } from "../lib/rng.ts";
+import { Rng } from "../lib/random/rng.ts";
 
 Deno.test("unknown and unavailable backends are clear errors", async () => {
   await assert.rejects(

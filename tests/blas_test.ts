@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { initBackend } from "../lib/backend.ts";
-import { nativeMatMulActive, useNativeMatMul } from "../lib/blas.ts";
-import { Rng } from "../lib/rng.ts";
+import { initBackend } from "../lib/backends/choice.ts";
+import { nativeMatMulActive, useNativeMatMul } from "../lib/backends/blas.ts";
+import { Rng } from "../lib/random/rng.ts";
 
 const info = await initBackend("wasm");
 // CI installs OpenBLAS (.ci/run), so there the native path is tested; on a

@@ -1,13 +1,13 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { initBackend } from "../lib/backend.ts";
+import { initBackend } from "../lib/backends/choice.ts";
 import {
   CheckpointError,
   loadGenerator,
   readCheckpoint,
   restoreCheckpoint,
   saveCheckpoint,
-} from "../lib/checkpoint.ts";
+} from "../lib/run/checkpoint.ts";
 import {
   createGan,
   disposeGan,
@@ -16,7 +16,7 @@ import {
   preset,
   sampleLatent,
 } from "../lib/gan.ts";
-import { Rng } from "../lib/rng.ts";
+import { Rng } from "../lib/random/rng.ts";
 
 await initBackend("wasm");
 

@@ -1,15 +1,15 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { initBackend } from "../lib/backend.ts";
+import { initBackend } from "../lib/backends/choice.ts";
 import {
   ClassifierNet,
   classify,
   FEATURE_DIM,
   loadClassifier,
   trainClassifier,
-} from "../lib/classifier.ts";
+} from "../lib/eval/classifier.ts";
 import { head, loadDataset } from "../lib/data.ts";
-import { Rng } from "../lib/rng.ts";
+import { Rng } from "../lib/random/rng.ts";
 
 await initBackend("wasm");
 

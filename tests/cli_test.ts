@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { initBackend, probeWebGpu } from "../lib/backend.ts";
+import { initBackend, probeWebGpu } from "../lib/backends/choice.ts";
 import { productFlops } from "../cli/bench.ts";
-import { parseIdx } from "../lib/idx.ts";
+import { parseIdx } from "../lib/io/idx.ts";
 import { runCli } from "./run.ts";
 
 const run = runCli;
@@ -398,7 +398,7 @@ Deno.test({
     assert.deepEqual([on.uploads, on.staging_buffers_per_step], ["direct", 0]);
     assert.ok(on.passes_per_step < on.dispatches_per_step / 10);
     assert.equal(on.tensor_growth, 0);
-    // The WGSL step (lib/wgsl_step.ts), per layer: forward 1, weight
+    // The WGSL step (lib/wgsl/step.ts), per layer: forward 1, weight
     // gradient 1, bias gradient 1, input gradient 1 (none into the data or
     // the noise; D's backward pass twice); losses 1 and Adam 1 per player.
     // D's step: 5 + 4 + 1 + (4 + 4 + 3) + 1; G's: 5 + 4 + 1 + 4 +

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { initBackend } from "../lib/backend.ts";
-import { loadGenerator } from "../lib/checkpoint.ts";
+import { initBackend } from "../lib/backends/choice.ts";
+import { loadGenerator } from "../lib/run/checkpoint.ts";
 import { type Dataset, loadDataset } from "../lib/data.ts";
-import { conditionalFigures } from "../lib/evaluate.ts";
+import { conditionalFigures } from "../lib/eval/evaluate.ts";
 import {
   asMlp,
   classGridInputs,
@@ -19,10 +19,10 @@ import {
   validateConfig,
   withClasses,
 } from "../lib/gan.ts";
-import { Rng } from "../lib/rng.ts";
-import { labelsPath } from "../lib/sample_file.ts";
+import { Rng } from "../lib/random/rng.ts";
+import { labelsPath } from "../lib/run/samples.ts";
 import { checkLabels, train } from "../lib/train.ts";
-import { wgslStepSupport } from "../lib/wgsl_step.ts";
+import { wgslStepSupport } from "../lib/wgsl/step.ts";
 import { runCli } from "./run.ts";
 import { tiny, tinyOptions } from "./tiny.ts";
 

@@ -1,14 +1,14 @@
 /**
  * The convolutional presets: both train on wasm (whose convolution weight
- * gradient `lib/wasm_conv.ts` supplies) and on WebGPU with the tfjs step,
+ * gradient `lib/backends/wasm_conv.ts` supplies) and on WebGPU with the tfjs step,
  * resume exactly (spectral norm's u and v included), and export G as a
  * standard TF.js layers model that computes what G computes.
  */
 
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { initBackend, probeWebGpu } from "../lib/backend.ts";
-import { readCheckpoint, restoreCheckpoint } from "../lib/checkpoint.ts";
+import { initBackend, probeWebGpu } from "../lib/backends/choice.ts";
+import { readCheckpoint, restoreCheckpoint } from "../lib/run/checkpoint.ts";
 import { type Dataset, loadDataset } from "../lib/data.ts";
 import {
   createGan,
@@ -19,9 +19,9 @@ import {
   preset,
   sampleLatent,
 } from "../lib/gan.ts";
-import { Rng } from "../lib/rng.ts";
+import { Rng } from "../lib/random/rng.ts";
 import { type EpochStats, train } from "../lib/train.ts";
-import { chooseStep } from "../lib/steps.ts";
+import { chooseStep } from "../lib/rounds.ts";
 
 const probe = await probeWebGpu();
 await initBackend("wasm");

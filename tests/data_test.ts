@@ -13,7 +13,7 @@ import {
   loadDataset,
   toFloat,
 } from "../lib/data.ts";
-import { encodeIdx, IdxError } from "../lib/idx.ts";
+import { encodeIdx, IdxError } from "../lib/io/idx.ts";
 
 const quiet = { log: () => {} };
 

@@ -7,7 +7,7 @@ import {
   png,
   pngBundle,
   svg,
-} from "../lib/display.ts";
+} from "../lib/notebook/display.ts";
 
 Deno.test("base64 matches btoa, also past the chunk size", () => {
   const bytes = Uint8Array.from({ length: 70000 }, (_, i) => (i * 7) % 256);

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
-import { initBackend } from "../lib/backend.ts";
+import { initBackend } from "../lib/backends/choice.ts";
 import { head, loadDataset, toFloat } from "../lib/data.ts";
-import { evaluateImages, readSamplesFile } from "../lib/evaluate.ts";
-import { encodeIdx } from "../lib/idx.ts";
-import { decodeNpy, encodeNpy } from "../lib/npy.ts";
-import { Rng } from "../lib/rng.ts";
+import { evaluateImages, readSamplesFile } from "../lib/eval/evaluate.ts";
+import { encodeIdx } from "../lib/io/idx.ts";
+import { decodeNpy, encodeNpy } from "../lib/io/npy.ts";
+import { Rng } from "../lib/random/rng.ts";
 
 await initBackend("wasm");
 const mnist = await loadDataset("mnist", { log: () => {} });

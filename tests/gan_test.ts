@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { initBackend } from "../lib/backend.ts";
+import { initBackend } from "../lib/backends/choice.ts";
 import {
   asMlp,
   batchFigures,
@@ -31,7 +31,7 @@ import {
   valueFunction,
   withClasses,
 } from "../lib/gan.ts";
-import { Rng } from "../lib/rng.ts";
+import { Rng } from "../lib/random/rng.ts";
 
 await initBackend("wasm");
 

@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import { probeWebGpu } from "../lib/backend.ts";
+import { probeWebGpu } from "../lib/backends/choice.ts";
 import { root, runCommand } from "./run.ts";
 
 const probe = await probeWebGpu();

@@ -7,7 +7,7 @@ import {
   parseIdx,
   readIdxFile,
   writeIdxFile,
-} from "../lib/idx.ts";
+} from "../lib/io/idx.ts";
 
 const sample = {
   dims: [3, 2, 4],

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { initBackend } from "../lib/backend.ts";
+import { initBackend } from "../lib/backends/choice.ts";
 import {
   classHistogram,
   coverage,
@@ -11,8 +11,8 @@ import {
   parzenEstimate,
   parzenLogLikelihoods,
   symmetricEigen,
-} from "../lib/metrics.ts";
-import { Rng } from "../lib/rng.ts";
+} from "../lib/eval/metrics.ts";
+import { Rng } from "../lib/random/rng.ts";
 
 await initBackend("wasm");
 

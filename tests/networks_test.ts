@@ -1,5 +1,5 @@
 /**
- * The MLP presets' notation as lists of layers (`lib/networks.ts`): the
+ * The MLP presets' notation as lists of layers (`lib/nets/mlp.ts`): the
  * lists read back as the blocks they were written from, the paper's D as
  * a list, the variables' names old checkpoints use, and a refusal for a
  * network that is not an MLP.
@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { initBackend } from "../lib/backend.ts";
+import { initBackend } from "../lib/backends/choice.ts";
 import {
   asMlp,
   conditional,
@@ -22,12 +22,12 @@ import {
   PRESET_NAMES,
   validateConfig,
 } from "../lib/gan.ts";
-import { logicalName } from "../lib/optim.ts";
+import { logicalName } from "../lib/nets/optim.ts";
 import {
   readCheckpoint,
   restoreCheckpoint,
   saveCheckpoint,
-} from "../lib/checkpoint.ts";
+} from "../lib/run/checkpoint.ts";
 
 await initBackend("cpu");
 

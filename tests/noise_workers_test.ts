@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { NoiseWorkers } from "../lib/noise_workers.ts";
-import { Rng } from "../lib/rng.ts";
+import { NoiseWorkers } from "../lib/random/noise_workers.ts";
+import { Rng } from "../lib/random/rng.ts";
 
 Deno.test("worker threads give fillNormal's noise, and the generator goes on the same", async () => {
   for (const workers of [1, 3]) {

@@ -6,9 +6,9 @@ import {
   NotebookParameterError,
   PRESETS,
   TRAINING_IMAGES,
-} from "../lib/notebook_params.ts";
+} from "../lib/notebook/params.ts";
 import { DEFAULT_HOLDOUT } from "../lib/train.ts";
-import { frechetFeatureDistance } from "../lib/metrics.ts";
+import { frechetFeatureDistance } from "../lib/eval/metrics.ts";
 import {
   checkParameterCells,
   firstCodeCell,
@@ -195,7 +195,7 @@ Deno.test({
       ),
     );
     for (const n of notebooks) {
-      assert.match(n.source, /notebook_params\.ts/, n.name);
+      assert.match(n.source, /lib\/notebook\/params\.ts/, n.name);
       assert.ok(parameterNames(n.source).includes("GAN_EPOCHS"), n.name);
     }
     assert.deepEqual(await checkParameterCells(notebooks, base), []);

@@ -1,7 +1,11 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { initBackend } from "../lib/backend.ts";
-import { logicalName, Optimizer, uniqueVariableName } from "../lib/optim.ts";
+import { initBackend } from "../lib/backends/choice.ts";
+import {
+  logicalName,
+  Optimizer,
+  uniqueVariableName,
+} from "../lib/nets/optim.ts";
 
 await initBackend("wasm");
 

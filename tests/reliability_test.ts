@@ -8,12 +8,12 @@
 
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { initBackend } from "../lib/backend.ts";
+import { initBackend } from "../lib/backends/choice.ts";
 import {
   loadGenerator,
   readCheckpoint,
   readCheckpointFile,
-} from "../lib/checkpoint.ts";
+} from "../lib/run/checkpoint.ts";
 import { type Dataset, loadDataset } from "../lib/data.ts";
 import {
   checkRunFolderPath,
@@ -21,16 +21,16 @@ import {
   processAlive,
   sha256File,
   writeFileAtomic,
-} from "../lib/files.ts";
+} from "../lib/io/files.ts";
 import { disposeGan } from "../lib/gan.ts";
-import { encodeIdx, parseIdx } from "../lib/idx.ts";
-import { decodeNpy } from "../lib/npy.ts";
+import { encodeIdx, parseIdx } from "../lib/io/idx.ts";
+import { decodeNpy } from "../lib/io/npy.ts";
 import {
   LOCK_FILE,
   lockRunFolder,
   RunFolderLockedError,
-} from "../lib/run_lock.ts";
-import { writeSampleFile } from "../lib/sample_file.ts";
+} from "../lib/run/lock.ts";
+import { writeSampleFile } from "../lib/run/samples.ts";
 import { train, trainingSplit } from "../lib/train.ts";
 import { root, runCli, until, withTempDir } from "./run.ts";
 import { tiny, tinyOptions } from "./tiny.ts";
@@ -83,7 +83,7 @@ Deno.test("a lock whose process was killed is stale and taken over", async () =>
     const child = new Deno.Command(Deno.execPath(), {
       args: [
         "eval",
-        `import { lockRunFolder } from "${root}lib/run_lock.ts";
+        `import { lockRunFolder } from "${root}lib/run/lock.ts";
          lockRunFolder(${JSON.stringify(dir)});
          console.log("locked");
          setTimeout(() => {}, 60000);`,

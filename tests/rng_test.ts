@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { Rng } from "../lib/rng.ts";
+import { Rng } from "../lib/random/rng.ts";
 
 Deno.test("same seed gives the same sequence; other seeds differ", () => {
   const a = new Rng(42), b = new Rng(42), c = new Rng(43), d = new Rng(42, 1);

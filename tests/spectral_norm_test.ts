@@ -1,14 +1,14 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { initBackend } from "../lib/backend.ts";
-import { Rng } from "../lib/rng.ts";
+import { initBackend } from "../lib/backends/choice.ts";
+import { Rng } from "../lib/random/rng.ts";
 import {
   createSpectralNorm,
   largestSingularValue,
   powerIteration,
   sigmaOf,
   spectralNormalized,
-} from "../lib/spectral_norm.ts";
+} from "../lib/nets/spectral_norm.ts";
 
 await initBackend("wasm");
 

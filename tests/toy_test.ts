@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { initBackend } from "../lib/backend.ts";
+import { initBackend } from "../lib/backends/choice.ts";
 import { figure1, ToyGan, virtualCriterion } from "../lib/toy.ts";
 
 await initBackend("cpu");

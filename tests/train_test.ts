@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { initBackend } from "../lib/backend.ts";
-import { readCheckpoint } from "../lib/checkpoint.ts";
+import { initBackend } from "../lib/backends/choice.ts";
+import { readCheckpoint } from "../lib/run/checkpoint.ts";
 import { type Dataset, loadDataset } from "../lib/data.ts";
 import { asMlp, disposeGan } from "../lib/gan.ts";
 import { type EpochStats, train } from "../lib/train.ts";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { loadImage } from "@napi-rs/canvas";
-import { encodeNpy } from "../lib/npy.ts";
+import { encodeNpy } from "../lib/io/npy.ts";
 import {
   barsSvg,
   composeSvg,
@@ -12,7 +12,7 @@ import {
   progressStrip,
   svgToPng,
   trainingFigure,
-} from "../lib/viz.ts";
+} from "../lib/pictures/figures.ts";
 
 Deno.test("image grid: size follows count, columns, scale and gap", async () => {
   const images = new Uint8Array(10 * 784).fill(255);

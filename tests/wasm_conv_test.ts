@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { initBackend } from "../lib/backend.ts";
-import { useNativeMatMul } from "../lib/blas.ts";
-import { Rng } from "../lib/rng.ts";
+import { initBackend } from "../lib/backends/choice.ts";
+import { useNativeMatMul } from "../lib/backends/blas.ts";
+import { Rng } from "../lib/random/rng.ts";
 
 /** Convolutions of every shape the conv presets use, and odd ones. */
 const CASES: {

@@ -1,15 +1,15 @@
 /**
  * The wasm backend's replacements for slow tfjs-wasm kernels give the same
  * values bit for bit as the kernels they replace: sums and means over
- * leading axes (`lib/wasm_reduce.ts`) and LeakyReLU with its gradient
- * (`leakyRelu` of `lib/ops.ts`).
+ * leading axes (`lib/backends/wasm_reduce.ts`) and LeakyReLU with its gradient
+ * (`leakyRelu` of `lib/nets/ops.ts`).
  */
 
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { initBackend } from "../lib/backend.ts";
-import { leakyRelu } from "../lib/ops.ts";
-import { Rng } from "../lib/rng.ts";
+import { initBackend } from "../lib/backends/choice.ts";
+import { leakyRelu } from "../lib/nets/ops.ts";
+import { Rng } from "../lib/random/rng.ts";
 
 await initBackend("wasm");
 

@@ -7,7 +7,7 @@
  */
 
 import assert from "node:assert/strict";
-import { decodeNpy } from "../lib/npy.ts";
+import { decodeNpy } from "../lib/io/npy.ts";
 import { Browser, findChromium } from "./browser.ts";
 import { root, runCli } from "./run.ts";
 

@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { initBackend, probeWebGpu } from "../lib/backend.ts";
+import { initBackend, probeWebGpu } from "../lib/backends/choice.ts";
 import {
   Optimizer,
   type OptimizerConfig,
   uniqueVariableName,
-} from "../lib/optim.ts";
-import { Rng } from "../lib/rng.ts";
+} from "../lib/nets/optim.ts";
+import { Rng } from "../lib/random/rng.ts";
 import {
   countGpuWork,
   FUSED_ADAM,
@@ -14,7 +14,7 @@ import {
   fusedUpdatesOn,
   setDirectUploads,
   setFusedUpdates,
-} from "../lib/webgpu.ts";
+} from "../lib/backends/webgpu_fusions.ts";
 
 const probe = await probeWebGpu();
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { initBackend, probeWebGpu } from "../lib/backend.ts";
+import { initBackend, probeWebGpu } from "../lib/backends/choice.ts";
 import { type Dataset, loadDataset } from "../lib/data.ts";
 import { createGan, disposeGan, type GanConfig, preset } from "../lib/gan.ts";
 import { train } from "../lib/train.ts";
@@ -7,7 +7,7 @@ import {
   compareWithPlainPlan,
   compareWithTfjs,
   SLOT_TOLERANCE,
-} from "../lib/wgsl_check.ts";
+} from "../lib/wgsl/check.ts";
 
 const probe = await probeWebGpu();
 

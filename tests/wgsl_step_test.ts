@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { initBackend, probeWebGpu } from "../lib/backend.ts";
+import { initBackend, probeWebGpu } from "../lib/backends/choice.ts";
 import { type Dataset, loadDataset, toFloat } from "../lib/data.ts";
 import {
   asMlp,
@@ -15,15 +15,15 @@ import {
   sampleLatent,
   simultaneousStep,
 } from "../lib/gan.ts";
-import { logicalName } from "../lib/optim.ts";
-import { Rng } from "../lib/rng.ts";
+import { logicalName } from "../lib/nets/optim.ts";
+import { Rng } from "../lib/random/rng.ts";
 import { type EpochStats, train, wgslStepFor } from "../lib/train.ts";
 import {
   type MatMulChoice,
   matMulPlan,
   WgslStep,
   wgslStepSupport,
-} from "../lib/wgsl_step.ts";
+} from "../lib/wgsl/step.ts";
 
 const probe = await probeWebGpu();
 

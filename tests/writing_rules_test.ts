@@ -6,8 +6,8 @@
  */
 
 import assert from "node:assert/strict";
-import { exists } from "../lib/files.ts";
-import { encodeNpy } from "../lib/npy.ts";
+import { exists } from "../lib/io/files.ts";
+import { encodeNpy } from "../lib/io/npy.ts";
 import { root, runCli, until, withTempDir } from "./run.ts";
 
 const sample = (...args: string[]) =>

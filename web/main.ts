@@ -5,7 +5,7 @@
  * `manifest.json`, draws a grid of samples, walks through the latent space,
  * and says which backend runs them (WebGPU, then WebGL, then wasm).
  *
- * Noise comes from the project's own generator (`lib/rng.ts`, stream 3, as
+ * Noise comes from the project's own generator (`lib/random/rng.ts`, stream 3, as
  * `deno task sample --seed N` draws it), so the page and the command draw
  * the same images for the same seed.
  *
@@ -24,9 +24,9 @@ import {
   interpolateLatents,
   sampleLatent,
   withClasses,
-} from "../lib/latent.ts";
-import { Rng } from "../lib/rng.ts";
-import type { Manifest, ManifestEntry } from "../lib/manifest.ts";
+} from "../lib/nets/latent.ts";
+import { Rng } from "../lib/random/rng.ts";
+import type { Manifest, ManifestEntry } from "../lib/io/manifest.ts";
 
 type Entry = ManifestEntry;
 

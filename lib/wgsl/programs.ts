@@ -350,8 +350,8 @@ fn main(@builtin(local_invocation_id) lid: vec3u) {
 }`;
 
 /**
- * Adam over a whole network's parameters at once, as `lib/optim.ts` (and
- * `lib/webgpu.ts`'s fused kernel) computes it:
+ * Adam over a whole network's parameters at once, as `lib/nets/optim.ts` (and
+ * `lib/backends/webgpu_fusions.ts`'s fused kernel) computes it:
  * m' = beta1 m + (1 - beta1) g; v' = beta2 v + (1 - beta2) g^2;
  * p' = p - (m' lr / (1 - beta1^t)) / (sqrt(v' / (1 - beta2^t)) + eps).
  */
@@ -374,7 +374,7 @@ ${FLAT_MAIN}
 }`;
 
 /**
- * SGD with momentum over a whole network's parameters, as `lib/optim.ts`
+ * SGD with momentum over a whole network's parameters, as `lib/nets/optim.ts`
  * computes it: inc' = momentum inc - lr g; p' = p + inc'.
  */
 export const SGD_CODE = `

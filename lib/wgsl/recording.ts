@@ -12,7 +12,7 @@ import {
   ALEA_MASK_CODE,
   aleaJumpTable,
   keepThreshold,
-} from "../alea.ts";
+} from "../random/dropout_masks.ts";
 import {
   asMlp,
   BN_EPS,
@@ -91,7 +91,7 @@ export class StepRecording extends Kernels {
     const deltas = [0, 1, 2].map(() => this.buffer(2 * B * widest));
     const partial = this.buffer(Math.ceil((2 * B) / 256) * widest);
     if (this.dBuf.masks.some((m) => m)) {
-      // D's dropout masks are drawn on the GPU (lib/alea.ts): the jumps to
+      // D's dropout masks are drawn on the GPU (lib/random/dropout_masks.ts): the jumps to
       // each chunk of a part's stream, and each step's start states.
       const longest = Math.max(...this.D.specs.map((s) => B * s.inputs));
       const table = aleaJumpTable(Math.ceil(longest / ALEA_CHUNK));

@@ -26,7 +26,7 @@
  *   goes to the pieces that attain the max), as tfjs's gradients do;
  * - D sees the real and the generated batch in one pass of 2B rows, with
  *   the masks `lib/gan.ts` would draw for each half (drawn on the GPU by
- *   `lib/alea.ts`, one program per layer);
+ *   `lib/random/dropout_masks.ts`, one program per layer);
  * - with the images on the GPU, one program gathers the real batch;
  * - the losses and their gradients with respect to D's logits are one
  *   program, which also adds the step's figures to sums kept on the GPU;
@@ -39,7 +39,7 @@
  * K (the batch) split into runs whose partial products a second program
  * adds, for products with few outputs.
  *
- * The arithmetic is `lib/gan.ts`'s and `lib/optim.ts`'s, with the same
+ * The arithmetic is `lib/gan.ts`'s and `lib/nets/optim.ts`'s, with the same
  * dropout masks (tests compare steps with the tfjs step), in float32,
  * summed in another order. Several D or G steps per round (k > 1) are left
  * to the tfjs step: {@linkcode wgslStepSupport} says why a configuration
@@ -55,28 +55,28 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
-import { aleaStart } from "./alea.ts";
-import { IMAGE_PIXELS, type PixelRange, toFloat } from "./data.ts";
+import { aleaStart } from "../random/dropout_masks.ts";
+import { IMAGE_PIXELS, type PixelRange, toFloat } from "../data.ts";
 import {
   asMlp,
   FAKE_MASK_OFFSET,
   type Gan,
   type GanConfig,
   type Mlp,
-} from "./gan.ts";
-import { adamSettings, learningRate, momentum } from "./optim.ts";
-import { COPY_DST, type Dispatch, S } from "./wgsl/gpu.ts";
-import type { NetLayout } from "./wgsl/layout.ts";
-import type { MatMulChoice } from "./wgsl/plans.ts";
-import { GATHER_CODE } from "./wgsl/programs.ts";
-import { StepRecording } from "./wgsl/recording.ts";
+} from "../gan.ts";
+import { adamSettings, learningRate, momentum } from "../nets/optim.ts";
+import { COPY_DST, type Dispatch, S } from "./gpu.ts";
+import type { NetLayout } from "./layout.ts";
+import type { MatMulChoice } from "./plans.ts";
+import { GATHER_CODE } from "./programs.ts";
+import { StepRecording } from "./recording.ts";
 
 export {
   type MatMulChoice,
   type MatMulPlan,
   matMulPlan,
   type MatMulTile,
-} from "./wgsl/plans.ts";
+} from "./plans.ts";
 
 /**
  * Why the WGSL step cannot train `config` (a sentence), or null when it can.
@@ -157,7 +157,7 @@ export interface WgslStepOptions {
   /**
    * Rewrites each program's WGSL before it is compiled. For tests only: a
    * deliberately broken program shows that a comparison with the tfjs step
-   * (`lib/wgsl_check.ts`) catches a wrong step.
+   * (`lib/wgsl/check.ts`) catches a wrong step.
    */
   transformProgram?: (code: string) => string;
 }

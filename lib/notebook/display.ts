@@ -7,7 +7,7 @@
  * @module
  */
 
-import { svgToPng } from "./viz.ts";
+import { svgToPng } from "../pictures/figures.ts";
 
 /** A Jupyter MIME bundle: MIME type -> content (images base64-encoded). */
 export type MimeBundle = Record<string, string>;

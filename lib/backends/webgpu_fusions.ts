@@ -9,13 +9,13 @@
  *   526 dispatches and 126 of its 171 uploads. Here Adam is three programs
  *   per variable (new m, new v, new parameter) and SGD two (new increment,
  *   new parameter), with the settings as uniforms: no upload at all. The
- *   arithmetic is `lib/optim.ts`'s, in the same order, in float32.
+ *   arithmetic is `lib/nets/optim.ts`'s, in the same order, in float32.
  * - Direct uploads. tfjs uploads a CPU tensor by creating a mapped staging
  *   buffer, copying it with a command and ending the current compute pass;
  *   here the data goes with `queue.writeBuffer` into a buffer from tfjs's
  *   pool, as tfjs already does for its uniforms.
  *
- * `lib/backend.ts` installs both when it starts WebGPU; other backends are
+ * `lib/backends/choice.ts` installs both when it starts WebGPU; other backends are
  * untouched. Each can be switched off to compare (`deno task bench
  * --fused off --uploads staged`).
  *

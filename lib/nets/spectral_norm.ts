@@ -21,9 +21,9 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
-import { symmetricEigen } from "./metrics.ts";
+import { symmetricEigen } from "../eval/metrics.ts";
 import { uniqueVariableName } from "./optim.ts";
-import type { Rng } from "./rng.ts";
+import type { Rng } from "../random/rng.ts";
 
 /** PyTorch's epsilon in the normalisation of u and v. */
 export const SN_EPS = 1e-12;
@@ -132,7 +132,7 @@ export function spectralNormalized(
  * The largest singular value of a kernel's values viewed as [rest, out]
  * (`out` its last dimension), computed directly: the square root of the
  * largest eigenvalue of W^T W, from the symmetric eigensolver of
- * `lib/metrics.ts`, in double precision. What power iteration estimates.
+ * `lib/eval/metrics.ts`, in double precision. What power iteration estimates.
  */
 export function largestSingularValue(w: Float32Array, out: number): number {
   const rest = w.length / out;

@@ -12,7 +12,7 @@
  *   `momentumStart` and `momentumSaturate`.
  *
  * On WebGPU each variable's update runs as a few fused programs
- * (`lib/webgpu.ts`) with the same arithmetic.
+ * (`lib/backends/webgpu_fusions.ts`) with the same arithmetic.
  *
  * @module
  */
@@ -24,7 +24,7 @@ import {
   FUSED_SGD,
   fusedUpdatesOn,
   type SgdAttrs,
-} from "./webgpu.ts";
+} from "../backends/webgpu_fusions.ts";
 
 let nextUid = 0;
 

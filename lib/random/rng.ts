@@ -118,7 +118,7 @@ export class Rng {
    * pairs: per pair a nonzero integer for the radius (zeros are skipped),
    * then one for the angle. {@linkcode normalsFromUints} turns them into
    * the same normals; that part is the costly one and can run elsewhere
-   * (`lib/noise_workers.ts`).
+   * (`lib/random/noise_workers.ts`).
    */
   normalUints<T extends Uint32Array>(out: T): T {
     // nextUint32 with the state in locals (twice as fast here).

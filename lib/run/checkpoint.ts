@@ -23,8 +23,8 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
-import { exists, sha256Hex, writeFileAtomic } from "./files.ts";
-import { loadLayersModelFile, saveLayersModel } from "./layers_io.ts";
+import { exists, sha256Hex, writeFileAtomic } from "../io/files.ts";
+import { loadLayersModelFile, saveLayersModel } from "../io/layers_model.ts";
 import {
   type Gan,
   type GanConfig,
@@ -32,8 +32,8 @@ import {
   generatorModel,
   imagesFrom,
   type OutputActivation,
-} from "./gan.ts";
-import { logicalName } from "./optim.ts";
+} from "../gan.ts";
+import { logicalName } from "../nets/optim.ts";
 
 const FORMAT = "gan-checkpoint";
 const VERSION = 1;

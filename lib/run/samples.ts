@@ -23,14 +23,14 @@ import {
   WriteError,
   writeFailure,
   writeFileAtomic,
-} from "./files.ts";
-import { CLASS_NAMES, classLabels } from "./data.ts";
-import { readLabelsFile, readSamplesFile } from "./evaluate.ts";
-import { classGridInputs, sampleLatent, withClasses } from "./gan.ts";
-import { idxHeader } from "./idx.ts";
-import { npyHeader } from "./npy.ts";
-import { Rng } from "./rng.ts";
-import { imageGrid } from "./viz.ts";
+} from "../io/files.ts";
+import { CLASS_NAMES, classLabels } from "../data.ts";
+import { readLabelsFile, readSamplesFile } from "../eval/evaluate.ts";
+import { classGridInputs, sampleLatent, withClasses } from "../gan.ts";
+import { idxHeader } from "../io/idx.ts";
+import { npyHeader } from "../io/npy.ts";
+import { Rng } from "../random/rng.ts";
+import { imageGrid } from "../pictures/figures.ts";
 
 /** Most images a PNG grid holds (100 x 100 images, 2,800 x 2,800 pixels). */
 export const PNG_MAX_IMAGES = 10000;

@@ -30,8 +30,8 @@ import {
   realPathOf,
   removeStaleTemporaries,
   WriteError,
-} from "./files.ts";
-import { saveLayersModel } from "./layers_io.ts";
+} from "../io/files.ts";
+import { saveLayersModel } from "../io/layers_model.ts";
 
 /**
  * Where `train({ keepGenerators: true })` keeps an epoch's generator,

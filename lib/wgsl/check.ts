@@ -27,10 +27,10 @@ import {
   generatorStep,
   sampleLatent,
   simultaneousStep,
-} from "./gan.ts";
-import { logicalName } from "./optim.ts";
-import { Rng } from "./rng.ts";
-import { WgslStep, type WgslStepOptions } from "./wgsl_step.ts";
+} from "../gan.ts";
+import { logicalName } from "../nets/optim.ts";
+import { Rng } from "../random/rng.ts";
+import { WgslStep, type WgslStepOptions } from "./step.ts";
 
 /**
  * How far apart two results may be: a weight's or a figure's difference

@@ -11,9 +11,9 @@
  * @module
  */
 
-export { BACKEND_CHOICES } from "./backend.ts";
-export { DATASET_NAMES } from "./data.ts";
-export { PRESETS } from "./presets.ts";
+export { BACKEND_CHOICES } from "../backends/choice.ts";
+export { DATASET_NAMES } from "../data.ts";
+export { PRESETS } from "../presets.ts";
 
 /**
  * Training images a notebook can train on: MNIST's and Fashion-MNIST's

@@ -4,7 +4,7 @@
  * `dropout`, `initRange` and `labelUnits` describe a multilayer perceptron
  * block by block ({@linkcode LayerSpec}: dropout of the block's input, a
  * dense map, batch norm, a nonlinearity); {@linkcode mlpLayers} writes the
- * blocks as a list of layers (`lib/layer_net.ts`), the form every network
+ * blocks as a list of layers (`lib/nets/layer_net.ts`), the form every network
  * of the project takes, with the MLPs' own initialisation, batch norm and
  * variable names, so that they train and resume bit for bit as they always
  * have. {@linkcode asMlp} reads the blocks back from a list, for what only
@@ -15,8 +15,8 @@
 
 import type * as tf from "@tensorflow/tfjs";
 import { type LayerDesc, LayerNet } from "./layer_net.ts";
-import type { Activation, NetConfig, OutputActivation } from "./presets.ts";
-import type { Rng } from "./rng.ts";
+import type { Activation, NetConfig, OutputActivation } from "../presets.ts";
+import type { Rng } from "../random/rng.ts";
 
 /** LeakyReLU's slope in the MLPs. */
 export const LEAKY_SLOPE = 0.2;

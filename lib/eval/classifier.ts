@@ -14,13 +14,13 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
-import { batches, type Dataset, IMAGE_SIZE, toFloat } from "./data.ts";
-import { exists } from "./files.ts";
-import { dense } from "./gan.ts";
+import { batches, type Dataset, IMAGE_SIZE, toFloat } from "../data.ts";
+import { exists } from "../io/files.ts";
+import { dense } from "../gan.ts";
 import { accuracyOf } from "./metrics.ts";
-import { Optimizer, uniqueVariableName } from "./optim.ts";
-import { Rng } from "./rng.ts";
-import { loadLayersModelFile, saveLayersModel } from "./layers_io.ts";
+import { Optimizer, uniqueVariableName } from "../nets/optim.ts";
+import { Rng } from "../random/rng.ts";
+import { loadLayersModelFile, saveLayersModel } from "../io/layers_model.ts";
 
 /** Name of the feature layer. */
 export const FEATURE_LAYER = "features";

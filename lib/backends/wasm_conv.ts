@@ -9,7 +9,7 @@
  *         x[n, oh sh + kh dh - top, ow sw + kw dw - left, ci] dy[n, oh, ow, co]
  *
  * as one matrix product P^T dY, with P = patches [N OH OW, KH KW Cin] and
- * dY = [N OH OW, Cout]: in the system BLAS where one loads (`lib/blas.ts`),
+ * dY = [N OH OW, Cout]: in the system BLAS where one loads (`lib/backends/blas.ts`),
  * else in plain loops. (NHWC, the layout tfjs uses.)
  *
  * With a BLAS, the forward convolution (P W) and the input gradient, which

@@ -3,10 +3,10 @@
  * batch norm (over features or channels, with running statistics), dropout,
  * reshape and flatten, and the activations (relu, leaky relu, maxout, tanh,
  * sigmoid); spectral normalisation of a dense or conv2d layer's weight
- * (`lib/spectral_norm.ts`). Layers are plain variables and visible tfjs ops.
+ * (`lib/nets/spectral_norm.ts`). Layers are plain variables and visible tfjs ops.
  * Every network of the project is one: the convolutional presets are
  * written as lists, and the MLP presets' shorter notation (`hidden`,
- * `activation`, ...) becomes one in `lib/networks.ts`.
+ * `activation`, ...) becomes one in `lib/nets/mlp.ts`.
  *
  * Images go in and out as rows of 784 values, as everywhere else in the
  * project: a description starts with `reshape` to [28, 28, 1] (D) or ends
@@ -18,7 +18,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { dropoutMask, leakyRelu, maxOverPieces } from "./ops.ts";
 import { uniqueVariableName } from "./optim.ts";
-import type { Rng } from "./rng.ts";
+import type { Rng } from "../random/rng.ts";
 import {
   createSpectralNorm,
   spectralNormalized,

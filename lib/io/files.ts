@@ -12,7 +12,7 @@ import { fileURLToPath } from "node:url";
 
 /** The project's root folder (holding `lib/`), ending with `/`. */
 export const PROJECT_ROOT: string = fileURLToPath(
-  new URL("../", import.meta.url),
+  new URL("../../", import.meta.url),
 );
 
 /** A file or folder that cannot be written; the message names it and says why. */

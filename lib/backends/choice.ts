@@ -12,7 +12,7 @@ import * as tf from "@tensorflow/tfjs";
 import { nativeMatMulActive, useNativeMatMul } from "./blas.ts";
 import { registerWasmConvGrad } from "./wasm_conv.ts";
 import { registerWasmReductions } from "./wasm_reduce.ts";
-import { installDirectUploads, installFusedUpdates } from "./webgpu.ts";
+import { installDirectUploads, installFusedUpdates } from "./webgpu_fusions.ts";
 
 /** A backend to ask for. */
 export type BackendChoice = "auto" | "webgpu" | "wasm" | "cpu";
@@ -30,7 +30,7 @@ export interface BackendInfo {
   /** One sentence: which device and why. */
   reason: string;
   /**
-   * On wasm: the system BLAS that runs matMul (see `lib/blas.ts`), or null
+   * On wasm: the system BLAS that runs matMul (see `lib/backends/blas.ts`), or null
    * when tfjs-wasm's own kernel does.
    */
   blas?: string | null;

@@ -7,9 +7,9 @@
  */
 
 import { classify, FEATURE_DIM, loadClassifier } from "./classifier.ts";
-import { type Dataset, IMAGE_PIXELS, toFloat } from "./data.ts";
-import { PROJECT_ROOT } from "./files.ts";
-import { isGzip, parseIdx } from "./idx.ts";
+import { type Dataset, IMAGE_PIXELS, toFloat } from "../data.ts";
+import { PROJECT_ROOT } from "../io/files.ts";
+import { isGzip, parseIdx } from "../io/idx.ts";
 import {
   accuracyOf,
   classHistogram,
@@ -18,7 +18,7 @@ import {
   inceptionScore,
   parzenEstimate,
 } from "./metrics.ts";
-import { decodeNpy } from "./npy.ts";
+import { decodeNpy } from "../io/npy.ts";
 
 /** The committed classifier of a dataset. */
 export function defaultClassifierDir(dataset: string): string {

@@ -3,7 +3,7 @@
  * (1) update D, (2) update G (Algorithm 1), with the epoch's running
  * figures kept on the device. Two implementations: {@linkcode TfjsRounds},
  * tfjs ops on any backend; {@linkcode WgslRounds}, the whole round as
- * hand-written WebGPU programs (`lib/wgsl_step.ts`). Both draw the same
+ * hand-written WebGPU programs (`lib/wgsl/step.ts`). Both draw the same
  * numbers from the run's generator in the same order, so they train to
  * the same figures within float rounding, and a run can resume on either.
  *
@@ -11,7 +11,7 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
-import { probeWebGpu } from "./backend.ts";
+import { probeWebGpu } from "./backends/choice.ts";
 import { type Batch, IMAGE_PIXELS } from "./data.ts";
 import {
   discriminatorStep,
@@ -23,14 +23,14 @@ import {
   simultaneousStep,
   withClasses,
 } from "./gan.ts";
-import { NoiseWorkers } from "./noise_workers.ts";
-import type { Rng } from "./rng.ts";
-import { compareWithTfjs, describeComparison } from "./wgsl_check.ts";
+import { NoiseWorkers } from "./random/noise_workers.ts";
+import type { Rng } from "./random/rng.ts";
+import { compareWithTfjs, describeComparison } from "./wgsl/check.ts";
 import {
   WgslStep,
   type WgslStepOptions,
   wgslStepSupport,
-} from "./wgsl_step.ts";
+} from "./wgsl/step.ts";
 
 /** The epoch's figures so far, means over its rounds. */
 export interface RoundMeans {
@@ -274,7 +274,7 @@ export function wgslStepUnavailable(config: GanConfig): string | null {
 
 /**
  * When `--step auto` picks the WGSL step, whether it is first compared with
- * the tfjs step (`lib/wgsl_check.ts`): `gpu`, on a GPU adapter but not on a
+ * the tfjs step (`lib/wgsl/check.ts`): `gpu`, on a GPU adapter but not on a
  * software one (the default; the test suite covers the software adapter);
  * `always`; `never`. `--step wgsl` is never checked.
  */

@@ -2,7 +2,7 @@
  * The measuring instruments: the Parzen-window log-likelihood of the paper's
  * Table 1, the Fréchet distance between Gaussians fitted to features (FID),
  * the Inception Score, and class coverage. Pure numerics on arrays; the
- * features and class probabilities come from `lib/classifier.ts`.
+ * features and class probabilities come from `lib/eval/classifier.ts`.
  *
  * @module
  */

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { Rng } from "./rng.ts";
+import type { Rng } from "../random/rng.ts";
 
 /** What drawing a latent vector needs to know. */
 export interface LatentConfig {

@@ -13,7 +13,7 @@
  * @module
  */
 
-import { processStartTicks, WriteError, writeFailure } from "./files.ts";
+import { processStartTicks, WriteError, writeFailure } from "../io/files.ts";
 
 /** The name of the lock file in a run folder. */
 export const LOCK_FILE = "train.lock";

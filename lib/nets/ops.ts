@@ -1,17 +1,17 @@
 /**
  * The operations of the networks that tfjs lacks or runs slowly, written as
  * plain tfjs ops with the same values: a dense layer, dropout's mask, maxout's
- * max over pieces and LeakyReLU. `lib/layer_net.ts` builds networks from them.
+ * max over pieces and LeakyReLU. `lib/nets/layer_net.ts` builds networks from them.
  *
  * @module
  */
 
 import * as tf from "@tensorflow/tfjs";
-import { alea } from "./alea.ts";
+import { alea } from "../random/dropout_masks.ts";
 
 /**
  * A dense layer `x W + b`. (On wasm, its gradient's matMuls transpose
- * explicitly: see `lib/backend.ts`.)
+ * explicitly: see `lib/backends/choice.ts`.)
  */
 export function dense(
   x: tf.Tensor2D,
@@ -29,7 +29,7 @@ export function dense(
  * `u = tf.randomUniform([n], 0, 1, "float32", seed)` (the same generator,
  * seedrandom's alea, seeded the same way), so the committed models stay
  * reproducible; built as one array on the CPU, it is one upload instead of
- * a uniform tensor and three ops (see docs/speed.md). `lib/alea.ts` draws
+ * a uniform tensor and three ops (see docs/speed.md). `lib/random/dropout_masks.ts` draws
  * the same masks on the GPU for the WGSL step.
  */
 export function dropoutMask(
