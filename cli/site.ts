@@ -11,7 +11,7 @@
 import { createRequire } from "node:module";
 import { relative } from "node:path";
 import { epochsText } from "../lib/run/checkpoint.ts";
-import { classLabels } from "../lib/data.ts";
+import { classLabels, DATASET_NAMES } from "../lib/data.ts";
 import { isWithin, PROJECT_ROOT } from "../lib/io/files.ts";
 import type { Manifest, ManifestEntry } from "../lib/io/manifest.ts";
 
@@ -136,7 +136,8 @@ const finite = (x: unknown) =>
  * models folder, a hidden folder, or a symbolic link to a folder (not
  * served, since its files could be anywhere: copy the folder instead). One
  * whose `model.json` is not valid JSON is listed in both, so that the page
- * says what is wrong with it.
+ * says what is wrong with it. The generators come in the page's order
+ * (MNIST first, then Fashion-MNIST; within each the lowest FID first).
  */
 export async function buildManifest(
   modelsDir = `${PROJECT_ROOT}models`,
@@ -258,7 +259,23 @@ export async function buildManifest(
     }
     manifest.generators.push(entry);
   }
+  manifest.generators.sort(byBest);
   return manifest;
+}
+
+/**
+ * The page's order, whose first entry it opens on: by dataset (MNIST
+ * first, as the paper), then the best generator first (lowest FID; one
+ * without figures after those with), then by name.
+ */
+function byBest(a: ManifestEntry, b: ManifestEntry): number {
+  const rank = (e: ManifestEntry) => {
+    const i = (DATASET_NAMES as readonly string[]).indexOf(e.dataset ?? "");
+    return i < 0 ? DATASET_NAMES.length : i;
+  };
+  const fid = (e: ManifestEntry) => e.evaluation?.fid ?? Infinity;
+  return rank(a) - rank(b) || fid(a) - fid(b) ||
+    (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 }
 
 /** True when `path` exists, itself (a broken symbolic link counts). */

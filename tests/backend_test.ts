@@ -15,6 +15,7 @@ import {
   sampleLatent,
 } from "../lib/gan.ts";
 import { Rng } from "../lib/random/rng.ts";
+import { root } from "./run.ts";
 
 Deno.test("unknown and unavailable backends are clear errors", async () => {
   await assert.rejects(
@@ -119,4 +120,32 @@ Deno.test("wasm: a clone shares its data, counts the reference and outlives the 
   const g = tf.grad((a: tf.Tensor) => tf.mul(a, a).sum())(tf.tensor1d([2, -3]));
   assert.deepEqual(Array.from(await g.data()), [4, -6]);
   g.dispose();
+});
+
+Deno.test("without XDG_RUNTIME_DIR, probing WebGPU prints no Mesa error and leaves no folder", async () => {
+  const script = `
+    import { probeWebGpu } from "${root}lib/backends/choice.ts";
+    const probe = await probeWebGpu();
+    console.log(JSON.stringify({ ok: probe.ok, dir: Deno.env.get("XDG_RUNTIME_DIR") }));
+  `;
+  const env = Object.fromEntries(
+    ["PATH", "HOME", "DENO_DIR"].flatMap((k) => {
+      const v = Deno.env.get(k);
+      return v === undefined ? [] : [[k, v]];
+    }),
+  );
+  const r = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--ext=ts", script],
+    cwd: root,
+    clearEnv: true,
+    env: { ...env, NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stderr = new TextDecoder().decode(r.stderr);
+  assert.equal(r.code, 0, stderr);
+  const out = JSON.parse(new TextDecoder().decode(r.stdout).trim());
+  assert.match(out.dir, /xdg-runtime-/);
+  assert.doesNotMatch(stderr, /XDG_RUNTIME_DIR/);
+  assert.throws(() => Deno.statSync(out.dir), Deno.errors.NotFound);
 });

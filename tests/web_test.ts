@@ -327,14 +327,16 @@ Deno.test({
       );
       assert.deepEqual(
         manifest.generators.map((g: { name: string }) => g.name),
+        // The page's order: MNIST first, the lowest FID first; the page
+        // opens on the first.
         [
-          "fashion",
-          "fashion-conditional",
-          "fashion-sngan",
-          "mnist",
-          "mnist-conditional",
-          "mnist-sngan",
           "mnist-sngan-fc",
+          "mnist-conditional",
+          "mnist",
+          "mnist-sngan",
+          "fashion-sngan",
+          "fashion-conditional",
+          "fashion",
         ],
       );
       // An averaged generator's entry says which epochs it is the mean of.

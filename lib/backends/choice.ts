@@ -53,6 +53,29 @@ export class BackendError extends Error {
   }
 }
 
+/**
+ * Gives this process a private runtime folder where `XDG_RUNTIME_DIR` is
+ * unset (ssh sessions, containers, CI runners): Mesa's Vulkan driver reads
+ * it when the first adapter is asked for, and prints an error on each start
+ * without one. The folder is removed when the process ends.
+ */
+function ensureRuntimeDir(): void {
+  if (Deno.env.get("XDG_RUNTIME_DIR")) return;
+  try {
+    const dir = Deno.makeTempDirSync({ prefix: "xdg-runtime-" }); // mode 0700
+    Deno.env.set("XDG_RUNTIME_DIR", dir);
+    globalThis.addEventListener("unload", () => {
+      try {
+        Deno.removeSync(dir, { recursive: true });
+      } catch {
+        // gone already
+      }
+    });
+  } catch {
+    // no temporary folder or no env permission: Mesa prints its line
+  }
+}
+
 /** What the WebGPU adapter is, or why there is none. */
 export async function probeWebGpu(): Promise<
   { ok: true; fallback: boolean; description: string } | {
@@ -60,6 +83,7 @@ export async function probeWebGpu(): Promise<
     why: string;
   }
 > {
+  ensureRuntimeDir();
   const gpu = (navigator as { gpu?: GPU }).gpu;
   if (!gpu) return { ok: false, why: "navigator.gpu is not available" };
   let adapter: GPUAdapter | null = null;
