@@ -14,8 +14,10 @@ the end the channel is drained again. Then every cell is checked:
 
 - an error (execute_reply status or an `error` output) fails the run;
 - a cell tagged `image` must hold image/png;
-- every picture must carry a PNG: an output with image/svg+xml alone shows
-  only in notebooks a user has trusted, and not in nbconvert's HTML;
+- every picture must be a PNG and only a PNG: nbconvert (and the viewers
+  built on it) prefers image/svg+xml to image/png and sanitises untrusted
+  SVG, stripping the <g transform> groups that place a figure's panels, so
+  an SVG shows as an empty box there even with a PNG beside it;
 - every other code cell must hold some output, unless tagged `no-output`.
 
 A cell that should have shown something and holds nothing is reported as a
@@ -243,10 +245,11 @@ def main():
                 problems.append(f"cell {i} ({first}): {o['ename']}: {o['evalue']}")
         for o in outs:
             data = o.get("data", {})
-            if "image/svg+xml" in data and "image/png" not in data:
+            if "image/svg+xml" in data:
                 problems.append(
-                    f"cell {i} ({first}): an SVG picture without a PNG beside it "
-                    "(use lib/notebook/display.ts's svg()/svgBundle(), which add one)"
+                    f"cell {i} ({first}): an SVG picture, which nbconvert's HTML "
+                    "and the viewers built on it show as an empty box; show it as "
+                    "a PNG (lib/notebook/display.ts's svg() renders one)"
                 )
         t = tags(cell)
         if "image" in t and not any(

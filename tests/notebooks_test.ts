@@ -89,7 +89,10 @@ Deno.test({
       assert.equal(r.code, 1);
       assert.match(r.stderr, /cell 1 .*tagged image, but holds text\/plain/);
       assert.match(r.stderr, /cell 2 .*no output/);
-      assert.match(r.stderr, /cell 3 .*an SVG picture without a PNG beside it/);
+      assert.match(
+        r.stderr,
+        /cell 3 .*an SVG picture, which nbconvert's HTML .* empty box; show it as a PNG/,
+      );
       assert.match(r.stderr, /cell 4: Error: boom/);
       // Execution stops at the error; the failed run's outputs are kept.
       const failed = JSON.parse(
@@ -266,6 +269,62 @@ Deno.test({
     } finally {
       await Deno.remove(dir, { recursive: true });
       await Deno.remove(out).catch(() => {});
+    }
+  },
+});
+
+/** A Python with nbconvert (Debian: python3-nbconvert), if present. */
+const nbconvert = await (async () => {
+  for (const py of ["/usr/bin/python3", "python3"]) {
+    try {
+      if ((await run(py, ["-c", "import nbconvert"])).code === 0) return py;
+    } catch { /* not installed */ }
+  }
+  return null;
+})();
+
+Deno.test({
+  name:
+    "every picture of the committed notebooks is an <img> in nbconvert's HTML (PNG only, no SVG to strip)",
+  ignore: nbconvert === null,
+  async fn() {
+    const names = [...Deno.readDirSync(`${root}notebooks`)]
+      .map((e) => e.name).filter((n) => n.endsWith(".ipynb")).sort();
+    assert.ok(names.length >= 4, names.join());
+    for (const name of names) {
+      const path = `${root}notebooks/${name}`;
+      const nb = JSON.parse(await Deno.readTextFile(path));
+      const outputs = nb.cells.flatMap((c: { outputs?: unknown[] }) =>
+        c.outputs ?? []
+      ) as { data?: Record<string, unknown> }[];
+      const pictures = outputs.filter((o) =>
+        Object.keys(o.data ?? {}).some((k) => k.startsWith("image/"))
+      );
+      assert.ok(pictures.length > 0, `${name} shows pictures`);
+      for (const p of pictures) {
+        assert.deepEqual(
+          Object.keys(p.data!).filter((k) => k.startsWith("image/")),
+          ["image/png"],
+          name,
+        );
+      }
+      const html = await run(nbconvert!, [
+        "-m",
+        "nbconvert",
+        "--to",
+        "html",
+        "--stdout",
+        path,
+      ]);
+      assert.equal(html.code, 0, html.stderr);
+      const images = html.stdout.match(
+        /<img src="data:image\/png;base64,[A-Za-z0-9+/]{100,}/g,
+      ) ?? [];
+      assert.equal(
+        images.length,
+        pictures.length,
+        `${name}: <img> per picture`,
+      );
     }
   },
 });

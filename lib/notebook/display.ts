@@ -1,6 +1,6 @@
 /**
  * Showing pictures in a Jupyter notebook run by the Deno kernel: PNG outputs
- * (SVG ones carry a PNG beside), and one display updated in place (a training run's live view),
+ * (an SVG figure is rendered to one), and one display updated in place (a training run's live view),
  * instead of a new output per epoch. Outside the kernel (a script, a test)
  * nothing is shown unless a `send` function is given.
  *
@@ -57,16 +57,15 @@ export function pngBundle(png: Uint8Array, text = "[image]"): MimeBundle {
 }
 
 /**
- * The bundle of an SVG image, with a PNG rendering of it beside: Jupyter
- * shows SVG only in notebooks the user has trusted (and nbconvert's HTML
- * not at all), while a PNG shows wherever the notebook is opened.
+ * The bundle of an SVG image, as a PNG rendering of it (at twice its size,
+ * for sharp screens) and no SVG: Jupyter shows SVG only in notebooks the
+ * user has trusted, and nbconvert's HTML (and GitHub's and other viewers
+ * built on it) prefers SVG to PNG and sanitises it, stripping the
+ * `<g transform>` groups that place a figure's panels, so an SVG beside
+ * the PNG would show as an empty box there. A PNG shows everywhere.
  */
 export function svgBundle(svg: string, text = "[figure]"): MimeBundle {
-  return {
-    "image/svg+xml": svg,
-    "image/png": base64(svgToPng(svg)),
-    "text/plain": text,
-  };
+  return pngBundle(svgToPng(svg), text);
 }
 
 /**
