@@ -355,17 +355,15 @@ const SNGAN: GanConfig = {
 // `sngan` with the dense 1024-unit layer InfoGAN (Chen et al. 2016) has in
 // each network: G's first layer (batch norm, ReLU), and D's last hidden
 // layer between its convolutions and its output (spectrally normalised,
-// LeakyReLU 0.1), at batch 64. Chosen on MNIST by measurement
-// (docs/results.md, "Recipes tried on MNIST"): on short runs (4 epochs on
-// 20,000 images) the dense layers took FID from 66 to 53 and batch 64 to 45,
-// where a D twice as wide, the hinge loss, two D steps, TTUR and other
-// optimiser settings did not; on all of MNIST both together reached FID 6.9
-// after 4 epochs, against 23.7 for batch 64 alone, and 2.7 after 10 (the
-// `paper` network: 3.8 after 400). Without the hidden dense layer D's verdict
-// is one linear function of its convolutional features. Its epochs swing
-// (FID 2.2-5.1 over epochs 10-16); the mean of epochs 10-15 (`deno task
-// average`) scores FID 1.36 and Parzen 229.0. The price: G's dense 1024 ->
-// 6,272 layer makes a 27 MB generator (sngan's: 3 MB; 6.7 MB in 8 bits).
+// LeakyReLU 0.1), at batch 64. Chosen on MNIST by measurement (the figures:
+// docs/results.md, "Recipes tried on MNIST"): the dense layers and batch 64
+// each lowered FID on short runs, where a D twice as wide, the hinge loss,
+// two D steps, TTUR and other optimiser settings did not. Without the
+// hidden dense layer D's verdict is one linear function of its
+// convolutional features. Its epochs swing, and the mean of several (`deno
+// task average`) is the committed models/mnist-sngan-fc. The price: G's
+// dense 1024 -> 6,272 layer makes a 27 MB generator (sngan's: 3 MB; 6.7 MB
+// in 8 bits).
 const SNGAN_FC: GanConfig = {
   ...SNGAN,
   preset: "sngan-fc",

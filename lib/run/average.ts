@@ -4,9 +4,9 @@
  * epochs; Yazıcı et al. 2019, "The Unusual Effectiveness of Averaging in
  * GAN Training"). Late in a GAN's training the generator's weights circle
  * around a good point instead of settling on it, as each player answers the
- * other's last move; their mean lies nearer the middle of the circle. On
- * MNIST the mean of `sngan-fc`'s epochs 10 to 15 scores FID 1.37 where the
- * best single epoch scores 2.21 (docs/results.md).
+ * other's last move; their mean lies nearer the middle of the circle. How
+ * much it gained on MNIST, and where it did little: docs/results.md,
+ * "Averaging `sngan-fc`".
  *
  * Every weight is averaged, batch norm's running mean and variance
  * included; those then describe the averaged network's activations only

@@ -1,0 +1,86 @@
+/**
+ * The figures a reader sees stand in one place: each committed generator's
+ * `eval.json` (the JSON line of `deno task eval --checkpoint models/NAME`).
+ * The README's results table must state them as they are there, and
+ * docs/results.md, which explains them, must state the same. The presets'
+ * table in docs/training.md is checked against `PRESETS` itself.
+ */
+
+import assert from "node:assert/strict";
+import { PRESET_NAMES, PRESETS } from "../lib/presets.ts";
+import { root } from "./run.ts";
+
+/** The README's results table: one row per committed generator. */
+function readmeRows(): { name: string; cells: string[] }[] {
+  const readme = Deno.readTextFileSync(`${root}README.md`);
+  const section = readme.slice(readme.indexOf("## Results"));
+  return section.split("\n")
+    .filter((l) => l.startsWith("| `models/"))
+    .map((l) => {
+      const cells = l.split("|").slice(1, -1).map((c) => c.trim());
+      return { name: cells[0].replace(/`models\/(.*)`/, "$1"), cells };
+    });
+}
+
+/** `x` written with as many decimals as `shown` has. */
+const like = (x: number, shown: string) =>
+  x.toFixed((shown.split(".")[1] ?? "").length);
+
+Deno.test("the README's results are each committed generator's eval.json, and docs/results.md says the same", () => {
+  const rows = readmeRows();
+  const generators = [...Deno.readDirSync(`${root}models`)]
+    .filter((e) => e.isDirectory && e.name !== "classifier")
+    .map((e) => e.name).sort();
+  assert.deepEqual(rows.map((r) => r.name).sort(), generators);
+  const results = Deno.readTextFileSync(`${root}docs/results.md`);
+  for (const { name, cells } of rows) {
+    const e = JSON.parse(
+      Deno.readTextFileSync(`${root}models/${name}/eval.json`),
+    );
+    const [, , , parzen, fid, classes, asked] = cells;
+    const [ll, se] = parzen.split(" +- ");
+    assert.equal(ll, like(e.parzen_ll, ll), `${name}: Parzen`);
+    assert.equal(se, like(e.parzen_se, se), `${name}: Parzen's error`);
+    assert.equal(fid, like(e.fid, fid), `${name}: FID`);
+    assert.equal(Number(classes), e.classes_ge_1pct, `${name}: classes`);
+    if (e.conditional_acc !== undefined) {
+      assert.equal(
+        asked,
+        `${like(100 * e.conditional_acc, asked.replace("%", ""))}%`,
+        `${name}: of the class asked for`,
+      );
+    } else {
+      assert.equal(asked, "", name);
+    }
+    assert.ok(
+      results.includes(parzen),
+      `docs/results.md states ${name}'s Parzen estimate, ${parzen}`,
+    );
+  }
+});
+
+Deno.test("docs/training.md's preset table lists every preset, with its batch size and learning rate", () => {
+  const doc = Deno.readTextFileSync(`${root}docs/training.md`);
+  const section = doc.slice(
+    doc.indexOf("## Presets"),
+    doc.indexOf("## Conditional GANs"),
+  );
+  const rows = section.split("\n").filter((l) => /^\| `[a-z0-9-]+` /.test(l))
+    .map((l) => l.split("|").slice(1, -1).map((c) => c.trim()));
+  assert.deepEqual(rows.map((r) => r[0].replaceAll("`", "")), [
+    ...PRESET_NAMES,
+  ]);
+  for (const [name, , , optimiser] of rows) {
+    const c = PRESETS[name.replaceAll("`", "")];
+    const batch = optimiser.match(/batch (\d+)/);
+    if (batch) assert.equal(Number(batch[1]), c.batchSize, `${name}: batch`);
+    const lr = optimiser.match(/(?:Adam|lr) ([\d.e-]+)/);
+    if (lr) {
+      assert.equal(Number(lr[1]), c.optimizerG.lr, `${name}: learning rate`);
+    }
+    assert.ok(
+      batch || /^as `/.test(optimiser),
+      `${name} states its batch or refers to a preset`,
+    );
+  }
+});
