@@ -26,7 +26,8 @@ import {
   withClasses,
 } from "../lib/gan.ts";
 import { Rng } from "../lib/random/rng.ts";
-import { train, type TrainState } from "../lib/train.ts";
+import { train } from "../lib/train.ts";
+import { type TrainState } from "../lib/run/record.ts";
 
 const { values } = parseArgs({
   options: {

@@ -28,7 +28,8 @@ import { evaluateImages } from "../lib/eval/evaluate.ts";
 import { disposeGan, type GanConfig, preset } from "../lib/gan.ts";
 import { Rng } from "../lib/random/rng.ts";
 import { generatorInputsFor } from "../lib/run/samples.ts";
-import { train, type TrainState } from "../lib/train.ts";
+import { train } from "../lib/train.ts";
+import { type TrainState } from "../lib/run/record.ts";
 
 /** `sngan` with these changes to G's and D's Adam settings. */
 function withOptimizers(

@@ -25,7 +25,8 @@ import {
 import { toFloat } from "../lib/data.ts";
 import { NoiseWorkers } from "../lib/random/noise_workers.ts";
 import { Rng } from "../lib/random/rng.ts";
-import { latentLater, memorySnapshot } from "../lib/train.ts";
+import { memorySnapshot } from "../lib/run/record.ts";
+import { latentLater } from "../lib/rounds.ts";
 import { WgslStep, wgslStepSupport } from "../lib/wgsl/step.ts";
 import {
   countGpuWork,

@@ -27,13 +27,9 @@ import {
 } from "../lib/gan.ts";
 import { hasCheckpoint, readCheckpointFile } from "../lib/run/checkpoint.ts";
 import { checkRunFolderPath } from "../lib/io/files.ts";
-import {
-  type EpochStats,
-  type Progress,
-  STEP_CHOICES,
-  train,
-  type TrainState,
-} from "../lib/train.ts";
+import { type Progress, train } from "../lib/train.ts";
+import { type EpochStats, type TrainState } from "../lib/run/record.ts";
+import { STEP_CHOICES } from "../lib/rounds.ts";
 import {
   choiceFlag,
   intFlag,

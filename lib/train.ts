@@ -11,19 +11,7 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
-import {
-  hasCheckpoint,
-  noChecksumNote,
-  readCheckpoint,
-  restoreCheckpoint,
-  saveCheckpoint,
-  saveGenerator,
-} from "./run/checkpoint.ts";
-import {
-  keptEpochs,
-  keptGeneratorFolder,
-  removeKeptGenerators,
-} from "./run/average.ts";
+import { restoreCheckpoint } from "./run/checkpoint.ts";
 import {
   batches,
   batchesPerEpoch,
@@ -33,12 +21,7 @@ import {
   IMAGE_PIXELS,
   type Split,
 } from "./data.ts";
-import {
-  checkRunFolderPath,
-  exists,
-  removeStaleTemporaries,
-  writeFileAtomic,
-} from "./io/files.ts";
+import { checkRunFolderPath } from "./io/files.ts";
 import {
   classGridInputs,
   createGan,
@@ -50,8 +33,11 @@ import {
   sampleLatent,
   validateConfig,
 } from "./gan.ts";
-import { Rng, type RngState } from "./random/rng.ts";
+import { Rng } from "./random/rng.ts";
 import { lockRunFolder } from "./run/lock.ts";
+import { openRun } from "./run/open.ts";
+import { startOutputs, writeOutputs } from "./run/outputs.ts";
+import { type EpochStats, memorySnapshot } from "./run/record.ts";
 import {
   chooseStep,
   type RoundMeans,
@@ -61,117 +47,7 @@ import {
   TfjsRounds,
   WgslRounds,
 } from "./rounds.ts";
-import {
-  imageGrid,
-  lossCurvesPng,
-  progressGif,
-  progressStrip,
-} from "./pictures/figures.ts";
 import type { WgslStepOptions } from "./wgsl/step.ts";
-
-export {
-  chooseStep,
-  latentLater,
-  type SelfCheck,
-  STEP_CHOICES,
-  type StepChoice,
-  type StepOptions,
-  wgslStepFor,
-  wgslStepUnavailable,
-} from "./rounds.ts";
-
-/**
- * Figures of one epoch, means over its steps, and the memory at its end
- * ({@linkcode MemorySnapshot}; absent in histories written before these
- * were recorded).
- */
-export interface EpochStats extends Partial<MemorySnapshot> {
-  /** Epoch number, from 1. */
-  epoch: number;
-  /** D's loss, BCE(D(x), 1) + BCE(D(G(z)), 0) (= -V when labels are not smoothed). */
-  dLoss: number;
-  /** G's loss (non-saturating: -log D(G(z)); saturating: log(1 - D(G(z)))). */
-  gLoss: number;
-  /** V(D, G) (eq. 1); -log 4 = -1.386 at the game's equilibrium. */
-  value: number;
-  /** Mean D(x) on real images. */
-  dReal: number;
-  /** Mean D(G(z)) on generated images (during D's steps). */
-  dFake: number;
-  /** D's accuracy on real and generated images together (1/2 at equilibrium). */
-  dAccuracy: number;
-  accReal: number;
-  accFake: number;
-  seconds: number;
-  imagesPerSecond: number;
-}
-
-/** Memory figures of the process now (see {@linkcode EpochStats}). */
-export interface MemorySnapshot {
-  tensors: number;
-  tensorBytes: number;
-  gpuBytes: number | null;
-  rssBytes: number;
-  peakRssBytes: number | null;
-}
-
-/**
- * Live tensors and their bytes, bytes in GPU buffers (WebGPU; null
- * elsewhere), and the process's resident set size and its peak so far
- * (Linux: VmHWM; null where the OS does not say).
- */
-export function memorySnapshot(
-  /** GPU bytes held outside tfjs (the WGSL step's buffers). */
-  otherGpuBytes = 0,
-): MemorySnapshot {
-  const memory = tf.memory() as tf.MemoryInfo & { numBytesInGPU?: number };
-  // The current RSS first, the peak after it, so that peak >= current.
-  const rssBytes = Deno.memoryUsage().rss;
-  let peakRssBytes: number | null = null;
-  try {
-    const status = Deno.readTextFileSync("/proc/self/status");
-    const kb = status.match(/^VmHWM:\s+(\d+) kB/m);
-    if (kb) peakRssBytes = Number(kb[1]) * 1024;
-  } catch {
-    // not Linux
-  }
-  return {
-    tensors: memory.numTensors,
-    tensorBytes: memory.numBytes,
-    gpuBytes: memory.numBytesInGPU === undefined
-      ? null
-      : memory.numBytesInGPU + otherGpuBytes,
-    rssBytes,
-    peakRssBytes,
-  };
-}
-
-/** What a checkpoint stores besides the tensors. */
-export interface TrainState {
-  /** Completed epochs. */
-  epoch: number;
-  seed: number;
-  rng: RngState;
-  history: EpochStats[];
-  dataset: string;
-  trainSize: number;
-  holdout: number;
-  limit: number | null;
-  backend: string;
-  /**
-   * The total epochs the run was asked for, which `--resume` continues to
-   * when not told otherwise (absent in checkpoints written before it was
-   * recorded).
-   */
-  epochs?: number;
-  /**
-   * The run's id, drawn when it started and kept on resume; every generator
-   * the run writes carries it (absent in checkpoints of older versions).
-   */
-  run?: string;
-  /** Whether the run keeps each epoch's generator (`--keep-generators`). */
-  keepGenerators?: boolean;
-}
 
 /** A progress update within an epoch (running means over the epoch so far). */
 export interface Progress {
@@ -348,143 +224,6 @@ export function pixelMeans(split: Split): Float32Array {
   return Float32Array.from(sums, (s) => s / split.size / 255);
 }
 
-const pad = (n: number) => String(n).padStart(3, "0");
-
-/** Where a run starts: a new one, or the checkpoint it resumes. */
-interface RunStart {
-  config: GanConfig;
-  seed: number;
-  history: EpochStats[];
-  /** Completed epochs. */
-  epoch: number;
-  rngState: RngState | null;
-  checkpoint: Awaited<ReturnType<typeof readCheckpoint<TrainState>>> | null;
-  /** `limit` and `holdout`: the checkpoint's on resume. */
-  limit?: number;
-  holdout?: number;
-  /** The run's id ({@linkcode TrainState.run}). */
-  id: string;
-}
-
-/**
- * Takes the run folder (its lock, its stale temporary files) and reads the
- * checkpoint to resume, or checks that there is none to overwrite.
- */
-async function openRun(
-  options: TrainOptions,
-  outDir: string | null,
-  log: (m: string) => void,
-): Promise<RunStart> {
-  const fresh: RunStart = {
-    config: options.config,
-    seed: options.seed ?? 0,
-    history: [],
-    epoch: 0,
-    rngState: null,
-    checkpoint: null,
-    limit: options.limit,
-    holdout: options.holdout,
-    id: crypto.randomUUID(),
-  };
-  if (outDir === null) return fresh;
-  // Files a killed run was writing (`NAME.tmp-PID`) are never completed.
-  const stale = removeStaleTemporaries(outDir, [
-    "samples",
-    "generator",
-    ...keptEpochs(outDir).map(keptGeneratorFolder),
-  ]);
-  if (stale.length > 0) {
-    log(
-      `removed ${stale.length} unfinished file(s) left by an interrupted ` +
-        `run: ${stale.join(", ")}`,
-    );
-  }
-  if (!hasCheckpoint(outDir)) {
-    if (options.resume) {
-      throw new Error(
-        `nothing to resume: ${outDir} holds no checkpoint.json`,
-      );
-    }
-    // Generators an earlier run in this folder kept are not of this run.
-    logRemovedGenerators(outDir, removeKeptGenerators(outDir, 0), 0, log);
-    return fresh;
-  }
-  if (!options.resume) {
-    throw new Error(
-      `${outDir} already holds a checkpoint; pass --resume to continue it, ` +
-        "or choose another --out",
-    );
-  }
-  const checkpoint = await readCheckpoint<TrainState>(outDir);
-  if (!checkpoint.verified) log(noChecksumNote(`${outDir}/checkpoint.json`));
-  const s = checkpoint.file.state;
-  const config = checkpoint.file.config;
-  if (s.dataset !== options.dataset.name) {
-    throw new Error(
-      `${outDir} was trained on ${s.dataset}, not ${options.dataset.name}`,
-    );
-  }
-  if (options.epochs < s.epoch) {
-    throw new Error(
-      `${outDir} has already trained ${s.epoch} epochs, more than the ` +
-        `${options.epochs} asked for; pass --epochs N with N > ${s.epoch} ` +
-        "to train it further",
-    );
-  }
-  // Kept generators past the checkpoint were written by an attempt killed
-  // before its checkpoint: that epoch trains again, to other weights.
-  logRemovedGenerators(
-    outDir,
-    removeKeptGenerators(outDir, s.epoch),
-    s.epoch,
-    log,
-  );
-  if (s.keepGenerators && !options.keepGenerators) {
-    log(
-      `note: ${outDir} kept each epoch's generator so far; resumed without ` +
-        "--keep-generators, the next epochs' are not kept",
-    );
-  }
-  log(
-    options.epochs === s.epoch
-      ? `${outDir} has already trained all ${s.epoch} epochs asked for; ` +
-        `nothing to do (pass --epochs N with N > ${s.epoch} to train further)`
-      : `resuming ${outDir} after epoch ${s.epoch} of ${options.epochs}: ` +
-        `preset ${config.preset}, batch ${config.batchSize}, seed ${s.seed} ` +
-        "(the checkpoint's configuration)",
-  );
-  return {
-    config,
-    seed: s.seed,
-    history: s.history,
-    epoch: s.epoch,
-    rngState: s.rng,
-    checkpoint,
-    limit: s.limit ?? undefined,
-    holdout: s.holdout,
-    // A run of an older version had no id: its generators from now on get one.
-    id: s.run ?? crypto.randomUUID(),
-  };
-}
-
-/** Says which kept generators {@linkcode removeKeptGenerators} removed, and why. */
-function logRemovedGenerators(
-  outDir: string,
-  removed: number[],
-  after: number,
-  log: (m: string) => void,
-): void {
-  if (removed.length === 0) return;
-  log(
-    `removed the generators of epoch(s) ${removed.join(", ")} from ` +
-      `${outDir}/generators/: ` +
-      (after === 0
-        ? "kept by an earlier run in this folder"
-        : "kept by an attempt stopped before its checkpoint; epoch " +
-          `${after + 1} trains again`),
-  );
-}
-
 /**
  * The rounds of the game for `gan`: the WGSL step's where `options.step`
  * and the backend allow it (after its self-check), else tfjs ops.
@@ -650,13 +389,12 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     : undefined;
   const view = (): RunView => ({ gan, history, grid, fixedNoise });
   if (outDir !== null) {
-    await Deno.mkdir(`${outDir}/samples`, { recursive: true });
-    if (run.epoch === 0) {
-      await writeFileAtomic(
-        `${outDir}/samples/epoch_000.png`,
-        imageGrid(grid, { encoding: range, cols: gridCols, rowLabels }),
-      );
-    }
+    // A new run's first frame: the untrained G's samples.
+    await startOutputs(outDir, run.epoch === 0 ? grid : null, {
+      range,
+      cols: gridCols,
+      rowLabels,
+    });
   }
 
   const last = { at: performance.now() };
@@ -758,92 +496,4 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     );
   }
   return { ...view(), status: "completed", outDir };
-}
-
-/** Up to `n` of `items`, evenly spread, the first and the last included. */
-function spread<T>(items: T[], n: number): T[] {
-  return items.length <= n ? items : Array.from(
-    { length: n },
-    (_, i) => items[Math.round((i * (items.length - 1)) / (n - 1))],
-  );
-}
-
-async function writeOutputs(
-  outDir: string,
-  o: {
-    gan: Gan;
-    grid: Float32Array;
-    history: EpochStats[];
-    epoch: number;
-    range: "[-1,1]" | "[0,1]";
-    /** Columns of the sample grid (default: square). */
-    cols?: number;
-    /** Row captions of the sample grid (a class grid's class names). */
-    rowLabels?: string[];
-    /** Also write the generator to `generators/epoch_NNN/`. */
-    keepGenerator: boolean;
-    state: TrainState;
-    title: string;
-  },
-): Promise<void> {
-  const sample = `${outDir}/samples/epoch_${pad(o.epoch)}.png`;
-  await writeFileAtomic(
-    sample,
-    imageGrid(o.grid, {
-      encoding: o.range,
-      cols: o.cols,
-      rowLabels: o.rowLabels,
-    }),
-  );
-  await writeFileAtomic(
-    `${outDir}/history.json`,
-    JSON.stringify(o.history, null, 1),
-  );
-  await writeFileAtomic(
-    `${outDir}/loss.png`,
-    lossCurvesPng(o.history, o.title),
-  );
-  // Up to 10 rows, evenly spread over the epochs so far, last one included.
-  const epochs = [0, ...o.history.map((h) => h.epoch)];
-  const files = spread(epochs, 10)
-    .map((e) => ({
-      label: `epoch ${e}`,
-      path: `${outDir}/samples/epoch_${pad(e)}.png`,
-    }))
-    .filter((f) => exists(f.path));
-  await writeFileAtomic(`${outDir}/progress.png`, await progressStrip(files));
-  // The animation: up to 50 frames, evenly spread, the last one included.
-  const frames = spread(epochs, 50)
-    .map((e) => ({
-      label: `epoch ${e}`,
-      path: `${outDir}/samples/epoch_${pad(e)}.png`,
-    }))
-    .filter((f) => exists(f.path));
-  await writeFileAtomic(`${outDir}/progress.gif`, await progressGif(frames));
-  const g = o.gan.config;
-  const generator = {
-    latentDim: g.latentDim,
-    latent: g.latent,
-    output: g.output,
-    ...(g.classes ? { classes: g.classes } : {}),
-    preset: g.preset,
-    dataset: o.state.dataset,
-    epochs: o.epoch,
-    run: o.state.run,
-    seed: o.state.seed,
-  };
-  if (o.keepGenerator) {
-    // Before the checkpoint, its commit point: a run killed in between
-    // trains this epoch again and writes this folder again.
-    await saveGenerator(
-      `${outDir}/${keptGeneratorFolder(o.epoch)}`,
-      o.gan,
-      generator,
-      pad(o.epoch),
-    );
-  }
-  await saveCheckpoint(outDir, o.gan, o.state, {
-    tag: pad(o.epoch),
-    generator,
-  });
 }

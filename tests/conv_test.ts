@@ -20,7 +20,8 @@ import {
   sampleLatent,
 } from "../lib/gan.ts";
 import { Rng } from "../lib/random/rng.ts";
-import { type EpochStats, train } from "../lib/train.ts";
+import { train } from "../lib/train.ts";
+import { type EpochStats } from "../lib/run/record.ts";
 import { chooseStep } from "../lib/rounds.ts";
 
 const probe = await probeWebGpu();

@@ -4,7 +4,8 @@ import { initBackend } from "../lib/backends/choice.ts";
 import { readCheckpoint } from "../lib/run/checkpoint.ts";
 import { type Dataset, loadDataset } from "../lib/data.ts";
 import { asMlp, disposeGan } from "../lib/gan.ts";
-import { type EpochStats, train } from "../lib/train.ts";
+import { train } from "../lib/train.ts";
+import { type EpochStats } from "../lib/run/record.ts";
 import { tiny, tinyOptions } from "./tiny.ts";
 
 await initBackend("wasm");

@@ -17,7 +17,9 @@ import {
 } from "../lib/gan.ts";
 import { logicalName } from "../lib/nets/optim.ts";
 import { Rng } from "../lib/random/rng.ts";
-import { type EpochStats, train, wgslStepFor } from "../lib/train.ts";
+import { train } from "../lib/train.ts";
+import { type EpochStats } from "../lib/run/record.ts";
+import { wgslStepFor } from "../lib/rounds.ts";
 import {
   type MatMulChoice,
   matMulPlan,
