@@ -17,14 +17,9 @@ import { initBackend } from "../lib/backends/choice.ts";
 import { readCheckpoint, restoreCheckpoint } from "../lib/run/checkpoint.ts";
 import { loadDataset } from "../lib/data.ts";
 import { evaluateImages } from "../lib/eval/evaluate.ts";
-import {
-  createGan,
-  disposeGan,
-  G_MASK_OFFSET,
-  preset,
-  sampleLatent,
-  withClasses,
-} from "../lib/gan.ts";
+import { createGan, disposeGan, G_MASK_OFFSET } from "../lib/gan.ts";
+import { preset } from "../lib/presets.ts";
+import { sampleLatent, withClasses } from "../lib/nets/latent.ts";
 import { Rng } from "../lib/random/rng.ts";
 import { train } from "../lib/train.ts";
 import { type TrainState } from "../lib/run/record.ts";

@@ -14,15 +14,9 @@ import { parseArgs } from "node:util";
 import { initBackend } from "../lib/backends/choice.ts";
 import { type DatasetName, loadDataset } from "../lib/data.ts";
 import { evaluateImages } from "../lib/eval/evaluate.ts";
-import {
-  conditional,
-  disposeGan,
-  type GanConfig,
-  preset,
-  sampleImages,
-  sampleLatent,
-  withClasses,
-} from "../lib/gan.ts";
+import { conditional, type GanConfig, preset } from "../lib/presets.ts";
+import { disposeGan, sampleImages } from "../lib/gan.ts";
+import { sampleLatent, withClasses } from "../lib/nets/latent.ts";
 import { Rng } from "../lib/random/rng.ts";
 import { train } from "../lib/train.ts";
 

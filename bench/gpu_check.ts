@@ -21,7 +21,8 @@
 
 import { parseArgs } from "node:util";
 import { initBackend, probeWebGpu } from "../lib/backends/choice.ts";
-import { createGan, disposeGan, type GanConfig, preset } from "../lib/gan.ts";
+import { createGan, disposeGan } from "../lib/gan.ts";
+import { type GanConfig, preset } from "../lib/presets.ts";
 import {
   compareWithPlainPlan,
   compareWithTfjs,

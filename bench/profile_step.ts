@@ -11,7 +11,8 @@
 
 import * as tf from "@tensorflow/tfjs";
 import { type BackendChoice, initBackend } from "../lib/backends/choice.ts";
-import { createGan, preset } from "../lib/gan.ts";
+import { createGan } from "../lib/gan.ts";
+import { preset } from "../lib/presets.ts";
 import { Rng } from "../lib/random/rng.ts";
 import { parseArgs } from "node:util";
 import { tfjsRound } from "../cli/bench.ts";

@@ -25,7 +25,8 @@ import {
 } from "../lib/run/checkpoint.ts";
 import { loadDataset } from "../lib/data.ts";
 import { evaluateImages } from "../lib/eval/evaluate.ts";
-import { disposeGan, type GanConfig, preset } from "../lib/gan.ts";
+import { disposeGan } from "../lib/gan.ts";
+import { type GanConfig, preset } from "../lib/presets.ts";
 import { Rng } from "../lib/random/rng.ts";
 import { generatorInputsFor } from "../lib/run/samples.ts";
 import { train } from "../lib/train.ts";

@@ -10,12 +10,10 @@
 import { parseArgs } from "node:util";
 import { aleaStart } from "../lib/random/dropout_masks.ts";
 import { batches, loadDataset } from "../lib/data.ts";
-import {
-  dropoutMask,
-  FAKE_MASK_OFFSET,
-  preset,
-  sampleLatent,
-} from "../lib/gan.ts";
+import { dropoutMask } from "../lib/nets/ops.ts";
+import { FAKE_MASK_OFFSET } from "../lib/gan.ts";
+import { preset } from "../lib/presets.ts";
+import { sampleLatent } from "../lib/nets/latent.ts";
 import { NoiseWorkers } from "../lib/random/noise_workers.ts";
 import { Rng } from "../lib/random/rng.ts";
 import { trainingSplit } from "../lib/train.ts";

@@ -19,9 +19,9 @@ import {
   disposeGan,
   type Gan,
   generatorStep,
-  preset,
-  sampleLatent,
 } from "../lib/gan.ts";
+import { preset } from "../lib/presets.ts";
+import { sampleLatent } from "../lib/nets/latent.ts";
 import { toFloat } from "../lib/data.ts";
 import { NoiseWorkers } from "../lib/random/noise_workers.ts";
 import { Rng } from "../lib/random/rng.ts";

@@ -13,7 +13,7 @@ import {
 } from "../lib/run/checkpoint.ts";
 import { checkWritableFile, writeFileAtomic } from "../lib/io/files.ts";
 import { classLabels } from "../lib/data.ts";
-import { interpolationRows, withClasses } from "../lib/gan.ts";
+import { interpolationRows, withClasses } from "../lib/nets/latent.ts";
 import { Rng } from "../lib/random/rng.ts";
 import {
   checkLabel,

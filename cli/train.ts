@@ -24,7 +24,7 @@ import {
   LOSS_KINDS,
   preset,
   PRESET_NAMES,
-} from "../lib/gan.ts";
+} from "../lib/presets.ts";
 import { hasCheckpoint, readCheckpointFile } from "../lib/run/checkpoint.ts";
 import { checkRunFolderPath } from "../lib/io/files.ts";
 import { type Progress, train } from "../lib/train.ts";

@@ -29,52 +29,6 @@ import {
 } from "./presets.ts";
 import { Rng } from "./random/rng.ts";
 
-export {
-  type Activation,
-  conditional,
-  DEFAULT_CONDITIONAL_PRESET,
-  DEFAULT_EPOCHS,
-  DEFAULT_PRESET,
-  type GanConfig,
-  generatorInputs,
-  type GeneratorLossKind,
-  LOSS_KINDS,
-  type NetConfig,
-  type OutputActivation,
-  pixelRange,
-  preset,
-  PRESET_NAMES,
-  PRESETS,
-  validateConfig,
-} from "./presets.ts";
-export {
-  classGridInputs,
-  interpolateLatents,
-  interpolationRows,
-  type LatentConfig,
-  oneHot,
-  sampleLatent,
-  withClasses,
-} from "./nets/latent.ts";
-export {
-  asMlp,
-  BN_EPS,
-  BN_MOMENTUM,
-  type LayerParams,
-  type LayerSpec,
-  layerSpecs,
-  type Mlp,
-  mlpLayers,
-  mlpNet,
-} from "./nets/mlp.ts";
-export { dense, dropoutMask, leakyRelu, maxOverPieces } from "./nets/ops.ts";
-export {
-  type LayerApplyOptions,
-  type LayerDesc,
-  LayerNet,
-  layerNetAsLayersModel,
-} from "./nets/layer_net.ts";
-
 /** Pixels of an image (28 x 28). */
 export const IMAGE_DIM = 784;
 

@@ -17,12 +17,11 @@ import {
   discriminatorStep,
   type DiscriminatorStepResult,
   type Gan,
-  type GanConfig,
   generatorStep,
-  sampleLatent,
   simultaneousStep,
-  withClasses,
 } from "./gan.ts";
+import { type GanConfig } from "./presets.ts";
+import { sampleLatent, withClasses } from "./nets/latent.ts";
 import { NoiseWorkers } from "./random/noise_workers.ts";
 import type { Rng } from "./random/rng.ts";
 import { compareWithTfjs, describeComparison } from "./wgsl/check.ts";

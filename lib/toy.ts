@@ -12,14 +12,9 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
-import {
-  asMlp,
-  discriminatorLoss,
-  generatorLoss,
-  type LayerNet,
-  type LayerSpec,
-  mlpNet,
-} from "./gan.ts";
+import { asMlp, type LayerSpec, mlpNet } from "./nets/mlp.ts";
+import { discriminatorLoss, generatorLoss } from "./gan.ts";
+import { type LayerNet } from "./nets/layer_net.ts";
 import { Optimizer } from "./nets/optim.ts";
 import { Rng } from "./random/rng.ts";
 import type { DensityPanel } from "./pictures/figures.ts";

@@ -22,17 +22,14 @@ import {
   type Split,
 } from "./data.ts";
 import { checkRunFolderPath } from "./io/files.ts";
+import { classGridInputs, sampleLatent } from "./nets/latent.ts";
+import { createGan, type Gan, generate } from "./gan.ts";
 import {
-  classGridInputs,
-  createGan,
-  type Gan,
   type GanConfig,
-  generate,
   generatorInputs,
   pixelRange,
-  sampleLatent,
   validateConfig,
-} from "./gan.ts";
+} from "./presets.ts";
 import { Rng } from "./random/rng.ts";
 import { lockRunFolder } from "./run/lock.ts";
 import { openRun } from "./run/open.ts";

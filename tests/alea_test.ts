@@ -8,7 +8,7 @@ import {
   keepThreshold,
 } from "../lib/random/dropout_masks.ts";
 import { probeWebGpu } from "../lib/backends/choice.ts";
-import { dropoutMask } from "../lib/gan.ts";
+import { dropoutMask } from "../lib/nets/ops.ts";
 
 const a = 2091639n, b = 1n << 32n, m = a * b ** 3n - 1n;
 const big = (limbs: ArrayLike<number>) =>

@@ -12,7 +12,8 @@ import {
   loadGenerator,
   saveGenerator,
 } from "../lib/run/checkpoint.ts";
-import { createGan, disposeGan, generatorModel, preset } from "../lib/gan.ts";
+import { createGan, disposeGan, generatorModel } from "../lib/gan.ts";
+import { preset } from "../lib/presets.ts";
 import {
   loadLayersModelFile,
   QUANTIZE_MIN_SIZE,

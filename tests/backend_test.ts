@@ -5,15 +5,15 @@ import {
   initBackend,
   probeWebGpu,
 } from "../lib/backends/choice.ts";
+import { asMlp } from "../lib/nets/mlp.ts";
 import {
-  asMlp,
   createGan,
   discriminatorStep,
   disposeGan,
   generatorStep,
-  preset,
-  sampleLatent,
 } from "../lib/gan.ts";
+import { preset } from "../lib/presets.ts";
+import { sampleLatent } from "../lib/nets/latent.ts";
 import { Rng } from "../lib/random/rng.ts";
 import { root } from "./run.ts";
 

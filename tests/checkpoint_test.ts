@@ -8,14 +8,9 @@ import {
   restoreCheckpoint,
   saveCheckpoint,
 } from "../lib/run/checkpoint.ts";
-import {
-  createGan,
-  disposeGan,
-  generate,
-  generatorStep,
-  preset,
-  sampleLatent,
-} from "../lib/gan.ts";
+import { createGan, disposeGan, generate, generatorStep } from "../lib/gan.ts";
+import { preset } from "../lib/presets.ts";
+import { sampleLatent } from "../lib/nets/latent.ts";
 import { Rng } from "../lib/random/rng.ts";
 
 await initBackend("wasm");

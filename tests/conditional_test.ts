@@ -4,20 +4,16 @@ import { initBackend } from "../lib/backends/choice.ts";
 import { loadGenerator } from "../lib/run/checkpoint.ts";
 import { type Dataset, loadDataset } from "../lib/data.ts";
 import { conditionalFigures } from "../lib/eval/evaluate.ts";
+import { asMlp } from "../lib/nets/mlp.ts";
+import { classGridInputs, oneHot, withClasses } from "../lib/nets/latent.ts";
+import { conditional, preset, validateConfig } from "../lib/presets.ts";
 import {
-  asMlp,
-  classGridInputs,
-  conditional,
   createGan,
   discriminatorStep,
   disposeGan,
   generate,
   generatorModel,
   generatorStep,
-  oneHot,
-  preset,
-  validateConfig,
-  withClasses,
 } from "../lib/gan.ts";
 import { Rng } from "../lib/random/rng.ts";
 import { labelsPath } from "../lib/run/samples.ts";

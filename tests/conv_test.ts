@@ -10,15 +10,9 @@ import * as tf from "@tensorflow/tfjs";
 import { initBackend, probeWebGpu } from "../lib/backends/choice.ts";
 import { readCheckpoint, restoreCheckpoint } from "../lib/run/checkpoint.ts";
 import { type Dataset, loadDataset } from "../lib/data.ts";
-import {
-  createGan,
-  disposeGan,
-  type GanConfig,
-  generate,
-  generatorModel,
-  preset,
-  sampleLatent,
-} from "../lib/gan.ts";
+import { createGan, disposeGan, generate, generatorModel } from "../lib/gan.ts";
+import { type GanConfig, preset } from "../lib/presets.ts";
+import { sampleLatent } from "../lib/nets/latent.ts";
 import { Rng } from "../lib/random/rng.ts";
 import { train } from "../lib/train.ts";
 import { type EpochStats } from "../lib/run/record.ts";

@@ -1,36 +1,33 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../lib/backends/choice.ts";
+import { asMlp, mlpNet } from "../lib/nets/mlp.ts";
 import {
-  asMlp,
   batchFigures,
   bceWithLogits,
   createGan,
-  dense,
   discriminatorLoss,
   discriminatorStep,
   disposeGan,
-  dropoutMask,
   fakeInput,
   G_MASK_OFFSET,
-  type GanConfig,
   generate,
   generatorLoss,
   generatorStep,
   imagesFrom,
-  interpolateLatents,
-  interpolationRows,
   logSigmoid,
-  maxOverPieces,
-  mlpNet,
   type Network,
-  preset,
-  PRESET_NAMES,
-  sampleLatent,
   simultaneousStep,
   valueFunction,
-  withClasses,
 } from "../lib/gan.ts";
+import { dense, dropoutMask, maxOverPieces } from "../lib/nets/ops.ts";
+import { type GanConfig, preset, PRESET_NAMES } from "../lib/presets.ts";
+import {
+  interpolateLatents,
+  interpolationRows,
+  sampleLatent,
+  withClasses,
+} from "../lib/nets/latent.ts";
 import { Rng } from "../lib/random/rng.ts";
 
 await initBackend("wasm");

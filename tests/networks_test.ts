@@ -10,18 +10,18 @@ import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../lib/backends/choice.ts";
 import {
   asMlp,
-  conditional,
-  createGan,
-  disposeGan,
-  IMAGE_DIM,
-  type LayerDesc,
   type LayerSpec,
   layerSpecs,
   mlpLayers,
+} from "../lib/nets/mlp.ts";
+import {
+  conditional,
   preset,
   PRESET_NAMES,
   validateConfig,
-} from "../lib/gan.ts";
+} from "../lib/presets.ts";
+import { createGan, disposeGan, IMAGE_DIM } from "../lib/gan.ts";
+import { type LayerDesc } from "../lib/nets/layer_net.ts";
 import { logicalName } from "../lib/nets/optim.ts";
 import {
   readCheckpoint,

@@ -7,7 +7,7 @@
  */
 
 import type { Dataset } from "../lib/data.ts";
-import { type GanConfig, preset } from "../lib/gan.ts";
+import { type GanConfig, preset } from "../lib/presets.ts";
 import type { TrainOptions } from "../lib/train.ts";
 
 /** `name`'s preset with batch 32. */

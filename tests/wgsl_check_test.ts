@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { initBackend, probeWebGpu } from "../lib/backends/choice.ts";
 import { type Dataset, loadDataset } from "../lib/data.ts";
-import { createGan, disposeGan, type GanConfig, preset } from "../lib/gan.ts";
+import { createGan, disposeGan } from "../lib/gan.ts";
+import { type GanConfig, preset } from "../lib/presets.ts";
 import { train } from "../lib/train.ts";
 import {
   compareWithPlainPlan,

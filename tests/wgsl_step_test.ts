@@ -2,19 +2,18 @@ import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { initBackend, probeWebGpu } from "../lib/backends/choice.ts";
 import { type Dataset, loadDataset, toFloat } from "../lib/data.ts";
+import { asMlp } from "../lib/nets/mlp.ts";
 import {
-  asMlp,
   createGan,
   discriminatorStep,
   type DiscriminatorStepResult,
   disposeGan,
   type Gan,
-  type GanConfig,
   generatorStep,
-  preset,
-  sampleLatent,
   simultaneousStep,
 } from "../lib/gan.ts";
+import { type GanConfig, preset } from "../lib/presets.ts";
+import { sampleLatent } from "../lib/nets/latent.ts";
 import { logicalName } from "../lib/nets/optim.ts";
 import { Rng } from "../lib/random/rng.ts";
 import { train } from "../lib/train.ts";

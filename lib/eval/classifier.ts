@@ -16,7 +16,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { batches, type Dataset, IMAGE_SIZE, toFloat } from "../data.ts";
 import { exists } from "../io/files.ts";
-import { dense } from "../gan.ts";
+import { dense } from "../nets/ops.ts";
 import { accuracyOf } from "./metrics.ts";
 import { Optimizer, uniqueVariableName } from "../nets/optim.ts";
 import { Rng } from "../random/rng.ts";

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { GanConfig } from "../gan.ts";
+import type { GanConfig } from "../presets.ts";
 import { removeStaleTemporaries } from "../io/files.ts";
 import type { RngState } from "../random/rng.ts";
 import {

@@ -26,7 +26,7 @@ import {
 } from "../io/files.ts";
 import { CLASS_NAMES, classLabels } from "../data.ts";
 import { readLabelsFile, readSamplesFile } from "../eval/evaluate.ts";
-import { classGridInputs, sampleLatent, withClasses } from "../gan.ts";
+import { classGridInputs, sampleLatent, withClasses } from "../nets/latent.ts";
 import { idxHeader } from "../io/idx.ts";
 import { npyHeader } from "../io/npy.ts";
 import { Rng } from "../random/rng.ts";

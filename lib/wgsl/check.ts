@@ -15,19 +15,19 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
+import { asMlp } from "../nets/mlp.ts";
 import {
-  asMlp,
   createGan,
   discriminatorStep,
   type DiscriminatorStepResult,
   disposeGan,
   type Gan,
-  type GanConfig,
   ganVariables,
   generatorStep,
-  sampleLatent,
   simultaneousStep,
 } from "../gan.ts";
+import { type GanConfig } from "../presets.ts";
+import { sampleLatent } from "../nets/latent.ts";
 import { logicalName } from "../nets/optim.ts";
 import { Rng } from "../random/rng.ts";
 import { WgslStep, type WgslStepOptions } from "./step.ts";

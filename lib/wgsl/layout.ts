@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { LayerSpec, Mlp } from "../gan.ts";
+import type { LayerSpec, Mlp } from "../nets/mlp.ts";
 
 /**
  * A network's parameters laid out in one buffer, in `Mlp.trainable`'s

@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { LayerSpec } from "../gan.ts";
+import type { LayerSpec } from "../nets/mlp.ts";
 import type { MatMulTile } from "./plans.ts";
 
 export type Act = LayerSpec["activation"];

@@ -13,13 +13,9 @@ import {
   aleaJumpTable,
   keepThreshold,
 } from "../random/dropout_masks.ts";
-import {
-  asMlp,
-  BN_EPS,
-  BN_MOMENTUM,
-  type Gan,
-  type GanConfig,
-} from "../gan.ts";
+import { asMlp, BN_EPS, BN_MOMENTUM } from "../nets/mlp.ts";
+import { type Gan } from "../gan.ts";
+import { type GanConfig } from "../presets.ts";
 import { COPY_DST, type Dispatch } from "./gpu.ts";
 import { Kernels } from "./kernels.ts";
 import { layout, type NetBuffers, type NetLayout } from "./layout.ts";

@@ -57,13 +57,9 @@
 import * as tf from "@tensorflow/tfjs";
 import { aleaStart } from "../random/dropout_masks.ts";
 import { IMAGE_PIXELS, type PixelRange, toFloat } from "../data.ts";
-import {
-  asMlp,
-  FAKE_MASK_OFFSET,
-  type Gan,
-  type GanConfig,
-  type Mlp,
-} from "../gan.ts";
+import { asMlp, type Mlp } from "../nets/mlp.ts";
+import { FAKE_MASK_OFFSET, type Gan } from "../gan.ts";
+import { type GanConfig } from "../presets.ts";
 import { adamSettings, learningRate, momentum } from "../nets/optim.ts";
 import { COPY_DST, type Dispatch, S } from "./gpu.ts";
 import type { NetLayout } from "./layout.ts";
