@@ -24,8 +24,8 @@ const { values } = parseArgs({
 });
 const rounds = Number(values.rounds), batch = values.batch;
 const models = values.models.split(",");
-/** Steps per measurement: the convolutional steps are 10x slower. */
-const steps = (m: string) => (m === "dcgan" || m === "sngan" ? "6" : "30");
+/** The convolutional presets' steps are 10x slower: fewer of them. */
+const conv = (m: string) => m === "dcgan" || m === "sngan";
 
 async function lines(
   cmd: string,
@@ -53,34 +53,30 @@ const got: Record<string, { deno: number[]; torch: number[] }> = {};
 for (const m of models) got[m] = { deno: [], torch: [] };
 for (let round = 1; round <= rounds; round++) {
   for (const m of models) {
-    const warm = m === "dcgan" || m === "sngan" ? "1" : "3";
+    // The same configuration for both: model, batch, steps, warm-up.
+    const flags = [
+      "--model",
+      m,
+      "--batch",
+      batch,
+      "--steps",
+      conv(m) ? "6" : "30",
+      "--warmup",
+      conv(m) ? "1" : "3",
+    ];
     const [d] = await lines(Deno.execPath(), [
       "run",
       "-A",
       "cli/bench.ts",
       "--backend",
       "wasm",
-      "--model",
-      m,
-      "--batch",
-      batch,
-      "--steps",
-      steps(m),
-      "--warmup",
-      warm,
+      ...flags,
     ]);
     const [t] = await lines(values.python, [
       "bench/reference_torch.py",
       "--device",
       "cpu",
-      "--model",
-      m,
-      "--batch",
-      batch,
-      "--steps",
-      steps(m),
-      "--warmup",
-      warm,
+      ...flags,
     ]);
     console.log(JSON.stringify(d));
     console.log(JSON.stringify(t));

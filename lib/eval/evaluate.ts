@@ -197,12 +197,7 @@ export function conditionalFigures(
  * @throws {Error} naming the file and what is wrong with it.
  */
 export async function readLabelsFile(path: string): Promise<Uint8Array> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await Deno.readFile(path);
-  } catch {
-    throw new Error(`${path}: cannot read the file (does it exist?)`);
-  }
+  const bytes = await readFileNamed(path);
   const { shape, data } = bytes[0] === 0x93 ? decodeNpy(bytes, path) : (() => {
     const { dims, data } = parseIdx(bytes, path);
     return { shape: dims, data };
@@ -224,12 +219,25 @@ export async function readLabelsFile(path: string): Promise<Uint8Array> {
  * @throws {Error} naming the file and what is wrong with it.
  */
 export async function readSamplesFile(path: string): Promise<Float32Array> {
-  let bytes: Uint8Array;
+  return decodeSamples(await readFileNamed(path), path);
+}
+
+/** The bytes of `path`; an error naming it when it cannot be read. */
+export async function readFileNamed(path: string): Promise<Uint8Array> {
   try {
-    bytes = await Deno.readFile(path);
+    return await Deno.readFile(path);
   } catch {
     throw new Error(`${path}: cannot read the file (does it exist?)`);
   }
+}
+
+/**
+ * The images of a sample file's bytes, as {@linkcode readSamplesFile}
+ * returns them; `path` names the file in errors.
+ *
+ * @throws {Error} naming the file and what is wrong with it.
+ */
+export function decodeSamples(bytes: Uint8Array, path: string): Float32Array {
   let shape: number[], data: Uint8Array | Float32Array;
   if (bytes[0] === 0x93) {
     ({ shape, data } = decodeNpy(bytes, path));

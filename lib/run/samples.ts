@@ -25,7 +25,11 @@ import {
   writeFileAtomic,
 } from "../io/files.ts";
 import { CLASS_NAMES, classLabels } from "../data.ts";
-import { readLabelsFile, readSamplesFile } from "../eval/evaluate.ts";
+import {
+  decodeSamples,
+  readFileNamed,
+  readLabelsFile,
+} from "../eval/evaluate.ts";
 import { classGridInputs, sampleLatent, withClasses } from "../nets/latent.ts";
 import { idxHeader } from "../io/idx.ts";
 import { npyHeader } from "../io/npy.ts";
@@ -364,7 +368,9 @@ export async function readSampleFiles(
   path: string,
   options: ReadSamplesOptions,
 ): Promise<{ images: Float32Array; labels?: Uint8Array; labelsFile?: string }> {
-  const images = await readSamplesFile(path);
+  // Read once: decoded for the images, hashed for the record's check.
+  const bytes = await readFileNamed(path);
+  const images = decodeSamples(bytes, path);
   const n = images.length / 784;
   const beside = labelsPath(path), recordFile = recordPath(path);
   let record: SampleRecord | null = null;
@@ -385,7 +391,7 @@ export async function readSampleFiles(
     }
   }
   if (record) {
-    if (record.count !== n || await sha256File(path) !== record.sha256) {
+    if (record.count !== n || await sha256Hex(bytes) !== record.sha256) {
       throw new Error(
         `${path} is not the file ${recordFile} describes (changed or ` +
           "replaced after deno task sample wrote it); sample it again, or " +
