@@ -16,7 +16,7 @@ import { preset } from "../lib/presets.ts";
 import { sampleLatent } from "../lib/nets/latent.ts";
 import { NoiseWorkers } from "../lib/random/noise_workers.ts";
 import { Rng } from "../lib/random/rng.ts";
-import { trainingSplit } from "../lib/train.ts";
+import { trainingSplit } from "../lib/run/split.ts";
 
 const { values } = parseArgs({ options: { workers: { type: "string" } } });
 const workers = values.workers ? Number(values.workers) : undefined;

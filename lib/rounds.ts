@@ -13,14 +13,8 @@
 import * as tf from "@tensorflow/tfjs";
 import { probeWebGpu } from "./backends/choice.ts";
 import { type Batch, IMAGE_PIXELS } from "./data.ts";
-import {
-  discriminatorStep,
-  type DiscriminatorStepResult,
-  type Gan,
-  generatorStep,
-  simultaneousStep,
-} from "./gan.ts";
-import { type GanConfig } from "./presets.ts";
+import { type Gan, playRound, type Round } from "./gan.ts";
+import { type GanConfig, pixelRange } from "./presets.ts";
 import { sampleLatent, withClasses } from "./nets/latent.ts";
 import { NoiseWorkers } from "./random/noise_workers.ts";
 import type { Rng } from "./random/rng.ts";
@@ -33,12 +27,56 @@ import {
 
 /** The epoch's figures so far, means over its rounds. */
 export interface RoundMeans {
-  /** D loss, V, D(x), D(G(z)), accuracy on real, accuracy on generated. */
-  d: number[];
-  /** G's loss (NaN before G's first step). */
-  g: number;
-  /** G steps taken. */
+  /** D's loss. */
+  dLoss: number;
+  /** V(D, G) (eq. 1). */
+  value: number;
+  /** D(x): mean over real images. */
+  dReal: number;
+  /** D(G(z)): mean over generated images. */
+  dFake: number;
+  /** D's accuracy on real images (D(x) > 1/2). */
+  accReal: number;
+  /** D's accuracy on generated images (D(G(z)) < 1/2). */
+  accFake: number;
+  /** G's loss (NaN before G's first update). */
+  gLoss: number;
+  /** G's updates so far. */
   gSteps: number;
+}
+
+/**
+ * The order of the figures' running sums, on the device: D's six, then
+ * G's loss (the WGSL step keeps its sums in this order too).
+ */
+const FIGURES = [
+  "dLoss",
+  "value",
+  "dReal",
+  "dFake",
+  "accReal",
+  "accFake",
+  "gLoss",
+] as const;
+
+/** Means from sums in {@linkcode FIGURES}' order. */
+function meansOf(
+  sums: ArrayLike<number>,
+  rounds: number,
+  gSteps: number,
+): RoundMeans {
+  const n = Math.max(rounds, 1);
+  const m = { gSteps } as RoundMeans;
+  FIGURES.forEach((name, i) => m[name] = sums[i] / n);
+  m.gLoss = gSteps ? sums[6] / gSteps : NaN;
+  return m;
+}
+
+/** Whether every figure of the epoch so far is a number. */
+export function finiteMeans(m: RoundMeans): boolean {
+  return FIGURES.every((name) =>
+    Number.isFinite(m[name]) || (name === "gLoss" && m.gSteps === 0)
+  );
 }
 
 /** One round of the game per batch, and the epoch's running figures. */
@@ -47,7 +85,7 @@ export interface Rounds extends Disposable {
   readonly needsImages: boolean;
   /** Starts an epoch of `steps` rounds: the figures start from zero. */
   startEpoch(epoch: number, steps: number): void;
-  /** (1) Update D on the batch and fresh noise, (2) update G. */
+  /** One round of the game on the batch (lib/gan.ts, {@linkcode playRound}). */
   round(batch: Batch): Promise<void>;
   /** The figures so far (one read-back). */
   means(): Promise<RoundMeans>;
@@ -55,17 +93,18 @@ export interface Rounds extends Disposable {
   endEpoch(): Promise<void>;
 }
 
-/** The round as tfjs ops: D's steps, then G's (`lib/gan.ts`). */
+/** The rounds as tfjs ops: {@linkcode playRound}, on any backend. */
 export class TfjsRounds implements Rounds {
   readonly needsImages = true;
   #gan: Gan;
   #rng: Rng;
   #epoch = 0;
   #rounds = 0;
+  /** D's updates since G's last (G moves after D's k-th). */
+  #dSinceG = 0;
   #gSteps = 0;
-  /** Running sums: D loss, V, D(x), D(G(z)), acc real, acc fake. */
-  #dSums: tf.Tensor | null = null;
-  #gSum: tf.Tensor | null = null;
+  /** Running sums in the order of FIGURES, on the device. */
+  #sums: tf.Tensor | null = null;
 
   constructor(gan: Gan, rng: Rng) {
     this.#gan = gan;
@@ -75,14 +114,13 @@ export class TfjsRounds implements Rounds {
   startEpoch(epoch: number): void {
     this.#free();
     this.#epoch = epoch;
-    this.#rounds = this.#gSteps = 0;
-    this.#dSums = tf.zeros([6]);
-    this.#gSum = tf.zeros([]);
+    this.#rounds = this.#gSteps = this.#dSinceG = 0;
+    this.#sums = tf.zeros([FIGURES.length]);
   }
 
   round(batch: Batch): Promise<void> {
-    const gan = this.#gan, config = gan.config, rng = this.#rng;
-    const bs = config.batchSize, epoch = this.#epoch;
+    const config = this.#gan.config, rng = this.#rng;
+    const bs = config.batchSize;
     // A conditional GAN: D sees each real image with its class, and G is
     // asked for the batch's classes (so its classes follow the data's).
     const classes = config.classes ?? 0;
@@ -91,61 +129,55 @@ export class TfjsRounds implements Rounds {
         classes ? withClasses(x, batch.labels, dim, classes) : x,
         [bs, dim + classes],
       );
+    const noise = () =>
+      labelled(sampleLatent(config, bs, rng), config.latentDim);
     const real = labelled(batch.images, IMAGE_PIXELS);
-    const z = labelled(sampleLatent(config, bs, rng), config.latentDim);
-    let d: DiscriminatorStepResult;
-    if (config.update === "simultaneous") {
-      // pylearn2's round: both players' gradients from one pass.
-      const { gLoss, ...figures } = simultaneousStep(
-        gan,
-        real,
-        z,
-        rng.nextUint32(),
-        epoch,
-      );
-      d = figures;
-      this.#addGLoss(gLoss);
-    } else {
-      // (1) Update D: ascend log D(x) + log(1 - D(G(z))).
-      d = discriminatorStep(gan, real, z, rng.nextUint32(), epoch);
-    }
-    const next = tf.tidy(() =>
-      tf.add(
-        this.#dSums!,
-        tf.stack([d.loss, d.value, d.dReal, d.dFake, d.accReal, d.accFake]),
-      )
-    );
-    tf.dispose([this.#dSums!, real, z, ...Object.values(d)]);
-    this.#dSums = next;
-    this.#rounds++;
-    if (
-      config.update !== "simultaneous" && this.#rounds % config.k === 0
-    ) {
-      // (2) Update G on fresh noise, after every k-th D step.
+    // Drawn in this order, so that a run repeats from its seed.
+    const round: Round = {
+      real,
+      noise: noise(),
+      masks: rng.nextUint32(),
+      epoch: this.#epoch,
+      generator: [],
+    };
+    if (config.update !== "simultaneous" && ++this.#dSinceG === config.k) {
+      this.#dSinceG = 0;
       for (let g = 0; g < config.gSteps; g++) {
-        const zg = labelled(sampleLatent(config, bs, rng), config.latentDim);
-        this.#addGLoss(generatorStep(gan, zg, rng.nextUint32(), epoch));
-        zg.dispose();
+        round.generator.push({ noise: noise(), masks: rng.nextUint32() });
       }
     }
+    const stats = playRound(this.#gan, round);
+    const { gLosses, ...d } = stats;
+    const next = tf.tidy(() =>
+      tf.add(
+        this.#sums!,
+        tf.stack([
+          d.loss,
+          d.value,
+          d.dReal,
+          d.dFake,
+          d.accReal,
+          d.accFake,
+          gLosses.length ? tf.addN(gLosses) : tf.scalar(0),
+        ]),
+      )
+    );
+    tf.dispose([
+      this.#sums!,
+      real,
+      round.noise,
+      ...round.generator.map((g) => g.noise),
+      ...Object.values(d),
+      ...gLosses,
+    ]);
+    this.#sums = next;
+    this.#rounds++;
+    this.#gSteps += gLosses.length;
     return Promise.resolve();
   }
 
-  #addGLoss(loss: tf.Scalar) {
-    const next = tf.add(this.#gSum!, loss);
-    tf.dispose([this.#gSum!, loss]);
-    this.#gSum = next;
-    this.#gSteps++;
-  }
-
   async means(): Promise<RoundMeans> {
-    const [d, g] = await Promise.all([this.#dSums!.data(), this.#gSum!.data()]);
-    const n = Math.max(this.#rounds, 1);
-    return {
-      d: Array.from(d, (v) => v / n),
-      g: this.#gSteps ? g[0] / this.#gSteps : NaN,
-      gSteps: this.#gSteps,
-    };
+    return meansOf(await this.#sums!.data(), this.#rounds, this.#gSteps);
   }
 
   endEpoch(): Promise<void> {
@@ -154,8 +186,8 @@ export class TfjsRounds implements Rounds {
   }
 
   #free() {
-    if (this.#dSums) tf.dispose([this.#dSums, this.#gSum!]);
-    this.#dSums = this.#gSum = null;
+    this.#sums?.dispose();
+    this.#sums = null;
   }
 
   [Symbol.dispose](): void {
@@ -235,13 +267,8 @@ export class WgslRounds implements Rounds {
   }
 
   async means(): Promise<RoundMeans> {
-    const sums = await this.#wgsl.figures();
-    const n = Math.max(this.#rounds, 1);
-    return {
-      d: Array.from(sums.subarray(0, 6), (v) => v / n),
-      g: this.#rounds ? sums[6] / this.#rounds : NaN,
-      gSteps: this.#rounds,
-    };
+    // One G update a round (the WGSL step trains k = 1, gSteps = 1).
+    return meansOf(await this.#wgsl.figures(), this.#rounds, this.#rounds);
   }
 
   async endEpoch(): Promise<void> {
@@ -254,6 +281,49 @@ export class WgslRounds implements Rounds {
   }
 }
 
+/** What {@linkcode roundsFor} reads: train()'s step options. */
+export interface RoundsOptions {
+  step?: StepChoice;
+  selfCheck?: SelfCheck;
+  wgsl?: Pick<WgslStepOptions, "matMul" | "transformProgram">;
+  /** The training images (the WGSL step keeps them on the GPU). */
+  images: Uint8Array;
+  /** The epoch training continues from (the self-check's schedules). */
+  epoch: number;
+  log: (message: string) => void;
+}
+
+/**
+ * The rounds of the game for `gan`: the WGSL step's where `options.step`
+ * and the backend allow it (after its self-check), else tfjs ops.
+ */
+export async function roundsFor(
+  gan: Gan,
+  rng: Rng,
+  options: RoundsOptions,
+): Promise<Rounds> {
+  const { log } = options;
+  const chosen = await chooseStep(gan, options.step, {
+    ...options.wgsl,
+    // The training images stay on the GPU; each batch is gathered there.
+    data: { images: options.images, range: pixelRange(gan.config) },
+    selfCheck: options.selfCheck,
+    epoch: options.epoch,
+    log,
+  });
+  const wgsl = chosen.step;
+  if (tf.getBackend() === "webgpu") {
+    log(
+      wgsl
+        ? `training step: WGSL programs, ${wgsl.dispatchesPerStep} dispatches (lib/wgsl/step.ts)${
+          wgsl.gathers ? "; the training images on the GPU" : ""
+        }`
+        : `training step: tfjs ops (${chosen.why})`,
+    );
+  }
+  return wgsl ? new WgslRounds(wgsl, gan, rng) : new TfjsRounds(gan, rng);
+}
+
 /** Values of {@linkcode TrainOptions.step}. */
 export type StepChoice = "auto" | "tfjs" | "wgsl";
 
@@ -264,7 +334,7 @@ export const STEP_CHOICES: readonly StepChoice[] = ["auto", "tfjs", "wgsl"];
  * Why the WGSL step cannot train `config` on the running backend, or null
  * when it can.
  */
-export function wgslStepUnavailable(config: GanConfig): string | null {
+function wgslStepUnavailable(config: GanConfig): string | null {
   if (tf.getBackend() !== "webgpu") {
     return `it runs on WebGPU only, and the backend is ${tf.getBackend()}`;
   }

@@ -11,39 +11,31 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
-import { restoreCheckpoint } from "./run/checkpoint.ts";
-import {
-  batches,
-  batchesPerEpoch,
-  classLabels,
-  type Dataset,
-  head,
-  IMAGE_PIXELS,
-  type Split,
-} from "./data.ts";
+import { batches, batchesPerEpoch, type Dataset, type Split } from "./data.ts";
+import { createGan, type Gan } from "./gan.ts";
 import { checkRunFolderPath } from "./io/files.ts";
-import { classGridInputs, sampleLatent } from "./nets/latent.ts";
-import { createGan, type Gan, generate } from "./gan.ts";
-import {
-  type GanConfig,
-  generatorInputs,
-  pixelRange,
-  validateConfig,
-} from "./presets.ts";
+import { type GanConfig, pixelRange, validateConfig } from "./presets.ts";
 import { Rng } from "./random/rng.ts";
-import { lockRunFolder } from "./run/lock.ts";
-import { openRun } from "./run/open.ts";
-import { startOutputs, writeOutputs } from "./run/outputs.ts";
-import { type EpochStats, memorySnapshot } from "./run/record.ts";
 import {
-  chooseStep,
+  finiteMeans,
   type RoundMeans,
   type Rounds,
+  roundsFor,
   type SelfCheck,
   type StepChoice,
-  TfjsRounds,
   WgslRounds,
 } from "./rounds.ts";
+import { restoreCheckpoint } from "./run/checkpoint.ts";
+import { SampleGrid } from "./run/grid.ts";
+import { lockRunFolder } from "./run/lock.ts";
+import { openRun, type RunStart } from "./run/open.ts";
+import { startOutputs, stopMessage, writeOutputs } from "./run/outputs.ts";
+import {
+  type EpochStats,
+  memorySnapshot,
+  type TrainState,
+} from "./run/record.ts";
+import { checkLabels, pixelMeans, trainingSplit } from "./run/split.ts";
 import type { WgslStepOptions } from "./wgsl/step.ts";
 
 /** A progress update within an epoch (running means over the epoch so far). */
@@ -139,171 +131,6 @@ export interface TrainResult extends RunView {
   outDir: string | null;
 }
 
-/** Training images kept out for validation unless told otherwise. */
-export const DEFAULT_HOLDOUT = 10000;
-
-/**
- * The training split a run uses: holdout removed, then limited. `note`
- * says when the default holdout did not fit the dataset and none was kept.
- *
- * @throws {Error} when a holdout that was asked for leaves less than one
- *   batch, or the split is smaller than one batch.
- */
-export function trainingSplit(
-  dataset: Dataset,
-  options: { holdout?: number; limit?: number; batchSize: number },
-): { split: Split; holdout: number; note?: string } {
-  const size = dataset.train.size;
-  const bs = options.batchSize;
-  let holdout = options.holdout ?? DEFAULT_HOLDOUT;
-  let note: string | undefined;
-  if (options.holdout === undefined && size - holdout < bs) {
-    note = `${dataset.name} has only ${size} training images, too few to ` +
-      `keep the default ${DEFAULT_HOLDOUT} out for validation: training on ` +
-      "all of them (pass --holdout N to keep N out)";
-    holdout = 0;
-  }
-  if (!Number.isInteger(holdout) || holdout < 0) {
-    throw new Error(`--holdout must be an integer >= 0, got ${holdout}`);
-  }
-  if (size - holdout < bs) {
-    throw new Error(
-      `--holdout ${holdout} leaves ${Math.max(0, size - holdout)} of the ` +
-        `${size} training images of ${dataset.name}, fewer than one batch ` +
-        `of ${bs}: keep at most ${size - bs} out (the default is ` +
-        `${DEFAULT_HOLDOUT}), or pass --holdout 0 to train on all ${size}`,
-    );
-  }
-  let split = head(dataset.train, size - holdout);
-  if (options.limit !== undefined) split = head(split, options.limit);
-  if (split.size < options.batchSize) {
-    throw new Error(
-      `${split.size} training images are fewer than one batch of ${options.batchSize}; ` +
-        "raise --limit or lower --batch-size",
-    );
-  }
-  return { split, holdout, note };
-}
-
-/**
- * A conditional GAN learns from the class of each image: refuses training
- * data without labels, or with labels outside the GAN's classes.
- */
-export function checkLabels(config: GanConfig, split: Split, name: string) {
-  const classes = config.classes ?? 0;
-  if (!classes) return;
-  if (!split.labels || split.labels.length < split.size) {
-    throw new Error(
-      `this GAN is conditional on ${classes} classes, but the training ` +
-        `images of ${name} carry no labels (${split.labels?.length ?? 0} ` +
-        `for ${split.size} images): give the dataset its labels file, or ` +
-        "train an unconditional preset (without --conditional)",
-    );
-  }
-  for (let i = 0; i < split.size; i++) {
-    if (split.labels[i] >= classes) {
-      throw new Error(
-        `this GAN is conditional on ${classes} classes (0..${classes - 1}), ` +
-          `but training image ${i} of ${name} has label ${split.labels[i]}: ` +
-          "check the labels file, or train on data with these classes",
-      );
-    }
-  }
-}
-
-/** Mean of each pixel over a split, in [0, 1]. */
-export function pixelMeans(split: Split): Float32Array {
-  const sums = new Float64Array(IMAGE_PIXELS);
-  for (let i = 0; i < split.size; i++) {
-    const o = i * IMAGE_PIXELS;
-    for (let p = 0; p < IMAGE_PIXELS; p++) sums[p] += split.images[o + p];
-  }
-  return Float32Array.from(sums, (s) => s / split.size / 255);
-}
-
-/**
- * The rounds of the game for `gan`: the WGSL step's where `options.step`
- * and the backend allow it (after its self-check), else tfjs ops.
- */
-async function roundsFor(
-  gan: Gan,
-  rng: Rng,
-  split: Split,
-  options: TrainOptions,
-  epoch: number,
-  log: (m: string) => void,
-): Promise<Rounds> {
-  const chosen = await chooseStep(gan, options.step, {
-    ...options.wgsl,
-    // The training images stay on the GPU; each batch is gathered there.
-    data: { images: split.images, range: pixelRange(gan.config) },
-    selfCheck: options.selfCheck,
-    epoch,
-    log,
-  });
-  const wgsl = chosen.step;
-  if (tf.getBackend() === "webgpu") {
-    log(
-      wgsl
-        ? `training step: WGSL programs, ${wgsl.dispatchesPerStep} dispatches (lib/wgsl/step.ts)${
-          wgsl.gathers ? "; the training images on the GPU" : ""
-        }`
-        : `training step: tfjs ops (${chosen.why})`,
-    );
-  }
-  return wgsl ? new WgslRounds(wgsl, gan, rng) : new TfjsRounds(gan, rng);
-}
-
-/** Why training stopped early, for the result's message. */
-function stopMessage(
-  stop: "interrupted" | "diverged",
-  epoch: number,
-  outDir: string | null,
-  what: string,
-): string {
-  if (stop === "interrupted") {
-    return `interrupted during epoch ${epoch + 1}; ` + (
-      outDir === null
-        ? "nothing was saved (no run folder)"
-        : epoch > 0
-        ? `the last checkpoint (epoch ${epoch}) is intact`
-        : "no epoch was completed, so there is no checkpoint to resume"
-    );
-  }
-  return what +
-    (outDir === null
-      ? ""
-      : epoch > 0
-      ? `; the last good checkpoint (epoch ${epoch}) is kept in ${outDir}`
-      : "; no checkpoint was written (it diverged in the first epoch). " +
-        "Lower --lr, or check the preset's settings");
-}
-
-/** An epoch's record from its figures, time and rounds. */
-function epochStats(
-  epoch: number,
-  m: RoundMeans,
-  seconds: number,
-  images: number,
-): EpochStats {
-  return {
-    epoch,
-    dLoss: m.d[0],
-    gLoss: m.g,
-    value: m.d[1],
-    dReal: m.d[2],
-    dFake: m.d[3],
-    accReal: m.d[4],
-    accFake: m.d[5],
-    dAccuracy: (m.d[4] + m.d[5]) / 2,
-    seconds,
-    imagesPerSecond: images / seconds,
-  };
-}
-
-const finite = (m: RoundMeans) =>
-  m.d.every(Number.isFinite) && (m.gSteps === 0 || Number.isFinite(m.g));
-
 /** Gives the event loop a turn when `last` is more than 200 ms ago. */
 async function yieldNow(last: { at: number }): Promise<void> {
   // A round never gives the event loop a turn (on wasm even read-backs
@@ -313,6 +140,99 @@ async function yieldNow(last: { at: number }): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 0));
     last.at = performance.now();
   }
+}
+
+/** How an epoch went: its figures, or why it stopped. */
+interface PlayedEpoch {
+  means: RoundMeans;
+  /** Rounds played. */
+  rounds: number;
+  seconds: number;
+  stop?: "interrupted" | "diverged";
+  /** What diverged. */
+  what?: string;
+}
+
+/**
+ * One epoch: a round of the game on each minibatch of the shuffled split,
+ * with progress updates and a stop on divergence or abort.
+ */
+async function playEpoch(
+  rounds: Rounds,
+  split: Split,
+  o: TrainOptions & { seed: number; epoch: number; last: { at: number } },
+): Promise<PlayedEpoch> {
+  const started = performance.now();
+  const bs = o.config.batchSize;
+  const steps = batchesPerEpoch(split.size, bs);
+  const every = Math.max(
+    1,
+    Math.floor(steps / Math.max(1, o.progressUpdates ?? 20)),
+  );
+  const order = {
+    batchSize: bs,
+    seed: o.seed,
+    epoch: o.epoch,
+    range: pixelRange(o.config),
+    images: rounds.needsImages,
+  };
+  let stop: PlayedEpoch["stop"], what: string | undefined, step = 0;
+  rounds.startEpoch(o.epoch, steps);
+  for (const batch of batches(split, order)) {
+    await yieldNow(o.last);
+    if (o.signal?.aborted) {
+      stop = "interrupted";
+      break;
+    }
+    await rounds.round(batch);
+    step++;
+    if (step % every !== 0 || step === steps) continue;
+    const m = await rounds.means();
+    if (!finiteMeans(m)) {
+      stop = "diverged";
+      what = `diverged at epoch ${o.epoch + 1}, step ${step}: ` +
+        `D loss ${m.dLoss}, G loss ${m.gLoss}`;
+      break;
+    }
+    const seconds = (performance.now() - started) / 1000;
+    const { dLoss, gLoss, dReal, dFake } = m;
+    o.onProgress?.({
+      epoch: o.epoch + 1,
+      epochs: o.epochs,
+      step,
+      steps,
+      ...{ dLoss, gLoss, dReal, dFake },
+      imagesPerSecond: (step * bs) / seconds,
+      seconds,
+    });
+  }
+  const means = await rounds.means();
+  await rounds.endEpoch();
+  if (!stop && !finiteMeans(means)) {
+    stop = "diverged";
+    what = `diverged in epoch ${o.epoch + 1}: ` +
+      `D loss ${means.dLoss}, G loss ${means.gLoss}`;
+  }
+  const seconds = (performance.now() - started) / 1000;
+  return { means, rounds: step, seconds, stop, what };
+}
+
+/** An epoch's record from its figures, time and images. */
+function epochStats(epoch: number, p: PlayedEpoch, images: number): EpochStats {
+  const m = p.means;
+  return {
+    epoch,
+    dLoss: m.dLoss,
+    gLoss: m.gLoss,
+    value: m.value,
+    dReal: m.dReal,
+    dFake: m.dFake,
+    accReal: m.accReal,
+    accFake: m.accFake,
+    dAccuracy: (m.accReal + m.accFake) / 2,
+    seconds: p.seconds,
+    imagesPerSecond: images / p.seconds,
+  };
 }
 
 /**
@@ -342,6 +262,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   });
   if (note) log(`note: ${note}`);
   checkLabels(config, split, options.dataset.name);
+
+  // The players, where the run left them, and the run's random stream.
   const gan = createGan(config, {
     seed,
     pixelMeans: config.outputBiasFromData ? pixelMeans(split) : undefined,
@@ -349,140 +271,63 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   if (run.checkpoint) restoreCheckpoint(gan, run.checkpoint);
   const rng = new Rng(seed, 1);
   if (run.rngState) rng.setState(run.rngState);
-  using rounds = await roundsFor(gan, rng, split, options, run.epoch, log);
-
-  const range = pixelRange(config);
-  const bs = config.batchSize;
-  const steps = batchesPerEpoch(split.size, bs);
-  const every = Math.max(
-    1,
-    Math.floor(steps / Math.max(1, options.progressUpdates ?? 20)),
-  );
-  // The grid of the samples/ pictures: fixed noise, so that the epochs can
-  // be compared. A conditional GAN's is a class grid: one row per class,
-  // the same noise down each column.
-  const gridSize = options.gridSize ?? 100;
-  const classes = config.classes ?? 0;
-  const gridCols = classes
-    ? Math.max(1, Math.round(gridSize / classes))
-    : undefined;
-  const fixedNoise = gridCols
-    ? classGridInputs({ ...config, classes }, gridCols, new Rng(seed, 2))
-      .inputs
-    : sampleLatent(config, gridSize, new Rng(seed, 2));
-  const gridOf = async () => {
-    const z = tf.tensor2d(fixedNoise, [
-      fixedNoise.length / generatorInputs(config),
-      generatorInputs(config),
-    ]);
-    const images = generate(gan, z);
-    const data = await images.data<"float32">();
-    tf.dispose([z, images]);
-    return data;
-  };
-  let grid = await gridOf();
-  const rowLabels = classes
-    ? classLabels(options.dataset.name, classes)
-    : undefined;
-  const view = (): RunView => ({ gan, history, grid, fixedNoise });
+  using rounds = await roundsFor(gan, rng, {
+    ...options,
+    images: split.images,
+    epoch: run.epoch,
+    log,
+  });
+  const grid = new SampleGrid(config, {
+    seed,
+    size: options.gridSize ?? 100,
+    dataset: options.dataset.name,
+  });
+  let images = await grid.images(gan);
+  const view = (): RunView => ({
+    gan,
+    history,
+    grid: images,
+    fixedNoise: grid.fixedNoise,
+  });
+  // A new run's first frame: the untrained G's samples.
   if (outDir !== null) {
-    // A new run's first frame: the untrained G's samples.
-    await startOutputs(outDir, run.epoch === 0 ? grid : null, {
-      range,
-      cols: gridCols,
-      rowLabels,
-    });
+    await startOutputs(outDir, run.epoch === 0 ? images : null, grid.layout);
   }
 
   const last = { at: performance.now() };
   for (let epoch = run.epoch; epoch < options.epochs; epoch++) {
-    const started = performance.now();
-    rounds.startEpoch(epoch, steps);
-    let stop: "interrupted" | "diverged" | null = null;
-    let what = "";
-    let step = 0;
-    const order = { batchSize: bs, seed, epoch, range };
-    for (
-      const batch of batches(split, { ...order, images: rounds.needsImages })
-    ) {
-      await yieldNow(last);
-      if (options.signal?.aborted) {
-        stop = "interrupted";
-        break;
-      }
-      // (1) Update D on the batch and fresh noise, (2) update G.
-      await rounds.round(batch);
-      step++;
-      if (step % every === 0 && step < steps) {
-        const m = await rounds.means();
-        if (!finite(m)) {
-          stop = "diverged";
-          what = `diverged at epoch ${epoch + 1}, step ${step}: ` +
-            `D loss ${m.d[0]}, G loss ${m.g}`;
-          break;
-        }
-        const seconds = (performance.now() - started) / 1000;
-        options.onProgress?.({
-          epoch: epoch + 1,
-          epochs: options.epochs,
-          step,
-          steps,
-          dLoss: m.d[0],
-          gLoss: m.g,
-          dReal: m.d[2],
-          dFake: m.d[3],
-          imagesPerSecond: (step * bs) / seconds,
-          seconds,
-        });
-      }
+    // For each minibatch: play a round of the game.
+    const played = await playEpoch(rounds, split, {
+      ...options,
+      config,
+      seed,
+      epoch,
+      last,
+    });
+    if (played.stop) {
+      const message = stopMessage(played.stop, epoch, outDir, played.what);
+      return { ...view(), status: played.stop, message, outDir };
     }
-    const m = await rounds.means();
-    await rounds.endEpoch();
-    if (!stop && !finite(m)) {
-      stop = "diverged";
-      what = `diverged in epoch ${epoch + 1}: D loss ${m.d[0]}, G loss ${m.g}`;
-    }
-    if (stop) {
-      const message = stopMessage(stop, epoch, outDir, what);
-      return { ...view(), status: stop, message, outDir };
-    }
-    const seconds = (performance.now() - started) / 1000;
-    const stats = epochStats(epoch + 1, m, seconds, step * bs);
-    Object.assign(
-      stats,
-      memorySnapshot(
+    const stats: EpochStats = {
+      ...epochStats(epoch + 1, played, played.rounds * config.batchSize),
+      ...memorySnapshot(
         rounds instanceof WgslRounds ? rounds.step.gpuBytes : undefined,
       ),
-    );
+    };
     history.push(stats);
-    grid = await gridOf();
+    images = await grid.images(gan);
     if (outDir !== null) {
       await writeOutputs(outDir, {
         gan,
-        grid,
-        history,
-        epoch: epoch + 1,
-        range,
-        cols: gridCols,
-        rowLabels,
+        grid: images,
+        layout: grid.layout,
         keepGenerator: options.keepGenerators ?? false,
         state: {
+          ...runState(options, run, split.size, holdout),
           epoch: epoch + 1,
-          seed,
           rng: rng.getState(),
-          history,
-          dataset: options.dataset.name,
-          trainSize: split.size,
-          holdout,
-          limit: run.limit ?? null,
-          backend: options.backend ?? tf.getBackend(),
-          epochs: options.epochs,
-          run: run.id,
-          keepGenerators: options.keepGenerators ?? false,
         },
-        title: `${config.preset}${
-          classes && config.preset !== "cgan" ? " (conditional)" : ""
-        } on ${options.dataset.name}`,
+        title: runTitle(config, options.dataset.name),
       });
     }
     await options.onEpoch?.(stats, view());
@@ -493,4 +338,31 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     );
   }
   return { ...view(), status: "completed", outDir };
+}
+
+/** What a checkpoint records of the run besides its epoch and generator state. */
+function runState(
+  options: TrainOptions,
+  run: RunStart,
+  trainSize: number,
+  holdout: number,
+): Omit<TrainState, "epoch" | "rng"> {
+  return {
+    seed: run.seed,
+    history: run.history,
+    dataset: options.dataset.name,
+    trainSize,
+    holdout,
+    limit: run.limit ?? null,
+    backend: options.backend ?? tf.getBackend(),
+    epochs: options.epochs,
+    run: run.id,
+    keepGenerators: options.keepGenerators ?? false,
+  };
+}
+
+/** The loss curves' title: "sngan on mnist", "dcgan (conditional) on fashion". */
+function runTitle(config: GanConfig, dataset: string): string {
+  const conditional = config.classes && config.preset !== "cgan";
+  return `${config.preset}${conditional ? " (conditional)" : ""} on ${dataset}`;
 }

@@ -61,8 +61,8 @@ async function oneRound(
     784,
   ]);
   const z = tf.tensor2d(sampleLatent(config, 16, rng), [16, 100]);
-  const d = discriminatorStep(gan, real, z, 5, 0);
-  const g = generatorStep(gan, z, 6, 0);
+  const d = discriminatorStep(gan, { real, noise: z, masks: 5, epoch: 0 });
+  const g = generatorStep(gan, { noise: z, masks: 6, epoch: 0 });
   const out = [
     (await d.loss.data())[0],
     (await d.dReal.data())[0],

@@ -32,7 +32,9 @@ Deno.test("save/load round trip gives identical outputs", async () => {
       const a = createGan(config, { seed: 1 });
       const z = tf.tensor2d(sampleLatent(config, 16, new Rng(5)), [16, 100]);
       // A few updates so that optimiser slots and BN statistics are non-trivial.
-      for (let i = 0; i < 3; i++) generatorStep(a, z, i, 0).dispose();
+      for (let i = 0; i < 3; i++) {
+        generatorStep(a, { noise: z, masks: i, epoch: 0 }).dispose();
+      }
       await saveCheckpoint(dir, a, { epoch: 7 }, {
         tag: "007",
         generator: { ...meta, preset: name, output: config.output },

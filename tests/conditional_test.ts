@@ -17,7 +17,8 @@ import {
 } from "../lib/gan.ts";
 import { Rng } from "../lib/random/rng.ts";
 import { labelsPath } from "../lib/run/samples.ts";
-import { checkLabels, train } from "../lib/train.ts";
+import { train } from "../lib/train.ts";
+import { checkLabels } from "../lib/run/split.ts";
 import { wgslStepSupport } from "../lib/wgsl/step.ts";
 import { runCli } from "./run.ts";
 import { tiny, tinyOptions } from "./tiny.ts";
@@ -124,8 +125,12 @@ Deno.test("cgan: Mirza and Osindero's shapes; the blocks between class and image
     );
   for (let step = 0; step < 3; step++) {
     const zd = z(), zg = z();
-    tf.dispose(Object.values(discriminatorStep(gan, real, zd, 7 + step, 0)));
-    generatorStep(gan, zg, 9 + step, 0).dispose();
+    tf.dispose(
+      Object.values(
+        discriminatorStep(gan, { real, noise: zd, masks: 7 + step, epoch: 0 }),
+      ),
+    );
+    generatorStep(gan, { noise: zg, masks: 9 + step, epoch: 0 }).dispose();
     tf.dispose([zd, zg]);
   }
   const after = await offBlocks();

@@ -183,3 +183,27 @@ Deno.test({
     }
   },
 });
+
+Deno.test("LayerNet.summary lists each layer, its output shape and weights", () => {
+  const gan = createGan(preset("sngan"), { seed: 0 });
+  for (const net of [gan.generator, gan.discriminator]) {
+    const rows = net.summary();
+    assert.equal(rows.length, net.descs.length);
+    // Every trainable weight is in some row (no label block here).
+    assert.equal(
+      rows.reduce((n, r) => n + r.weights, 0),
+      net.parameterCount,
+    );
+    assert.equal(rows.at(-1)!.output, net.shapes.at(-1)!.join(" × "));
+  }
+  const d = gan.discriminator.summary();
+  assert.deepEqual(d[0], {
+    layer: "reshape",
+    output: "28 × 28 × 1",
+    weights: 0,
+  });
+  assert.match(d[1].layer, /^conv \d+ × \d×\d, stride \d, spectral norm$/);
+  const g = gan.generator.summary();
+  assert.ok(g.some((r) => r.layer.startsWith("transposed conv ")));
+  disposeGan(gan);
+});

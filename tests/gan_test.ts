@@ -299,7 +299,11 @@ Deno.test("one D step raises V(D, G); one G step lowers G's loss", async () => {
         )
       );
     const v0 = await scalar(V());
-    tf.dispose(Object.values(discriminatorStep(gan, real, z, 7, 0)));
+    tf.dispose(
+      Object.values(
+        discriminatorStep(gan, { real, noise: z, masks: 7, epoch: 0 }),
+      ),
+    );
     const v1 = await scalar(V());
     assert.ok(v1 > v0, `${name}: V went from ${v0} to ${v1}`);
     if (config.optimizerG.kind === "sgd") {
@@ -309,7 +313,7 @@ Deno.test("one D step raises V(D, G); one G step lowers G's loss", async () => {
       const w = asMlp(gan.generator).layers[2].kernel;
       const { grads } = tf.variableGrads(() => gLoss(), [w]);
       const before = w.clone();
-      generatorStep(gan, z, 8, 0).dispose();
+      generatorStep(gan, { noise: z, masks: 8, epoch: 0 }).dispose();
       const step = tf.sub(w, before);
       const cos = await scalar(
         tf.div(
@@ -324,7 +328,7 @@ Deno.test("one D step raises V(D, G); one G step lowers G's loss", async () => {
       tf.dispose([before, step, ...Object.values(grads)]);
     } else {
       const g0 = await scalar(gLoss());
-      generatorStep(gan, z, 8, 0).dispose();
+      generatorStep(gan, { noise: z, masks: 8, epoch: 0 }).dispose();
       const g1 = await scalar(gLoss());
       assert.ok(g1 < g0, `${name}: G loss went from ${g0} to ${g1}`);
     }
@@ -370,11 +374,11 @@ Deno.test("a simultaneous step equals a D step and a G step from the same weight
   const z = tf.tensor2d(sampleLatent(config, 32, rng), [32, 100]);
   const start = createGan(config, { seed: 3 });
   const both = createGan(config, { seed: 3 });
-  const r = simultaneousStep(both, real, z, 11, 0);
+  const r = simultaneousStep(both, { real, noise: z, masks: 11, epoch: 0 });
   const dOnly = createGan(config, { seed: 3 });
-  const d = discriminatorStep(dOnly, real, z, 11, 0);
+  const d = discriminatorStep(dOnly, { real, noise: z, masks: 11, epoch: 0 });
   const gOnly = createGan(config, { seed: 3 });
-  const g = generatorStep(gOnly, z, 11 + 1000, 0);
+  const g = generatorStep(gOnly, { noise: z, masks: 11 + 1000, epoch: 0 });
   const [d0, g0, dBoth, gBoth, dRef, gRef] = await Promise.all([
     weightsOf(start.discriminator),
     weightsOf(start.generator),
@@ -393,8 +397,12 @@ Deno.test("a simultaneous step equals a D step and a G step from the same weight
   close(await scalar(r.gLoss), await scalar(g));
   // The alternating order differs: G's step then sees D after its update.
   const alt = createGan(config, { seed: 3 });
-  tf.dispose(Object.values(discriminatorStep(alt, real, z, 11, 0)));
-  generatorStep(alt, z, 11 + 1000, 0).dispose();
+  tf.dispose(
+    Object.values(
+      discriminatorStep(alt, { real, noise: z, masks: 11, epoch: 0 }),
+    ),
+  );
+  generatorStep(alt, { noise: z, masks: 11 + 1000, epoch: 0 }).dispose();
   assert.ok(maxDiff(await weightsOf(alt.generator), gRef) > 1e-9);
   tf.dispose([real, z, g, ...Object.values(r), ...Object.values(d)]);
   for (const gan of [start, both, dOnly, gOnly, alt]) disposeGan(gan);
@@ -412,7 +420,7 @@ Deno.test("dLossScale scales D's SGD step and leaves the reported loss alone", a
     config.dLossScale = scale;
     const gan = createGan(config, { seed: 4 });
     const before = await weightsOf(gan.discriminator);
-    const r = discriminatorStep(gan, real, z, 12, 0);
+    const r = discriminatorStep(gan, { real, noise: z, masks: 12, epoch: 0 });
     const loss = await scalar(r.loss);
     const after = await weightsOf(gan.discriminator);
     tf.dispose(Object.values(r));
@@ -471,7 +479,7 @@ Deno.test("batch norm: training uses batch statistics, inference the running one
   const z = tf.tensor2d(sampleLatent(config, 32, new Rng(0)), [32, 100]);
   const before = await asMlp(gan.generator).layers[0].movingMean!.data();
   assert.ok(before.every((v) => v === 0));
-  generatorStep(gan, z, 1, 0).dispose();
+  generatorStep(gan, { noise: z, masks: 1, epoch: 0 }).dispose();
   const after = await asMlp(gan.generator).layers[0].movingMean!.data();
   assert.ok(after.some((v) => v !== 0), "running mean was not updated");
   const train = await gan.generator.apply(z, { training: true }).data();

@@ -10,7 +10,6 @@ import {
   PARZEN_SIGMAS,
   parzenEstimate,
   parzenLogLikelihoods,
-  symmetricEigen,
 } from "../lib/eval/metrics.ts";
 import { Rng } from "../lib/random/rng.ts";
 
@@ -65,30 +64,6 @@ Deno.test("Fréchet distance of two Gaussians equals the closed form", () => {
     1e-9,
   );
   close(frechetDistance(zero, c1, zero, c1, 2), 0, 1e-9);
-});
-
-Deno.test("symmetric eigendecomposition reconstructs the matrix", () => {
-  const rng = new Rng(1);
-  const dim = 12;
-  const b = rng.fillNormal(new Float32Array(dim * dim));
-  const a = new Float64Array(dim * dim);
-  for (let i = 0; i < dim; i++) {
-    for (let j = 0; j < dim; j++) {
-      for (let k = 0; k < dim; k++) {
-        a[i * dim + j] += b[i * dim + k] * b[j * dim + k];
-      }
-    }
-  }
-  const { values, vectors } = symmetricEigen(a, dim);
-  for (let i = 0; i < dim; i++) {
-    for (let j = 0; j < dim; j++) {
-      let r = 0;
-      for (let k = 0; k < dim; k++) {
-        r += vectors[i * dim + k] * values[k] * vectors[j * dim + k];
-      }
-      close(r, a[i * dim + j], 1e-8);
-    }
-  }
 });
 
 Deno.test("FID of samples from one Gaussian is near 0, of shifted ones near |shift|^2", () => {

@@ -7,7 +7,7 @@ import {
   PRESETS,
   TRAINING_IMAGES,
 } from "../lib/notebook/params.ts";
-import { DEFAULT_HOLDOUT } from "../lib/train.ts";
+import { DEFAULT_HOLDOUT } from "../lib/run/split.ts";
 import { frechetFeatureDistance } from "../lib/eval/metrics.ts";
 import {
   checkParameterCells,

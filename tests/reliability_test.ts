@@ -31,7 +31,8 @@ import {
   RunFolderLockedError,
 } from "../lib/run/lock.ts";
 import { writeSampleFile } from "../lib/run/samples.ts";
-import { train, trainingSplit } from "../lib/train.ts";
+import { train } from "../lib/train.ts";
+import { trainingSplit } from "../lib/run/split.ts";
 import { root, runCli, until, withTempDir } from "./run.ts";
 import { tiny, tinyOptions } from "./tiny.ts";
 

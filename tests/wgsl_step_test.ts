@@ -1,17 +1,9 @@
 import assert from "node:assert/strict";
-import * as tf from "@tensorflow/tfjs";
 import { initBackend, probeWebGpu } from "../lib/backends/choice.ts";
 import { type Dataset, loadDataset, toFloat } from "../lib/data.ts";
 import { asMlp } from "../lib/nets/mlp.ts";
-import {
-  createGan,
-  discriminatorStep,
-  type DiscriminatorStepResult,
-  disposeGan,
-  type Gan,
-  generatorStep,
-  simultaneousStep,
-} from "../lib/gan.ts";
+import { createGan, disposeGan, type Gan } from "../lib/gan.ts";
+import { playTfjsRounds } from "../lib/wgsl/check.ts";
 import { type GanConfig, preset } from "../lib/presets.ts";
 import { sampleLatent } from "../lib/nets/latent.ts";
 import { logicalName } from "../lib/nets/optim.ts";
@@ -19,12 +11,8 @@ import { Rng } from "../lib/random/rng.ts";
 import { train } from "../lib/train.ts";
 import { type EpochStats } from "../lib/run/record.ts";
 import { wgslStepFor } from "../lib/rounds.ts";
-import {
-  type MatMulChoice,
-  matMulPlan,
-  WgslStep,
-  wgslStepSupport,
-} from "../lib/wgsl/step.ts";
+import { type MatMulChoice, matMulPlan } from "../lib/wgsl/plans.ts";
+import { WgslStep, wgslStepSupport } from "../lib/wgsl/step.ts";
 
 const probe = await probeWebGpu();
 
@@ -207,42 +195,25 @@ Deno.test({
       ["bn-shaped", smallBn()],
     ];
     for (const [name, config] of cases) {
-      const steps = inputs(config, 3);
+      // Seeds and epochs as the training loop passes them.
+      const steps = inputs(config, 3).map((s, i) => ({
+        ...s,
+        dSeed: 7 + 2 * i,
+        gSeed: 8 + 2 * i,
+      }));
       const ref = createGan(config, { seed: 3 });
       const gan = createGan(config, { seed: 3 });
       const wgsl = await WgslStep.create(gan);
-      let dSum = tf.zeros([6]), gSum = 0;
-      for (const [i, s] of steps.entries()) {
-        const B = config.batchSize;
-        const [x, zD, zG] = [
-          tf.tensor2d(s.real, [B, 784]),
-          tf.tensor2d(s.zD, [B, config.latentDim]),
-          tf.tensor2d(s.zG, [B, config.latentDim]),
-        ];
-        // Seeds and epochs as the training loop passes them.
-        const [dSeed, gSeed, epoch] = [7 + 2 * i, 8 + 2 * i, i];
-        let d: DiscriminatorStepResult, g: tf.Scalar;
-        if (config.update === "simultaneous") {
-          ({ gLoss: g, ...d } = simultaneousStep(ref, x, zD, dSeed, epoch));
-        } else {
-          d = discriminatorStep(ref, x, zD, dSeed, epoch);
-          g = generatorStep(ref, zG, gSeed, epoch);
-        }
-        const next = tf.add(
-          dSum,
-          tf.stack([d.loss, d.value, d.dReal, d.dFake, d.accReal, d.accFake]),
-        );
-        gSum += (await g.data())[0];
-        tf.dispose([x, zD, zG, g, dSum, ...Object.values(d)]);
-        dSum = next;
+      const want = await playTfjsRounds(ref, steps, 0);
+      for (const [epoch, s] of steps.entries()) {
         wgsl.step(
           config.update === "simultaneous"
-            ? { real: s.real, zD: s.zD, dSeed, epoch }
-            : { ...s, dSeed, gSeed, epoch },
+            ? { real: s.real, zD: s.zD, dSeed: s.dSeed, epoch }
+            : { ...s, epoch },
         );
       }
       const figures = await wgsl.figures();
-      assertClose(figures, [...await dSum.data(), gSum], 1e-5);
+      assertClose(figures, want.figures, 1e-5);
       await wgsl.exportTo(gan);
       assert.equal(gan.optimizerD.step, 3);
       assert.equal(gan.optimizerD.slots.length, ref.optimizerD.slots.length);
@@ -250,7 +221,6 @@ Deno.test({
       // The slots carry the gradients' scale: a wrong gradient shows.
       await assertSameState(gan, ref, 1e-5);
       wgsl.dispose();
-      dSum.dispose();
       disposeGan(ref);
       disposeGan(gan);
       console.log(`  ${name}: equal within 1e-5`);

@@ -23,12 +23,12 @@ import { Rng } from "../random/rng.ts";
 import { loadLayersModelFile, saveLayersModel } from "../io/layers_model.ts";
 
 /** Name of the feature layer. */
-export const FEATURE_LAYER = "features";
+const FEATURE_LAYER = "features";
 /** Number of features. */
 export const FEATURE_DIM = 128;
 
 /** Builds the untrained classifier; `seed` fixes the initial weights. */
-export function buildClassifier(seed: number): tf.Sequential {
+function buildClassifier(seed: number): tf.Sequential {
   const init = (k: number) => tf.initializers.glorotUniform({ seed: seed + k });
   const model = tf.sequential({ name: "classifier" });
   model.add(tf.layers.conv2d({

@@ -21,7 +21,7 @@ import {
 import { decodeNpy } from "../io/npy.ts";
 
 /** The committed classifier of a dataset. */
-export function defaultClassifierDir(dataset: string): string {
+function defaultClassifierDir(dataset: string): string {
   return `${PROJECT_ROOT}models/classifier/${dataset}`;
 }
 

@@ -195,6 +195,37 @@ function blockMask(
   return mask;
 }
 
+/** One row of {@linkcode LayerNet.summary}. */
+export interface LayerSummary {
+  /** The layer: "conv 64 × 4×4, stride 2, spectral norm", "dropout 0.5". */
+  layer: string;
+  /** Its output shape per example: "14 × 14 × 64". */
+  output: string;
+  /** Its trainable weights (kernel, bias, batch norm's scale and shift). */
+  weights: number;
+}
+
+/** A layer in a few words, for {@linkcode LayerNet.summary}. */
+function describeLayer(l: LayerDesc): string {
+  const sn = "spectralNorm" in l && l.spectralNorm ? ", spectral norm" : "";
+  switch (l.kind) {
+    case "dense":
+      return `dense ${l.units}${sn}`;
+    case "conv2d":
+      return `conv ${l.filters} × ${l.size}×${l.size}, stride ${l.stride}${sn}`;
+    case "conv2dTranspose":
+      return `transposed conv ${l.filters} × ${l.size}×${l.size}, stride ${l.stride}`;
+    case "leakyRelu":
+      return `leaky ReLU ${l.slope}`;
+    case "dropout":
+      return `dropout ${l.rate}`;
+    case "maxout":
+      return `maxout ${l.pieces}`;
+    default:
+      return l.kind;
+  }
+}
+
 /** A network as a list of layers, its variables plain tfjs variables. */
 export class LayerNet {
   /** Prefix of the variables' names ("G" or "D"). */
@@ -325,6 +356,24 @@ export class LayerNet {
    */
   get parameterCount(): number {
     return this.trainable.reduce((n, v) => n + v.size, 0) - this.#fixedZeros;
+  }
+
+  /**
+   * The network layer by layer, like PyTorch's `print(net)`: what each
+   * layer is, its output shape per example and its trainable weights. A
+   * table for `console.table`.
+   */
+  summary(): LayerSummary[] {
+    return this.descs.map((l, i) => ({
+      layer: describeLayer(l),
+      output: this.shapes[i].join(" × "),
+      weights: [
+        this.vars[i].kernel,
+        this.vars[i].bias,
+        this.vars[i].gamma,
+        this.vars[i].beta,
+      ].reduce((n, v) => n + (v?.size ?? 0), 0),
+    }));
   }
 
   /** Every variable: the trainable ones, running statistics, u and v. */

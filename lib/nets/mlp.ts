@@ -1,6 +1,6 @@
 /**
- * The MLP presets' notation and the networks it stands for. A
- * {@linkcode NetConfig}'s `hidden`, `activation`, `pieces`, `batchNorm`,
+ * The MLP presets' notation and the networks it stands for. An
+ * {@linkcode MlpNotation}'s `hidden`, `activation`, `pieces`, `batchNorm`,
  * `dropout`, `initRange` and `labelUnits` describe a multilayer perceptron
  * block by block ({@linkcode LayerSpec}: dropout of the block's input, a
  * dense map, batch norm, a nonlinearity); {@linkcode mlpLayers} writes the
@@ -15,11 +15,48 @@
 
 import type * as tf from "@tensorflow/tfjs";
 import { type LayerDesc, LayerNet } from "./layer_net.ts";
-import type { Activation, NetConfig, OutputActivation } from "../presets.ts";
 import type { Rng } from "../random/rng.ts";
 
+/** Hidden-layer nonlinearity. Maxout takes the max over `pieces` linear units. */
+export type Activation = "relu" | "leaky_relu" | "maxout" | "tanh";
+/** Output nonlinearity of G: tanh for data in [-1, 1], sigmoid for [0, 1]. */
+export type OutputActivation = "tanh" | "sigmoid";
+
+/**
+ * A multilayer perceptron in the MLP presets' notation (a preset's
+ * `generator` or `discriminator` without `layers`).
+ */
+export interface MlpNotation {
+  /** Hidden layer sizes (units; for maxout, units after the max). */
+  hidden: number[];
+  activation: Activation;
+  /** Pieces per maxout unit (default 5): one number, or one per hidden layer. */
+  pieces?: number | number[];
+  /** Batch normalisation after each hidden layer's affine map (G only). */
+  batchNorm?: boolean;
+  /** Drop probability at the network's input (D only; default 0). */
+  inputDropout?: number;
+  /** Drop probability at the input of every later layer (default 0). */
+  dropout?: number;
+  /**
+   * Initial weights uniform in [-initRange, initRange] with zero biases (the
+   * pylearn2 scheme the paper used). Default: PyTorch's, U(+-1/sqrt(fan_in))
+   * for weights and biases.
+   */
+  initRange?: number;
+  /**
+   * In a conditional GAN (see {@linkcode GanConfig.classes}), units of the
+   * first hidden layer that see the class alone, as Mirza and Osindero
+   * (2014) built theirs: the layer has `hidden[0]` units on the network's
+   * own input (noise or image) and `labelUnits` more on the one-hot class,
+   * side by side (a block-diagonal weight matrix), and the next layer joins
+   * them. Without it the one-hot class is simply appended to the input.
+   */
+  labelUnits?: number;
+}
+
 /** LeakyReLU's slope in the MLPs. */
-export const LEAKY_SLOPE = 0.2;
+const LEAKY_SLOPE = 0.2;
 /** Batch norm's epsilon (PyTorch's). */
 export const BN_EPS = 1e-5;
 /** Batch norm's running-statistics momentum (PyTorch's): running = 0.9 running + 0.1 batch. */
@@ -69,7 +106,7 @@ export interface LayerSpec {
  */
 export function layerSpecs(
   inputs: number,
-  net: NetConfig,
+  net: MlpNotation,
   outputs: number,
   output: LayerSpec["activation"],
   classes = 0,

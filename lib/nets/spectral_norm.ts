@@ -21,12 +21,12 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
-import { symmetricEigen } from "../eval/metrics.ts";
+import { symmetricEigen } from "../math/linalg.ts";
 import { uniqueVariableName } from "./optim.ts";
 import type { Rng } from "../random/rng.ts";
 
 /** PyTorch's epsilon in the normalisation of u and v. */
-export const SN_EPS = 1e-12;
+const SN_EPS = 1e-12;
 
 /** The power iteration's vectors of one weight. */
 export interface SpectralNormState {

@@ -64,7 +64,7 @@ export function pngBundle(png: Uint8Array, text = "[image]"): MimeBundle {
  * `<g transform>` groups that place a figure's panels, so an SVG beside
  * the PNG would show as an empty box there. A PNG shows everywhere.
  */
-export function svgBundle(svg: string, text = "[figure]"): MimeBundle {
+function svgBundle(svg: string, text = "[figure]"): MimeBundle {
   return pngBundle(svgToPng(svg), text);
 }
 
@@ -72,7 +72,7 @@ export function svgBundle(svg: string, text = "[figure]"): MimeBundle {
  * A value that the Deno kernel displays as the bundle when it ends a cell
  * (the kernel looks for `Symbol.for("Jupyter.display")`).
  */
-export function displayable(
+function displayable(
   bundle: MimeBundle,
 ): { [k: symbol]: () => MimeBundle } {
   return { [Symbol.for("Jupyter.display")]: () => bundle };

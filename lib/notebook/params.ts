@@ -18,7 +18,7 @@ export { PRESETS } from "../presets.ts";
 /**
  * Training images a notebook can train on: MNIST's and Fashion-MNIST's
  * 60,000, less the 10,000 that training keeps out for the evaluation
- * (`DEFAULT_HOLDOUT` in lib/train.ts). `limit` takes the first N of them.
+ * (`DEFAULT_HOLDOUT` in lib/run/split.ts). `limit` takes the first N of them.
  */
 export const TRAINING_IMAGES = 50000;
 

@@ -197,14 +197,14 @@ export interface SvgElementLike {
  * pass it as `Plot.plot({ document: plotDocument(), ... })`.
  */
 // deno-lint-ignore no-explicit-any
-export function plotDocument(): any {
+function plotDocument(): any {
   // deno-lint-ignore no-explicit-any
   return (parseHTML("<!doctype html><html><body></body></html>") as any)
     .document;
 }
 
 /** The SVG markup of a Plot figure, with the namespace a standalone file needs. */
-export function svgMarkup(figure: SvgElementLike): string {
+function svgMarkup(figure: SvgElementLike): string {
   const svg = figure.tagName.toLowerCase() === "svg"
     ? figure
     : figure.querySelector("svg")!;

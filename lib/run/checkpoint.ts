@@ -26,7 +26,8 @@ import * as tf from "@tensorflow/tfjs";
 import { exists, sha256Hex, writeFileAtomic } from "../io/files.ts";
 import { loadLayersModelFile, saveLayersModel } from "../io/layers_model.ts";
 import { type Gan, ganVariables, generatorModel, imagesFrom } from "../gan.ts";
-import { type GanConfig, type OutputActivation } from "../presets.ts";
+import type { OutputActivation } from "../nets/mlp.ts";
+import type { GanConfig } from "../presets.ts";
 import { logicalName } from "../nets/optim.ts";
 
 const FORMAT = "gan-checkpoint";

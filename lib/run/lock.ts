@@ -81,7 +81,7 @@ function readHolder(path: string): LockHolder | null {
 }
 
 /** "process 1234 on host h (since ...: deno run ...)". */
-export function describeHolder(h: LockHolder | null): string {
+function describeHolder(h: LockHolder | null): string {
   if (!h) return "another process";
   return `process ${h.pid} on host ${h.host} (since ${h.since}: ${h.command})`;
 }

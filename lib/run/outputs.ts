@@ -14,7 +14,8 @@ import {
 } from "../pictures/figures.ts";
 import { keptGeneratorFolder } from "./average.ts";
 import { saveCheckpoint, saveGenerator } from "./checkpoint.ts";
-import type { EpochStats, TrainState } from "./record.ts";
+import type { GridLayout } from "./grid.ts";
+import type { TrainState } from "./record.ts";
 
 const pad = (n: number) => String(n).padStart(3, "0");
 
@@ -26,22 +27,23 @@ const pad = (n: number) => String(n).padStart(3, "0");
 export async function startOutputs(
   outDir: string,
   grid: Float32Array | null,
-  o: {
-    range: "[-1,1]" | "[0,1]";
-    cols?: number;
-    rowLabels?: string[];
-  },
+  layout: GridLayout,
 ): Promise<void> {
   await Deno.mkdir(`${outDir}/samples`, { recursive: true });
   if (grid === null) return;
   await writeFileAtomic(
     `${outDir}/samples/epoch_000.png`,
-    imageGrid(grid, {
-      encoding: o.range,
-      cols: o.cols,
-      rowLabels: o.rowLabels,
-    }),
+    gridPng(grid, layout),
   );
+}
+
+/** A sample grid as a PNG. */
+function gridPng(grid: Float32Array, layout: GridLayout): Uint8Array {
+  return imageGrid(grid, {
+    encoding: layout.range,
+    cols: layout.cols,
+    rowLabels: layout.rowLabels,
+  });
 }
 
 /** Up to `n` of `items`, evenly spread, the first and the last included. */
@@ -63,38 +65,28 @@ export async function writeOutputs(
   o: {
     gan: Gan;
     grid: Float32Array;
-    history: EpochStats[];
-    epoch: number;
-    range: "[-1,1]" | "[0,1]";
-    /** Columns of the sample grid (default: square). */
-    cols?: number;
-    /** Row captions of the sample grid (a class grid's class names). */
-    rowLabels?: string[];
+    layout: GridLayout;
     /** Also write the generator to `generators/epoch_NNN/`. */
     keepGenerator: boolean;
     state: TrainState;
     title: string;
   },
 ): Promise<void> {
-  const sample = `${outDir}/samples/epoch_${pad(o.epoch)}.png`;
+  const epoch = o.state.epoch;
   await writeFileAtomic(
-    sample,
-    imageGrid(o.grid, {
-      encoding: o.range,
-      cols: o.cols,
-      rowLabels: o.rowLabels,
-    }),
+    `${outDir}/samples/epoch_${pad(epoch)}.png`,
+    gridPng(o.grid, o.layout),
   );
   await writeFileAtomic(
     `${outDir}/history.json`,
-    JSON.stringify(o.history, null, 1),
+    JSON.stringify(o.state.history, null, 1),
   );
   await writeFileAtomic(
     `${outDir}/loss.png`,
-    lossCurvesPng(o.history, o.title),
+    lossCurvesPng(o.state.history, o.title),
   );
   // Up to 10 rows, evenly spread over the epochs so far, last one included.
-  const epochs = [0, ...o.history.map((h) => h.epoch)];
+  const epochs = [0, ...o.state.history.map((h) => h.epoch)];
   const files = spread(epochs, 10)
     .map((e) => ({
       label: `epoch ${e}`,
@@ -118,7 +110,7 @@ export async function writeOutputs(
     ...(g.classes ? { classes: g.classes } : {}),
     preset: g.preset,
     dataset: o.state.dataset,
-    epochs: o.epoch,
+    epochs: epoch,
     run: o.state.run,
     seed: o.state.seed,
   };
@@ -126,14 +118,42 @@ export async function writeOutputs(
     // Before the checkpoint, its commit point: a run killed in between
     // trains this epoch again and writes this folder again.
     await saveGenerator(
-      `${outDir}/${keptGeneratorFolder(o.epoch)}`,
+      `${outDir}/${keptGeneratorFolder(epoch)}`,
       o.gan,
       generator,
-      pad(o.epoch),
+      pad(epoch),
     );
   }
   await saveCheckpoint(outDir, o.gan, o.state, {
-    tag: pad(o.epoch),
+    tag: pad(epoch),
     generator,
   });
+}
+
+/**
+ * Why training stopped early, and what the run folder still holds, for
+ * train()'s result.
+ */
+export function stopMessage(
+  stop: "interrupted" | "diverged",
+  epoch: number,
+  outDir: string | null,
+  what = "",
+): string {
+  if (stop === "interrupted") {
+    return `interrupted during epoch ${epoch + 1}; ` + (
+      outDir === null
+        ? "nothing was saved (no run folder)"
+        : epoch > 0
+        ? `the last checkpoint (epoch ${epoch}) is intact`
+        : "no epoch was completed, so there is no checkpoint to resume"
+    );
+  }
+  return what +
+    (outDir === null
+      ? ""
+      : epoch > 0
+      ? `; the last good checkpoint (epoch ${epoch}) is kept in ${outDir}`
+      : "; no checkpoint was written (it diverged in the first epoch). " +
+        "Lower --lr, or check the preset's settings");
 }

@@ -18,13 +18,10 @@ import * as tf from "@tensorflow/tfjs";
 import { asMlp } from "../nets/mlp.ts";
 import {
   createGan,
-  discriminatorStep,
-  type DiscriminatorStepResult,
   disposeGan,
   type Gan,
   ganVariables,
-  generatorStep,
-  simultaneousStep,
+  playRound,
 } from "../gan.ts";
 import { type GanConfig } from "../presets.ts";
 import { sampleLatent } from "../nets/latent.ts";
@@ -37,7 +34,7 @@ import { WgslStep, type WgslStepOptions } from "./step.ts";
  * divided by max(1, |value|). Float32 rounding in another order stays near
  * 1e-6 after a few steps; a wrong program is off by far more.
  */
-export const STEP_TOLERANCE = 1e-4;
+const STEP_TOLERANCE = 1e-4;
 
 /**
  * The same for an optimiser slot (Adam's moments, SGD's momentum: the
@@ -97,7 +94,7 @@ const FIGURES = [
 ];
 
 /** A copy of `gan`'s whole state (weights, slots, step counts) in new variables. */
-export function cloneGan(gan: Gan): Gan {
+function cloneGan(gan: Gan): Gan {
   const copy = createGan(gan.config, { seed: 0 });
   const from = ganVariables(gan), to = ganVariables(copy);
   tf.tidy(() => to.forEach((v, i) => v.assign(from[i])));
@@ -107,44 +104,62 @@ export function cloneGan(gan: Gan): Gan {
 }
 
 /** One of the two runs compared: the GAN it trained and its figure sums. */
-interface Run {
+export interface Run {
   gan: Gan;
   figures: ArrayLike<number>;
 }
 
-type Inputs = ReturnType<typeof stepInputs>;
+/** One training step's inputs, the same for both implementations. */
+export interface StepInputs {
+  /** Real images in the data's range. */
+  real: Float32Array;
+  /** D's noise. */
+  zD: Float32Array;
+  /** G's noise (unused by simultaneous updates). */
+  zG: Float32Array;
+  /** Seed of D's dropout masks. */
+  dSeed: number;
+  /** Seed of G's update's masks. */
+  gSeed: number;
+}
 
-/** The tfjs step (tfjs's own kernels) over `inputs`, on `gan`. */
-async function runTfjs(gan: Gan, inputs: Inputs, epoch0: number): Promise<Run> {
+/**
+ * The tfjs step (tfjs's own kernels) over `inputs`, on `gan`: one round of
+ * {@linkcode playRound} each, G's update on `zG` with masks from `gSeed`
+ * (k = 1). Returns the figures' sums in the WGSL step's order.
+ */
+export async function playTfjsRounds(
+  gan: Gan,
+  inputs: readonly StepInputs[],
+  epoch0: number,
+): Promise<Run> {
   const config = gan.config;
   const B = config.batchSize;
   const sums = new Float64Array(7);
   for (const [i, s] of inputs.entries()) {
-    const epoch = epoch0 + i;
-    const [x, zD, zG] = [
-      tf.tensor2d(s.real, [B, 784]),
-      tf.tensor2d(s.zD, [B, config.latentDim]),
-      tf.tensor2d(s.zG, [B, config.latentDim]),
-    ];
-    let d: DiscriminatorStepResult, g: tf.Scalar;
-    if (config.update === "simultaneous") {
-      ({ gLoss: g, ...d } = simultaneousStep(gan, x, zD, s.dSeed, epoch));
-    } else {
-      d = discriminatorStep(gan, x, zD, s.dSeed, epoch);
-      g = generatorStep(gan, zG, s.gSeed, epoch);
-    }
+    const real = tf.tensor2d(s.real, [B, 784]);
+    const noise = tf.tensor2d(s.zD, [B, config.latentDim]);
+    const zG = tf.tensor2d(s.zG, [B, config.latentDim]);
+    const simultaneous = config.update === "simultaneous";
+    const r = playRound(gan, {
+      real,
+      noise,
+      masks: s.dSeed,
+      epoch: epoch0 + i,
+      generator: simultaneous ? [] : [{ noise: zG, masks: s.gSeed }],
+    });
     const figures = [
-      d.loss,
-      d.value,
-      d.dReal,
-      d.dFake,
-      d.accReal,
-      d.accFake,
-      g,
+      r.loss,
+      r.value,
+      r.dReal,
+      r.dFake,
+      r.accReal,
+      r.accFake,
+      r.gLosses[0],
     ];
     const values = await Promise.all(figures.map((f) => f.data()));
     values.forEach((v, k) => sums[k] += v[0]);
-    tf.dispose([x, zD, zG, ...figures]);
+    tf.dispose([real, noise, zG, ...figures]);
   }
   return { gan, figures: sums };
 }
@@ -152,7 +167,7 @@ async function runTfjs(gan: Gan, inputs: Inputs, epoch0: number): Promise<Run> {
 /** The WGSL step over `inputs`, on `gan` (its state written back at the end). */
 async function runWgsl(
   gan: Gan,
-  inputs: Inputs,
+  inputs: readonly StepInputs[],
   epoch0: number,
   options: Omit<WgslStepOptions, "data">,
 ): Promise<Run> {
@@ -271,7 +286,7 @@ export async function compareWithTfjs(
   const epoch = options.epoch ?? 0;
   const ref = cloneGan(gan), mine = cloneGan(gan);
   try {
-    const want = await runTfjs(ref, inputs, epoch);
+    const want = await playTfjsRounds(ref, inputs, epoch);
     const got = await runWgsl(mine, inputs, epoch, options.wgsl ?? {});
     return await compareRuns(got, want, {
       tolerance: options.tolerance ?? STEP_TOLERANCE,
@@ -334,7 +349,11 @@ function worse(
 }
 
 /** Inputs of `steps` steps: images in the data's range, noise, dropout seeds. */
-function stepInputs(config: GanConfig, steps: number, seed: number) {
+function stepInputs(
+  config: GanConfig,
+  steps: number,
+  seed: number,
+): StepInputs[] {
   const rng = new Rng(seed, 7);
   const B = config.batchSize;
   const low = config.output === "tanh" ? -1 : 0;

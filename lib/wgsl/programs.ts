@@ -13,7 +13,7 @@ import type { MatMulTile } from "./plans.ts";
 export type Act = LayerSpec["activation"];
 
 /** WGSL of a nonlinearity applied to `x`. */
-export function actCode(act: Act): string {
+function actCode(act: Act): string {
   switch (act) {
     case "relu":
       return "max(x, 0.0)";
@@ -32,7 +32,7 @@ export function actCode(act: Act): string {
 }
 
 /** WGSL of a nonlinearity's derivative from its output `y`. */
-export function actGradCode(act: Act): string {
+function actGradCode(act: Act): string {
   switch (act) {
     case "relu":
       return "select(0.0, 1.0, y > 0.0)";
@@ -65,7 +65,7 @@ export const MATMUL_KINDS: Binding[] = [
  * The head of an elementwise program: one thread per element, index `i`
  * (past 65,535 workgroups the grid has rows; see `#grid`).
  */
-export const FLAT_MAIN = `@compute @workgroup_size(256)
+const FLAT_MAIN = `@compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) id: vec3u, @builtin(num_workgroups) nw: vec3u) {
   let i = id.y * nw.x * 256u + id.x;`;
 
@@ -428,7 +428,7 @@ ${FLAT_MAIN}
  * Settings of each program: M rows, N columns, offsets of gamma and beta in
  * the parameters, eps, and the running statistics' momentum.
  */
-export const BN_UNIFORM = `
+const BN_UNIFORM = `
 struct U { M: u32, N: u32, gamma: u32, beta: u32, eps: f32, momentum: f32, keep: f32, pad: u32 }`;
 
 /** Column means and (biased) variances of X, two passes: S = [mean, var]. */

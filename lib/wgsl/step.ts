@@ -34,10 +34,10 @@
  *   parameters in one program: each network's parameters (and gradients,
  *   and slots) are one buffer.
  *
- * At large batches the matMul programs change shape ({@linkcode matMulPlan}):
- * 128 x 128 tiles for products with many outputs, and the weight gradients'
- * K (the batch) split into runs whose partial products a second program
- * adds, for products with few outputs.
+ * At large batches the matMul programs change shape (`matMulPlan` in
+ * `lib/wgsl/plans.ts`): 128 x 128 tiles for products with many outputs,
+ * and the weight gradients' K (the batch) split into runs whose partial
+ * products a second program adds, for products with few outputs.
  *
  * The arithmetic is `lib/gan.ts`'s and `lib/nets/optim.ts`'s, with the same
  * dropout masks (tests compare steps with the tfjs step), in float32,
@@ -66,13 +66,6 @@ import type { NetLayout } from "./layout.ts";
 import type { MatMulChoice } from "./plans.ts";
 import { GATHER_CODE } from "./programs.ts";
 import { StepRecording } from "./recording.ts";
-
-export {
-  type MatMulChoice,
-  type MatMulPlan,
-  matMulPlan,
-  type MatMulTile,
-} from "./plans.ts";
 
 /**
  * Why the WGSL step cannot train `config` (a sentence), or null when it can.

@@ -84,3 +84,21 @@ Deno.test("docs/training.md's preset table lists every preset, with its batch si
     );
   }
 });
+
+Deno.test("the README stays within 250 lines and its layout names every part of lib/", () => {
+  const readme = Deno.readTextFileSync(`${root}README.md`);
+  const lines = readme.split("\n").length - (readme.endsWith("\n") ? 1 : 0);
+  assert.ok(lines <= 250, `README.md has ${lines} lines; keep it within 250`);
+  const layout = readme.slice(readme.indexOf("## Layout"));
+  const entry = layout.slice(
+    layout.indexOf("\nlib/"),
+    layout.indexOf("\nbench/"),
+  );
+  for (const e of Deno.readDirSync(`${root}lib`)) {
+    const name = e.isDirectory ? `${e.name}/` : e.name;
+    assert.ok(
+      entry.includes(name),
+      `the README's layout does not name lib/${name}`,
+    );
+  }
+});
