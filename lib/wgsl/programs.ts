@@ -289,6 +289,12 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
  * -mean log D(G(z)),
  * gradient (sigmoid(l) - 1) / B; saturating (mode 2), mean log(1 - D(G(z))),
  * gradient -sigmoid(l) / B. It adds the loss to F[6].
+ *
+ * The hinge game, where l is D's score: D's step (mode 3), mean max(0,
+ * 1 - l) on real rows plus mean max(0, 1 + l) on generated ones, gradient
+ * -1 / B on a real row with l < 1, 1 / B on a generated row with l > -1,
+ * else 0 (tfjs's relu gradient is 0 at 0), times D's loss scale; the other
+ * figures as in mode 0. G's step (mode 4), -mean l, gradient -1 / B.
  */
 export const LOSS_CODE = `
 struct U { B: u32, mode: u32, label: f32, scale: f32, lOff: u32 }
@@ -306,7 +312,8 @@ fn main(@builtin(local_invocation_id) lid: vec3u) {
   let t = lid.x;
   let b = f32(u.B);
   var s: array<f32, 6>;
-  let rows = select(u.B, 2u * u.B, u.mode == 0u);
+  let dStep = u.mode == 0u || u.mode == 3u;
+  let rows = select(u.B, 2u * u.B, dStep);
   for (var i = t; i < rows; i += 256u) {
     let l = L[u.lOff + i];
     let p = 1.0 / (1.0 + exp(-l));
@@ -314,22 +321,39 @@ fn main(@builtin(local_invocation_id) lid: vec3u) {
       if (i < u.B) {
         G[i] = (p - u.label) / b * u.scale;
         s[0] -= (u.label * logSigmoid(l) + (1.0 - u.label) * logSigmoid(-l)) / b;
-        s[1] += logSigmoid(l) / b;
-        s[2] += p / b;
-        s[4] += select(0.0, 1.0, l > 0.0) / b;
       } else {
         G[i] = p / b * u.scale;
         s[0] -= logSigmoid(-l) / b;
-        s[1] += logSigmoid(-l) / b;
-        s[3] += p / b;
-        s[5] += select(0.0, 1.0, l < 0.0) / b;
+      }
+    } else if (u.mode == 3u) {
+      if (i < u.B) {
+        G[i] = select(0.0, -1.0 / b * u.scale, l < 1.0);
+        s[0] += max(1.0 - l, 0.0) / b;
+      } else {
+        G[i] = select(0.0, 1.0 / b * u.scale, l > -1.0);
+        s[0] += max(1.0 + l, 0.0) / b;
       }
     } else if (u.mode == 1u) {
       G[i] = (p - 1.0) / b;
       s[0] -= logSigmoid(l) / b;
-    } else {
+    } else if (u.mode == 2u) {
       G[i] = -p / b;
       s[0] += logSigmoid(-l) / b;
+    } else {
+      G[i] = -1.0 / b;
+      s[0] -= l / b;
+    }
+    if (dStep) {
+      // V(D, G), D(x), D(G(z)) and the accuracies, whatever the loss.
+      if (i < u.B) {
+        s[1] += logSigmoid(l) / b;
+        s[2] += p / b;
+        s[4] += select(0.0, 1.0, l > 0.0) / b;
+      } else {
+        s[1] += logSigmoid(-l) / b;
+        s[3] += p / b;
+        s[5] += select(0.0, 1.0, l < 0.0) / b;
+      }
     }
   }
   part[t] = s;
@@ -341,7 +365,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u) {
     workgroupBarrier();
   }
   if (t == 0u) {
-    if (u.mode == 0u) {
+    if (dStep) {
       for (var k = 0u; k < 6u; k++) { F[k] += part[0][k]; }
     } else {
       F[6] += part[0][0];

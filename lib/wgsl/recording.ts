@@ -379,7 +379,10 @@ export class StepRecording extends Kernels {
     const gOut = G.specs[G.specs.length - 1].activation;
     const dLast = this.dBuf.acts[D.specs.length - 1];
     const c = this.config;
-    const gMode = c.loss === "saturating" ? 2 : 1;
+    // The losses' program's modes (LOSS_CODE): D's, then G's.
+    const hinge = c.loss === "hinge";
+    const dMode = hinge ? 3 : 0;
+    const gMode = hinge ? 4 : c.loss === "saturating" ? 2 : 1;
     // G(z) into rows B..2B-1 of D's input.
     const forwardG = () =>
       this.forward(G, this.gBuf, {
@@ -445,7 +448,7 @@ export class StepRecording extends Kernels {
         ...forwardD(),
         this.lossDispatch(dLast, deltas[0], gMode, B),
         ...backwardG(B),
-        this.lossDispatch(dLast, deltas[0], 0),
+        this.lossDispatch(dLast, deltas[0], dMode),
         ...backwardD(),
       ]];
       return;
@@ -457,7 +460,7 @@ export class StepRecording extends Kernels {
         ...this.maskDispatches(2),
         ...forwardG(),
         ...forwardD(),
-        this.lossDispatch(dLast, deltas[0], 0),
+        this.lossDispatch(dLast, deltas[0], dMode),
         ...backwardD(),
       ],
       [
@@ -532,7 +535,10 @@ export class StepRecording extends Kernels {
     );
   }
 
-  /** The losses' program: mode 0 for D, 1 or 2 for G (logits from row `row`). */
+  /**
+   * The losses' program: mode 0 (cross-entropy) or 3 (hinge) for D, 1, 2
+   * or 4 for G (logits from row `row`).
+   */
   protected lossDispatch(
     logits: GPUBuffer,
     delta: GPUBuffer,

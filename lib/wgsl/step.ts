@@ -91,9 +91,18 @@ export function wgslStepSupport(config: GanConfig): string | null {
       return "G's dropout is not written in WGSL";
     }
   }
-  if (config.loss === "hinge") {
-    return "its losses are the paper's cross-entropies; the hinge loss " +
-      "trains with the tfjs step";
+  if (config.loss === "hinge" && config.optimizerD.kind === "adam") {
+    // D's output bias's gradient under the hinge loss is (generated rows
+    // inside their margin - real rows inside theirs) / B: exactly 0 while
+    // every row is inside (at the start), so its computed value is
+    // rounding noise, which Adam turns into a step of up to lr either way.
+    // Both steps are right, and differ by that step: the WGSL step could
+    // not be checked against the tfjs step.
+    return "with Adam, D's output bias under the hinge loss follows " +
+      "rounding noise (its gradient is 0 while every example is inside " +
+      "its margin), so the WGSL step cannot be checked against the tfjs " +
+      "step; train it with the tfjs step (--step tfjs), or a preset whose D " +
+      "uses SGD (paper, pylearn2)";
   }
   if (config.classes) {
     return "its programs are for unconditional GANs, and this one is " +
