@@ -5,8 +5,9 @@
  * `deno run -A bench/gpu_check.ts --quick --out runs/gpu-check`.
  *
  * Parts, each bounded in time; a failed part does not stop the others:
- * 1. correctness: per preset, 3 training steps of the WGSL step against the
- *    tfjs step from the same state (`lib/wgsl/check.ts`), and the matMul
+ * 1. correctness: per preset (and the conditional `mlp` and `paper`, and
+ *    `paper` with the hinge loss), 3 training steps of the WGSL step against
+ *    the tfjs step from the same state (`lib/wgsl/check.ts`), and the matMul
  *    plans (wide tiles, split K) against the plain 64 x 64 tiles at batch
  *    8192;
  * 2. speed: the bench (WGSL and tfjs steps) and, where PyTorch with CUDA
@@ -22,7 +23,7 @@
 import { parseArgs } from "node:util";
 import { initBackend, probeWebGpu } from "../lib/backends/choice.ts";
 import { createGan, disposeGan } from "../lib/gan.ts";
-import { type GanConfig, preset } from "../lib/presets.ts";
+import { conditional, type GanConfig, preset } from "../lib/presets.ts";
 import {
   compareWithPlainPlan,
   compareWithTfjs,
@@ -163,11 +164,21 @@ const line = (c: StepComparison) =>
 
 await part("correctness", quick ? 240 : 90, async () => {
   const results: Record<string, StepComparison> = {};
-  for (const name of ["paper", "mlp", "bn", "pylearn2"]) {
-    const gan = createGan(sized(name), { seed: 1 });
+  const cases: [string, GanConfig][] = [
+    ...["paper", "mlp", "bn", "pylearn2"].map((n): [string, GanConfig] => [
+      n,
+      sized(n),
+    ]),
+    // The class appended to both networks' inputs; the hinge game.
+    ["mlp-cond", conditional(sized("mlp"))],
+    ["paper-cond", conditional(sized("paper"))],
+    ["paper-hinge", { ...sized("paper"), loss: "hinge" }],
+  ];
+  for (const [name, config] of cases) {
+    const gan = createGan(config, { seed: 1 });
     results[name] = await compareWithTfjs(gan, { steps: 3, epoch: 0 });
     console.log(
-      `   ${name.padEnd(8)} WGSL vs tfjs, 3 steps: ${line(results[name])}`,
+      `   ${name.padEnd(11)} WGSL vs tfjs, 3 steps: ${line(results[name])}`,
     );
     disposeGan(gan);
   }

@@ -257,6 +257,7 @@ export class WgslRounds implements Rounds {
       ...(this.#wgsl.gathers
         ? { rows: batch.indices }
         : { real: batch.images }),
+      labels: this.#gan.config.classes ? batch.labels : undefined,
       zD: await zD,
       zG: await zG,
       dSeed,

@@ -75,7 +75,14 @@ function needsSubtraction(): number {
 async function draw(
   device: GPUDevice,
   code: string,
-  o: { len: number; keep: number; seeds: readonly number[] },
+  o: {
+    len: number;
+    keep: number;
+    seeds: readonly number[];
+    /** Rows of `row` values whose last `keepLast` are kept (default none). */
+    row?: number;
+    keepLast?: number;
+  },
 ): Promise<ArrayBuffer> {
   const S = GPUBufferUsage.STORAGE, DST = GPUBufferUsage.COPY_DST;
   const pipeline = device.createComputePipeline({
@@ -89,7 +96,7 @@ async function draw(
   const chunks = Math.ceil(len / ALEA_CHUNK);
   const table = aleaJumpTable(chunks);
   const starts = new Uint32Array(seeds.flatMap((s) => aleaStart(s)));
-  const settings = new ArrayBuffer(32);
+  const settings = new ArrayBuffer(48);
   new Uint32Array(settings).set([
     len,
     parts === 2 ? len : 0,
@@ -98,6 +105,8 @@ async function draw(
     0,
     chunks,
     parts * chunks,
+    o.row ?? 0,
+    o.keepLast ?? 0,
   ]);
   new Float32Array(settings)[3] = Math.fround(1 / keep);
   const buffer = (size: number, usage: number, data?: BufferSource) => {
@@ -113,7 +122,7 @@ async function draw(
       buffer(table.byteLength, S | DST, table),
       buffer(starts.byteLength, S | DST, starts),
       out,
-      buffer(32, GPUBufferUsage.UNIFORM | DST, settings),
+      buffer(48, GPUBufferUsage.UNIFORM | DST, settings),
     ].map((buf, binding) => ({ binding, resource: { buffer: buf } })),
   });
   const encoder = device.createCommandEncoder();
@@ -169,6 +178,19 @@ Deno.test({
           );
         });
       }
+      // A conditional D's input: each row's one-hot class (its last 10 of
+      // 794 values) kept at 1, the rest as dropoutMask draws it.
+      const c = { len: 794 * 3, keep: 0.8, seeds: [7, 1007], row: 794 };
+      const got = new Float32Array(
+        await draw(device, aleaMaskCode(), { ...c, keepLast: 10 }),
+      );
+      c.seeds.forEach((seed, p) => {
+        const want = dropoutMask(c.len, c.keep, seed);
+        for (let r = 0; r < c.len; r += c.row) {
+          want.fill(1, r + c.row - 10, r + c.row);
+        }
+        assert.deepEqual(got.subarray(p * c.len, (p + 1) * c.len), want);
+      });
     } finally {
       device.destroy();
     }

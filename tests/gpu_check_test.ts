@@ -84,7 +84,16 @@ Deno.test({
       // Every preset's kind of step and the plans, compared.
       assert.deepEqual(
         Object.keys(report.correctness.result).sort(),
-        ["bn", "mlp", "paper", "plans-b512", "pylearn2"],
+        [
+          "bn",
+          "mlp",
+          "mlp-cond",
+          "paper",
+          "paper-cond",
+          "paper-hinge",
+          "plans-b512",
+          "pylearn2",
+        ],
       );
       const bench = report.bench.result;
       assert.deepEqual(bench.map((l: { step: string }) => l.step).sort(), [

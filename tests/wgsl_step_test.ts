@@ -4,7 +4,7 @@ import { type Dataset, loadDataset, toFloat } from "../lib/data.ts";
 import { asMlp } from "../lib/nets/mlp.ts";
 import { createGan, disposeGan, type Gan } from "../lib/gan.ts";
 import { playTfjsRounds } from "../lib/wgsl/check.ts";
-import { type GanConfig, preset } from "../lib/presets.ts";
+import { conditional, type GanConfig, preset } from "../lib/presets.ts";
 import { sampleLatent } from "../lib/nets/latent.ts";
 import { logicalName } from "../lib/nets/optim.ts";
 import { Rng } from "../lib/random/rng.ts";
@@ -30,10 +30,20 @@ function inputs(config: GanConfig, steps: number) {
   const rng = new Rng(5);
   const B = config.batchSize;
   const low = config.output === "tanh" ? -1 : 0;
+  const classes = config.classes ?? 0;
   return Array.from({ length: steps }, () => ({
     real: rng.fillUniform(new Float32Array(B * 784), low, 1),
     zD: sampleLatent(config, B, rng),
     zG: sampleLatent(config, B, rng),
+    // A conditional GAN's batch classes, every class in turn from a start.
+    ...(classes
+      ? {
+        labels: Uint8Array.from(
+          { length: B },
+          (_, i) => (i + rng.nextUint32()) % classes,
+        ),
+      }
+      : {}),
   }));
 }
 
@@ -200,6 +210,19 @@ Deno.test({
       // The hinge game: D's score, both players' hinge losses, D's scale
       // (with SGD: see wgslStepSupport on Adam).
       ["hinge", { ...smallPaper(), loss: "hinge", dLossScale: 0.5 }],
+      // Conditional: the one-hot class appended to G's noise and to D's
+      // images (D's input dropout never drops it), with each kind of layer.
+      ["conditional, mlp-shaped", conditional(small())],
+      ["conditional, paper-shaped", conditional(smallPaper())],
+      ["conditional, bn-shaped", conditional(smallBn())],
+      [
+        "conditional, pylearn2-shaped",
+        conditional({
+          ...smallPaper(),
+          update: "simultaneous",
+          dLossScale: 0.5,
+        }),
+      ],
       // The hinge game in pylearn2's simultaneous round, with dropout.
       ["hinge, simultaneous", {
         ...smallPaper(),
@@ -221,7 +244,13 @@ Deno.test({
       for (const [epoch, s] of steps.entries()) {
         wgsl.step(
           config.update === "simultaneous"
-            ? { real: s.real, zD: s.zD, dSeed: s.dSeed, epoch }
+            ? {
+              real: s.real,
+              zD: s.zD,
+              dSeed: s.dSeed,
+              labels: s.labels,
+              epoch,
+            }
             : { ...s, epoch },
         );
       }

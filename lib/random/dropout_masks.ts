@@ -111,8 +111,9 @@ export function keepThreshold(keep: number): number {
  * WGSL: dropout masks of one layer over one or two parts of a pass (each
  * its own alea stream, laid one after the other in `Mk`). Settings:
  * elements of each part, the keep threshold and the scale (1 / keep), the
- * index of part 0's start state in `Y0` (part 1's follows), and the
- * threads (chunks) of part 0 and of both. With `raw`, `Mk` holds alea's
+ * index of part 0's start state in `Y0` (part 1's follows), the threads
+ * (chunks) of part 0 and of both, and (when `keepLast` > 0) the values of
+ * a row, whose last `keepLast` are kept (1). With `raw`, `Mk` holds alea's
  * 32-bit outputs themselves, for tests.
  */
 export function aleaMaskCode(raw = false): string {
@@ -120,7 +121,7 @@ export function aleaMaskCode(raw = false): string {
     ? ["u32", "x"]
     : ["f32", "select(0.0, u.scale, x < u.thr)"];
   return `
-struct U { len0: u32, len1: u32, thr: u32, scale: f32, seed: u32, chunks0: u32, chunks: u32, pad: u32 }
+struct U { len0: u32, len1: u32, thr: u32, scale: f32, seed: u32, chunks0: u32, chunks: u32, row: u32, keepLast: u32, p0: u32, p1: u32, p2: u32 }
 @group(0) @binding(0) var<storage, read> T: array<vec4u>;
 @group(0) @binding(1) var<storage, read> Y0: array<vec4u>;
 @group(0) @binding(2) var<storage, read_write> Mk: array<${type}>;
@@ -184,6 +185,11 @@ fn main(@builtin(global_invocation_id) id: vec3u, @builtin(num_workgroups) nw: v
   for (var i = s * CHUNK; i < end; i++) {
     let x = y.x;
     Mk[base + i] = ${put};
+    // A conditional D's one-hot class (the last keepLast of each row of
+    // \`row\` inputs) is never dropped: 1, as lib/nets/layer_net.ts sets it.
+    if (u.keepLast > 0u && i % u.row >= u.row - u.keepLast) { Mk[base + i] = ${
+    raw ? "x" : "1.0"
+  }; }
     let p = mul(x, A);
     let w = y.w + p.x;
     y = vec4u(y.y, y.z, w, p.y + select(0u, 1u, w < p.x));

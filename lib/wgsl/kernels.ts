@@ -85,10 +85,19 @@ export class Kernels extends GpuContext {
       /** The dropout mask of `maskA` or `maskOut`, from float `mOff`. */
       mask?: GPUBuffer | null;
       mOff?: number;
+      /** Floats between rows of A as stored (default K, or M with transA). */
+      lda?: number;
+      /** Floats between rows of C (default N). */
+      ldc?: number;
+      /** Floats between rows of E and of an output mask (default N). */
+      lde?: number;
     },
   ): Dispatch[] {
     const plan = this.plan(o);
     const split = plan.splits > 1;
+    if (split && o.ldc !== undefined && o.ldc !== o.N) {
+      throw new Error("unreachable: a split product's C has rows of N");
+    }
     this.matMulFlops += 2 * o.M * o.N * o.K;
     const floats = plan.splits * o.M * o.N;
     if (split && (this.scratch?.floats ?? 0) < floats) {
@@ -104,6 +113,9 @@ export class Kernels extends GpuContext {
       o.eOff ?? 0,
       o.mOff ?? 0,
       plan.chunk,
+      o.lda ?? (o.transA ? o.M : o.K),
+      o.ldc ?? o.N,
+      o.lde ?? o.N,
     ]);
     const masked = o.mask ? { maskA: o.maskA, maskOut: o.maskOut } : {};
     const T = plan.tile;

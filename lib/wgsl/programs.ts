@@ -70,7 +70,7 @@ fn main(@builtin(global_invocation_id) id: vec3u, @builtin(num_workgroups) nw: v
   let i = id.y * nw.x * 256u + id.x;`;
 
 export const MATMUL_BINDINGS = `
-struct U { M: u32, N: u32, K: u32, aOff: u32, bOff: u32, cOff: u32, eOff: u32, mOff: u32, kc: u32 }
+struct U { M: u32, N: u32, K: u32, aOff: u32, bOff: u32, cOff: u32, eOff: u32, mOff: u32, kc: u32, lda: u32, ldc: u32, lde: u32 }
 @group(0) @binding(0) var<storage, read> A: array<f32>;
 @group(0) @binding(1) var<storage, read> B: array<f32>;
 @group(0) @binding(2) var<storage, read_write> C: array<f32>;
@@ -102,7 +102,8 @@ export interface MatMulVariant {
 }
 
 /**
- * C[M, N] = op(A) op(B) with a T x T tile of C per workgroup of 16 x 16
+ * C[M, N] = op(A) op(B) (rows of A `lda` apart, of C `ldc`, of E and an
+ * output mask `lde`) with a T x T tile of C per workgroup of 16 x 16
  * threads (T = 64: 4 x 4 outputs each, 16-deep slices of K through
  * workgroup memory; T = 128: 8 x 8 outputs each, 8-deep slices), then the
  * epilogue on each output. A workgroup adds the products of K's run
@@ -133,10 +134,10 @@ export function matMulCode(variant: MatMulVariant): string {
   const loadA = transA
     ? `let kk = e / ${T}u; let mm = e % ${T}u;
        var a = 0.0;
-       if (row0 + mm < u.M && k0 + kk < kEnd) { let i = (k0 + kk) * u.M + row0 + mm; a = ${readA}; }`
+       if (row0 + mm < u.M && k0 + kk < kEnd) { let i = (k0 + kk) * u.lda + row0 + mm; a = ${readA}; }`
     : `let mm = e / ${BK}u; let kk = e % ${BK}u;
        var a = 0.0;
-       if (row0 + mm < u.M && k0 + kk < kEnd) { let i = (row0 + mm) * u.K + k0 + kk; a = ${readA}; }`;
+       if (row0 + mm < u.M && k0 + kk < kEnd) { let i = (row0 + mm) * u.lda + k0 + kk; a = ${readA}; }`;
   const loadB = transB
     ? `let nn = e / ${BK}u; let kb = e % ${BK}u;
        var b = 0.0;
@@ -144,8 +145,8 @@ export function matMulCode(variant: MatMulVariant): string {
     : `let kb = e / ${T}u; let nn = e % ${T}u;
        var b = 0.0;
        if (col0 + nn < u.N && k0 + kb < kEnd) { b = B[u.bOff + (k0 + kb) * u.N + col0 + nn]; }`;
-  const mask = maskOut ? " * Mk[u.mOff + m * u.N + n]" : "";
-  const put = "C[u.cOff + wg.z * u.M * u.N + m * u.N + n] = v;";
+  const mask = maskOut ? " * Mk[u.mOff + m * u.lde + n]" : "";
+  const put = "C[u.cOff + wg.z * u.M * u.N + m * u.ldc + n] = v;";
   let finish: string;
   switch (variant.epilogue.kind) {
     case "store":
@@ -156,7 +157,7 @@ export function matMulCode(variant: MatMulVariant): string {
         let v = ${actCode(variant.epilogue.act)}; ${put}`;
       break;
     case "actGrad":
-      finish = `let y = E[u.eOff + m * u.N + n];
+      finish = `let y = E[u.eOff + m * u.lde + n];
         let v = a${mask} * ${actGradCode(variant.epilogue.act)}; ${put}`;
       break;
     case "maxoutGrad": {
@@ -426,12 +427,13 @@ ${FLAT_MAIN}
 }`;
 
 /**
- * The real batch from the images on the GPU: row r of X is image Rows[r],
- * each byte through the 256-entry table of its float (toFloat's values, so
- * the batch is the CPU's to the bit). One thread per 4 pixels (a word).
+ * The real batch from the images on the GPU: row r of X (rows of `stride`
+ * values, the image first) is image Rows[r], each byte through the
+ * 256-entry table of its float (toFloat's values, so the batch is the
+ * CPU's to the bit). One thread per 4 pixels (a word).
  */
 export const GATHER_CODE = `
-struct U { words: u32, perImage: u32 }
+struct U { words: u32, perImage: u32, stride: u32 }
 @group(0) @binding(0) var<storage, read> Img: array<u32>;
 @group(0) @binding(1) var<storage, read> Rows: array<u32>;
 @group(0) @binding(2) var<storage, read> Lut: array<f32>;
@@ -440,10 +442,29 @@ struct U { words: u32, perImage: u32 }
 ${FLAT_MAIN}
   if (i >= u.words) { return; }
   let r = i / u.perImage;
-  let word = Img[Rows[r] * u.perImage + i % u.perImage];
+  let w = i % u.perImage;
+  let word = Img[Rows[r] * u.perImage + w];
   for (var k = 0u; k < 4u; k++) {
-    X[4u * i + k] = Lut[(word >> (8u * k)) & 255u];
+    X[r * u.stride + 4u * w + k] = Lut[(word >> (8u * k)) & 255u];
   }
+}`;
+
+/**
+ * A conditional GAN's classes in D's input: in each of `rows` rows of
+ * `width` values, the `classes` values from column `offset` are the
+ * one-hot class `Labels[row % batch]` (D's real rows and its generated
+ * ones carry the batch's classes, as `lib/rounds.ts` asks G for them).
+ */
+export const ONE_HOT_CODE = `
+struct U { n: u32, batch: u32, classes: u32, width: u32, offset: u32 }
+@group(0) @binding(0) var<storage, read> Labels: array<u32>;
+@group(0) @binding(1) var<storage, read_write> X: array<f32>;
+@group(0) @binding(2) var<uniform> u: U;
+${FLAT_MAIN}
+  if (i >= u.n) { return; }
+  let r = i / u.classes;
+  let k = i % u.classes;
+  X[r * u.width + u.offset + k] = select(0.0, 1.0, Labels[r % u.batch] == k);
 }`;
 
 /**

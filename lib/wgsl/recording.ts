@@ -29,6 +29,7 @@ import {
   BN_SUMS_CODE,
   bnApplyCode,
   LOSS_CODE,
+  ONE_HOT_CODE,
   SGD_CODE,
 } from "./programs.ts";
 
@@ -46,9 +47,17 @@ export class StepRecording extends Kernels {
   protected D: NetLayout;
   protected gBuf: NetBuffers;
   protected dBuf: NetBuffers;
+  /** G's input: B rows of noise (each followed by its one-hot class in a conditional GAN). */
   protected z: GPUBuffer;
-  /** D's input: rows 0..B-1 real, B..2B-1 generated (G writes them). */
+  /**
+   * D's input: rows 0..B-1 real, B..2B-1 generated (G writes them); in a
+   * conditional GAN each row is the image followed by its one-hot class.
+   */
   protected dIn: GPUBuffer;
+  /** A conditional GAN's classes (0 otherwise). */
+  protected classes: number;
+  /** A conditional GAN's batch classes (B u32), for D's one-hot columns. */
+  protected labels: GPUBuffer | null = null;
   /** The epoch's figure sums (see FigureSums). */
   protected figureSums: GPUBuffer;
   /** The step's command buffers: D's and G's, or one (simultaneous). */
@@ -81,8 +90,10 @@ export class StepRecording extends Kernels {
     }
     this.gBuf = this.netBuffers(this.G, B);
     this.dBuf = this.netBuffers(this.D, 2 * B);
-    this.z = this.buffer(B * this.latent);
+    this.classes = gan.config.classes ?? 0;
+    this.z = this.buffer(B * this.G.specs[0].inputs);
     this.dIn = this.buffer(2 * B * image);
+    if (this.classes) this.labels = this.buffer(B);
     this.figureSums = this.buffer(8);
     const deltas = [0, 1, 2].map(() => this.buffer(2 * B * widest));
     const partial = this.buffer(Math.ceil((2 * B) / 256) * widest);
@@ -168,6 +179,8 @@ export class StepRecording extends Kernels {
       inRow: number;
       out?: GPUBuffer;
       outRow?: number;
+      /** Floats between rows of `out` (default: the last layer's units). */
+      outStride?: number;
     },
   ): Dispatch[] {
     return net.specs.flatMap((s, l) => {
@@ -186,7 +199,10 @@ export class StepRecording extends Kernels {
         b: buf.params,
         bOff: net.kernel[l],
         c: pre ?? output,
-        cOff: !pre && last && o.out ? (o.outRow ?? 0) * s.units : 0,
+        cOff: !pre && last && o.out
+          ? (o.outRow ?? 0) * (o.outStride ?? s.units)
+          : 0,
+        ldc: !pre && last && o.out ? o.outStride : undefined,
         e: buf.params,
         eOff: net.bias[l],
         epilogue: { kind: "bias", act: pre ? "linear" : s.activation },
@@ -255,6 +271,11 @@ export class StepRecording extends Kernels {
        * pre-activations, masks); default 0. Input gradients only.
        */
       row?: number;
+      /**
+       * Values at the end of each input row that are not a gradient's
+       * destination (a conditional D's one-hot class); default 0.
+       */
+      classInputs?: number;
     },
   ): { dispatches: Dispatch[]; last: GPUBuffer } {
     const row = o.row ?? 0;
@@ -337,10 +358,14 @@ export class StepRecording extends Kernels {
       // its dropout mask, then through the nonlinearity below.
       const maxout = inner && inner.pieces > 1;
       const next = spare(cur);
+      // Into G's output from D's first layer: the image's columns only (a
+      // conditional D's input ends with the one-hot class, no one's output).
+      const classes = inner ? 0 : o.classInputs ?? 0;
       out.push(...this.matMul({
         M: o.rows,
-        N: s.inputs,
+        N: s.inputs - classes,
         K: cols,
+        lde: s.inputs,
         a: cur,
         b: buf.params,
         bOff: net.kernel[l],
@@ -391,6 +416,7 @@ export class StepRecording extends Kernels {
         inRow: 0,
         out: this.dIn,
         outRow: B,
+        outStride: D.specs[0].inputs,
       });
     // D on all 2B rows, real and generated.
     const forwardD = () =>
@@ -419,6 +445,7 @@ export class StepRecording extends Kernels {
         partial,
         below: { act: gOut, out: this.dIn, row: B },
         row,
+        classInputs: this.classes,
       });
       return [
         ...throughD.dispatches,
@@ -443,6 +470,7 @@ export class StepRecording extends Kernels {
       // pass on the generated rows (rows B..2B-1 of D's buffers, their
       // masks), D's from the whole pass; both taken before either update.
       this.steps = [[
+        ...this.oneHotDispatches(),
         ...this.maskDispatches(2),
         ...forwardG(),
         ...forwardD(),
@@ -457,6 +485,7 @@ export class StepRecording extends Kernels {
     // buffers from row 0), back through D into G.
     this.steps = [
       [
+        ...this.oneHotDispatches(),
         ...this.maskDispatches(2),
         ...forwardG(),
         ...forwardD(),
@@ -500,7 +529,9 @@ export class StepRecording extends Kernels {
         parts === 2 ? 2 * l : 2 * layers + l,
         chunks,
         parts * chunks,
-        0,
+        s.inputs,
+        // A conditional D's one-hot class is never dropped.
+        l === 0 ? this.classes : 0,
       ], [false, false, false, true]);
       return [this.dispatch(
         ALEA_MASK_CODE,
@@ -514,6 +545,26 @@ export class StepRecording extends Kernels {
         this.grid(parts * chunks, 64),
       )];
     });
+  }
+
+  /**
+   * A conditional GAN's one-hot classes in D's input, real and generated
+   * rows alike (from `labels`, written by each step); none otherwise.
+   */
+  protected oneHotDispatches(): Dispatch[] {
+    if (!this.classes) return [];
+    const B = this.batch, width = this.D.specs[0].inputs;
+    const n = 2 * B * this.classes;
+    return [this.dispatch(
+      ONE_HOT_CODE,
+      ["read-only-storage", "storage", "uniform"],
+      [
+        this.labels!,
+        this.dIn,
+        this.uniform([n, B, this.classes, width, width - this.classes]),
+      ],
+      this.grid(n),
+    )];
   }
 
   /** Dispatches per training step (D's and G's). */

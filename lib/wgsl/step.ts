@@ -59,6 +59,7 @@ import { aleaStart } from "../random/dropout_masks.ts";
 import { IMAGE_PIXELS, type PixelRange, toFloat } from "../data.ts";
 import { asMlp, type Mlp } from "../nets/mlp.ts";
 import { FAKE_MASK_OFFSET, type Gan } from "../gan.ts";
+import { withClasses } from "../nets/latent.ts";
 import { type GanConfig } from "../presets.ts";
 import { adamSettings, learningRate, momentum } from "../nets/optim.ts";
 import { COPY_DST, type Dispatch, S } from "./gpu.ts";
@@ -104,9 +105,13 @@ export function wgslStepSupport(config: GanConfig): string | null {
       "step; train it with the tfjs step (--step tfjs), or a preset whose D " +
       "uses SGD (paper, pylearn2)";
   }
-  if (config.classes) {
-    return "its programs are for unconditional GANs, and this one is " +
-      "conditional (it trains with the tfjs step, on WebGPU too)";
+  if (
+    config.classes &&
+    (config.generator.labelUnits || config.discriminator.labelUnits)
+  ) {
+    return "its conditional networks take the class appended to their " +
+      "input, not in label units of its own (cgan's form; it trains with " +
+      "the tfjs step, on WebGPU too)";
   }
   if (config.k !== 1 || config.gSteps !== 1) {
     return "only one D step and one G step per round are written in WGSL";
@@ -116,13 +121,18 @@ export function wgslStepSupport(config: GanConfig): string | null {
 
 /** One step's inputs, as the training loop draws them on the CPU. */
 export interface WgslStepInputs {
-  /** The real batch, [B, 784] row-major (or give `rows`). */
+  /** The real batch, [B, 784] row-major, images only (or give `rows`). */
   real?: Float32Array;
   /**
    * The real batch as B positions in the images given to
    * {@linkcode WgslStep.create} (`data`), which the GPU gathers itself.
    */
   rows?: Uint32Array;
+  /**
+   * A conditional GAN's batch classes (B of them): D sees each real image
+   * with its class, and G is asked for these classes in both steps.
+   */
+  labels?: ArrayLike<number>;
   /** Noise of D's step (of the round, when simultaneous), [B, latentDim]. */
   zD: Float32Array;
   /** Noise of G's step, [B, latentDim] (alternating updates only). */
@@ -189,7 +199,7 @@ export class WgslStep extends StepRecording {
     this.stepD = gan.optimizerD.step;
     this.stepG = gan.optimizerG.step;
     const B = this.batch;
-    const image = this.D.specs[0].inputs;
+    const image = this.D.specs[0].inputs - this.classes;
     const limit = device.limits.maxStorageBufferBindingSize;
     const data = options.data;
     if (
@@ -227,7 +237,7 @@ export class WgslStep extends StepRecording {
           rows,
           lut,
           this.dIn,
-          this.uniform([words, image / 4]),
+          this.uniform([words, image / 4, image + this.classes]),
         ], this.grid(words)),
       };
       this.steps[0].unshift(this.gather.dispatch);
@@ -307,7 +317,8 @@ export class WgslStep extends StepRecording {
    */
   step(inputs: WgslStepInputs): void {
     const B = this.batch;
-    const image = this.D.specs[0].inputs;
+    const classes = this.classes;
+    const image = this.D.specs[0].inputs - classes;
     const simultaneous = this.steps.length === 1;
     const gather = this.gather;
     if (
@@ -328,6 +339,15 @@ export class WgslStep extends StepRecording {
           (simultaneous ? "" : " for each player (zD, zG)"),
       );
     }
+    const labels = inputs.labels;
+    if (classes && labels?.length !== B) {
+      throw new Error(
+        `this GAN is conditional: a step takes the ${B} classes of its batch (labels)`,
+      );
+    }
+    // Each row followed by its one-hot class, in a conditional GAN.
+    const labelled = (x: Float32Array, dim: number) =>
+      classes ? withClasses(x, labels!, dim, classes) : x;
     const dropout = this.dBuf.masks.some((m) => m);
     if (
       dropout &&
@@ -340,8 +360,9 @@ export class WgslStep extends StepRecording {
     // D's pass: the real rows' masks from dSeed, the generated rows' from
     // dSeed + 1000, as discriminatorStep draws them.
     if (gather) this.upload(gather.rows, inputs.rows!);
-    else this.upload(this.dIn, inputs.real!);
-    this.upload(this.z, inputs.zD);
+    else this.upload(this.dIn, labelled(inputs.real!, image));
+    if (classes) this.upload(this.labels!, Uint32Array.from(labels!));
+    this.upload(this.z, labelled(inputs.zD, this.latent));
     if (dropout) {
       this.writeSeeds([inputs.dSeed!, inputs.dSeed! + FAKE_MASK_OFFSET]);
     }
@@ -354,7 +375,7 @@ export class WgslStep extends StepRecording {
     this.submit(this.steps[0]);
     // G's step. (Queue writes and submits run in order: D's step has read
     // its noise and masks before these land.)
-    this.upload(this.z, inputs.zG!);
+    this.upload(this.z, labelled(inputs.zG!, this.latent));
     if (dropout) this.writeSeeds([inputs.gSeed!]);
     this.writeOptimizer("G", epoch);
     this.submit(this.steps[1]);
