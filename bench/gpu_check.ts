@@ -5,8 +5,8 @@
  * `deno run -A bench/gpu_check.ts --quick --out runs/gpu-check`.
  *
  * Parts, each bounded in time; a failed part does not stop the others:
- * 1. correctness: per preset (and the conditional `mlp` and `paper`, and
- *    `paper` with the hinge loss), 3 training steps of the WGSL step against
+ * 1. correctness: per MLP preset (and the conditional `mlp` and `paper`,
+ *    `cgan`, and `paper` with the hinge loss), 3 training steps of the WGSL step against
  *    the tfjs step from the same state (`lib/wgsl/check.ts`), and the matMul
  *    plans (wide tiles, split K) against the plain 64 x 64 tiles at batch
  *    8192;
@@ -155,6 +155,15 @@ function sized(name: string): GanConfig {
   }
   return c;
 }
+/** `cgan`, its label units and hidden layers small with --quick. */
+function sizedCgan(): GanConfig {
+  const c = sized("cgan");
+  if (quick) {
+    c.generator.labelUnits = 12;
+    c.discriminator.labelUnits = 6;
+  }
+  return c;
+}
 const line = (c: StepComparison) =>
   `${c.ok ? "ok" : "WRONG"}  largest difference ${
     c.maxDifference.toExponential(2)
@@ -173,6 +182,7 @@ await part("correctness", quick ? 240 : 90, async () => {
     ["mlp-cond", conditional(sized("mlp"))],
     ["paper-cond", conditional(sized("paper"))],
     ["paper-hinge", { ...sized("paper"), loss: "hinge" }],
+    ["cgan", sizedCgan()],
   ];
   for (const [name, config] of cases) {
     const gan = createGan(config, { seed: 1 });

@@ -86,6 +86,7 @@ Deno.test({
         Object.keys(report.correctness.result).sort(),
         [
           "bn",
+          "cgan",
           "mlp",
           "mlp-cond",
           "paper",

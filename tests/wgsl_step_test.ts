@@ -133,6 +133,37 @@ Deno.test("the WGSL step says which configurations it cannot train", () => {
   );
 });
 
+/**
+ * The label blocks' zeros (between the class and the other inputs' units of
+ * each first layer) are exactly 0: their gradient is masked, not small.
+ */
+async function assertBlocksZero(gan: Gan) {
+  for (const net of [gan.generator, gan.discriminator]) {
+    const layer = net.vars.find((v) => v.mask)!;
+    const [k, m] = [await layer.kernel!.data(), await layer.mask!.data()];
+    const off = k.filter((_, i) => m[i] === 0);
+    assert.ok(off.length > 0);
+    assert.ok(off.every((v) => v === 0), `${net.name}: a label block moved`);
+  }
+}
+
+/** The `cgan` preset's kinds of layer, small, its schedules as `smallPaper`'s. */
+function smallCgan(): GanConfig {
+  const c = preset("cgan");
+  const p = smallPaper();
+  c.generator = { ...c.generator, hidden: [30, 36], labelUnits: 12 };
+  c.discriminator = {
+    ...c.discriminator,
+    hidden: [12, 10],
+    labelUnits: 6,
+    initRange: 0.2,
+  };
+  c.batchSize = 20;
+  c.optimizerG = p.optimizerG;
+  c.optimizerD = p.optimizerD;
+  return c;
+}
+
 /** The `paper` preset's kinds of layer and optimiser, small. */
 function smallPaper(): GanConfig {
   const c = preset("paper");
@@ -223,6 +254,10 @@ Deno.test({
           dLossScale: 0.5,
         }),
       ],
+      // cgan's label units: the class into units of its own in each first
+      // layer (a block-diagonal kernel whose zeros stay zero), maxout with
+      // pieces per layer, D's dropout kept off the class.
+      ["cgan-shaped", smallCgan()],
       // The hinge game in pylearn2's simultaneous round, with dropout.
       ["hinge, simultaneous", {
         ...smallPaper(),
@@ -262,6 +297,7 @@ Deno.test({
       assert.equal(gan.optimizerG.step, 3);
       // The slots carry the gradients' scale: a wrong gradient shows.
       await assertSameState(gan, ref, 1e-5);
+      if (config.generator.labelUnits) await assertBlocksZero(gan);
       wgsl.dispose();
       disposeGan(ref);
       disposeGan(gan);

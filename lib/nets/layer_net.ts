@@ -178,7 +178,7 @@ function shapes(input: number[], layers: LayerDesc[]): number[][] {
  * ([inputs, units] row-major): the label rows reach only the label
  * columns, the other rows only the others.
  */
-function blockMask(
+export function blockMask(
   inputs: number,
   units: number,
   block: { inputs: number; units: number },

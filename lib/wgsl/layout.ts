@@ -70,6 +70,11 @@ export interface NetBuffers {
   moving: (GPUBuffer | null)[];
   /** Dropout masks of each layer's input, [rows, inputs]. */
   masks: (GPUBuffer | null)[];
+  /**
+   * A first layer's constant 0/1 label-block mask (`cgan`'s label units),
+   * [inputs, units * pieces], as `lib/nets/layer_net.ts` makes it.
+   */
+  blockMasks: (GPUBuffer | null)[];
   /** The optimiser's per-step settings. */
   opt: GPUBuffer;
 }

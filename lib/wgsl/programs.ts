@@ -450,6 +450,16 @@ ${FLAT_MAIN}
 }`;
 
 /**
+ * C[cOff + i] *= A[i] for i < n (u.M): a weight gradient times its layer's
+ * constant 0/1 label-block mask, as the gradient of tfjs's kernel * mask.
+ */
+export const MASK_MUL_CODE = `${MATMUL_BINDINGS}
+${FLAT_MAIN}
+  if (i >= u.M) { return; }
+  C[u.cOff + i] = C[u.cOff + i] * A[i];
+}`;
+
+/**
  * A conditional GAN's classes in D's input: in each of `rows` rows of
  * `width` values, the `classes` values from column `offset` are the
  * one-hot class `Labels[row % batch]` (D's real rows and its generated

@@ -13,6 +13,7 @@ import {
   aleaJumpTable,
   keepThreshold,
 } from "../random/dropout_masks.ts";
+import { blockMask } from "../nets/layer_net.ts";
 import { asMlp, BN_EPS, BN_MOMENTUM } from "../nets/mlp.ts";
 import { type Gan } from "../gan.ts";
 import { type GanConfig } from "../presets.ts";
@@ -29,6 +30,7 @@ import {
   BN_SUMS_CODE,
   bnApplyCode,
   LOSS_CODE,
+  MASK_MUL_CODE,
   ONE_HOT_CODE,
   SGD_CODE,
 } from "./programs.ts";
@@ -139,6 +141,17 @@ export class StepRecording extends Kernels {
       masks: net.specs.map((s) =>
         s.dropout > 0 ? this.buffer(rows * s.inputs) : null
       ),
+      blockMasks: net.specs.map((s) => {
+        if (!s.labelBlock) return null;
+        const cols = s.units * s.pieces;
+        const mask = blockMask(s.inputs, cols, {
+          inputs: s.labelBlock.inputs,
+          units: s.labelBlock.units * s.pieces,
+        });
+        const b = this.buffer(mask.length);
+        this.upload(b, mask);
+        return b;
+      }),
       opt: this.buffer(8, GPUBufferUsage.UNIFORM | COPY_DST),
     };
   }
@@ -340,6 +353,18 @@ export class StepRecording extends Kernels {
           cOff: net.kernel[l],
           epilogue: { kind: "store" },
         }));
+        const block = buf.blockMasks[l];
+        if (block) {
+          // The label block's zeros stay zero: their gradient is masked,
+          // as tfjs's gradient of kernel * mask is.
+          out.push(this.readAWriteC(
+            MASK_MUL_CODE,
+            block,
+            buf.grads,
+            [s.inputs * cols, 0, 0, 0, 0, net.kernel[l]],
+            this.grid(s.inputs * cols),
+          ));
+        }
         out.push(...this.colSum({
           M: o.rows,
           N: cols,

@@ -105,14 +105,6 @@ export function wgslStepSupport(config: GanConfig): string | null {
       "step; train it with the tfjs step (--step tfjs), or a preset whose D " +
       "uses SGD (paper, pylearn2)";
   }
-  if (
-    config.classes &&
-    (config.generator.labelUnits || config.discriminator.labelUnits)
-  ) {
-    return "its conditional networks take the class appended to their " +
-      "input, not in label units of its own (cgan's form; it trains with " +
-      "the tfjs step, on WebGPU too)";
-  }
   if (config.k !== 1 || config.gSteps !== 1) {
     return "only one D step and one G step per round are written in WGSL";
   }
