@@ -210,6 +210,9 @@ export class WgslRounds implements Rounds {
   #epoch = 0;
   #steps = 0;
   #rounds = 0;
+  #gSteps = 0;
+  /** D's updates drawn for since G's last (G moves after D's k-th). */
+  #drawnSinceG = 0;
   #ahead: ReturnType<WgslRounds["draw"]> | null = null;
 
   /** Takes ownership of `wgsl` (disposed with this). */
@@ -228,48 +231,60 @@ export class WgslRounds implements Rounds {
     return this.#wgsl;
   }
 
-  /** One round's draws from the run's generator, in the tfjs round's order. */
+  /**
+   * One round's draws from the run's generator, in the tfjs round's order:
+   * D's noise and masks' seed, then, after D's k-th update, each G update's.
+   */
   draw() {
     const config = this.#gan.config, rng = this.#rng;
     const latent = () =>
       latentLater(config, config.batchSize, rng, this.#noise);
     const zD = latent();
     const dSeed = rng.nextUint32();
-    if (config.update === "simultaneous") return { zD, dSeed };
-    const zG = latent();
-    return { zD, dSeed, zG, gSeed: rng.nextUint32() };
+    const generator: { z: Promise<Float32Array>; seed: number }[] = [];
+    if (config.update !== "simultaneous" && ++this.#drawnSinceG === config.k) {
+      this.#drawnSinceG = 0;
+      for (let g = 0; g < config.gSteps; g++) {
+        generator.push({ z: latent(), seed: rng.nextUint32() });
+      }
+    }
+    return { zD, dSeed, generator };
   }
 
   startEpoch(epoch: number, steps: number): void {
     this.#wgsl.resetFigures();
     this.#epoch = epoch;
     this.#steps = steps;
-    this.#rounds = 0;
+    this.#rounds = this.#gSteps = this.#drawnSinceG = 0;
     this.#ahead = steps > 0 ? this.draw() : null;
   }
 
   async round(batch: Batch): Promise<void> {
     // This round's draws were made a round ago; the next round's are made
     // (and its noise computed) while this one runs.
-    const { zD, dSeed, zG, gSeed } = this.#ahead!;
+    const { zD, dSeed, generator } = this.#ahead!;
     this.#ahead = batch.index + 1 < this.#steps ? this.draw() : null;
-    this.#wgsl.step({
+    const labels = this.#gan.config.classes ? batch.labels : undefined;
+    const epoch = this.#epoch;
+    this.#wgsl.stepD({
       ...(this.#wgsl.gathers
         ? { rows: batch.indices }
         : { real: batch.images }),
-      labels: this.#gan.config.classes ? batch.labels : undefined,
+      labels,
       zD: await zD,
-      zG: await zG,
       dSeed,
-      gSeed,
-      epoch: this.#epoch,
+      epoch,
     });
     this.#rounds++;
+    if (this.#gan.config.update === "simultaneous") this.#gSteps++;
+    for (const g of generator) {
+      this.#wgsl.stepG({ labels, zG: await g.z, gSeed: g.seed, epoch });
+      this.#gSteps++;
+    }
   }
 
   async means(): Promise<RoundMeans> {
-    // One G update a round (the WGSL step trains k = 1, gSteps = 1).
-    return meansOf(await this.#wgsl.figures(), this.#rounds, this.#rounds);
+    return meansOf(await this.#wgsl.figures(), this.#rounds, this.#gSteps);
   }
 
   async endEpoch(): Promise<void> {

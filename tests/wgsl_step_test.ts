@@ -122,7 +122,7 @@ Deno.test("the WGSL step says which configurations it cannot train", () => {
   assert.equal(wgslStepSupport(preset("paper")), null);
   assert.equal(wgslStepSupport(preset("bn")), null);
   assert.equal(wgslStepSupport(preset("pylearn2")), null);
-  assert.match(wgslStepSupport(small({ k: 2 }))!, /one D step/);
+  assert.equal(wgslStepSupport(small({ k: 2, gSteps: 3 })), null);
   const maxoutG = small();
   maxoutG.generator.activation = "maxout";
   assert.match(wgslStepSupport(maxoutG)!, /G's maxout/);
@@ -522,7 +522,18 @@ Deno.test({
       update: "simultaneous",
       dLossScale: 0.5,
     };
-    for (const config of [small(), smallPaper(), smallBn(), pylearn2]) {
+    // Two D updates per G update, two G updates each time; conditional.
+    const k2 = small({ k: 2, gSteps: 2 });
+    for (
+      const config of [
+        small(),
+        smallPaper(),
+        smallBn(),
+        pylearn2,
+        k2,
+        conditional(small()),
+      ]
+    ) {
       const ref = await run("tfjs", config);
       const wgsl = await run("wgsl", config);
       assert.match(wgsl.messages.join("\n"), /training step: WGSL programs/);

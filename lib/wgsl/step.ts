@@ -1,5 +1,5 @@
 /**
- * The whole training step of an MLP GAN (one D step, one G step) as a fixed
+ * The whole training step of an MLP GAN (D's update, G's update) as a fixed
  * list of hand-written WGSL dispatches on the GPU device of tfjs's WebGPU
  * backend.
  *
@@ -41,9 +41,12 @@
  *
  * The arithmetic is `lib/gan.ts`'s and `lib/nets/optim.ts`'s, with the same
  * dropout masks (tests compare steps with the tfjs step), in float32,
- * summed in another order. Several D or G steps per round (k > 1) are left
- * to the tfjs step: {@linkcode wgslStepSupport} says why a configuration
- * is.
+ * summed in another order. D's and G's updates are submitted one by one
+ * ({@linkcode WgslStep.stepD}, {@linkcode WgslStep.stepG}), so k D updates
+ * per G update, and several G updates, are the training loop's to order.
+ * Conditional GANs carry the one-hot class in their inputs, as the tfjs
+ * step's do. What is left to the tfjs step (convolutional networks, among
+ * others), {@linkcode wgslStepSupport} says.
  *
  * The code is a folder along its seams: `lib/wgsl/programs.ts` (the WGSL
  * texts), `plans.ts` (how a product is spread over the GPU), `layout.ts`
@@ -104,9 +107,6 @@ export function wgslStepSupport(config: GanConfig): string | null {
       "its margin), so the WGSL step cannot be checked against the tfjs " +
       "step; train it with the tfjs step (--step tfjs), or a preset whose D " +
       "uses SGD (paper, pylearn2)";
-  }
-  if (config.k !== 1 || config.gSteps !== 1) {
-    return "only one D step and one G step per round are written in WGSL";
   }
   return null;
 }
@@ -179,8 +179,8 @@ export class WgslStep extends StepRecording {
   /** The training images, their rows of a step and the gather program. */
   protected gather: { rows: GPUBuffer; dispatch: Dispatch } | null = null;
   /** Each network's updates so far (as Optimizer.step). */
-  protected stepD: number;
-  protected stepG: number;
+  protected updatesD: number;
+  protected updatesG: number;
 
   private constructor(
     device: GPUDevice,
@@ -188,8 +188,8 @@ export class WgslStep extends StepRecording {
     options: WgslStepOptions,
   ) {
     super(device, gan, options);
-    this.stepD = gan.optimizerD.step;
-    this.stepG = gan.optimizerG.step;
+    this.updatesD = gan.optimizerD.step;
+    this.updatesG = gan.optimizerG.step;
     const B = this.batch;
     const image = this.D.specs[0].inputs - this.classes;
     const limit = device.limits.maxStorageBufferBindingSize;
@@ -264,7 +264,7 @@ export class WgslStep extends StepRecording {
     const c = net === "G" ? this.config.optimizerG : this.config.optimizerD;
     const size = (net === "G" ? this.G : this.D).size;
     // The number of updates so far, before this one (as Optimizer.step).
-    const t = net === "G" ? this.stepG++ : this.stepD++;
+    const t = net === "G" ? this.updatesG++ : this.updatesD++;
     const u = new ArrayBuffer(32);
     const f = new Float32Array(u), n = new Uint32Array(u);
     if (c.kind === "adam") {
@@ -304,13 +304,24 @@ export class WgslStep extends StepRecording {
    * One round of the game, queued on the GPU; nothing is read back.
    * Alternating updates: one D step on `real` and `zD` (D's masks from
    * `dSeed`), then one G step on `zG` (masks from `gSeed`), as
-   * discriminatorStep and generatorStep. Simultaneous: both players from
-   * one pass on `real` and `zD` (masks from `dSeed`), as simultaneousStep.
+   * discriminatorStep and generatorStep ({@linkcode WgslStep.stepD}, then
+   * {@linkcode WgslStep.stepG}). Simultaneous: both players from one pass
+   * on `real` and `zD` (masks from `dSeed`), as simultaneousStep.
    */
   step(inputs: WgslStepInputs): void {
+    this.stepD(inputs);
+    if (this.steps.length === 1) return;
+    this.stepG({ ...inputs, zG: inputs.zG! });
+  }
+
+  /**
+   * D's update on `real` and `zD` (its masks from `dSeed` on the real rows,
+   * `dSeed + 1000` on the generated ones), queued; with simultaneous
+   * updates, both players' (the whole round).
+   */
+  stepD(inputs: Omit<WgslStepInputs, "zG" | "gSeed">): void {
     const B = this.batch;
-    const classes = this.classes;
-    const image = this.D.specs[0].inputs - classes;
+    const image = this.D.specs[0].inputs - this.classes;
     const simultaneous = this.steps.length === 1;
     const gather = this.gather;
     if (
@@ -322,55 +333,76 @@ export class WgslStep extends StepRecording {
           : `a step takes ${B} images of ${image} pixels (real)`,
       );
     }
-    if (
-      inputs.zD.length !== B * this.latent ||
-      (!simultaneous && inputs.zG?.length !== B * this.latent)
-    ) {
-      throw new Error(
-        `a step takes ${B} x ${this.latent} noise values` +
-          (simultaneous ? "" : " for each player (zD, zG)"),
-      );
-    }
-    const labels = inputs.labels;
-    if (classes && labels?.length !== B) {
-      throw new Error(
-        `this GAN is conditional: a step takes the ${B} classes of its batch (labels)`,
-      );
-    }
-    // Each row followed by its one-hot class, in a conditional GAN.
-    const labelled = (x: Float32Array, dim: number) =>
-      classes ? withClasses(x, labels!, dim, classes) : x;
-    const dropout = this.dBuf.masks.some((m) => m);
-    if (
-      dropout &&
-      (inputs.dSeed === undefined ||
-        (!simultaneous && inputs.gSeed === undefined))
-    ) {
+    this.checkNoise(inputs.zD, "zD");
+    const labelled = this.labelled(inputs.labels);
+    if (this.hasDropout && inputs.dSeed === undefined) {
       throw new Error("D has dropout: a step needs dSeed (and gSeed)");
     }
     const epoch = inputs.epoch ?? 0;
-    // D's pass: the real rows' masks from dSeed, the generated rows' from
-    // dSeed + 1000, as discriminatorStep draws them.
     if (gather) this.upload(gather.rows, inputs.rows!);
     else this.upload(this.dIn, labelled(inputs.real!, image));
-    if (classes) this.upload(this.labels!, Uint32Array.from(labels!));
+    if (this.classes) {
+      this.upload(this.labels!, Uint32Array.from(inputs.labels!));
+    }
     this.upload(this.z, labelled(inputs.zD, this.latent));
-    if (dropout) {
+    if (this.hasDropout) {
       this.writeSeeds([inputs.dSeed!, inputs.dSeed! + FAKE_MASK_OFFSET]);
     }
     this.writeOptimizer("D", epoch);
-    if (simultaneous) {
-      this.writeOptimizer("G", epoch);
-      this.submit(this.steps[0]);
-      return;
-    }
+    if (simultaneous) this.writeOptimizer("G", epoch);
     this.submit(this.steps[0]);
-    // G's step. (Queue writes and submits run in order: D's step has read
-    // its noise and masks before these land.)
-    this.upload(this.z, labelled(inputs.zG!, this.latent));
-    if (dropout) this.writeSeeds([inputs.gSeed!]);
-    this.writeOptimizer("G", epoch);
+  }
+
+  /**
+   * G's update on `zG` through D (D's masks from `gSeed`), queued after the
+   * D step before it (whose batch's classes a conditional G is asked for:
+   * give the same `labels`). Alternating updates only.
+   */
+  stepG(
+    inputs: Pick<WgslStepInputs, "labels" | "gSeed" | "epoch"> & {
+      zG: Float32Array;
+    },
+  ): void {
+    if (this.steps.length === 1) {
+      throw new Error("unreachable: a simultaneous round has no G step");
+    }
+    this.checkNoise(inputs.zG, "zG");
+    if (this.hasDropout && inputs.gSeed === undefined) {
+      throw new Error("D has dropout: a step needs dSeed (and gSeed)");
+    }
+    // (Queue writes and submits run in order: the steps before have read
+    // their noise and masks before these land.)
+    this.upload(this.z, this.labelled(inputs.labels)(inputs.zG, this.latent));
+    if (this.hasDropout) this.writeSeeds([inputs.gSeed!]);
+    this.writeOptimizer("G", inputs.epoch ?? 0);
     this.submit(this.steps[1]);
+  }
+
+  /** Whether D has dropout (a step then needs its masks' seeds). */
+  protected get hasDropout(): boolean {
+    return this.dBuf.masks.some((m) => m);
+  }
+
+  protected checkNoise(z: Float32Array | undefined, name: string): void {
+    if (z?.length !== this.batch * this.latent) {
+      throw new Error(
+        `a step takes ${this.batch} x ${this.latent} noise values (${name})`,
+      );
+    }
+  }
+
+  /** Rows followed by their one-hot classes, in a conditional GAN. */
+  protected labelled(
+    labels: ArrayLike<number> | undefined,
+  ): (x: Float32Array, dim: number) => Float32Array {
+    const classes = this.classes;
+    if (!classes) return (x) => x;
+    if (labels?.length !== this.batch) {
+      throw new Error(
+        `this GAN is conditional: a step takes the ${this.batch} classes of its batch (labels)`,
+      );
+    }
+    return (x, dim) => withClasses(x, labels, dim, classes);
   }
 
   /** Zeroes the figures' sums (at the start of an epoch). */
@@ -422,13 +454,13 @@ export class WgslStep extends StepRecording {
    */
   async exportTo(gan: Gan): Promise<void> {
     const nets = [
-      [asMlp(gan.generator), this.G, this.gBuf, gan.optimizerG, this.stepG],
+      [asMlp(gan.generator), this.G, this.gBuf, gan.optimizerG, this.updatesG],
       [
         asMlp(gan.discriminator),
         this.D,
         this.dBuf,
         gan.optimizerD,
-        this.stepD,
+        this.updatesD,
       ],
     ] as const;
     for (const [net, lay, buf, opt, step] of nets) {
