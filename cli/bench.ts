@@ -15,7 +15,7 @@ import {
 } from "../lib/backends/choice.ts";
 import { createGan, disposeGan, type Gan, playRound } from "../lib/gan.ts";
 import { preset } from "../lib/presets.ts";
-import { sampleLatent } from "../lib/nets/latent.ts";
+import { sampleLatent, withClasses } from "../lib/nets/latent.ts";
 import { toFloat } from "../lib/data.ts";
 import { NoiseWorkers } from "../lib/random/noise_workers.ts";
 import { Rng } from "../lib/random/rng.ts";
@@ -48,8 +48,9 @@ created for them)
   --batch LIST       comma-separated batch sizes (default 128,512,2048)
   --model LIST       paper (the MNIST default), mlp (the "seed-003" MLP GAN:
                      G 100-128-256-512-1024-784, D 784-1024-512-256-1, Adam),
-                     bn, dcgan, sngan, sngan-fc (the convolutional
-                     presets; tfjs step only) (default paper,mlp)
+                     bn, cgan (conditional), dcgan, sngan, sngan-fc (the
+                     convolutional presets; tfjs step only) (default
+                     paper,mlp)
   --blas LIST        on wasm, matMul in a system BLAS (auto: when one loads)
                      or in tfjs-wasm's own kernel (off); comma-separated
                      (default auto)
@@ -134,11 +135,17 @@ export function tfjsRound(
   i: number,
 ): tf.Scalar {
   const batch = real.length / 784;
-  const x = tf.tensor2d(real, [batch, 784]);
-  const z = tf.tensor2d(sampleLatent(gan.config, batch, rng), [
-    batch,
-    gan.config.latentDim,
-  ]);
+  // A conditional GAN (cgan): each row followed by its one-hot class, the
+  // classes in turn.
+  const classes = gan.config.classes ?? 0;
+  const labels = benchLabels(batch, classes);
+  const rows = (v: Float32Array, dim: number) =>
+    tf.tensor2d(
+      classes ? withClasses(v, labels, dim, classes) : v,
+      [batch, dim + classes],
+    );
+  const x = rows(real, 784);
+  const z = rows(sampleLatent(gan.config, batch, rng), gan.config.latentDim);
   const { gLosses, ...d } = playRound(gan, {
     real: x,
     noise: z,
@@ -148,6 +155,14 @@ export function tfjsRound(
   });
   tf.dispose([x, z, ...Object.values(d)]);
   return gLosses[0];
+}
+
+/** The bench's classes of a conditional GAN's batch: 0, 1, ..., in turn. */
+function benchLabels(batch: number, classes: number): Uint8Array {
+  return Uint8Array.from(
+    { length: batch },
+    (_, i) => classes ? i % classes : 0,
+  );
 }
 
 /** Times one configuration; returns its JSON record. */
@@ -198,6 +213,7 @@ async function timeConfiguration(
       ahead = latent();
       wgsl.step({
         ...(wgsl.gathers ? { rows } : { real }),
+        labels: config.classes ? benchLabels(batch, config.classes) : undefined,
         zD: z,
         zG: z,
         dSeed: i,
@@ -326,7 +342,8 @@ async function main(): Promise<number> {
   const models = list(
     "model",
     values.model ?? "paper,mlp",
-    (s) => ["paper", "mlp", "bn", "dcgan", "sngan", "sngan-fc"].includes(s),
+    (s) =>
+      ["paper", "mlp", "bn", "cgan", "dcgan", "sngan", "sngan-fc"].includes(s),
   );
   const blasModes = list(
     "blas",
