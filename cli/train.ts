@@ -67,7 +67,8 @@ Options:
   --update alternating|simultaneous   D then G on fresh noise (Algorithm 1),
                              or both from one batch as the authors' code
                              did (default: alternating; pylearn2: simultaneous)
-  --loss non-saturating|saturating|hinge   G's loss, or hinge for both players
+  --loss non-saturating|saturating|hinge|least-squares
+                             G's loss, or hinge or least squares for both players
                              (default non-saturating)
   --label-smoothing X        target for real images in D's loss (default 1: none)
   --seed N                   seed of weights, noise, dropout and batch order (default 0)
@@ -76,7 +77,7 @@ Options:
                              when one loads (auto, ~3x faster) or in
                              tfjs-wasm's own kernel (off)
   --step auto|tfjs|wgsl      on WebGPU, the whole training step as WGSL
-                             programs (wgsl: every preset, k = 1) or as
+                             programs (wgsl: the MLP presets) or as
                              tfjs ops (tfjs); auto (default): wgsl where it
                              can run, on a GPU after a one-step self-check
                              against tfjs (tfjs if they differ)
@@ -314,7 +315,9 @@ async function main(): Promise<number> {
       } (${c.source}); batch ${c.batchSize}, k ${c.k}, ` +
         `${c.update ?? "alternating"} updates, ` +
         `${
-          c.loss === "hinge" ? "hinge loss" : `${c.loss} G loss`
+          c.loss === "hinge" || c.loss === "least-squares"
+            ? `${c.loss} loss`
+            : `${c.loss} G loss`
         }, ${opts.epochs} epochs, seed ${opts.seed} -> ${opts.out}`,
     );
   }

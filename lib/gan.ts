@@ -243,6 +243,12 @@ export function valueFunction(
  * mean max(0, 1 - D(x)) + mean max(0, 1 + D(G(z))) (Lim and Ye 2017; Miyato
  * et al. 2018, eq. 16): a real image scored above 1, or a generated one below
  * -1, adds nothing, so D stops pushing on what it already separates.
+ *
+ * With `kind` `least-squares` (LSGAN, Mao et al. 2017, eq. 2 with a = 0,
+ * b = c = 1), D's output is a score and D minimises
+ * 1/2 mean (D(x) - 1)^2 + 1/2 mean D(G(z))^2: a generated image that D
+ * already scores as fake still pulls in proportion to its distance, so
+ * neither player's gradient vanishes as the sigmoid's does.
  */
 export function discriminatorLoss(
   realLogits: tf.Tensor,
@@ -254,6 +260,15 @@ export function discriminatorLoss(
     return tf.add(
       tf.mean(tf.relu(tf.sub(1, realLogits))),
       tf.mean(tf.relu(tf.add(1, fakeLogits))),
+    );
+  }
+  if (kind === "least-squares") {
+    return tf.mul(
+      tf.add(
+        tf.mean(tf.square(tf.sub(realLogits, 1))),
+        tf.mean(tf.square(fakeLogits)),
+      ),
+      0.5,
     );
   }
   return tf.add(
@@ -273,12 +288,16 @@ export function discriminatorLoss(
  *   early in learning.
  * - `hinge`: minimise -mean D(G(z)), D's raw score (the hinge game's G, whose
  *   D minimises {@linkcode discriminatorLoss}'s hinge form).
+ * - `least-squares`: minimise 1/2 mean (D(G(z)) - 1)^2 (LSGAN's G).
  */
 export function generatorLoss(
   fakeLogits: tf.Tensor,
   kind: GeneratorLossKind = "non-saturating",
 ): tf.Scalar {
   if (kind === "hinge") return tf.neg(tf.mean(fakeLogits));
+  if (kind === "least-squares") {
+    return tf.mul(tf.mean(tf.square(tf.sub(fakeLogits, 1))), 0.5);
+  }
   return kind === "saturating"
     ? tf.mean(logSigmoid(tf.neg(fakeLogits)))
     : tf.neg(tf.mean(logSigmoid(fakeLogits)));

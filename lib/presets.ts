@@ -16,11 +16,17 @@ import type { OptimizerConfig } from "./nets/optim.ts";
  * How the players' losses are written (see {@linkcode generatorLoss} and
  * {@linkcode discriminatorLoss}): `non-saturating` and `saturating` are G's
  * two forms of the paper's cross-entropy game; `hinge` changes both players'
- * losses (the hinge game of Lim and Ye 2017, Miyato et al. 2018).
+ * losses (the hinge game of Lim and Ye 2017, Miyato et al. 2018), and so
+ * does `least-squares` (LSGAN, Mao et al. 2017).
  */
 export type GeneratorLossKind = (typeof LOSS_KINDS)[number];
 /** The loss kinds, for validation and the command line's `--loss`. */
-export const LOSS_KINDS = ["non-saturating", "saturating", "hinge"] as const;
+export const LOSS_KINDS = [
+  "non-saturating",
+  "saturating",
+  "hinge",
+  "least-squares",
+] as const;
 
 /**
  * One network: written out as a list of layers (`layers`), or in the MLP
@@ -172,8 +178,8 @@ const PAPER: GanConfig = {
 // class on demand, but sampled without dropout, as every generator is
 // sampled and exported, a class's samples barely varied
 // (papers/mirza2014.md, "In this project"; bench/cgan_dropout.ts). Without
-// dropout in G and without the image dropout in D, D won outright: D(x) 0.99 and D(G(z)) 0.01 by epoch 5,
-// 1.000 and 0.000 by epoch 9. So G here has no dropout and z is its only
+// dropout in G and without the image dropout in D, D won outright within a
+// few epochs (same place). So G here has no dropout and z is its only
 // noise, and D drops 20% of the image's pixels as the GAN paper's D did.
 const CGAN: GanConfig = {
   // The paper's batch 100, k 1, non-saturating G loss, sigmoid output with
@@ -592,12 +598,16 @@ export function validateConfig(config: GanConfig): void {
   }
   if (!LOSS_KINDS.includes(config.loss)) {
     problems.push(
-      `loss must be "non-saturating", "saturating" or "hinge", got "${config.loss}"`,
+      `loss must be one of ${LOSS_KINDS.join(", ")}, got "${config.loss}"`,
     );
-  } else if (config.loss === "hinge" && config.realLabel !== 1) {
+  } else if (
+    (config.loss === "hinge" || config.loss === "least-squares") &&
+    config.realLabel !== 1
+  ) {
+    const name = config.loss === "hinge" ? "the hinge loss" : "least squares";
     problems.push(
       `label smoothing (${config.realLabel}) moves a cross-entropy target; ` +
-        "the hinge loss has none (use --label-smoothing 1 with --loss hinge)",
+        `${name} has none (use --label-smoothing 1 with --loss ${config.loss})`,
     );
   }
   if (problems.length) {

@@ -195,6 +195,39 @@ Deno.test("the hinge game's losses and gradients against hand-computed values", 
   );
 });
 
+Deno.test("least squares' losses and gradients against hand-computed values", async () => {
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const r = [1.5, 0.2, -0.4], f = [-2, -0.5, 0.3];
+  const real = tf.tensor1d(r), fake = tf.tensor1d(f);
+  // D: 1/2 mean (D(x) - 1)^2 + 1/2 mean D(G(z))^2; G: 1/2 mean (D(G(z)) - 1)^2.
+  close(
+    await scalar(discriminatorLoss(real, fake, 1, "least-squares")),
+    mean(r.map((x) => (x - 1) ** 2)) / 2 + mean(f.map((x) => x ** 2)) / 2,
+  );
+  close(
+    await scalar(generatorLoss(fake, "least-squares")),
+    mean(f.map((x) => (x - 1) ** 2)) / 2,
+  );
+  // The gradients are the scores' distances to their targets, over n: they
+  // never vanish, however far a score is (a sigmoid's would).
+  const [gr, gf] = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+    discriminatorLoss(a, b, 1, "least-squares")
+  )([real, fake]);
+  (await gr.data()).forEach((g, i) => close(g, (r[i] - 1) / 3));
+  (await gf.data()).forEach((g, i) => close(g, f[i] / 3));
+  const gG = await tf.grad((x: tf.Tensor) => generatorLoss(x, "least-squares"))(
+    fake,
+  ).data();
+  gG.forEach((g, i) => close(g, (f[i] - 1) / 3));
+  const c = preset("sngan");
+  c.loss = "least-squares";
+  assert.throws(
+    () => createGan(c, { seed: 0 }),
+    /label smoothing \(0\.9\) moves a cross-entropy target; least squares has none \(use --label-smoothing 1 with --loss least-squares\)/,
+  );
+  tf.dispose([real, fake, gr, gf]);
+});
+
 Deno.test("the saturating G loss vanishes where D rejects G's samples", () => {
   // d/dl of each loss at a confidently rejected sample (D(G(z)) ~ 0.0025).
   const l = tf.scalar(-6);

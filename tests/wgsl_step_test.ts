@@ -258,6 +258,14 @@ Deno.test({
       // layer (a block-diagonal kernel whose zeros stay zero), maxout with
       // pieces per layer, D's dropout kept off the class.
       ["cgan-shaped", smallCgan()],
+      // Least squares (LSGAN): D's score, both players' squared distances,
+      // with Adam; and in pylearn2's simultaneous round.
+      ["least-squares", small({ loss: "least-squares", dLossScale: 0.5 })],
+      ["least-squares, simultaneous", {
+        ...smallPaper(),
+        update: "simultaneous",
+        loss: "least-squares",
+      }],
       // The hinge game in pylearn2's simultaneous round, with dropout.
       ["hinge, simultaneous", {
         ...smallPaper(),

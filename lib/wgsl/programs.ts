@@ -296,6 +296,11 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
  * -1 / B on a real row with l < 1, 1 / B on a generated row with l > -1,
  * else 0 (tfjs's relu gradient is 0 at 0), times D's loss scale; the other
  * figures as in mode 0. G's step (mode 4), -mean l, gradient -1 / B.
+ *
+ * Least squares (LSGAN), l D's score: D's step (mode 5), 1/2 mean (l - 1)^2
+ * on real rows plus 1/2 mean l^2 on generated ones, gradient (l - 1) / B
+ * and l / B times D's loss scale; G's step (mode 6), 1/2 mean (l - 1)^2,
+ * gradient (l - 1) / B.
  */
 export const LOSS_CODE = `
 struct U { B: u32, mode: u32, label: f32, scale: f32, lOff: u32 }
@@ -313,7 +318,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u) {
   let t = lid.x;
   let b = f32(u.B);
   var s: array<f32, 6>;
-  let dStep = u.mode == 0u || u.mode == 3u;
+  let dStep = u.mode == 0u || u.mode == 3u || u.mode == 5u;
   let rows = select(u.B, 2u * u.B, dStep);
   for (var i = t; i < rows; i += 256u) {
     let l = L[u.lOff + i];
@@ -334,6 +339,17 @@ fn main(@builtin(local_invocation_id) lid: vec3u) {
         G[i] = select(0.0, 1.0 / b * u.scale, l > -1.0);
         s[0] += max(1.0 + l, 0.0) / b;
       }
+    } else if (u.mode == 5u) {
+      if (i < u.B) {
+        G[i] = (l - 1.0) / b * u.scale;
+        s[0] += 0.5 * (l - 1.0) * (l - 1.0) / b;
+      } else {
+        G[i] = l / b * u.scale;
+        s[0] += 0.5 * l * l / b;
+      }
+    } else if (u.mode == 6u) {
+      G[i] = (l - 1.0) / b;
+      s[0] += 0.5 * (l - 1.0) * (l - 1.0) / b;
     } else if (u.mode == 1u) {
       G[i] = (p - 1.0) / b;
       s[0] -= logSigmoid(l) / b;

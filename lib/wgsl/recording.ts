@@ -430,9 +430,11 @@ export class StepRecording extends Kernels {
     const dLast = this.dBuf.acts[D.specs.length - 1];
     const c = this.config;
     // The losses' program's modes (LOSS_CODE): D's, then G's.
-    const hinge = c.loss === "hinge";
-    const dMode = hinge ? 3 : 0;
-    const gMode = hinge ? 4 : c.loss === "saturating" ? 2 : 1;
+    const [dMode, gMode] = c.loss === "hinge"
+      ? [3, 4]
+      : c.loss === "least-squares"
+      ? [5, 6]
+      : [0, c.loss === "saturating" ? 2 : 1];
     // G(z) into rows B..2B-1 of D's input.
     const forwardG = () =>
       this.forward(G, this.gBuf, {
@@ -612,8 +614,8 @@ export class StepRecording extends Kernels {
   }
 
   /**
-   * The losses' program: mode 0 (cross-entropy) or 3 (hinge) for D, 1, 2
-   * or 4 for G (logits from row `row`).
+   * The losses' program: mode 0 (cross-entropy), 3 (hinge) or 5 (least
+   * squares) for D, 1, 2, 4 or 6 for G (logits from row `row`).
    */
   protected lossDispatch(
     logits: GPUBuffer,
