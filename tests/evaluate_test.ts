@@ -96,6 +96,11 @@ Deno.test("real images: high likelihood, small FID, every class covered", async 
   assert.ok(r.parzen_ll > 120, `Parzen ${r.parzen_ll}`);
   // FID is biased upward on small sets: 10 here, 1.03 with 10,000 images; noise > 100.
   assert.ok(r.fid < 20, `FID ${r.fid}`);
+  // KID, unbiased, is small for real images: 0.9 here, where the first
+  // 1,000 test images (MNIST's cleaner writers) differ from the training
+  // mix; all 60,000 training images against the test set score 0.05.
+  // Noise: 44.
+  assert.ok(r.kid < 3 && r.kid_std >= 0, `KID ${r.kid}`);
   assert.ok(r.is > 9, `IS ${r.is}`);
   assert.equal(r.classes_ge_1pct, 10);
   assert.ok(r.kl_uniform < 0.01);
@@ -106,6 +111,7 @@ Deno.test("uniform noise: very low likelihood, very large FID", async () => {
   const r = await evaluateImages(noise, small);
   assert.ok(r.parzen_ll < -400, `Parzen ${r.parzen_ll}`);
   assert.ok(r.fid > 100, `FID ${r.fid}`);
+  assert.ok(r.kid > 20, `KID ${r.kid}`);
 });
 
 Deno.test("ten images repeated: low class coverage", async () => {

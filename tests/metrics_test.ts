@@ -6,6 +6,7 @@ import {
   frechetDistance,
   frechetFeatureDistance,
   inceptionScore,
+  kernelInceptionDistance,
   meanAndCovariance,
   PARZEN_SIGMAS,
   parzenEstimate,
@@ -140,4 +141,63 @@ Deno.test("Inception Score of a uniform and of a one-hot classifier", () => {
   const balanced = coverage(classHistogram(oneHot));
   assert.equal(balanced.classesAtLeast1Pct, 10);
   close(balanced.klFromUniform, 0);
+});
+
+/** KID's estimate computed directly, in float64, from every row of both sets. */
+function directKid(a: Float32Array, b: Float32Array, dim: number): number {
+  const n = a.length / dim;
+  const k = (p: Float32Array, i: number, q: Float32Array, j: number) => {
+    let dot = 0;
+    for (let d = 0; d < dim; d++) dot += p[i * dim + d] * q[j * dim + d];
+    return (dot / dim + 1) ** 3;
+  };
+  let xx = 0, yy = 0, xy = 0;
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < n; j++) {
+      if (i !== j) {
+        xx += k(a, i, a, j);
+        yy += k(b, i, b, j);
+      }
+      xy += k(a, i, b, j);
+    }
+  }
+  return (xx + yy) / (n * (n - 1)) - (2 * xy) / (n * n);
+}
+
+Deno.test("KID equals a direct computation, is near 0 for one distribution and grows with a shift", async () => {
+  const rng = new Rng(9), dim = 6, n = 40;
+  const a = rng.fillNormal(new Float32Array(n * dim));
+  const b = rng.fillNormal(new Float32Array(n * dim));
+  // One subset of every row: no randomness left, the direct sum.
+  const whole = await kernelInceptionDistance(a, b, dim, {
+    subsets: 1,
+    subsetSize: n,
+  });
+  close(whole.mean, directKid(a, b, dim), 1e-5);
+  assert.equal(whole.std, 0);
+  // Subsets: the mean of their estimates, each within the sets' spread.
+  const big = 2000;
+  const x = rng.fillNormal(new Float32Array(big * dim));
+  const y = rng.fillNormal(new Float32Array(big * dim));
+  const same = await kernelInceptionDistance(x, y, dim, {
+    subsets: 10,
+    subsetSize: 500,
+  });
+  assert.equal(same.subsetSize, 500);
+  assert.ok(Math.abs(same.mean) < 0.05, `same distribution: ${same.mean}`);
+  assert.ok(same.std > 0);
+  const shifted = y.map((v, i) => (i % dim === 0 ? v + 2 : v));
+  const far = await kernelInceptionDistance(x, shifted, dim, {
+    subsets: 10,
+    subsetSize: 500,
+  });
+  assert.ok(
+    far.mean > 20 * Math.abs(same.mean) && far.mean > 0.5,
+    `${far.mean}`,
+  );
+  // Too few rows: said, not a NaN.
+  await assert.rejects(
+    () => kernelInceptionDistance(a.subarray(0, dim), b, dim),
+    /KID needs at least 2 rows of each set, got 1 and 40/,
+  );
 });
