@@ -24,8 +24,8 @@ const USAGE =
   `Usage: deno task eval (--checkpoint PATH | --samples FILE --dataset NAME) [options]
 
 Measures generated images: the Parzen-window log-likelihood of the paper's
-Table 1, FID, KID and Inception Score in the project classifier's space, and
-class coverage. For a conditional generator (or samples with a labels file beside
+Table 1, FID, KID, precision and recall, density and coverage and Inception
+Score in the project classifier's space, and class coverage. For a conditional generator (or samples with a labels file beside
 them) also the conditional accuracy, the share of samples the classifier
 assigns to the class asked for, and the FID within each class. Prints a
 table, then one JSON line with every figure.
@@ -137,6 +137,11 @@ async function main(): Promise<number> {
       "KID x 1000 (same features)",
       `${f(1000 * r.kid, 3)} +- ${f(1000 * r.kid_std, 3)}`,
     ],
+    [
+      "precision, recall (k = 3)",
+      `${f(r.precision, 3)}, ${f(r.recall, 3)}`,
+    ],
+    ["density, coverage", `${f(r.density, 3)}, ${f(r.coverage, 3)}`],
     ["Inception Score (classifier)", f(r.is)],
     ["classes with >= 1% of samples", String(r.classes_ge_1pct)],
     ["KL(class histogram || uniform)", f(r.kl_uniform, 4)],

@@ -101,6 +101,10 @@ Deno.test("real images: high likelihood, small FID, every class covered", async 
   // mix; all 60,000 training images against the test set score 0.05.
   // Noise: 44.
   assert.ok(r.kid < 3 && r.kid_std >= 0, `KID ${r.kid}`);
+  // Real images lie on the real images' manifold, and cover it.
+  for (const key of ["precision", "recall", "coverage"] as const) {
+    assert.ok(r[key] > 0.6 && r[key] <= 1, `${key} ${r[key]}`);
+  }
   assert.ok(r.is > 9, `IS ${r.is}`);
   assert.equal(r.classes_ge_1pct, 10);
   assert.ok(r.kl_uniform < 0.01);
@@ -112,6 +116,9 @@ Deno.test("uniform noise: very low likelihood, very large FID", async () => {
   assert.ok(r.parzen_ll < -400, `Parzen ${r.parzen_ll}`);
   assert.ok(r.fid > 100, `FID ${r.fid}`);
   assert.ok(r.kid > 20, `KID ${r.kid}`);
+  // Noise is nowhere near a digit, and covers none.
+  assert.ok(r.precision < 0.05, `precision ${r.precision}`);
+  assert.ok(r.coverage < 0.05, `coverage ${r.coverage}`);
 });
 
 Deno.test("ten images repeated: low class coverage", async () => {

@@ -11,6 +11,7 @@ import {
   PARZEN_SIGMAS,
   parzenEstimate,
   parzenLogLikelihoods,
+  precisionRecall,
 } from "../lib/eval/metrics.ts";
 import { Rng } from "../lib/random/rng.ts";
 
@@ -199,5 +200,84 @@ Deno.test("KID equals a direct computation, is near 0 for one distribution and g
   await assert.rejects(
     () => kernelInceptionDistance(a.subarray(0, dim), b, dim),
     /KID needs at least 2 rows of each set, got 1 and 40/,
+  );
+});
+
+/** Precision, recall, density and coverage by brute force, in float64. */
+function directPrecisionRecall(
+  real: Float32Array,
+  fake: Float32Array,
+  dim: number,
+  k: number,
+) {
+  const n = real.length / dim, m = fake.length / dim;
+  const dist = (p: Float32Array, i: number, q: Float32Array, j: number) => {
+    let s = 0;
+    for (let c = 0; c < dim; c++) s += (p[i * dim + c] - q[j * dim + c]) ** 2;
+    return Math.sqrt(s);
+  };
+  const radius = (x: Float32Array, rows: number, i: number) =>
+    Array.from({ length: rows }, (_, j) => j)
+      .filter((j) => j !== i)
+      .map((j) => dist(x, i, x, j))
+      .sort((a, b) => a - b)[k - 1];
+  const rReal = Array.from({ length: n }, (_, i) => radius(real, n, i));
+  const rFake = Array.from({ length: m }, (_, j) => radius(fake, m, j));
+  let precision = 0, balls = 0, recall = 0, coverage = 0;
+  for (let j = 0; j < m; j++) {
+    let inside = false;
+    for (let i = 0; i < n; i++) {
+      if (dist(fake, j, real, i) <= rReal[i]) {
+        inside = true;
+        balls++;
+      }
+    }
+    if (inside) precision++;
+  }
+  for (let i = 0; i < n; i++) {
+    let inFake = false, cov = false;
+    for (let j = 0; j < m; j++) {
+      const d = dist(real, i, fake, j);
+      if (d <= rFake[j]) inFake = true;
+      if (d <= rReal[i]) cov = true;
+    }
+    if (inFake) recall++;
+    if (cov) coverage++;
+  }
+  return {
+    precision: precision / m,
+    recall: recall / n,
+    density: balls / (k * m),
+    coverage: coverage / n,
+  };
+}
+
+Deno.test("precision, recall, density and coverage equal a brute-force computation", async () => {
+  const rng = new Rng(11), dim = 4;
+  const real = rng.fillNormal(new Float32Array(30 * dim));
+  // Samples partly on the data, partly off it: every figure strictly
+  // between 0 and 1.
+  const fake = rng.fillNormal(new Float32Array(25 * dim))
+    .map((v, i) => i < 12 * dim ? v : v + 1.5);
+  const got = await precisionRecall(real, fake, dim, { k: 3, block: 7 });
+  const want = directPrecisionRecall(real, fake, dim, 3);
+  for (const key of ["precision", "recall", "density", "coverage"] as const) {
+    close(got[key], want[key], 1e-9);
+  }
+  assert.ok(got.precision > 0 && got.precision < 1, `${got.precision}`);
+  // The same set: every point in its own ball.
+  const same = await precisionRecall(real, real, dim);
+  assert.equal(same.precision, 1);
+  assert.equal(same.recall, 1);
+  assert.equal(same.coverage, 1);
+  // Far apart: nothing in anything.
+  const far = await precisionRecall(real, real.map((v) => v + 100), dim);
+  assert.deepEqual(
+    [far.precision, far.recall, far.density, far.coverage],
+    [0, 0, 0, 0],
+  );
+  await assert.rejects(
+    () => precisionRecall(real.subarray(0, 3 * dim), fake, dim),
+    /with k = 3 need more than 3 rows of each set, got 3 real and 25 generated/,
   );
 });

@@ -225,6 +225,153 @@ export function frechetFeatureDistance(
 // ---------------------------------------------------------------------------
 // Class probabilities: Inception Score, histogram, coverage
 
+/** {@linkcode precisionRecall}'s result. */
+export interface PrecisionRecall {
+  /** Share of the samples inside the real images' k-NN balls (fidelity). */
+  precision: number;
+  /** Share of the real images inside the samples' k-NN balls (diversity). */
+  recall: number;
+  /** Mean number of real balls a sample is in, over k (about 1 for a match). */
+  density: number;
+  /** Share of the real images whose ball holds at least one sample. */
+  coverage: number;
+  k: number;
+}
+
+/**
+ * Improved precision and recall (Kynkäänniemi et al. 2019) and density and
+ * coverage (Naeem et al. 2020) of `fake` against `real` (rows of `dim`
+ * features): each point's ball reaches its k-th nearest neighbour in its
+ * own set (Euclidean); precision is the share of samples inside some real
+ * ball, recall the share of real points inside some sample's ball, density
+ * the mean count of real balls holding a sample over k, coverage the share
+ * of real balls holding a sample. Distances come from matrix products on
+ * the tfjs backend, `block` rows at a time, so memory stays at
+ * `block` x (n + m) distances.
+ *
+ * @throws {RangeError} when a set has k rows or fewer.
+ */
+export async function precisionRecall(
+  real: Float32Array,
+  fake: Float32Array,
+  dim: number,
+  options: { k?: number; block?: number } = {},
+): Promise<PrecisionRecall> {
+  const k = options.k ?? 3, block = options.block ?? 1000;
+  const n = real.length / dim, m = fake.length / dim;
+  if (!(n > k && m > k)) {
+    throw new RangeError(
+      `precision and recall with k = ${k} need more than ${k} rows of each ` +
+        `set, got ${n} real and ${m} generated`,
+    );
+  }
+  const rReal = await kthNeighbour(real, n, dim, k, block);
+  const rFake = await kthNeighbour(fake, m, dim, k, block);
+  let inReal = 0, balls = 0;
+  const covered = new Uint8Array(n), recalled = new Uint8Array(n);
+  await blockDistances(fake, m, real, n, dim, block, (j, d) => {
+    // Sample j against every real point i.
+    let inside = false;
+    for (let i = 0; i < n; i++) {
+      if (d[i] <= rReal[i]) {
+        inside = true;
+        balls++;
+        covered[i] = 1;
+      }
+      if (d[i] <= rFake[j]) recalled[i] = 1;
+    }
+    if (inside) inReal++;
+  });
+  const sum = (a: Uint8Array) => a.reduce((t, v) => t + v, 0);
+  return {
+    precision: inReal / m,
+    recall: sum(recalled) / n,
+    density: balls / (k * m),
+    coverage: sum(covered) / n,
+    k,
+  };
+}
+
+/** Each row's squared distance to its k-th nearest other row of the set. */
+async function kthNeighbour(
+  x: Float32Array,
+  n: number,
+  dim: number,
+  k: number,
+  block: number,
+): Promise<Float64Array> {
+  const out = new Float64Array(n);
+  const best = new Float64Array(k);
+  await blockDistances(x, n, x, n, dim, block, (i, d) => {
+    best.fill(Infinity);
+    for (let j = 0; j < n; j++) {
+      if (j === i || d[j] >= best[k - 1]) continue;
+      // Insert into the k smallest so far, kept sorted.
+      let p = k - 1;
+      while (p > 0 && best[p - 1] > d[j]) {
+        best[p] = best[p - 1];
+        p--;
+      }
+      best[p] = d[j];
+    }
+    out[i] = best[k - 1];
+  });
+  return out;
+}
+
+/**
+ * Calls `each(i, d)` for every row i of `a` with d the squared Euclidean
+ * distances from it to every row of `b` (|a|^2 + |b|^2 - 2 a . b, in
+ * float64 from a float32 product, clamped at 0), `block` rows of `a` at a
+ * time.
+ */
+async function blockDistances(
+  a: Float32Array,
+  n: number,
+  b: Float32Array,
+  m: number,
+  dim: number,
+  block: number,
+  each: (i: number, d: Float64Array) => void,
+): Promise<void> {
+  const norms = (v: Float32Array, rows: number) =>
+    Float64Array.from({ length: rows }, (_, r) => {
+      let s = 0;
+      for (let c = 0; c < dim; c++) s += v[r * dim + c] ** 2;
+      return s;
+    });
+  const na = norms(a, n), nb = norms(b, m);
+  const B = tf.tensor2d(b, [m, dim]);
+  const d = new Float64Array(m);
+  try {
+    for (let start = 0; start < n; start += block) {
+      const rows = Math.min(block, n - start);
+      const dots = tf.tidy(() =>
+        tf.matMul(
+          tf.tensor2d(a.subarray(start * dim, (start + rows) * dim), [
+            rows,
+            dim,
+          ]),
+          B,
+          false,
+          true,
+        )
+      );
+      const p = await dots.data();
+      dots.dispose();
+      for (let r = 0; r < rows; r++) {
+        const i = start + r;
+        for (let j = 0; j < m; j++) {
+          d[j] = Math.max(0, na[i] + nb[j] - 2 * p[r * m + j]);
+        }
+        each(i, d);
+      }
+    }
+  } finally {
+    B.dispose();
+  }
+}
+
 /** Options of {@linkcode kernelInceptionDistance}. */
 export interface KidOptions {
   /** Subsets averaged over (default 100, as torch-fidelity). */
