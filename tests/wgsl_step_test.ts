@@ -601,3 +601,37 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "webgpu: a step with a bad G input moves neither player; a conditional G step takes its D step's classes",
+  ignore: !probe.ok,
+  fn: async () => {
+    await initBackend("webgpu");
+    const config = conditional(small());
+    const [s] = inputs(config, 1);
+    const gan = createGan(config, { seed: 4 });
+    const before = await state(gan);
+    {
+      using wgsl = await WgslStep.create(gan);
+      assert.throws(
+        () => wgsl.step({ ...s, zG: s.zG.subarray(1) }),
+        /noise values \(zG\)/,
+      );
+      await wgsl.exportTo(gan);
+      assert.equal(gan.optimizerD.step, 0);
+      assert.deepEqual(await state(gan), before);
+      wgsl.stepD(s);
+      const other = s.labels!.map((c) => (c + 1) % 10);
+      assert.throws(
+        () => wgsl.stepG({ ...s, labels: other }),
+        /a conditional G step takes the labels of the D step before it/,
+      );
+      wgsl.stepG(s);
+      await wgsl.exportTo(gan);
+      assert.equal(gan.optimizerD.step, 1);
+      assert.equal(gan.optimizerG.step, 1);
+    }
+    disposeGan(gan);
+  },
+});

@@ -223,7 +223,8 @@ async function compareRuns(
       got.figures[k],
       want.figures[k],
       FIGURES[k],
-      accuracy ? flips / o.tolerance : undefined,
+      // (With a tolerance of 0, the accuracies too must agree exactly.)
+      accuracy && o.tolerance > 0 ? flips / o.tolerance : undefined,
     );
   }
   // Batch norm cancels the biases before it: their gradient is rounding

@@ -98,6 +98,13 @@ export class Kernels extends GpuContext {
     if (split && o.ldc !== undefined && o.ldc !== o.N) {
       throw new Error("unreachable: a split product's C has rows of N");
     }
+    // maxoutGrad's epilogue indexes C and E by N (rows of N * pieces).
+    if (
+      o.epilogue.kind === "maxoutGrad" &&
+      ((o.ldc ?? o.N) !== o.N || (o.lde ?? o.N) !== o.N)
+    ) {
+      throw new Error("unreachable: maxoutGrad's rows have no stride");
+    }
     this.matMulFlops += 2 * o.M * o.N * o.K;
     const floats = plan.splits * o.M * o.N;
     if (split && (this.scratch?.floats ?? 0) < floats) {

@@ -309,8 +309,17 @@ export class WgslStep extends StepRecording {
    * on `real` and `zD` (masks from `dSeed`), as simultaneousStep.
    */
   step(inputs: WgslStepInputs): void {
+    if (this.steps.length === 1) {
+      this.stepD(inputs);
+      return;
+    }
+    // G's inputs are checked before D's update is queued: a bad call
+    // leaves both players as they were.
+    this.checkNoise(inputs.zG, "zG");
+    if (this.hasDropout && inputs.gSeed === undefined) {
+      throw new Error("D has dropout: a step needs dSeed (and gSeed)");
+    }
     this.stepD(inputs);
-    if (this.steps.length === 1) return;
     this.stepG({ ...inputs, zG: inputs.zG! });
   }
 
@@ -342,7 +351,8 @@ export class WgslStep extends StepRecording {
     if (gather) this.upload(gather.rows, inputs.rows!);
     else this.upload(this.dIn, labelled(inputs.real!, image));
     if (this.classes) {
-      this.upload(this.labels!, Uint32Array.from(inputs.labels!));
+      this.lastLabels = Uint32Array.from(inputs.labels!);
+      this.upload(this.labels!, this.lastLabels);
     }
     this.upload(this.z, labelled(inputs.zD, this.latent));
     if (this.hasDropout) {
@@ -370,6 +380,17 @@ export class WgslStep extends StepRecording {
     if (this.hasDropout && inputs.gSeed === undefined) {
       throw new Error("D has dropout: a step needs dSeed (and gSeed)");
     }
+    // D's rows of generated images carry the classes of the last D step's
+    // batch (written by its one-hot program): G must be asked for those.
+    const last = this.lastLabels;
+    if (
+      this.classes &&
+      (!last || !Array.from(last).every((c, i) => c === inputs.labels?.[i]))
+    ) {
+      throw new Error(
+        "a conditional G step takes the labels of the D step before it",
+      );
+    }
     // (Queue writes and submits run in order: the steps before have read
     // their noise and masks before these land.)
     this.upload(this.z, this.labelled(inputs.labels)(inputs.zG, this.latent));
@@ -377,6 +398,9 @@ export class WgslStep extends StepRecording {
     this.writeOptimizer("G", inputs.epoch ?? 0);
     this.submit(this.steps[1]);
   }
+
+  /** The classes of the last D step's batch (a conditional GAN's). */
+  protected lastLabels: Uint32Array | null = null;
 
   /** Whether D has dropout (a step then needs its masks' seeds). */
   protected get hasDropout(): boolean {
