@@ -15,7 +15,7 @@ import {
 } from "../lib/backends/choice.ts";
 import { createGan, disposeGan, type Gan, playRound } from "../lib/gan.ts";
 import { preset } from "../lib/presets.ts";
-import { sampleLatent, withClasses } from "../lib/nets/latent.ts";
+import { labelledRows, sampleLatent } from "../lib/nets/latent.ts";
 import { toFloat } from "../lib/data.ts";
 import { NoiseWorkers } from "../lib/random/noise_workers.ts";
 import { Rng } from "../lib/random/rng.ts";
@@ -140,10 +140,7 @@ export function tfjsRound(
   const classes = gan.config.classes ?? 0;
   const labels = benchLabels(batch, classes);
   const rows = (v: Float32Array, dim: number) =>
-    tf.tensor2d(
-      classes ? withClasses(v, labels, dim, classes) : v,
-      [batch, dim + classes],
-    );
+    labelledRows(v, labels, dim, classes);
   const x = rows(real, 784);
   const z = rows(sampleLatent(gan.config, batch, rng), gan.config.latentDim);
   const { gLosses, ...d } = playRound(gan, {

@@ -15,7 +15,7 @@ import { probeWebGpu } from "./backends/choice.ts";
 import { type Batch, IMAGE_PIXELS } from "./data.ts";
 import { type Gan, playRound, type Round } from "./gan.ts";
 import { type GanConfig, pixelRange } from "./presets.ts";
-import { sampleLatent, withClasses } from "./nets/latent.ts";
+import { labelledRows, sampleLatent } from "./nets/latent.ts";
 import { NoiseWorkers } from "./random/noise_workers.ts";
 import type { Rng } from "./random/rng.ts";
 import { compareWithTfjs, describeComparison } from "./wgsl/check.ts";
@@ -125,10 +125,7 @@ export class TfjsRounds implements Rounds {
     // asked for the batch's classes (so its classes follow the data's).
     const classes = config.classes ?? 0;
     const labelled = (x: Float32Array, dim: number) =>
-      tf.tensor2d(
-        classes ? withClasses(x, batch.labels, dim, classes) : x,
-        [bs, dim + classes],
-      );
+      labelledRows(x, batch.labels, dim, classes);
     const noise = () =>
       labelled(sampleLatent(config, bs, rng), config.latentDim);
     const real = labelled(batch.images, IMAGE_PIXELS);

@@ -6,6 +6,7 @@
  * @module
  */
 
+import * as tf from "@tensorflow/tfjs";
 import type { Rng } from "../random/rng.ts";
 
 /** What drawing a latent vector needs to know. */
@@ -93,6 +94,27 @@ export function oneHot(
     out[i * classes + c] = 1;
   }
   return out;
+}
+
+/**
+ * Rows of `x` (each `dim` values) as an [n, dim + classes] tensor: in a
+ * conditional network (`classes` > 0) each followed by the one-hot class of
+ * its label ({@linkcode withClasses}), otherwise as they are.
+ *
+ * @throws {Error} when a conditional network's rows come without labels.
+ */
+export function labelledRows(
+  x: Float32Array,
+  labels: ArrayLike<number> | undefined,
+  dim: number,
+  classes: number,
+): tf.Tensor2D {
+  const n = x.length / dim;
+  if (!classes) return tf.tensor2d(x, [n, dim]);
+  if (!labels) {
+    throw new Error(`the ${n} rows of a conditional network need their labels`);
+  }
+  return tf.tensor2d(withClasses(x, labels, dim, classes), [n, dim + classes]);
 }
 
 /**

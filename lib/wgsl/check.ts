@@ -24,7 +24,7 @@ import {
   playRound,
 } from "../gan.ts";
 import { type GanConfig } from "../presets.ts";
-import { sampleLatent, withClasses } from "../nets/latent.ts";
+import { labelledRows, sampleLatent } from "../nets/latent.ts";
 import { logicalName } from "../nets/optim.ts";
 import { Rng } from "../random/rng.ts";
 import { WgslStep, type WgslStepOptions } from "./step.ts";
@@ -136,16 +136,12 @@ export async function playTfjsRounds(
   epoch0: number,
 ): Promise<Run> {
   const config = gan.config;
-  const B = config.batchSize;
   const sums = new Float64Array(7);
   // A conditional GAN: each row followed by its one-hot class, as
   // lib/rounds.ts gives them (the images' classes asked of G too).
   const classes = config.classes ?? 0;
   const rows = (x: Float32Array, dim: number, labels?: Uint8Array) =>
-    tf.tensor2d(
-      classes ? withClasses(x, labels!, dim, classes) : x,
-      [B, dim + classes],
-    );
+    labelledRows(x, labels, dim, classes);
   for (const [i, s] of inputs.entries()) {
     const real = rows(s.real, 784, s.labels);
     const noise = rows(s.zD, config.latentDim, s.labels);
