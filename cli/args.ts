@@ -8,6 +8,7 @@
 
 import { parseArgs } from "node:util";
 import { Interrupted } from "../lib/io/files.ts";
+import { MIN_TRUNCATION } from "../lib/nets/latent.ts";
 
 /** A bad flag; the CLI prints the message and its usage, and exits with 2. */
 export class UsageError extends Error {}
@@ -90,6 +91,20 @@ export function numberFlag(
     throw new UsageError(`--${name} must be ${want}, got "${value}"`);
   }
   return n;
+}
+
+/**
+ * `--truncation T` of `sample` and `eval`: the truncation trick's T, at
+ * least {@linkcode MIN_TRUNCATION}; `undefined` when absent.
+ */
+export function truncationFlag(value: string | undefined): number | undefined {
+  return numberFlag(
+    "truncation",
+    value,
+    (t) => t >= MIN_TRUNCATION,
+    `a number of at least ${MIN_TRUNCATION} (values outside [-T, T] are ` +
+      "drawn again; 0.5 to 2 is usual)",
+  );
 }
 
 /** A flag with a fixed set of values; `undefined` when absent. */

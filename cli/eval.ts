@@ -12,10 +12,18 @@ import {
   noChecksumNote,
 } from "../lib/run/checkpoint.ts";
 import { DATASET_NAMES, type DatasetName, loadDataset } from "../lib/data.ts";
-import { evaluateImages } from "../lib/eval/evaluate.ts";
+import { evaluateImages, MIN_SAMPLES } from "../lib/eval/evaluate.ts";
+import { MIN_TRUNCATION } from "../lib/nets/latent.ts";
 import { generatorInputsFor, readSampleFiles } from "../lib/run/samples.ts";
 import { Rng } from "../lib/random/rng.ts";
-import { choiceFlag, intFlag, parseFlags, runCli, UsageError } from "./args.ts";
+import {
+  choiceFlag,
+  intFlag,
+  parseFlags,
+  runCli,
+  truncationFlag,
+  UsageError,
+} from "./args.ts";
 
 /** Most samples eval draws from a generator (n x 784 floats in memory). */
 const MAX_SAMPLES = 100000;
@@ -24,11 +32,13 @@ const USAGE =
   `Usage: deno task eval (--checkpoint PATH | --samples FILE --dataset NAME) [options]
 
 Measures generated images: the Parzen-window log-likelihood of the paper's
-Table 1, FID, KID, precision and recall, density and coverage and Inception
-Score in the project classifier's space, and class coverage. For a conditional generator (or samples with a labels file beside
-them) also the conditional accuracy, the share of samples the classifier
-assigns to the class asked for, and the FID within each class. Prints a
-table, then one JSON line with every figure.
+Table 1, FID, KID, precision and recall, density and coverage, the
+data-copying test (are samples closer to the training images than new
+images are?) and Inception Score in the project classifier's space, and
+class coverage. For a conditional generator (or samples with a labels file
+beside them) also the conditional accuracy, the share of samples the
+classifier assigns to the class asked for, and the FID within each class.
+Prints a table, then one JSON line with every figure.
 
   --checkpoint PATH   a run folder, a models/ folder, or a generator's model.json
   --samples FILE      .npy (uint8 N x 28 x 28 or N x 784, float32 in [0,1] or
@@ -40,9 +50,11 @@ table, then one JSON line with every figure.
   --any-dataset       score a generator (or samples whose record names
                       one) against --dataset though it learnt another
   --n N               samples to draw from a checkpoint (default 10000, at
-                      most ${MAX_SAMPLES}; a conditional generator's are
-                      N / 10 per class)
+                      least ${MIN_SAMPLES}, at most ${MAX_SAMPLES}; a conditional
+                      generator's are N / 10 per class)
   --seed N            seed of their noise (default 0)
+  --truncation T      draw them with the truncation trick: noise values
+                      outside [-T, T] drawn again (at least ${MIN_TRUNCATION})
   --no-parzen         skip the Parzen estimate
   --backend B         auto | webgpu | wasm | cpu (default auto)
   --help              this text
@@ -55,6 +67,7 @@ async function main(): Promise<number> {
     dataset: { type: "string" },
     n: { type: "string" },
     seed: { type: "string" },
+    truncation: { type: "string" },
     "no-parzen": { type: "boolean" },
     "any-dataset": { type: "boolean" },
     backend: { type: "string" },
@@ -71,11 +84,23 @@ async function main(): Promise<number> {
   if (values.samples && !datasetFlag) {
     throw new UsageError("--samples needs --dataset");
   }
-  const n = intFlag("n", values.n, 2) ?? 10000;
+  const n = intFlag("n", values.n, 1) ?? 10000;
+  if (n < MIN_SAMPLES) {
+    throw new UsageError(
+      `--n must be at least ${MIN_SAMPLES} (one KID subset), got ${n}`,
+    );
+  }
   if (n > MAX_SAMPLES) {
     throw new UsageError(
       `--n must be at most ${MAX_SAMPLES}, got ${n}; to measure more, ` +
         "write them with deno task sample --out x.npy and evaluate chunks",
+    );
+  }
+  const truncation = truncationFlag(values.truncation);
+  if (truncation !== undefined && values.samples) {
+    throw new UsageError(
+      "--truncation draws samples from a --checkpoint; a --samples file's " +
+        "noise was drawn already (deno task sample --truncation writes one)",
     );
   }
   const anyDataset = values["any-dataset"] ?? false;
@@ -103,12 +128,16 @@ async function main(): Promise<number> {
     }
     name = datasetFlag ?? m.dataset as DatasetName;
     // A conditional generator's samples take the classes in turn.
-    const inputs = generatorInputsFor(generator, n, new Rng(seed, 4));
+    const inputs = generatorInputsFor(generator, n, new Rng(seed, 4), {
+      truncation,
+    });
     images = await generateImages(generator, inputs.z);
     labels = inputs.labels ?? undefined;
     what = `${n} samples of ${generator.path} (${m.preset}${
       m.classes ? `, conditional: ${n / m.classes} per class` : ""
-    } on ${m.dataset}, ${epochsText(m)})`;
+    } on ${m.dataset}, ${epochsText(m)}${
+      truncation !== undefined ? `, noise truncated at ${truncation}` : ""
+    })`;
   } else {
     name = datasetFlag!;
     const read = await readSampleFiles(values.samples!, {
@@ -120,6 +149,12 @@ async function main(): Promise<number> {
     labels = read.labels;
     what = `${images.length / 784} images from ${values.samples}` +
       (read.labelsFile ? ` with their classes from ${read.labelsFile}` : "");
+    if (images.length / 784 < MIN_SAMPLES) {
+      throw new UsageError(
+        `${values.samples} holds ${images.length / 784} images; an ` +
+          `evaluation needs at least ${MIN_SAMPLES} (one KID subset)`,
+      );
+    }
   }
   const dataset = await loadDataset(name);
   console.error(`evaluating ${what} against ${name} (${dataset.source})`);
@@ -127,6 +162,7 @@ async function main(): Promise<number> {
     dataset,
     skipParzen: values["no-parzen"],
     labels,
+    log: (m) => console.error(m),
   });
   const f = (x: number, d = 2) => (Number.isNaN(x) ? "-" : x.toFixed(d));
   const rows: [string, string][] = [
@@ -142,6 +178,12 @@ async function main(): Promise<number> {
       `${f(r.precision, 3)}, ${f(r.recall, 3)}`,
     ],
     ["density, coverage", `${f(r.density, 3)}, ${f(r.coverage, 3)}`],
+    [
+      "data copying C_T (< -3: copies)",
+      `${f(r.copying_ct)} (nearest-training distance ratio ${
+        f(r.copying_distance_ratio, 3)
+      }; ${r.copying_cells} of 20 cells)`,
+    ],
     ["Inception Score (classifier)", f(r.is)],
     ["classes with >= 1% of samples", String(r.classes_ge_1pct)],
     ["KL(class histogram || uniform)", f(r.kl_uniform, 4)],
@@ -175,7 +217,9 @@ async function main(): Promise<number> {
   }
   const width = Math.max(...rows.map(([k]) => k.length));
   for (const [k, v] of rows) console.log(`${k.padEnd(width)}  ${v}`);
-  console.log(JSON.stringify(r));
+  console.log(
+    JSON.stringify(truncation !== undefined ? { ...r, truncation } : r),
+  );
   return 0;
 }
 

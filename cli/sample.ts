@@ -12,12 +12,15 @@ import {
   noChecksumNote,
 } from "../lib/run/checkpoint.ts";
 import { checkWritableFile, writeFileAtomic } from "../lib/io/files.ts";
-import { classLabels } from "../lib/data.ts";
+import { classLabels, type DatasetName, loadDataset } from "../lib/data.ts";
+import { MIN_TRUNCATION } from "../lib/nets/latent.ts";
+import { neighbourFigure, type NeighbourSpace } from "../lib/run/neighbours.ts";
 import { interpolationRows, withClasses } from "../lib/nets/latent.ts";
 import { Rng } from "../lib/random/rng.ts";
 import {
   checkLabel,
   FILE_MAX_IMAGES,
+  generatorInputsFor,
   labelsPath,
   PNG_MAX_IMAGES,
   recordPath,
@@ -32,8 +35,14 @@ import {
   parseFlags,
   runCli,
   stopSignals,
+  truncationFlag,
   UsageError,
 } from "./args.ts";
+
+/** Most samples of a --neighbours figure (each searched against 60,000). */
+const NEIGHBOURS_MAX = 1000;
+
+const SPACES: readonly NeighbourSpace[] = ["pixels", "features"];
 
 const USAGE = `Usage: deno task sample --checkpoint DIR --out FILE [options]
 
@@ -62,6 +71,16 @@ Draws images from a trained generator.
   --rows N           rows of the interpolation (default 10, at most 100)
   --steps N          images per row of the interpolation (default 10, at
                      most 100)
+  --neighbours       the paper's Figure 2 instead: each of --n samples
+                     (default 30, at most ${NEIGHBOURS_MAX}) beside its nearest
+                     training image, framed in yellow, 5 pairs a row (PNG
+                     output); prints the distances
+  --space S          where --neighbours searches: pixels (L2, as the paper;
+                     the default) or features (the project classifier's)
+  --truncation T     the truncation trick (Brock et al. 2019): noise values
+                     outside [-T, T] are drawn again; smaller T trades
+                     variety for fidelity (at least ${MIN_TRUNCATION}; 0.5 to 2 is usual;
+                     with --interpolate, the walks' ends)
   --backend B        auto | webgpu | wasm | cpu (default auto)
   --help             this text
 `;
@@ -79,6 +98,9 @@ async function main(): Promise<number> {
     interpolate: { type: "boolean" },
     rows: { type: "string" },
     steps: { type: "string" },
+    neighbours: { type: "boolean" },
+    space: { type: "string" },
+    truncation: { type: "string" },
     backend: { type: "string" },
     help: { type: "boolean", short: "h" },
   });
@@ -98,10 +120,26 @@ async function main(): Promise<number> {
   if (values.interpolate && kind !== "png") {
     throw new UsageError("--interpolate writes a .png grid");
   }
+  if (values.neighbours && kind !== "png") {
+    throw new UsageError("--neighbours writes a .png figure");
+  }
+  if (values.neighbours && values.interpolate) {
+    throw new UsageError("give one of --neighbours and --interpolate");
+  }
+  const space = choiceFlag("space", values.space, SPACES);
+  if (space && !values.neighbours) {
+    throw new UsageError("--space goes with --neighbours");
+  }
+  const truncation = truncationFlag(values.truncation);
   const backendChoice =
     choiceFlag("backend", values.backend, BACKEND_CHOICES) ??
       "auto";
-  const n = intFlag("n", values.n) ?? 100;
+  const n = intFlag("n", values.n) ?? (values.neighbours ? 30 : 100);
+  if (values.neighbours && n > NEIGHBOURS_MAX) {
+    throw new UsageError(
+      `--n must be at most ${NEIGHBOURS_MAX} with --neighbours, got ${n}`,
+    );
+  }
   if (n > FILE_MAX_IMAGES) {
     throw new UsageError(
       `--n must be at most ${FILE_MAX_IMAGES} (one file of 78 GB), got ${n}; ` +
@@ -119,7 +157,10 @@ async function main(): Promise<number> {
         `most ${PNG_MAX_IMAGES} images), got ${rows} x ${steps}`,
     );
   }
-  if (kind === "png" && !values.interpolate && n > PNG_MAX_IMAGES) {
+  if (
+    kind === "png" && !values.interpolate && !values.neighbours &&
+    n > PNG_MAX_IMAGES
+  ) {
     throw new UsageError(
       `--n ${n} is too many for a PNG grid (at most ${PNG_MAX_IMAGES}); ` +
         "write them to a .npy or IDX file instead",
@@ -141,8 +182,36 @@ async function main(): Promise<number> {
   }
   const classes = metadata.classes ?? 0;
   let count = n;
-  if (values.interpolate) {
-    let z = interpolationRows(metadata, rows, steps, new Rng(seed, 3));
+  if (values.neighbours) {
+    const dataset = await loadDataset(metadata.dataset as DatasetName, {
+      log: (m) => console.error(m),
+    });
+    const { z } = generatorInputsFor(loaded, n, new Rng(seed, 3), {
+      label,
+      truncation,
+    });
+    const samples = await generateImages(loaded, z);
+    const figure = await neighbourFigure(samples, dataset, {
+      space: space ?? "pixels",
+    });
+    await writeFileAtomic(file, figure.png);
+    const d = [...figure.pixelDistance].sort((a, b) => a - b);
+    console.error(
+      `nearest training images (of ${dataset.train.size}, in ${
+        space ?? "pixels"
+      }): pixel L2 distance median ${
+        ((d[(d.length - 1) >> 1] + d[d.length >> 1]) / 2).toFixed(2)
+      }, smallest ${d[0].toFixed(2)}, largest ${
+        d[d.length - 1].toFixed(2)
+      } (pixels in [0, 1]; 0 is a copy)`,
+    );
+  } else if (values.interpolate) {
+    let z = interpolationRows(
+      { ...metadata, truncation },
+      rows,
+      steps,
+      new Rng(seed, 3),
+    );
     count = rows * steps;
     if (classes) {
       // Row r in class --class, or in class r mod classes.
@@ -168,6 +237,7 @@ async function main(): Promise<number> {
       n,
       seed,
       label,
+      truncation,
       signal: stop?.signal,
       log: (m) => console.error(m),
       onProgress: (done) => {
@@ -189,14 +259,17 @@ async function main(): Promise<number> {
     ? ""
     : label !== undefined
     ? ` of class ${label} (${classLabels(metadata.dataset, classes)[label]})`
-    : kind === "png" && !values.interpolate
+    : kind === "png" && !values.interpolate && !values.neighbours
     ? ", a class grid: one row per class"
     : kind !== "png"
     ? `, classes in turn (labels in ${labelsPath(file)})`
     : "";
   const record = kind === "png" ? "" : `; its record in ${recordPath(file)}`;
+  const how =
+    (values.neighbours ? " beside their nearest training images" : "") +
+    (truncation !== undefined ? `, noise truncated at ${truncation}` : "");
   console.error(
-    `wrote ${count} images${what} to ${file} (generator ${path}: ` +
+    `wrote ${count} images${what}${how} to ${file} (generator ${path}: ` +
       `${metadata.preset}${classes ? " conditional" : ""} ` +
       `on ${metadata.dataset}, ${epochsText(metadata)})${record}`,
   );

@@ -252,6 +252,10 @@ export async function buildManifest(
         fid: finite(figures.fid),
         classes: finite(figures.classes_ge_1pct),
         conditionalAccuracy: finite(figures.conditional_acc),
+        kid: finite(figures.kid),
+        precision: finite(figures.precision),
+        recall: finite(figures.recall),
+        copying: finite(figures.copying_ct),
       };
     }
     if (found.files.has("progress.gif")) {

@@ -160,8 +160,8 @@ function isDirectory(path: string): boolean {
   }
 }
 
-/** The default cache directory. */
-function defaultCacheDir(): string {
+/** The default cache directory: `$GAN_CACHE_DIR`, else `.cache` in the project. */
+export function defaultCacheDir(): string {
   return Deno.env.get("GAN_CACHE_DIR") ?? join(PROJECT_ROOT, ".cache");
 }
 

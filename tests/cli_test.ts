@@ -229,6 +229,90 @@ Deno.test("the committed generators sample on a fresh clone", async () => {
   }
 });
 
+Deno.test("sample --neighbours draws the paper's Figure 2; --truncation narrows the noise", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const r = await run("sample.ts", [
+      "--checkpoint",
+      "models/mnist",
+      "--neighbours",
+      "--n",
+      "10",
+      "--out",
+      `${dir}/nn.png`,
+      "--backend",
+      "wasm",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const m = r.stderr.match(
+      /nearest training images \(of 60000, in pixels\): pixel L2 distance median ([\d.]+), smallest ([\d.]+), largest [\d.]+/,
+    );
+    assert.ok(m, r.stderr);
+    // A new digit, not a copy: MNIST's nearest pairs are a few units apart.
+    assert.ok(Number(m[2]) > 0.5 && Number(m[1]) < 12, r.stderr);
+    const png = await Deno.readFile(`${dir}/nn.png`);
+    const view = new DataView(png.buffer);
+    // Two rows of five pairs: 10 images across (58 px each, a 2 px gap).
+    assert.deepEqual([view.getUint32(16), view.getUint32(20)], [
+      10 * 58 + 2,
+      2 * 58 + 2,
+    ]);
+    // A truncated grid differs from the untruncated one of the same seed.
+    const grids: Uint8Array[] = [];
+    for (const extra of [[], ["--truncation", "0.5"]]) {
+      const g = await run("sample.ts", [
+        "--checkpoint",
+        "models/mnist",
+        "--n",
+        "16",
+        "--out",
+        `${dir}/g${grids.length}.png`,
+        "--backend",
+        "wasm",
+        ...extra,
+      ]);
+      assert.equal(g.code, 0, g.stderr);
+      grids.push(await Deno.readFile(`${dir}/g${grids.length}.png`));
+    }
+    assert.notDeepEqual(grids[0], grids[1]);
+    for (
+      const [args, pattern] of [
+        [["--neighbours", "--out", "x.npy"], /--neighbours writes a .png/],
+        [
+          ["--space", "features", "--out", "x.png"],
+          /--space goes with --neighbours/,
+        ],
+        [
+          ["--neighbours", "--space", "ink", "--out", "x.png"],
+          /--space must be one of pixels, features/,
+        ],
+        [
+          ["--truncation", "0", "--out", "x.png"],
+          /--truncation must be a number of at least 0.01/,
+        ],
+        [
+          ["--truncation", "-2", "--out", "x.png"],
+          /--truncation must be a number of at least 0.01/,
+        ],
+        [
+          ["--neighbours", "--n", "5000", "--out", "x.png"],
+          /at most 1000 with --neighbours/,
+        ],
+      ] as [string[], RegExp][]
+    ) {
+      const bad = await run("sample.ts", [
+        "--checkpoint",
+        "models/mnist",
+        ...args,
+      ]);
+      assert.equal(bad.code, 2, bad.stderr);
+      assert.match(bad.stderr, pattern);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("eval: a checkpoint and a samples file give the table and one JSON line", async () => {
   const dir = await Deno.makeTempDir();
   try {
@@ -236,7 +320,7 @@ Deno.test("eval: a checkpoint and a samples file give the table and one JSON lin
       "--checkpoint",
       "models/mnist",
       "--n",
-      "500",
+      "1000",
       "--backend",
       "wasm",
     ]);
@@ -250,6 +334,11 @@ Deno.test("eval: a checkpoint and a samples file give the table and one JSON lin
         "parzen_se",
         "parzen_sigma",
         "fid",
+        "kid",
+        "precision",
+        "recall",
+        "copying_ct",
+        "copying_distance_ratio",
         "is",
         "classes_ge_1pct",
         "kl_uniform",
@@ -259,13 +348,13 @@ Deno.test("eval: a checkpoint and a samples file give the table and one JSON lin
       assert.equal(typeof json[key], "number", key);
       assert.ok(Number.isFinite(json[key]), key);
     }
-    assert.equal(json.n_samples, 500);
+    assert.equal(json.n_samples, 1000);
 
     const sample = await run("sample.ts", [
       "--checkpoint",
       "models/mnist",
       "--n",
-      "300",
+      "1000",
       "--out",
       `${dir}/s.npy`,
       "--backend",
@@ -283,7 +372,7 @@ Deno.test("eval: a checkpoint and a samples file give the table and one JSON lin
     ]);
     assert.equal(e.code, 0, e.stderr);
     const last = JSON.parse(e.stdout.trim().split("\n").pop()!);
-    assert.equal(last.n_samples, 300);
+    assert.equal(last.n_samples, 1000);
     assert.equal(last.parzen_ll, null); // NaN in JSON: skipped
 
     await Deno.writeTextFile(`${dir}/bad.npy`, "not numpy");
@@ -312,8 +401,16 @@ Deno.test("eval: bad flags give an error and the usage", async () => {
       ],
       [[], /exactly one of --checkpoint and --samples/],
       [
-        ["--checkpoint", "models/mnist", "--n", "1"],
-        /--n must be an integer >= 2/,
+        ["--checkpoint", "models/mnist", "--n", "999"],
+        /--n must be at least 1000 \(one KID subset/,
+      ],
+      [
+        ["--checkpoint", "models/mnist", "--truncation", "0"],
+        /--truncation must be a number of at least 0.01/,
+      ],
+      [
+        ["--samples", "x.npy", "--dataset", "mnist", "--truncation", "1"],
+        /--truncation draws samples from a --checkpoint/,
       ],
     ] as [string[], RegExp][]
   ) {

@@ -305,15 +305,15 @@ Deno.test("CLI: a conditional run, sampled by class and evaluated per class; bad
       "--class",
       "3",
       "--n",
-      "8",
+      "1000",
       "--out",
       `${dir}/threes.npy`,
     ]);
     assert.equal(s.code, 0, s.stderr);
     const labels = await Deno.readFile(`${dir}/threes.labels.npy`);
     assert.deepEqual(
-      [...labels.subarray(labels.length - 8)],
-      new Array(8).fill(3),
+      [...labels.subarray(labels.length - 1000)],
+      new Array(1000).fill(3),
     );
     const grid = await runCli("sample.ts", [
       "--checkpoint",
@@ -327,7 +327,7 @@ Deno.test("CLI: a conditional run, sampled by class and evaluated per class; bad
       "--checkpoint",
       out,
       "--n",
-      "200",
+      "1000",
       "--no-parzen",
     ]);
     assert.equal(e.code, 0, e.stderr);

@@ -59,6 +59,44 @@ Deno.test("the README's results are each committed generator's eval.json, and do
   }
 });
 
+Deno.test("docs/results.md's table past FID is each committed generator's eval.json", () => {
+  const results = Deno.readTextFileSync(`${root}docs/results.md`);
+  const section = results.slice(
+    results.indexOf("### Past FID"),
+    results.indexOf("### The paper's Figure 2"),
+  );
+  const rows = section.split("\n").filter((l) => l.startsWith("| `models/"))
+    .map((l) => l.split("|").slice(1, -1).map((c) => c.trim()));
+  const generators = [...Deno.readDirSync(`${root}models`)]
+    .filter((e) => e.isDirectory && e.name !== "classifier")
+    .map((e) => e.name).sort();
+  assert.deepEqual(
+    rows.map((r) => r[0].replace(/`models\/(.*)`/, "$1")).sort(),
+    generators,
+  );
+  for (const [cell, fid, kid, ...rest] of rows) {
+    const name = cell.replace(/`models\/(.*)`/, "$1");
+    const e = JSON.parse(
+      Deno.readTextFileSync(`${root}models/${name}/eval.json`),
+    );
+    assert.equal(fid, like(e.fid, fid), `${name}: FID`);
+    const [mean, sd] = kid.split(" +- ");
+    assert.equal(mean, like(1000 * e.kid, mean), `${name}: KID`);
+    assert.equal(sd, like(1000 * e.kid_std, sd), `${name}: KID's spread`);
+    const keys = [
+      "precision",
+      "recall",
+      "density",
+      "coverage",
+      "copying_ct",
+      "copying_distance_ratio",
+    ];
+    keys.forEach((key, i) =>
+      assert.equal(rest[i], like(e[key], rest[i]), `${name}: ${key}`)
+    );
+  }
+});
+
 Deno.test("docs/training.md's preset table lists every preset, with its batch size and learning rate", () => {
   const doc = Deno.readTextFileSync(`${root}docs/training.md`);
   const section = doc.slice(

@@ -82,7 +82,13 @@ Deno.test("sample files: npy bytes and floats, IDX; malformed ones are errors", 
 });
 
 // Sanity figures on small sizes (docs/training.md reports them at 10,000 images).
-const small = { dataset: mnist, validation: 1000, test: 1000 };
+// The data-copying test compares against the first 5,000 training images.
+const small = {
+  dataset: mnist,
+  validation: 1000,
+  test: 1000,
+  copyingReference: 5000,
+};
 
 Deno.test("real images: high likelihood, small FID, every class covered", async () => {
   const real = toFloat(head(mnist.train, 2000).images, "[0,1]");
@@ -108,6 +114,35 @@ Deno.test("real images: high likelihood, small FID, every class covered", async 
   assert.ok(r.is > 9, `IS ${r.is}`);
   assert.equal(r.classes_ge_1pct, 10);
   assert.ok(r.kl_uniform < 0.01);
+  // They are the training images themselves: the data-copying test says so.
+  assert.ok(r.copying_ct < -10, `C_T ${r.copying_ct}`);
+  // (0 but for float32 rounding in |a|^2 + |b|^2 - 2 a . b.)
+  assert.ok(r.copying_distance_ratio < 0.01);
+});
+
+Deno.test("data-copying test: flags training images with small noise, passes held-out images", async () => {
+  const rng = new Rng(5);
+  const copies = toFloat(head(mnist.train, 2000).images, "[0,1]").map((v) =>
+    Math.min(1, Math.max(0, v + 0.1 * (rng.next() - 0.5)))
+  );
+  const copied = await evaluateImages(copies, { ...small, skipParzen: true });
+  assert.ok(copied.copying_ct < -10, `copies: C_T ${copied.copying_ct}`);
+  assert.ok(copied.copying_distance_ratio < 0.5);
+  // Test images the generator never saw, of the same writers as the first
+  // 1,000 the test compares with (MNIST's first 5,000 test images).
+  const heldOut = toFloat(
+    mnist.test.images.subarray(1000 * 784, 3000 * 784),
+    "[0,1]",
+  );
+  const fresh = await evaluateImages(heldOut, { ...small, skipParzen: true });
+  assert.ok(
+    Math.abs(fresh.copying_ct) < 3,
+    `held out: C_T ${fresh.copying_ct}`,
+  );
+  assert.ok(
+    Math.abs(fresh.copying_distance_ratio - 1) < 0.15,
+    `ratio ${fresh.copying_distance_ratio}`,
+  );
 });
 
 Deno.test("uniform noise: very low likelihood, very large FID", async () => {

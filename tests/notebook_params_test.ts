@@ -3,12 +3,14 @@ import {
   BACKEND_CHOICES,
   envChoice,
   envInt,
+  MIN_EVAL_SAMPLES,
   NotebookParameterError,
   PRESETS,
   TRAINING_IMAGES,
 } from "../lib/notebook/params.ts";
 import { DEFAULT_HOLDOUT } from "../lib/run/split.ts";
-import { frechetFeatureDistance } from "../lib/eval/metrics.ts";
+import { evaluateImages, MIN_SAMPLES } from "../lib/eval/evaluate.ts";
+import type { Dataset } from "../lib/data.ts";
 import {
   checkParameterCells,
   firstCodeCell,
@@ -131,18 +133,18 @@ Deno.test("envChoice: one of the choices, or the notebook's value when unset; an
   }
 });
 
-Deno.test("notebook parameters: the bounds are the ones the notebooks need", () => {
+Deno.test("notebook parameters: the bounds are the ones the notebooks need", async () => {
   // GAN_LIMIT's largest value: the training split (60,000 images of either
   // dataset less the holdout), which `limit` cannot exceed.
   assert.equal(TRAINING_IMAGES, 60000 - DEFAULT_HOLDOUT);
-  // GAN_EVAL_SAMPLES' smallest value, 2: FID's covariance needs two rows.
-  const features = (n: number) => new Float32Array(n * 4).map((_, i) => i % 7);
-  assert.throws(
-    () => frechetFeatureDistance(features(1), features(9), 4),
-    RangeError,
-  );
-  assert.ok(
-    Number.isFinite(frechetFeatureDistance(features(2), features(9), 4)),
+  // GAN_EVAL_SAMPLES' smallest value: the evaluation's (one KID subset).
+  assert.equal(MIN_EVAL_SAMPLES, MIN_SAMPLES);
+  await assert.rejects(
+    () =>
+      evaluateImages(new Float32Array((MIN_SAMPLES - 1) * 784), {
+        dataset: {} as Dataset,
+      }),
+    /an evaluation needs at least 1000 images \(one KID subset\), got 999/,
   );
   // --quick's GAN_LIMIT holds one batch of every preset the notebooks offer.
   for (const p of ["paper", "bn", "mlp", "cgan", "sngan", "dcgan"]) {

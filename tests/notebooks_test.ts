@@ -174,7 +174,7 @@ Deno.test("deno task notebooks: a bad GAN_* value is refused before any kernel s
     const [name, value, want] of [
       ["GAN_EPOCHS", "abc", "a positive integer"],
       ["GAN_TOY_ROUNDS", "-5", "a positive integer"],
-      ["GAN_EVAL_SAMPLES", "0", "an integer >= 2"],
+      ["GAN_EVAL_SAMPLES", "0", "an integer >= 1000"],
       [
         "GAN_LIMIT",
         "60000",

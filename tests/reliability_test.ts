@@ -251,7 +251,7 @@ Deno.test("a damaged or truncated generator is named; sample and eval say so", a
     for (const script of ["sample.ts", "eval.ts"]) {
       const args = script === "sample.ts"
         ? ["--out", `${dir}/s.png`, "--n", "4"]
-        : ["--n", "50", "--no-parzen"];
+        : ["--n", "1000", "--no-parzen"];
       const r = await runCli(script, [
         "--checkpoint",
         dir,

@@ -57,7 +57,13 @@ async function startServer(
  * The images `deno task sample` draws for `seed` (of class `label`, for a
  * conditional generator), as bytes.
  */
-async function sampled(name: string, seed: number, n: number, label?: number) {
+async function sampled(
+  name: string,
+  seed: number,
+  n: number,
+  label?: number,
+  extra: string[] = [],
+) {
   const dir = await Deno.makeTempDir();
   try {
     const r = await runCli("sample.ts", [
@@ -72,6 +78,7 @@ async function sampled(name: string, seed: number, n: number, label?: number) {
       "--backend",
       "wasm",
       ...(label === undefined ? [] : ["--class", String(label)]),
+      ...extra,
     ]);
     assert.equal(r.code, 0, r.stderr);
     return decodeNpy(await Deno.readFile(`${dir}/s.npy`)).data as Uint8Array;
@@ -194,6 +201,37 @@ Deno.test({
       await browser.evaluate("document.getElementById('walk').click()");
       await browser.waitFor(
         `document.getElementById('walk').textContent === 'Latent walk'`,
+      );
+
+      // The truncation slider draws what deno task sample --truncation draws;
+      // the generator's line carries its evaluation's newer figures.
+      const truncated = await sampled("mnist", 5, 16, undefined, [
+        "--truncation",
+        "0.5",
+      ]);
+      await firstGrid(
+        browser,
+        `${server.url}?model=mnist&seed=5&n=16&truncation=0.5`,
+      );
+      assert.equal(
+        await browser.evaluate<string>(
+          "document.getElementById('truncation-value').textContent",
+        ),
+        "0.5",
+      );
+      const atHalf = await browser.evaluate<number[]>(
+        "Array.from(window.gan.images)",
+      );
+      assert.ok(largestDifference(atHalf, truncated) <= 2, "within 2/255");
+      assert.ok(
+        largestDifference(atHalf, want) > 50,
+        "truncation changed them",
+      );
+      assert.match(
+        await browser.evaluate<string>(
+          "document.getElementById('about').textContent",
+        ),
+        /KID x 1000 \d+, precision 0\.\d\d, recall 0\.\d\d, data-copying C_T -?\d/,
       );
 
       // WebGL (SwiftShader here), as a browser without WebGPU runs it.

@@ -57,14 +57,14 @@ Deno.test("a labels file goes with its samples: replaced, removed, or refused by
       "--checkpoint",
       "models/mnist-conditional",
       "--n",
-      "20",
+      "1000",
       "--out",
       x,
     );
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /its record in .*x\.npy\.json/);
     const record = JSON.parse(await Deno.readTextFile(`${x}.json`));
-    assert.equal(record.count, 20);
+    assert.equal(record.count, 1000);
     assert.equal(record.generator.dataset, "mnist");
     assert.equal(record.labels.file, "x.labels.npy");
     r = await evaluate("--samples", x, "--dataset", "mnist");
@@ -82,7 +82,7 @@ Deno.test("a labels file goes with its samples: replaced, removed, or refused by
 
     // An unconditional generator's samples over them: the labels go.
     const old = await Deno.readFile(labels);
-    r = await sample("--checkpoint", "models/mnist", "--n", "20", "--out", x);
+    r = await sample("--checkpoint", "models/mnist", "--n", "1000", "--out", x);
     assert.equal(r.code, 0, r.stderr);
     assert.match(
       r.stderr,
@@ -104,7 +104,7 @@ Deno.test("a labels file goes with its samples: replaced, removed, or refused by
     await Deno.remove(labels);
     await Deno.writeFile(
       x,
-      encodeNpy({ shape: [20, 28, 28], data: new Uint8Array(20 * 784) }),
+      encodeNpy({ shape: [1000, 28, 28], data: new Uint8Array(1000 * 784) }),
     );
     r = await evaluate("--samples", x, "--dataset", "mnist");
     assert.equal(r.code, 1);
@@ -118,8 +118,8 @@ Deno.test("a labels file goes with its samples: replaced, removed, or refused by
     await Deno.writeFile(
       labels,
       encodeNpy({
-        shape: [20],
-        data: Uint8Array.from({ length: 20 }, (_, i) => 200 + (i % 10)),
+        shape: [1000],
+        data: Uint8Array.from({ length: 1000 }, (_, i) => 200 + (i % 10)),
       }),
     );
     r = await evaluate("--samples", x, "--dataset", "mnist");
@@ -130,7 +130,7 @@ Deno.test("a labels file goes with its samples: replaced, removed, or refused by
     );
     await Deno.writeFile(
       labels,
-      encodeNpy({ shape: [20], data: new Uint8Array(20).fill(3) }),
+      encodeNpy({ shape: [1000], data: new Uint8Array(1000).fill(3) }),
     );
     r = await evaluate("--samples", x, "--dataset", "mnist");
     assert.equal(r.code, 0, r.stderr);
@@ -148,7 +148,7 @@ Deno.test("eval of a generator against a dataset it did not learn is refused unl
     "--dataset",
     "mnist",
     "--n",
-    "20",
+    "1000",
   );
   assert.equal(r.code, 2);
   assert.match(

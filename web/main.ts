@@ -10,7 +10,8 @@
  * the same images for the same seed.
  *
  * Query parameters (for links and tests): `model` (a generator's name),
- * `seed`, `n` (images in the grid), `backend` (webgpu, webgl or wasm).
+ * `seed`, `n` (images in the grid), `truncation` (0.1 to 2, as `deno task
+ * sample --truncation`), `backend` (webgpu, webgl or wasm).
  * `window.gan` exposes what the page did: `ready` (a promise of the first
  * grid), `backend`, `images` (the last grid's bytes), `errors`.
  *
@@ -247,6 +248,12 @@ let manifest: Manifest = { generators: [], skipped: [] };
 let walking = 0;
 const count = Math.max(1, Math.min(400, Number(params.get("n")) || 64));
 
+/** The slider's truncation; its last stop (past 2) is none. */
+function truncation(): number | undefined {
+  const t = Number($<HTMLInputElement>("truncation").value);
+  return t > 2 ? undefined : t;
+}
+
 function selected(): Entry | undefined {
   const name = $<HTMLSelectElement>("model").value;
   return manifest.generators.find((g) => g.name === name);
@@ -258,6 +265,13 @@ function describe(e: Entry): string {
     ? [
       ev.parzen !== undefined ? `Parzen ${ev.parzen.toFixed(1)} nats` : "",
       ev.fid !== undefined ? `FID ${ev.fid.toFixed(1)}` : "",
+      ev.kid !== undefined ? `KID x 1000 ${(1000 * ev.kid).toFixed(0)}` : "",
+      ev.precision !== undefined && ev.recall !== undefined
+        ? `precision ${ev.precision.toFixed(2)}, recall ${ev.recall.toFixed(2)}`
+        : "",
+      ev.copying !== undefined
+        ? `data-copying C_T ${ev.copying.toFixed(1)}`
+        : "",
       ev.classes !== undefined ? `${ev.classes} classes` : "",
       ev.conditionalAccuracy !== undefined
         ? `${(100 * ev.conditionalAccuracy).toFixed(1)}% of samples of ` +
@@ -280,7 +294,11 @@ async function grid(seed: number): Promise<number> {
   const g = await load(entry);
   const t0 = performance.now();
   const n = gridCount(g);
-  const z = sampleLatent(g, n, new Rng(seed, 3));
+  const z = sampleLatent(
+    { ...g, truncation: truncation() },
+    n,
+    new Rng(seed, 3),
+  );
   const images = await generate(g, z);
   const ms = performance.now() - t0;
   state.images = images;
@@ -303,10 +321,11 @@ async function walk(seed: number) {
   const g = await load(entry);
   const rng = new Rng(seed, 4);
   const frames = 24, dim = g.latentDim, n = gridCount(g);
-  let from = sampleLatent(g, n, rng);
+  const noise = { ...g, truncation: truncation() };
+  let from = sampleLatent(noise, n, rng);
   $("walk").textContent = "Stop";
   while (walking === id) {
-    const to = sampleLatent(g, n, rng);
+    const to = sampleLatent(noise, n, rng);
     const paths = Array.from(
       { length: n },
       (_, i) =>
@@ -385,6 +404,13 @@ async function main() {
   const seedInput = $<HTMLInputElement>("seed");
   seedInput.value = String(Number(params.get("seed")) || 0);
   const seed = () => Math.max(0, Math.floor(Number(seedInput.value) || 0));
+  const slider = $<HTMLInputElement>("truncation");
+  const wantedT = Number(params.get("truncation"));
+  if (wantedT >= 0.1 && wantedT <= 2) slider.value = String(wantedT);
+  const showT = () => {
+    $("truncation-value").textContent = truncation()?.toFixed(1) ?? "off";
+  };
+  showT();
   const redraw = async () => {
     stopWalk();
     showModel();
@@ -397,6 +423,8 @@ async function main() {
   select.addEventListener("change", redraw);
   seedInput.addEventListener("change", redraw);
   $("class").addEventListener("change", redraw);
+  slider.addEventListener("input", showT);
+  slider.addEventListener("change", redraw);
   $("resample").addEventListener("click", () => {
     seedInput.value = String(seed() + 1);
     redraw();

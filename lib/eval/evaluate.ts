@@ -1,7 +1,8 @@
 /**
  * Evaluating generated images against a dataset: the Parzen estimate of the
- * paper's Table 1, FID in the project classifier's feature space, the
- * Inception Score, and class coverage. Also reads sample files (`.npy`, IDX).
+ * paper's Table 1, FID, KID, precision and recall and the data-copying test
+ * in the project classifier's feature space, the Inception Score, and class
+ * coverage. Also reads sample files (`.npy`, IDX).
  *
  * @module
  */
@@ -21,11 +22,20 @@ import {
   precisionRecall,
 } from "./metrics.ts";
 import { decodeNpy } from "../io/npy.ts";
+import { dataCopying } from "./neighbours.ts";
+import { cachedFeatures } from "./feature_cache.ts";
 
 /** The committed classifier of a dataset. */
-function defaultClassifierDir(dataset: string): string {
+export function defaultClassifierDir(dataset: string): string {
   return `${PROJECT_ROOT}models/classifier/${dataset}`;
 }
+
+/**
+ * Fewest samples an evaluation takes: one KID subset (1,000), which also
+ * gives precision and recall's k-NN balls and the data-copying test's cells
+ * enough points.
+ */
+export const MIN_SAMPLES = 1000;
 
 /** Samples that precision, recall, density and coverage use at most. */
 const PR_SAMPLES = 10000;
@@ -55,6 +65,22 @@ export interface Evaluation {
   recall: number;
   density: number;
   coverage: number;
+  /**
+   * The data-copying test (Meehan et al. 2020) in the same features: C_T,
+   * about 0 when the samples are as far from G's training images as the
+   * test images are, well below 0 (under -3) when they sit closer (copies).
+   */
+  copying_ct: number;
+  /**
+   * Median distance from a sample to its nearest training image over the
+   * test images' median: below 1 when samples sit closer than new data.
+   */
+  copying_distance_ratio: number;
+  /**
+   * Cells of the test's 20 that held at least 20 samples and 20 test
+   * images; 0 makes `copying_ct` NaN (no verdict).
+   */
+  copying_cells: number;
   is: number;
   classes_ge_1pct: number;
   kl_uniform: number;
@@ -90,6 +116,19 @@ export interface EvaluateOptions {
   /** Skip the Parzen estimate (figures become NaN). */
   skipParzen?: boolean;
   /**
+   * Training images the data-copying test measures against: the first N
+   * (default: all before the validation images, the ones training keeps
+   * with the default `--holdout`).
+   */
+  copyingReference?: number;
+  /**
+   * Where the training images' features are kept between evaluations
+   * (default: `features/` in the datasets' cache).
+   */
+  featureCacheDir?: string;
+  /** One-line notes (a feature cache rebuilt). Default: none. */
+  log?: (message: string) => void;
+  /**
    * The class each image was generated for (a conditional generator's
    * samples): adds the conditional accuracy and the per-class FID.
    */
@@ -107,11 +146,21 @@ export async function evaluateImages(
 ): Promise<Evaluation> {
   const { dataset } = options;
   const n = images.length / IMAGE_PIXELS;
+  if (!(n >= MIN_SAMPLES)) {
+    throw new RangeError(
+      `an evaluation needs at least ${MIN_SAMPLES} images (one KID subset), ` +
+        `got ${n}`,
+    );
+  }
   const nVal = Math.min(options.validation ?? 10000, dataset.train.size);
   const nTest = Math.min(options.test ?? 10000, dataset.test.size);
   const val = toFloat(
     dataset.train.images.subarray((dataset.train.size - nVal) * IMAGE_PIXELS),
     "[0,1]",
+  );
+  const nRef = Math.min(
+    options.copyingReference ?? dataset.train.size - nVal,
+    dataset.train.size - nVal,
   );
   const testBytes = dataset.test.images.subarray(0, nTest * IMAGE_PIXELS);
   const test = toFloat(testBytes, "[0,1]");
@@ -123,11 +172,18 @@ export async function evaluateImages(
   const parzenSeconds = (performance.now() - t) / 1000;
 
   t = performance.now();
-  const { model } = await loadClassifier(
-    options.classifierDir ?? defaultClassifierDir(dataset.name),
-  );
+  const classifierDir = options.classifierDir ??
+    defaultClassifierDir(dataset.name);
+  const { model } = await loadClassifier(classifierDir);
   const real = await classify(model, test);
   const fake = await classify(model, images);
+  // The same in every evaluation: from the cache after the first.
+  const seen = await cachedFeatures(
+    model,
+    classifierDir,
+    dataset.train.images.subarray(0, nRef * IMAGE_PIXELS),
+    { cacheDir: options.featureCacheDir, log: options.log },
+  );
   model.dispose();
   const hist = classHistogram(fake.probs);
   const cov = coverage(hist);
@@ -147,6 +203,12 @@ export async function evaluateImages(
     fake.features.subarray(0, PR_SAMPLES * FEATURE_DIM),
     FEATURE_DIM,
   );
+  const copying = await dataCopying(
+    seen,
+    real.features,
+    fake.features.subarray(0, PR_SAMPLES * FEATURE_DIM),
+    FEATURE_DIM,
+  );
   return {
     dataset: dataset.name,
     n_samples: n,
@@ -160,6 +222,9 @@ export async function evaluateImages(
     recall: pr.recall,
     density: pr.density,
     coverage: pr.coverage,
+    copying_ct: copying.ct,
+    copying_distance_ratio: copying.sampleMedian / copying.testMedian,
+    copying_cells: copying.cellsUsed,
     is: inceptionScore(fake.probs),
     classes_ge_1pct: cov.classesAtLeast1Pct,
     kl_uniform: cov.klFromUniform,

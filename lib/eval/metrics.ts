@@ -10,6 +10,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { symmetricEigen } from "../math/linalg.ts";
 import { Rng } from "../random/rng.ts";
+import { blockDistances } from "./neighbours.ts";
 
 // ---------------------------------------------------------------------------
 // Parzen window
@@ -317,59 +318,6 @@ async function kthNeighbour(
     out[i] = best[k - 1];
   });
   return out;
-}
-
-/**
- * Calls `each(i, d)` for every row i of `a` with d the squared Euclidean
- * distances from it to every row of `b` (|a|^2 + |b|^2 - 2 a . b, in
- * float64 from a float32 product, clamped at 0), `block` rows of `a` at a
- * time.
- */
-async function blockDistances(
-  a: Float32Array,
-  n: number,
-  b: Float32Array,
-  m: number,
-  dim: number,
-  block: number,
-  each: (i: number, d: Float64Array) => void,
-): Promise<void> {
-  const norms = (v: Float32Array, rows: number) =>
-    Float64Array.from({ length: rows }, (_, r) => {
-      let s = 0;
-      for (let c = 0; c < dim; c++) s += v[r * dim + c] ** 2;
-      return s;
-    });
-  const na = norms(a, n), nb = norms(b, m);
-  const B = tf.tensor2d(b, [m, dim]);
-  const d = new Float64Array(m);
-  try {
-    for (let start = 0; start < n; start += block) {
-      const rows = Math.min(block, n - start);
-      const dots = tf.tidy(() =>
-        tf.matMul(
-          tf.tensor2d(a.subarray(start * dim, (start + rows) * dim), [
-            rows,
-            dim,
-          ]),
-          B,
-          false,
-          true,
-        )
-      );
-      const p = await dots.data();
-      dots.dispose();
-      for (let r = 0; r < rows; r++) {
-        const i = start + r;
-        for (let j = 0; j < m; j++) {
-          d[j] = Math.max(0, na[i] + nb[j] - 2 * p[r * m + j]);
-        }
-        each(i, d);
-      }
-    }
-  } finally {
-    B.dispose();
-  }
 }
 
 /** Options of {@linkcode kernelInceptionDistance}. */

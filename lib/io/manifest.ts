@@ -32,6 +32,11 @@ export interface ManifestEntry {
     classes?: number;
     /** A conditional generator's share of samples of the class asked for. */
     conditionalAccuracy?: number;
+    kid?: number;
+    precision?: number;
+    recall?: number;
+    /** The data-copying test's C_T (`copying_ct`). */
+    copying?: number;
   };
   /** An animation of its training (`progress.gif`), where there is one. */
   progress?: string;

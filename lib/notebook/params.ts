@@ -22,6 +22,13 @@ export { PRESETS } from "../presets.ts";
  */
 export const TRAINING_IMAGES = 50000;
 
+/**
+ * Fewest samples a notebook evaluates: one KID subset, as `evaluateImages`
+ * requires (`MIN_SAMPLES` in lib/eval/evaluate.ts, not imported here so that
+ * a parameter cell loads no network code).
+ */
+export const MIN_EVAL_SAMPLES = 1000;
+
 /** A notebook parameter with a value that cannot work; the message says why. */
 export class NotebookParameterError extends Error {
   constructor(message: string) {

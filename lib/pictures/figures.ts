@@ -53,6 +53,8 @@ export interface GridOptions {
   size?: number;
   /** One caption per row, drawn at the left. */
   rowLabels?: string[];
+  /** Columns whose images get a yellow frame (the paper's Figure 2 marks its neighbours so). */
+  framedColumns?: number[];
 }
 
 function toByte(v: number, encoding: PixelEncoding): number {
@@ -102,7 +104,16 @@ export function imageGrid(
       }
     }
     const r = Math.floor(n / cols), c = n % cols;
-    ctx.putImageData(tile, labelWidth + gap + c * cell, gap + r * cell);
+    const x = labelWidth + gap + c * cell, y = gap + r * cell;
+    ctx.putImageData(tile, x, y);
+    if (options.framedColumns?.includes(c)) {
+      // Inside the image's edge (its border pixels are background), so the
+      // frame does not spill onto the neighbouring image's gap.
+      ctx.strokeStyle = "#ffd400";
+      ctx.lineWidth = scale;
+      const w = size * scale - scale;
+      ctx.strokeRect(x + scale / 2, y + scale / 2, w, w);
+    }
   }
   if (options.rowLabels) {
     ctx.fillStyle = "#ffffff";

@@ -30,7 +30,12 @@ import {
   readFileNamed,
   readLabelsFile,
 } from "../eval/evaluate.ts";
-import { classGridInputs, sampleLatent, withClasses } from "../nets/latent.ts";
+import {
+  checkTruncation,
+  classGridInputs,
+  sampleLatent,
+  withClasses,
+} from "../nets/latent.ts";
 import { idxHeader } from "../io/idx.ts";
 import { npyHeader } from "../io/npy.ts";
 import { Rng } from "../random/rng.ts";
@@ -81,6 +86,11 @@ export interface SampleFileOptions {
   signal?: AbortSignal;
   /** One-line notes (files removed). Default: none. */
   log?: (message: string) => void;
+  /**
+   * The truncation trick: noise values outside [-T, T] drawn again
+   * (`LatentConfig.truncation` in lib/nets/latent.ts); default none.
+   */
+  truncation?: number;
 }
 
 /**
@@ -109,6 +119,8 @@ export interface SampleRecord {
   seed: number;
   /** The class every image was drawn for (`--class`), if one was. */
   label?: number;
+  /** The noise's truncation (`--truncation`), if one was used. */
+  truncation?: number;
 }
 
 /** Where a sample file's {@linkcode SampleRecord} goes: `x.npy` -> `x.npy.json`. */
@@ -164,16 +176,17 @@ export function checkLabel(
 /**
  * The generator's inputs for `n` images from `rng`: latent vectors, each
  * followed by its one-hot class in a conditional generator (all `label`,
- * or the classes in turn from class `first`), with those classes.
+ * or the classes in turn from class `first`), with those classes; the
+ * noise truncated at `truncation` if one is given.
  */
 export function generatorInputsFor(
   generator: LoadedGenerator,
   n: number,
   rng: Rng,
-  options: { label?: number; first?: number } = {},
+  options: { label?: number; first?: number; truncation?: number } = {},
 ): { z: Float32Array; labels: Uint8Array | null } {
   const meta = generator.metadata;
-  const z = sampleLatent(meta, n, rng);
+  const z = sampleLatent({ ...meta, truncation: options.truncation }, n, rng);
   if (!meta.classes) return { z, labels: null };
   const classes = meta.classes, first = options.first ?? 0;
   const labels = Uint8Array.from(
@@ -237,6 +250,7 @@ export async function writeSampleFile(
   }
   checkWritableFile(path);
   checkLabel(generator, options.label);
+  if (options.truncation !== undefined) checkTruncation(options.truncation);
   const rng = new Rng(options.seed, 3);
   const metadata = generator.metadata;
   const classes = metadata.classes ?? 0;
@@ -280,6 +294,7 @@ export async function writeSampleFile(
       const { z, labels } = generatorInputsFor(generator, m, rng, {
         label: options.label,
         first: done,
+        truncation: options.truncation,
       });
       if (labels) allLabels.set(labels, done);
       const bytes = toBytes(await generateImages(generator, z));
@@ -332,6 +347,9 @@ export async function writeSampleFile(
       },
       seed: options.seed,
       ...(options.label !== undefined ? { label: options.label } : {}),
+      ...(options.truncation !== undefined
+        ? { truncation: options.truncation }
+        : {}),
     };
     await writeFileAtomic(record, JSON.stringify(entry, null, 1) + "\n");
     return n;
@@ -470,7 +488,7 @@ async function sampleGrid(
   generator: LoadedGenerator,
   n: number,
   rng: Rng,
-  options: { label?: number },
+  options: { label?: number; truncation?: number },
 ): Promise<{ png: Uint8Array; count: number }> {
   const meta = generator.metadata;
   const classes = meta.classes ?? 0;
@@ -480,7 +498,11 @@ async function sampleGrid(
     return { png: imageGrid(bytes, { encoding: "bytes" }), count: n };
   }
   const cols = Math.ceil(n / classes);
-  const { inputs } = classGridInputs({ ...meta, classes }, cols, rng);
+  const { inputs } = classGridInputs(
+    { ...meta, classes, truncation: options.truncation },
+    cols,
+    rng,
+  );
   const bytes = toBytes(await generateImages(generator, inputs));
   const png = imageGrid(bytes, {
     encoding: "bytes",
