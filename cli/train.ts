@@ -39,6 +39,9 @@ import {
   UsageError,
 } from "./args.ts";
 
+/** Largest --latent-dim: G's first layer has latentDim x its width weights. */
+const MAX_LATENT_DIM = 4096;
+
 const USAGE = `Usage: deno task train [options]
 
 Trains a GAN (Goodfellow et al. 2014) and writes samples, curves and a
@@ -60,6 +63,8 @@ Options:
   Object.entries(DEFAULT_EPOCHS).map(([p, e]) => `${p} ${e}`).join(", ")
 })
   --batch-size N             mini-batch size (default per preset)
+  --latent-dim N             size of the noise z (default per preset: 100;
+                             at most ${MAX_LATENT_DIM})
   --lr X                     learning rate of both players
   --beta1 X                  Adam's beta1 (Adam presets)
   --k N                      discriminator steps per generator step (Algorithm 1)
@@ -106,6 +111,7 @@ const CONFIG_FLAGS = [
   "preset",
   "conditional",
   "batch-size",
+  "latent-dim",
   "lr",
   "beta1",
   "k",
@@ -125,6 +131,7 @@ function parse(args: string[]) {
     conditional: { type: "boolean" },
     epochs: { type: "string" },
     "batch-size": { type: "string" },
+    "latent-dim": { type: "string" },
     lr: { type: "string" },
     beta1: { type: "string" },
     k: { type: "string" },
@@ -173,6 +180,15 @@ function parse(args: string[]) {
   }`;
   const batch = intFlag("batch-size", values["batch-size"]);
   if (batch) config.batchSize = batch;
+  const latentDim = intFlag("latent-dim", values["latent-dim"]);
+  if (latentDim !== undefined && latentDim > MAX_LATENT_DIM) {
+    throw new UsageError(
+      `--latent-dim must be at most ${MAX_LATENT_DIM}, got ${latentDim}`,
+    );
+  }
+  // G's first layer takes latentDim inputs (and a conditional G's class
+  // after them), whatever the preset's networks.
+  if (latentDim) config.latentDim = latentDim;
   const lr = numberFlag("lr", values.lr, (x) => x > 0, "a number > 0");
   if (lr) config.optimizerG.lr = config.optimizerD.lr = lr;
   const beta1 = numberFlag(
@@ -312,7 +328,8 @@ async function main(): Promise<number> {
     console.error(
       `preset: ${c.preset}${
         c.classes ? `, conditional on ${c.classes} classes` : ""
-      } (${c.source}); batch ${c.batchSize}, k ${c.k}, ` +
+      } (${c.source}); latent ${c.latentDim}, batch ${c.batchSize}, ` +
+        `k ${c.k}, ` +
         `${c.update ?? "alternating"} updates, ` +
         `${
           c.loss === "hinge" || c.loss === "least-squares"

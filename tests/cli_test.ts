@@ -22,6 +22,8 @@ Deno.test("a tiny training run finishes and writes every output; sample reads it
       "32",
       "--preset",
       "mlp",
+      "--latent-dim",
+      "16",
       "--backend",
       "wasm",
       "--out",
@@ -29,6 +31,16 @@ Deno.test("a tiny training run finishes and writes every output; sample reads it
     ]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /epoch 2\/2 .*img\/s/);
+    assert.match(r.stderr, /latent 16, batch 32/);
+    // The generator takes 16 noise values, and says so to sample and the page.
+    const model = JSON.parse(
+      await Deno.readTextFile(`${out}/generator/model.json`),
+    );
+    assert.equal(model.userDefinedMetadata.gan.latentDim, 16);
+    assert.match(
+      JSON.stringify(model.modelTopology),
+      /"batch_input_shape":\[null,16\]/,
+    );
     for (
       const f of [
         "samples/epoch_000.png",

@@ -624,3 +624,23 @@ Deno.test("maxout's gradient equals that of tf.max, ties included", async () => 
   );
   x.dispose();
 });
+
+Deno.test("every preset takes another latent size: G maps latentDim values to an image, and a D step runs", () => {
+  for (const name of PRESET_NAMES) {
+    const config = { ...preset(name), latentDim: 32 };
+    const gan = createGan(config, { seed: 1 });
+    try {
+      // A conditional G's input: 32 noise values, then the one-hot class.
+      const z = labelled(config, sampleLatent(config, 4, new Rng(2)), 32);
+      const x = generate(gan, z);
+      assert.deepEqual(x.shape, [4, 784], name);
+      const real = labelled(config, new Float32Array(4 * 784), 784);
+      tf.dispose(Object.values(
+        discriminatorStep(gan, { real, noise: z, masks: 1, epoch: 0 }),
+      ));
+      tf.dispose([z, x, real]);
+    } finally {
+      disposeGan(gan);
+    }
+  }
+});

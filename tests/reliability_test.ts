@@ -497,6 +497,21 @@ Deno.test("negative numbers and resume conflicts get messages that say what to d
       /--batch-size cannot be given/,
     ],
     ["train.ts", ["--resume", "--limit", "640"], /--limit cannot be given/],
+    [
+      "train.ts",
+      ["--resume", "--latent-dim", "64"],
+      /--latent-dim cannot be given/,
+    ],
+    [
+      "train.ts",
+      ["--latent-dim", "0"],
+      /--latent-dim must be a positive integer, got "0"/,
+    ],
+    [
+      "train.ts",
+      ["--latent-dim", "5000"],
+      /--latent-dim must be at most 4096, got 5000/,
+    ],
   ];
   for (const [script, args, pattern] of cases) {
     const r = await runCli(script, args);
