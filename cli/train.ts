@@ -24,6 +24,7 @@ import {
   LOSS_KINDS,
   preset,
   PRESET_NAMES,
+  UPDATE_KINDS,
 } from "../lib/presets.ts";
 import { hasCheckpoint, readCheckpointFile } from "../lib/run/checkpoint.ts";
 import { checkRunFolderPath } from "../lib/io/files.ts";
@@ -69,9 +70,12 @@ Options:
   --beta1 X                  Adam's beta1 (Adam presets)
   --k N                      discriminator steps per generator step (Algorithm 1)
   --g-steps N                generator steps per round (default 1)
-  --update alternating|simultaneous   D then G on fresh noise (Algorithm 1),
-                             or both from one batch as the authors' code
-                             did (default: alternating; pylearn2: simultaneous)
+  --update alternating|simultaneous|reuse
+                             D then G on fresh noise (Algorithm 1); both from
+                             one batch as the authors' code did; or G's step
+                             on the batch D's step generated, as PyTorch's
+                             dcgan example (default: alternating; pylearn2:
+                             simultaneous; the last two need k 1, one G step)
   --loss non-saturating|saturating|hinge|least-squares
                              G's loss, or hinge or least squares for both players
                              (default non-saturating)
@@ -209,10 +213,8 @@ function parse(args: string[]) {
   }
   config.k = intFlag("k", values.k) ?? config.k;
   config.gSteps = intFlag("g-steps", values["g-steps"]) ?? config.gSteps;
-  config.update = choiceFlag("update", values.update, [
-    "alternating",
-    "simultaneous",
-  ]) ?? config.update;
+  config.update = choiceFlag("update", values.update, UPDATE_KINDS) ??
+    config.update;
   config.loss = choiceFlag("loss", values.loss, LOSS_KINDS) ?? config.loss;
   config.realLabel = numberFlag(
     "label-smoothing",

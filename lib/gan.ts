@@ -532,7 +532,8 @@ export function simultaneousStep(
 export interface Round extends DiscriminatorUpdate {
   /**
    * G's updates after D's, each on fresh noise: `gSteps` of them after
-   * every k-th D update, none after the others. With simultaneous updates
+   * every k-th D update, none after the others (a `reuse` round: one, on
+   * D's own `noise` and `masks`). With simultaneous updates
    * (pylearn2's) G moves with D, on `noise`, and this is empty.
    */
   generator: { noise: tf.Tensor2D; masks: number }[];

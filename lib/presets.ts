@@ -20,6 +20,9 @@ import type { OptimizerConfig } from "./nets/optim.ts";
  * does `least-squares` (LSGAN, Mao et al. 2017).
  */
 export type GeneratorLossKind = (typeof LOSS_KINDS)[number];
+/** How a round updates the players (`GanConfig.update`, `--update`). */
+export const UPDATE_KINDS = ["alternating", "simultaneous", "reuse"] as const;
+
 /** The loss kinds, for validation and the command line's `--loss`. */
 export const LOSS_KINDS = [
   "non-saturating",
@@ -87,8 +90,11 @@ export interface GanConfig {
    * `simultaneous` (k = 1 and one G step only): as the authors' pylearn2 code
    * ran it, both players' gradients come from one forward pass (the same
    * noise, D's same dropout masks) before either moves, then both update.
+   * `reuse` (k = 1 and one G step only): as pytorch/examples' dcgan and most
+   * PyTorch GANs, G's step after D's is on the batch D's step generated
+   * (the same noise and G's dropout masks) rather than on fresh noise.
    */
-  update?: "alternating" | "simultaneous";
+  update?: (typeof UPDATE_KINDS)[number];
 }
 
 const adam = (lr = 2e-4): OptimizerConfig => ({
@@ -584,15 +590,15 @@ export function validateConfig(config: GanConfig): void {
     problems.push(`D loss scale must be > 0, got ${scale}`);
   }
   const update = config.update ?? "alternating";
-  if (!["alternating", "simultaneous"].includes(update)) {
+  if (!UPDATE_KINDS.includes(update)) {
     problems.push(
-      `update must be "alternating" or "simultaneous", got "${update}"`,
+      `update must be one of ${UPDATE_KINDS.join(", ")}, got "${update}"`,
     );
   } else if (
-    update === "simultaneous" && (config.k !== 1 || config.gSteps !== 1)
+    update !== "alternating" && (config.k !== 1 || config.gSteps !== 1)
   ) {
     problems.push(
-      `a simultaneous update needs k = 1 and one G step, got k = ${config.k}, ` +
+      `a ${update} update needs k = 1 and one G step, got k = ${config.k}, ` +
         `${config.gSteps} G steps (use alternating updates, --update alternating)`,
     );
   }

@@ -137,7 +137,12 @@ export class TfjsRounds implements Rounds {
       epoch: this.#epoch,
       generator: [],
     };
-    if (config.update !== "simultaneous" && ++this.#dSinceG === config.k) {
+    if (config.update === "reuse") {
+      // G's step on the batch D's step generated: no draws of its own.
+      round.generator.push({ noise: round.noise, masks: round.masks });
+    } else if (
+      config.update !== "simultaneous" && ++this.#dSinceG === config.k
+    ) {
       this.#dSinceG = 0;
       for (let g = 0; g < config.gSteps; g++) {
         round.generator.push({ noise: noise(), masks: rng.nextUint32() });
@@ -239,7 +244,11 @@ export class WgslRounds implements Rounds {
     const zD = latent();
     const dSeed = rng.nextUint32();
     const generator: { z: Promise<Float32Array>; seed: number }[] = [];
-    if (config.update !== "simultaneous" && ++this.#drawnSinceG === config.k) {
+    if (config.update === "reuse") {
+      generator.push({ z: zD, seed: dSeed });
+    } else if (
+      config.update !== "simultaneous" && ++this.#drawnSinceG === config.k
+    ) {
       this.#drawnSinceG = 0;
       for (let g = 0; g < config.gSteps; g++) {
         generator.push({ z: latent(), seed: rng.nextUint32() });

@@ -60,6 +60,11 @@ Deno.test({
           `${broken.maxDifference.toExponential(1)} at ${broken.where}`,
       );
     }
+    // A reuse round (G's step on D's batch: zG = zD, the same masks).
+    const reuse = createGan({ ...small("bn"), update: "reuse" }, { seed: 2 });
+    const r = await compareWithTfjs(reuse, { steps: 3 });
+    assert.ok(r.ok, `bn, reuse: ${r.maxDifference} at ${r.where}`);
+    disposeGan(reuse);
   },
 });
 

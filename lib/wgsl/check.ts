@@ -373,21 +373,28 @@ function stepInputs(
   const B = config.batchSize;
   const low = config.output === "tanh" ? -1 : 0;
   const classes = config.classes ?? 0;
-  return Array.from({ length: steps }, () => ({
-    real: rng.fillUniform(new Float32Array(B * 784), low, 1),
-    zD: sampleLatent(config, B, rng),
-    zG: sampleLatent(config, B, rng),
-    dSeed: rng.nextUint32(),
-    gSeed: rng.nextUint32(),
-    ...(classes
-      ? {
-        labels: Uint8Array.from(
-          { length: B },
-          () => rng.nextUint32() % classes,
-        ),
-      }
-      : {}),
-  }));
+  return Array.from({ length: steps }, () => {
+    const real = rng.fillUniform(new Float32Array(B * 784), low, 1);
+    const zD = sampleLatent(config, B, rng), zG = sampleLatent(config, B, rng);
+    const dSeed = rng.nextUint32(), gSeed = rng.nextUint32();
+    // A reused round: G's step on D's noise and masks.
+    const reuse = config.update === "reuse";
+    return {
+      real,
+      zD,
+      zG: reuse ? zD : zG,
+      dSeed,
+      gSeed: reuse ? dSeed : gSeed,
+      ...(classes
+        ? {
+          labels: Uint8Array.from(
+            { length: B },
+            () => rng.nextUint32() % classes,
+          ),
+        }
+        : {}),
+    };
+  });
 }
 
 /** One line for a log: "agrees within 3.1e-7 (1 step, 0.4 s)" or what differs. */
