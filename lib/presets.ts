@@ -95,6 +95,22 @@ export interface GanConfig {
    * (the same noise and G's dropout masks) rather than on fresh noise.
    */
   update?: (typeof UPDATE_KINDS)[number];
+  /**
+   * D's step on half a batch of real images and half a batch of generated
+   * ones (`batchSize / 2` each), G's on a whole batch of noise, as the
+   * Keras GAN examples train (`keras-mlp`). Default: both on whole batches.
+   */
+  halfBatchD?: boolean;
+  /**
+   * Rounds an epoch plays: the first this many batches of its shuffled
+   * order (the Keras examples' "steps per epoch"). Default: every batch.
+   */
+  stepsPerEpoch?: number;
+}
+
+/** Real images D sees a round: a batch, or half of one ({@linkcode GanConfig.halfBatchD}). */
+export function realBatchSize(config: GanConfig): number {
+  return config.halfBatchD ? config.batchSize / 2 : config.batchSize;
 }
 
 const adam = (lr = 2e-4): OptimizerConfig => ({
@@ -278,6 +294,56 @@ const DCGAN: GanConfig = {
   realLabel: 1,
 };
 
+// The Keras MLP GAN examples' recipe (issue 33's "Keras seed"), layer for
+// layer with Keras' defaults: Glorot uniform kernels and zero biases, batch
+// norm's momentum 0.99 and epsilon 1e-3, LeakyReLU's slope 0.3 (Keras'
+// default: the recipe names no other), Adam's epsilon 1e-7. Each step D sees
+// half a batch of real images and half of generated ones, G a whole batch of
+// noise; an epoch is 50 steps (3,200 real images), 100 of them.
+const KERAS_MLP: GanConfig = {
+  preset: "keras-mlp",
+  source: "the Keras MLP GAN examples: latent 32, G dense 128-256-512 with " +
+    "batch norm and LeakyReLU, tanh; D dense 512-256-128 with LeakyReLU, " +
+    "sigmoid; Adam 2e-4 (0.5, 0.9); batch 128, D on half a batch of real and " +
+    "half of generated images; 50 steps an epoch",
+  latentDim: 32,
+  latent: "normal",
+  output: "tanh",
+  generator: {
+    hidden: [],
+    activation: "leaky_relu",
+    layers: [
+      ...[128, 256, 512].flatMap((units) => [
+        { kind: "dense" as const, units },
+        { kind: "batchNorm" as const },
+        { kind: "leakyRelu" as const, slope: 0.3 },
+      ]),
+      { kind: "dense", units: 784 },
+      { kind: "tanh" },
+    ],
+  },
+  discriminator: {
+    hidden: [],
+    activation: "leaky_relu",
+    layers: [
+      ...[512, 256, 128].flatMap((units) => [
+        { kind: "dense" as const, units },
+        { kind: "leakyRelu" as const, slope: 0.3 },
+      ]),
+      { kind: "dense", units: 1 },
+    ],
+  },
+  optimizerG: { kind: "adam", lr: 2e-4, beta1: 0.5, beta2: 0.9, eps: 1e-7 },
+  optimizerD: { kind: "adam", lr: 2e-4, beta1: 0.5, beta2: 0.9, eps: 1e-7 },
+  batchSize: 128,
+  k: 1,
+  gSteps: 1,
+  loss: "non-saturating",
+  realLabel: 1,
+  halfBatchD: true,
+  stepsPerEpoch: 50,
+};
+
 // The spectral-norm conv GAN: an InfoGAN-sized G (transposed convolutions,
 // batch norm, ReLU, tanh) and a D whose two convolutions and output layer
 // are spectrally normalised (Miyato et al. 2018), LeakyReLU 0.1, one-sided
@@ -386,6 +452,8 @@ const SNGAN_FC: GanConfig = {
  * - `dcgan`: TensorFlow's DCGAN tutorial for 28 x 28 images.
  * - `sngan`: a convolutional GAN with spectral normalisation in D.
  * - `sngan-fc`: `sngan` with InfoGAN's dense 1024 layers, batch 64.
+ * - `keras-mlp`: the Keras MLP GAN examples' recipe (latent 32, D on half
+ *   batches, 50 steps an epoch).
  */
 export const PRESETS: Record<string, GanConfig> = {
   paper: PAPER,
@@ -414,6 +482,7 @@ export const PRESETS: Record<string, GanConfig> = {
   dcgan: DCGAN,
   sngan: SNGAN,
   "sngan-fc": SNGAN_FC,
+  "keras-mlp": KERAS_MLP,
 };
 
 /** Names of the presets. */
@@ -456,6 +525,7 @@ export const DEFAULT_EPOCHS: Record<string, number> = {
   dcgan: 50,
   sngan: 20,
   "sngan-fc": 20,
+  "keras-mlp": 100,
 };
 
 /** A deep copy of a preset, to modify freely (no part shared with another). */
@@ -600,6 +670,32 @@ export function validateConfig(config: GanConfig): void {
     problems.push(
       `a ${update} update needs k = 1 and one G step, got k = ${config.k}, ` +
         `${config.gSteps} G steps (use alternating updates, --update alternating)`,
+    );
+  }
+  if (config.halfBatchD) {
+    if (config.batchSize % 2 !== 0) {
+      problems.push(
+        `a half batch for D needs an even batch size, got ${config.batchSize}`,
+      );
+    }
+    if (config.classes) {
+      problems.push(
+        "a half batch for D is not written for conditional GANs (G is asked " +
+          "for the batch's classes, which half a batch cannot give it)",
+      );
+    }
+    if (update !== "alternating") {
+      problems.push(
+        `a half batch for D needs alternating updates, got ${update}`,
+      );
+    }
+  }
+  if (
+    config.stepsPerEpoch !== undefined &&
+    !(Number.isInteger(config.stepsPerEpoch) && config.stepsPerEpoch >= 1)
+  ) {
+    problems.push(
+      `steps per epoch must be a positive integer, got ${config.stepsPerEpoch}`,
     );
   }
   if (!LOSS_KINDS.includes(config.loss)) {

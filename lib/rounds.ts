@@ -14,7 +14,7 @@ import * as tf from "@tensorflow/tfjs";
 import { probeWebGpu } from "./backends/choice.ts";
 import { type Batch, IMAGE_PIXELS } from "./data.ts";
 import { type Gan, playRound, type Round } from "./gan.ts";
-import { type GanConfig, pixelRange } from "./presets.ts";
+import { type GanConfig, pixelRange, realBatchSize } from "./presets.ts";
 import { labelledRows, sampleLatent } from "./nets/latent.ts";
 import { NoiseWorkers } from "./random/noise_workers.ts";
 import type { Rng } from "./random/rng.ts";
@@ -126,13 +126,14 @@ export class TfjsRounds implements Rounds {
     const classes = config.classes ?? 0;
     const labelled = (x: Float32Array, dim: number) =>
       labelledRows(x, batch.labels, dim, classes);
-    const noise = () =>
-      labelled(sampleLatent(config, bs, rng), config.latentDim);
+    const noise = (n = bs) =>
+      labelled(sampleLatent(config, n, rng), config.latentDim);
     const real = labelled(batch.images, IMAGE_PIXELS);
-    // Drawn in this order, so that a run repeats from its seed.
+    // Drawn in this order, so that a run repeats from its seed. D's noise
+    // matches its real images (half a batch with halfBatchD); G's is a batch.
     const round: Round = {
       real,
-      noise: noise(),
+      noise: noise(realBatchSize(config)),
       masks: rng.nextUint32(),
       epoch: this.#epoch,
       generator: [],

@@ -14,7 +14,12 @@ import * as tf from "@tensorflow/tfjs";
 import { batches, batchesPerEpoch, type Dataset, type Split } from "./data.ts";
 import { createGan, type Gan } from "./gan.ts";
 import { checkRunFolderPath } from "./io/files.ts";
-import { type GanConfig, pixelRange, validateConfig } from "./presets.ts";
+import {
+  type GanConfig,
+  pixelRange,
+  realBatchSize,
+  validateConfig,
+} from "./presets.ts";
 import { Rng } from "./random/rng.ts";
 import {
   finiteMeans,
@@ -163,8 +168,13 @@ async function playEpoch(
   o: TrainOptions & { seed: number; epoch: number; last: { at: number } },
 ): Promise<PlayedEpoch> {
   const started = performance.now();
-  const bs = o.config.batchSize;
-  const steps = batchesPerEpoch(split.size, bs);
+  // D's real images a round: a batch, or half of one (keras-mlp); an epoch
+  // plays every batch, or the first stepsPerEpoch of them.
+  const bs = realBatchSize(o.config);
+  const steps = Math.min(
+    batchesPerEpoch(split.size, bs),
+    o.config.stepsPerEpoch ?? Infinity,
+  );
   const every = Math.max(
     1,
     Math.floor(steps / Math.max(1, o.progressUpdates ?? 20)),
@@ -186,6 +196,7 @@ async function playEpoch(
     }
     await rounds.round(batch);
     step++;
+    if (step === steps) break;
     if (step % every !== 0 || step === steps) continue;
     const m = await rounds.means();
     if (!finiteMeans(m)) {
@@ -309,7 +320,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       return { ...view(), status: played.stop, message, outDir };
     }
     const stats: EpochStats = {
-      ...epochStats(epoch + 1, played, played.rounds * config.batchSize),
+      ...epochStats(epoch + 1, played, played.rounds * realBatchSize(config)),
       ...memorySnapshot(
         rounds instanceof WgslRounds ? rounds.step.gpuBytes : undefined,
       ),

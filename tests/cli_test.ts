@@ -176,7 +176,7 @@ Deno.test("bad flags give an error and the usage", async () => {
     [
       "train.ts",
       ["--update", "sideways"],
-      /--update must be one of alternating, simultaneous, got "sideways"/,
+      /--update must be one of alternating, simultaneous, reuse, got "sideways"/,
     ],
     ["bench.ts", ["--blas", "mkl"], /--blas: bad value "mkl"/],
     ["bench.ts", ["--fused", "maybe"], /--fused: bad value "maybe"/],

@@ -87,6 +87,14 @@ Deno.test("presets: shapes and parameter counts", async () => {
       dense_(784, 240 * 5) + dense_(10, 50 * 5) + dense_(290, 240 * 4) +
       dense_(240, 1),
     ],
+    // The Keras MLP GAN: latent 32, batch norm after each of G's hidden
+    // dense layers.
+    "keras-mlp": [
+      dense_(32, 128) + dense_(128, 256) + dense_(256, 512) +
+      dense_(512, 784) + 2 * (128 + 256 + 512),
+      dense_(784, 512) + dense_(512, 256) + dense_(256, 128) +
+      dense_(128, 1),
+    ],
   };
   assert.deepEqual([...PRESET_NAMES].sort(), Object.keys(expected).sort());
   for (const name of PRESET_NAMES) {
@@ -94,7 +102,11 @@ Deno.test("presets: shapes and parameter counts", async () => {
     const gan = createGan(config, { seed: 0 });
     assert.equal(gan.generator.parameterCount, expected[name][0], name);
     assert.equal(gan.discriminator.parameterCount, expected[name][1], name);
-    const z = labelled(config, sampleLatent(config, 5, new Rng(1)), 100);
+    const z = labelled(
+      config,
+      sampleLatent(config, 5, new Rng(1)),
+      config.latentDim,
+    );
     const x = generate(gan, z);
     assert.deepEqual(x.shape, [5, 784]);
     const values = await x.data();
@@ -304,7 +316,7 @@ Deno.test("one D step raises V(D, G); one G step lowers G's loss", async () => {
       rng.fillUniform(new Float32Array(64 * 784), low, 1),
       784,
     );
-    const z = labelled(config, sampleLatent(config, 64, rng), 100);
+    const z = labelled(config, sampleLatent(config, 64, rng), config.latentDim);
     const D = gan.discriminator;
     const V = () =>
       tf.tidy(() =>
@@ -544,7 +556,7 @@ Deno.test("configuration errors are readable", () => {
   );
   assert.throws(
     () => preset("wgan"),
-    /unknown preset "wgan"; expected one of paper, pylearn2, mlp, bn, cgan, dcgan, sngan, sngan-fc$/,
+    /unknown preset "wgan"; expected one of paper, pylearn2, mlp, bn, cgan, dcgan, sngan, sngan-fc, keras-mlp$/,
   );
 });
 

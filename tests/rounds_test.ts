@@ -10,7 +10,8 @@ import {
   generatorStep,
 } from "../lib/gan.ts";
 import { sampleLatent } from "../lib/nets/latent.ts";
-import { validateConfig } from "../lib/presets.ts";
+import { type GanConfig, validateConfig } from "../lib/presets.ts";
+import { wgslStepSupport } from "../lib/wgsl/step.ts";
 import { Rng } from "../lib/random/rng.ts";
 import { TfjsRounds } from "../lib/rounds.ts";
 import { train } from "../lib/train.ts";
@@ -83,5 +84,84 @@ Deno.test("reuse trains without leaking tensors; it needs k = 1 and one G step",
   assert.throws(
     () => validateConfig({ ...tiny("mlp"), update: "reuse", k: 2 }),
     /a reuse update needs k = 1 and one G step, got k = 2/,
+  );
+});
+
+Deno.test("halfBatchD: D steps on half a batch of real and generated images, G on a whole batch", async () => {
+  const config = { ...tiny("mlp"), halfBatchD: true };
+  const half = config.batchSize / 2;
+  const images = toFloat(mnist.train.images.subarray(0, half * 784), "[-1,1]");
+  const batch: Batch = {
+    images,
+    labels: mnist.train.labels.subarray(0, half),
+    indices: Uint32Array.from({ length: half }, (_, i) => i),
+    size: half,
+    index: 0,
+  };
+  const a = createGan(config, { seed: 4 }), b = createGan(config, { seed: 4 });
+  try {
+    const rngA = new Rng(6), rngB = new Rng(6);
+    using rounds = new TfjsRounds(a, rngA);
+    rounds.startEpoch(0);
+    await rounds.round(batch);
+    // By hand: D on half a batch of each, then G on a whole batch of noise.
+    const zD = tf.tensor2d(sampleLatent(config, half, rngB), [half, 100]);
+    const dMasks = rngB.nextUint32();
+    const zG = tf.tensor2d(
+      sampleLatent(config, config.batchSize, rngB),
+      [config.batchSize, 100],
+    );
+    const gMasks = rngB.nextUint32();
+    const real = tf.tensor2d(images, [half, 784]);
+    tf.dispose(Object.values(
+      discriminatorStep(b, { real, noise: zD, masks: dMasks, epoch: 0 }),
+    ));
+    generatorStep(b, { noise: zG, masks: gMasks, epoch: 0 }).dispose();
+    tf.dispose([zD, zG, real]);
+    assert.deepEqual(await weights(a), await weights(b));
+    assert.deepEqual(rngA.getState(), rngB.getState());
+    await rounds.endEpoch();
+  } finally {
+    disposeGan(a);
+    disposeGan(b);
+  }
+});
+
+Deno.test("stepsPerEpoch and halfBatchD set an epoch's rounds; bad settings are refused", async () => {
+  const options = tinyOptions(mnist as Dataset, { limit: 192, seed: 2 });
+  // 192 images, batch 32: 6 rounds an epoch; the first 2 only; or 12 of 16
+  // real images each with half batches.
+  for (
+    const [over, rounds] of [
+      [{}, 6],
+      [{ stepsPerEpoch: 2 }, 2],
+      [{ halfBatchD: true }, 12],
+      [{ halfBatchD: true, stepsPerEpoch: 5 }, 5],
+    ] as const
+  ) {
+    const r = await train(options({ config: { ...tiny("mlp"), ...over } }));
+    assert.equal(r.gan.optimizerD.step, rounds, JSON.stringify(over));
+    assert.equal(r.gan.optimizerG.step, rounds, JSON.stringify(over));
+    disposeGan(r.gan);
+  }
+  for (
+    const [over, pattern] of [
+      [{ halfBatchD: true, batchSize: 33 }, /needs an even batch size, got 33/],
+      [{ halfBatchD: true, classes: 10 }, /not written for conditional GANs/],
+      [
+        { halfBatchD: true, update: "reuse" },
+        /half batch for D needs alternating updates, got reuse/,
+      ],
+      [{ stepsPerEpoch: 0 }, /steps per epoch must be a positive integer/],
+    ] as const
+  ) {
+    assert.throws(
+      () => validateConfig({ ...tiny("mlp"), ...over } as GanConfig),
+      pattern,
+    );
+  }
+  assert.match(
+    wgslStepSupport({ ...tiny("mlp"), halfBatchD: true })!,
+    /D steps on half a batch/,
   );
 });

@@ -77,7 +77,12 @@ import { StepRecording } from "./recording.ts";
 export function wgslStepSupport(config: GanConfig): string | null {
   if (config.generator.layers || config.discriminator.layers) {
     return "its programs are for MLP GANs, and this preset's networks are " +
-      "convolutional (they train with the tfjs step, on WebGPU too)";
+      "layer lists (convolutional, or keras-mlp's Keras layers): they train " +
+      "with the tfjs step, on WebGPU too";
+  }
+  if (config.halfBatchD) {
+    return "its buffers hold one batch size for both players, and this " +
+      "preset's D steps on half a batch";
   }
   for (
     const [name, net] of [["G", config.generator], [
