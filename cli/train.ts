@@ -64,8 +64,8 @@ Options:
   Object.entries(DEFAULT_EPOCHS).map(([p, e]) => `${p} ${e}`).join(", ")
 })
   --batch-size N             mini-batch size (default per preset)
-  --latent-dim N             size of the noise z (default per preset: 100;
-                             at most ${MAX_LATENT_DIM})
+  --latent-dim N             size of the noise z (default per preset: 100,
+                             keras-mlp 32; at most ${MAX_LATENT_DIM})
   --lr X                     learning rate of both players
   --beta1 X                  Adam's beta1 (Adam presets)
   --k N                      discriminator steps per generator step (Algorithm 1)
@@ -173,8 +173,9 @@ function parse(args: string[]) {
   if (values.conditional) {
     if (config.generator.layers) {
       throw new UsageError(
-        `--conditional: the convolutional presets cannot be conditional yet; ` +
-          "use an MLP preset (cgan, or paper, mlp, bn with --conditional)",
+        `--conditional: the convolutional presets cannot be conditional yet ` +
+          "(nor keras-mlp, written as a layer list too); use an MLP preset " +
+          "(cgan, or paper, mlp, bn with --conditional)",
       );
     }
     config = conditional(config, CLASS_NAMES[dataset as DatasetName].length);

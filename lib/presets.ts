@@ -589,8 +589,9 @@ export function validateConfig(config: GanConfig): void {
     }
     if (config.generator.layers || config.discriminator.layers) {
       problems.push(
-        "the convolutional presets cannot be conditional yet; train a " +
-          "conditional MLP (--preset cgan, or --conditional with paper, mlp or bn)",
+        "the convolutional presets cannot be conditional yet (nor keras-mlp, " +
+          "written as a layer list too); train a conditional MLP (--preset " +
+          "cgan, or --conditional with paper, mlp or bn)",
       );
     }
   }
@@ -680,13 +681,16 @@ export function validateConfig(config: GanConfig): void {
     }
     if (config.classes) {
       problems.push(
-        "a half batch for D is not written for conditional GANs (G is asked " +
-          "for the batch's classes, which half a batch cannot give it)",
+        "a half batch for D (keras-mlp's) is not written for conditional " +
+          "GANs (G is asked for the batch's classes, which half a batch " +
+          "cannot give it); train a conditional MLP (--preset cgan, or " +
+          "--conditional with paper, mlp or bn)",
       );
     }
     if (update !== "alternating") {
       problems.push(
-        `a half batch for D needs alternating updates, got ${update}`,
+        `a half batch for D (keras-mlp's) needs alternating updates, got ` +
+          `${update}; leave --update out, or pass --update alternating`,
       );
     }
   }

@@ -197,7 +197,7 @@ async function playEpoch(
     await rounds.round(batch);
     step++;
     if (step === steps) break;
-    if (step % every !== 0 || step === steps) continue;
+    if (step % every !== 0) continue;
     const m = await rounds.means();
     if (!finiteMeans(m)) {
       stop = "diverged";
@@ -272,6 +272,14 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     batchSize: config.batchSize,
   });
   if (note) log(`note: ${note}`);
+  const available = batchesPerEpoch(split.size, realBatchSize(config));
+  if (config.stepsPerEpoch !== undefined && config.stepsPerEpoch > available) {
+    log(
+      `note: ${split.size} training images make ${available} batches, ` +
+        `fewer than the preset's ${config.stepsPerEpoch} steps an epoch: ` +
+        `each epoch plays ${available}`,
+    );
+  }
   checkLabels(config, split, options.dataset.name);
 
   // The players, where the run left them, and the run's random stream.

@@ -144,13 +144,26 @@ Deno.test("stepsPerEpoch and halfBatchD set an epoch's rounds; bad settings are 
     assert.equal(r.gan.optimizerG.step, rounds, JSON.stringify(over));
     disposeGan(r.gan);
   }
+  // More steps than the split has batches: each epoch plays them all, and
+  // the run says so.
+  const notes: string[] = [];
+  const capped = await train(options({
+    config: { ...tiny("mlp"), stepsPerEpoch: 50 },
+    log: (m) => notes.push(m),
+  }));
+  assert.equal(capped.gan.optimizerD.step, 6);
+  assert.match(
+    notes.join("\n"),
+    /192 training images make 6 batches, fewer than the preset's 50 steps an epoch: each epoch plays 6/,
+  );
+  disposeGan(capped.gan);
   for (
     const [over, pattern] of [
       [{ halfBatchD: true, batchSize: 33 }, /needs an even batch size, got 33/],
       [{ halfBatchD: true, classes: 10 }, /not written for conditional GANs/],
       [
         { halfBatchD: true, update: "reuse" },
-        /half batch for D needs alternating updates, got reuse/,
+        /half batch for D \(keras-mlp's\) needs alternating updates, got reuse; leave --update out/,
       ],
       [{ stepsPerEpoch: 0 }, /steps per epoch must be a positive integer/],
     ] as const
