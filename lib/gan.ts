@@ -29,8 +29,8 @@ import {
   type GanConfig,
   generatorInputs,
   type GeneratorLossKind,
-  validateConfig,
 } from "./presets.ts";
+import { validateConfig } from "./config_check.ts";
 import { Rng } from "./random/rng.ts";
 
 /** Pixels of an image (28 x 28). */

@@ -1,8 +1,9 @@
 /**
  * What a GAN is made of, as data: the networks' shapes, the losses, the
  * optimisers, and the presets that name the recipes this project trains
- * (each with its source), with the validation that a configuration can
- * train. `lib/gan.ts` builds a GAN from a {@linkcode GanConfig}.
+ * (each with its source). `lib/config_check.ts` says whether a
+ * configuration can train; `lib/gan.ts` builds a GAN from a
+ * {@linkcode GanConfig}.
  *
  * @module
  */
@@ -294,7 +295,7 @@ const DCGAN: GanConfig = {
   realLabel: 1,
 };
 
-// The Keras MLP GAN examples' recipe (issue 33's "Keras seed"), layer for
+// The Keras MLP GAN examples' recipe, the one learners copy, layer for
 // layer with Keras' defaults: Glorot uniform kernels and zero biases, batch
 // norm's momentum 0.99 and epsilon 1e-3, LeakyReLU's slope 0.3 (Keras'
 // default: the recipe names no other), Adam's epsilon 1e-7. Each step D sees
@@ -567,156 +568,4 @@ export function generatorInputs(
 /** The pixel range G produces and D sees. */
 export function pixelRange(config: GanConfig): PixelRange {
   return config.output === "tanh" ? "[-1,1]" : "[0,1]";
-}
-
-/** Throws a readable error for a configuration that cannot train. */
-export function validateConfig(config: GanConfig): void {
-  const problems: string[] = [];
-  const positiveInt = (v: number, what: string) => {
-    if (!Number.isInteger(v) || v < 1) {
-      problems.push(`${what} must be a positive integer, got ${v}`);
-    }
-  };
-  positiveInt(config.latentDim, "latentDim");
-  positiveInt(config.batchSize, "batch size");
-  positiveInt(config.k, "k");
-  positiveInt(config.gSteps, "gSteps");
-  if (config.classes !== undefined && config.classes !== 0) {
-    if (!Number.isInteger(config.classes) || config.classes < 2) {
-      problems.push(
-        `classes must be an integer >= 2 (or 0: unconditional), got ${config.classes}`,
-      );
-    }
-    if (config.generator.layers || config.discriminator.layers) {
-      problems.push(
-        "the convolutional presets cannot be conditional yet (nor keras-mlp, " +
-          "written as a layer list too); train a conditional MLP (--preset " +
-          "cgan, or --conditional with paper, mlp or bn)",
-      );
-    }
-  }
-  for (
-    const [name, net] of [["G", config.generator], [
-      "D",
-      config.discriminator,
-    ]] as const
-  ) {
-    (net.layers ?? []).forEach((l, i, layers) => {
-      if ("units" in l) positiveInt(l.units, `${name} dense units`);
-      if ("filters" in l) positiveInt(l.filters, `${name} filters`);
-      if ("size" in l) positiveInt(l.size, `${name} kernel size`);
-      if ("stride" in l) positiveInt(l.stride, `${name} stride`);
-      if (l.kind === "dropout" && !(l.rate >= 0 && l.rate < 1)) {
-        problems.push(`${name} dropout must be in [0, 1), got ${l.rate}`);
-      }
-      if (l.kind === "maxout") {
-        positiveInt(l.pieces, `${name} maxout pieces`);
-        const before = layers[i - 1];
-        if (!(before?.kind === "dense" && before.units % l.pieces === 0)) {
-          problems.push(
-            `${name}'s maxout (layer ${i}) must follow a dense layer whose ` +
-              `units are a multiple of its ${l.pieces} pieces`,
-          );
-        }
-      }
-    });
-    net.hidden.forEach((h) => positiveInt(h, `${name} hidden size`));
-    if (net.labelUnits !== undefined) {
-      positiveInt(net.labelUnits, `${name} label units`);
-      if (!config.classes) {
-        problems.push(
-          `${name} has label units but the GAN is not conditional (no classes)`,
-        );
-      }
-      if (net.hidden.length === 0) {
-        problems.push(`${name}'s label units need a hidden layer`);
-      }
-    }
-    if (Array.isArray(net.pieces)) {
-      if (net.pieces.length !== net.hidden.length) {
-        problems.push(
-          `${name} has ${net.hidden.length} hidden layers but ` +
-            `${net.pieces.length} maxout piece counts`,
-        );
-      }
-      net.pieces.forEach((p) => positiveInt(p, `${name} maxout pieces`));
-    }
-    for (const p of [net.dropout ?? 0, net.inputDropout ?? 0]) {
-      if (!(p >= 0 && p < 1)) {
-        problems.push(`${name} dropout must be in [0, 1), got ${p}`);
-      }
-    }
-  }
-  for (const o of [config.optimizerG, config.optimizerD]) {
-    if (!(o.lr > 0)) problems.push(`learning rate must be > 0, got ${o.lr}`);
-    if (o.kind === "adam" && !(o.beta1 >= 0 && o.beta1 < 1)) {
-      problems.push(`beta1 must be in [0, 1), got ${o.beta1}`);
-    }
-  }
-  if (!(config.realLabel > 0 && config.realLabel <= 1)) {
-    problems.push(`real label must be in (0, 1], got ${config.realLabel}`);
-  }
-  const scale = config.dLossScale ?? 1;
-  if (!(scale > 0 && Number.isFinite(scale))) {
-    problems.push(`D loss scale must be > 0, got ${scale}`);
-  }
-  const update = config.update ?? "alternating";
-  if (!UPDATE_KINDS.includes(update)) {
-    problems.push(
-      `update must be one of ${UPDATE_KINDS.join(", ")}, got "${update}"`,
-    );
-  } else if (
-    update !== "alternating" && (config.k !== 1 || config.gSteps !== 1)
-  ) {
-    problems.push(
-      `a ${update} update needs k = 1 and one G step, got k = ${config.k}, ` +
-        `${config.gSteps} G steps (use alternating updates, --update alternating)`,
-    );
-  }
-  if (config.halfBatchD) {
-    if (config.batchSize % 2 !== 0) {
-      problems.push(
-        `a half batch for D needs an even batch size, got ${config.batchSize}`,
-      );
-    }
-    if (config.classes) {
-      problems.push(
-        "a half batch for D (keras-mlp's) is not written for conditional " +
-          "GANs (G is asked for the batch's classes, which half a batch " +
-          "cannot give it); train a conditional MLP (--preset cgan, or " +
-          "--conditional with paper, mlp or bn)",
-      );
-    }
-    if (update !== "alternating") {
-      problems.push(
-        `a half batch for D (keras-mlp's) needs alternating updates, got ` +
-          `${update}; leave --update out, or pass --update alternating`,
-      );
-    }
-  }
-  if (
-    config.stepsPerEpoch !== undefined &&
-    !(Number.isInteger(config.stepsPerEpoch) && config.stepsPerEpoch >= 1)
-  ) {
-    problems.push(
-      `steps per epoch must be a positive integer, got ${config.stepsPerEpoch}`,
-    );
-  }
-  if (!LOSS_KINDS.includes(config.loss)) {
-    problems.push(
-      `loss must be one of ${LOSS_KINDS.join(", ")}, got "${config.loss}"`,
-    );
-  } else if (
-    (config.loss === "hinge" || config.loss === "least-squares") &&
-    config.realLabel !== 1
-  ) {
-    const name = config.loss === "hinge" ? "the hinge loss" : "least squares";
-    problems.push(
-      `label smoothing (${config.realLabel}) moves a cross-entropy target; ` +
-        `${name} has none (use --label-smoothing 1 with --loss ${config.loss})`,
-    );
-  }
-  if (problems.length) {
-    throw new Error(`invalid GAN configuration: ${problems.join("; ")}`);
-  }
 }

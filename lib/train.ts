@@ -14,12 +14,8 @@ import * as tf from "@tensorflow/tfjs";
 import { batches, batchesPerEpoch, type Dataset, type Split } from "./data.ts";
 import { createGan, type Gan } from "./gan.ts";
 import { checkRunFolderPath } from "./io/files.ts";
-import {
-  type GanConfig,
-  pixelRange,
-  realBatchSize,
-  validateConfig,
-} from "./presets.ts";
+import { type GanConfig, pixelRange, realBatchSize } from "./presets.ts";
+import { validateConfig } from "./config_check.ts";
 import { Rng } from "./random/rng.ts";
 import {
   finiteMeans,

@@ -6,7 +6,8 @@ import { type Dataset, loadDataset } from "../lib/data.ts";
 import { conditionalFigures } from "../lib/eval/evaluate.ts";
 import { asMlp } from "../lib/nets/mlp.ts";
 import { classGridInputs, oneHot, withClasses } from "../lib/nets/latent.ts";
-import { conditional, preset, validateConfig } from "../lib/presets.ts";
+import { conditional, preset } from "../lib/presets.ts";
+import { validateConfig } from "../lib/config_check.ts";
 import {
   createGan,
   discriminatorStep,

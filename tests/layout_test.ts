@@ -19,6 +19,8 @@ const LEVELS: Record<string, number> = {
   "pictures": 1,
   "nets": 2,
   "presets.ts": 3,
+  // Checks presets' configurations; the game (level 4) calls it.
+  "config_check.ts": 3.5,
   "gan.ts": 4,
   "eval": 5,
   "toy.ts": 5,

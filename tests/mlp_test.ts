@@ -14,12 +14,8 @@ import {
   layerSpecs,
   mlpLayers,
 } from "../lib/nets/mlp.ts";
-import {
-  conditional,
-  preset,
-  PRESET_NAMES,
-  validateConfig,
-} from "../lib/presets.ts";
+import { conditional, preset, PRESET_NAMES } from "../lib/presets.ts";
+import { validateConfig } from "../lib/config_check.ts";
 import { createGan, disposeGan, IMAGE_DIM } from "../lib/gan.ts";
 import { type LayerDesc } from "../lib/nets/layer_net.ts";
 import { logicalName } from "../lib/nets/optim.ts";

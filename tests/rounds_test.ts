@@ -10,7 +10,8 @@ import {
   generatorStep,
 } from "../lib/gan.ts";
 import { sampleLatent } from "../lib/nets/latent.ts";
-import { type GanConfig, validateConfig } from "../lib/presets.ts";
+import { type GanConfig } from "../lib/presets.ts";
+import { validateConfig } from "../lib/config_check.ts";
 import { wgslStepSupport } from "../lib/wgsl/step.ts";
 import { Rng } from "../lib/random/rng.ts";
 import { TfjsRounds } from "../lib/rounds.ts";
