@@ -15,6 +15,7 @@ import { checkWritableFile, writeFileAtomic } from "../lib/io/files.ts";
 import { classLabels, type DatasetName, loadDataset } from "../lib/data.ts";
 import { MIN_TRUNCATION } from "../lib/nets/latent.ts";
 import { neighbourFigure, type NeighbourSpace } from "../lib/run/neighbours.ts";
+import { median } from "../lib/eval/neighbours.ts";
 import { interpolationRows, withClasses } from "../lib/nets/latent.ts";
 import { Rng } from "../lib/random/rng.ts";
 import {
@@ -195,15 +196,13 @@ async function main(): Promise<number> {
       space: space ?? "pixels",
     });
     await writeFileAtomic(file, figure.png);
-    const d = [...figure.pixelDistance].sort((a, b) => a - b);
+    const d = figure.pixelDistance;
     console.error(
       `nearest training images (of ${dataset.train.size}, in ${
         space ?? "pixels"
-      }): pixel L2 distance median ${
-        ((d[(d.length - 1) >> 1] + d[d.length >> 1]) / 2).toFixed(2)
-      }, smallest ${d[0].toFixed(2)}, largest ${
-        d[d.length - 1].toFixed(2)
-      } (pixels in [0, 1]; 0 is a copy)`,
+      }): pixel L2 distance median ${median(d).toFixed(2)}, smallest ${
+        Math.min(...d).toFixed(2)
+      }, largest ${Math.max(...d).toFixed(2)} (pixels in [0, 1]; 0 is a copy)`,
     );
   } else if (values.interpolate) {
     let z = interpolationRows(

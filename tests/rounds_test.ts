@@ -28,17 +28,21 @@ const weights = (gan: Gan) =>
     ),
   );
 
+/** The first `n` training images as an epoch's first batch, in [-1, 1]. */
+function firstBatch(n: number): Batch {
+  return {
+    images: toFloat(mnist.train.images.subarray(0, n * 784), "[-1,1]"),
+    labels: mnist.train.labels.subarray(0, n),
+    indices: Uint32Array.from({ length: n }, (_, i) => i),
+    size: n,
+    index: 0,
+  };
+}
+
 Deno.test("a reuse round: G's step is on the batch D's step generated, drawing nothing more", async () => {
   const config = { ...tiny("bn"), update: "reuse" as const };
   const bs = config.batchSize;
-  const images = toFloat(mnist.train.images.subarray(0, bs * 784), "[-1,1]");
-  const batch: Batch = {
-    images,
-    labels: mnist.train.labels.subarray(0, bs),
-    indices: Uint32Array.from({ length: bs }, (_, i) => i),
-    size: bs,
-    index: 0,
-  };
+  const batch = firstBatch(bs), images = batch.images;
   const a = createGan(config, { seed: 3 }), b = createGan(config, { seed: 3 });
   try {
     const rngA = new Rng(9), rngB = new Rng(9);
@@ -91,14 +95,7 @@ Deno.test("reuse trains without leaking tensors; it needs k = 1 and one G step",
 Deno.test("halfBatchD: D steps on half a batch of real and generated images, G on a whole batch", async () => {
   const config = { ...tiny("mlp"), halfBatchD: true };
   const half = config.batchSize / 2;
-  const images = toFloat(mnist.train.images.subarray(0, half * 784), "[-1,1]");
-  const batch: Batch = {
-    images,
-    labels: mnist.train.labels.subarray(0, half),
-    indices: Uint32Array.from({ length: half }, (_, i) => i),
-    size: half,
-    index: 0,
-  };
+  const batch = firstBatch(half), images = batch.images;
   const a = createGan(config, { seed: 4 }), b = createGan(config, { seed: 4 });
   try {
     const rngA = new Rng(6), rngB = new Rng(6);

@@ -4,8 +4,9 @@
  * features take about 20 s to compute on a 2-core CPU and are the same in
  * every evaluation. A cache file is named by the SHA-256 of the classifier's
  * files and of the images, so a retrained classifier or other images never
- * read another's features; it ends with the SHA-256 of its features, and a
- * file that is short or does not match is computed again.
+ * read another's features; it ends with the SHA-256 of its features (64
+ * hexadecimal digits), and a file that is short or does not match is
+ * computed again.
  *
  * @module
  */
@@ -50,8 +51,9 @@ export async function cachedFeatures(
   if (stored) {
     const body = stored.subarray(0, size);
     if (
-      stored.length === size + 32 &&
-      await sha256Hex(body) === hex(stored.subarray(size))
+      stored.length === size + 64 &&
+      await sha256Hex(body) ===
+        new TextDecoder().decode(stored.subarray(size))
     ) {
       return new Float32Array(body.slice().buffer);
     }
@@ -61,9 +63,9 @@ export async function cachedFeatures(
   const bytes = new Uint8Array(features.buffer, 0, size);
   try {
     await Deno.mkdir(dir, { recursive: true });
-    const file = new Uint8Array(size + 32);
+    const file = new Uint8Array(size + 64);
     file.set(bytes);
-    file.set(fromHex(await sha256Hex(bytes)), size);
+    file.set(new TextEncoder().encode(await sha256Hex(bytes)), size);
     await writeFileAtomic(path, file);
   } catch (e) {
     log(`feature cache not written (${(e as Error).message})`);
@@ -82,15 +84,4 @@ async function classifierHash(dir: string): Promise<string> {
     );
   }
   return await sha256Hex(new TextEncoder().encode(parts.join("\n")));
-}
-
-function hex(bytes: Uint8Array): string {
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-function fromHex(text: string): Uint8Array {
-  return Uint8Array.from(
-    { length: text.length / 2 },
-    (_, i) => parseInt(text.slice(2 * i, 2 * i + 2), 16),
-  );
 }

@@ -343,7 +343,8 @@ export async function dataCopying(
   };
 }
 
-function median(v: Float64Array): number {
+/** The median of `v` (the mean of the middle two for an even count). */
+export function median(v: ArrayLike<number>): number {
   const s = Float64Array.from(v).sort();
   const h = s.length >> 1;
   return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2;
