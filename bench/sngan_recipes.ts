@@ -101,6 +101,22 @@ const RECIPES: Record<string, [string, () => GanConfig]> = {
       discriminator: preset("sngan-fc").discriminator,
     }),
   ],
+  "ema": [
+    "a moving average of G's weights, samples from it (`--ema 0.99 --ema-start 100`)",
+    () => ({ ...preset("sngan"), ema: { decay: 0.99, start: 100 } }),
+  ],
+  "least-squares": [
+    "least squares, no smoothing (`--loss least-squares --label-smoothing 1`)",
+    () => ({ ...preset("sngan"), loss: "least-squares", realLabel: 1 }),
+  ],
+  "wgan-gp": [
+    "the Wasserstein critic with a gradient penalty, 5 D steps per G step (`--loss wgan-gp --label-smoothing 1`)",
+    () => ({ ...preset("sngan"), loss: "wgan-gp", realLabel: 1, k: 5 }),
+  ],
+  "wgan-gp-k1": [
+    "the same, one D step per G step (`--loss wgan-gp --label-smoothing 1 --k 1`)",
+    () => ({ ...preset("sngan"), loss: "wgan-gp", realLabel: 1, k: 1 }),
+  ],
   "bn-mlp": ["the `bn` MLP, for scale (`--preset bn`)", () => preset("bn")],
 };
 

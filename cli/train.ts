@@ -26,6 +26,7 @@ import {
   PRESET_NAMES,
   UPDATE_KINDS,
 } from "../lib/presets.ts";
+import { validateConfig } from "../lib/config_check.ts";
 import { hasCheckpoint, readCheckpointFile } from "../lib/run/checkpoint.ts";
 import { checkRunFolderPath } from "../lib/io/files.ts";
 import { type Progress, train } from "../lib/train.ts";
@@ -39,6 +40,9 @@ import {
   runCli,
   UsageError,
 } from "./args.ts";
+
+/** G's updates before --ema's average starts, unless --ema-start says. */
+const DEFAULT_EMA_START = 1000;
 
 /** Largest --latent-dim: G's first layer has latentDim x its width weights. */
 const MAX_LATENT_DIM = 4096;
@@ -76,10 +80,17 @@ Options:
                              on the batch D's step generated, as PyTorch's
                              dcgan example (default: alternating; pylearn2:
                              simultaneous; the last two need k 1, one G step)
-  --loss non-saturating|saturating|hinge|least-squares
-                             G's loss, or hinge or least squares for both players
-                             (default non-saturating)
+  --loss non-saturating|saturating|hinge|least-squares|wgan-gp
+                             G's loss, or hinge, least squares or the
+                             Wasserstein critic with a gradient penalty (k 5
+                             unless --k says; a D without batch norm) for
+                             both players (default non-saturating)
   --label-smoothing X        target for real images in D's loss (default 1: none)
+  --ema DECAY                keep a moving average of G's weights, in (0, 1)
+                             (0.999 is usual): samples/ and generator/ come
+                             from it, G as trained is kept in generator-raw/
+  --ema-start N              G's updates before the average starts; until
+                             then it is a copy of G (default ${DEFAULT_EMA_START})
   --seed N                   seed of weights, noise, dropout and batch order (default 0)
   --backend auto|webgpu|wasm|cpu   where to run (default auto)
   --blas auto|off            on wasm, matMul in a system BLAS such as OpenBLAS
@@ -123,6 +134,8 @@ const CONFIG_FLAGS = [
   "update",
   "loss",
   "label-smoothing",
+  "ema",
+  "ema-start",
   "seed",
   "limit",
   "holdout",
@@ -143,6 +156,8 @@ function parse(args: string[]) {
     update: { type: "string" },
     loss: { type: "string" },
     "label-smoothing": { type: "string" },
+    ema: { type: "string" },
+    "ema-start": { type: "string" },
     seed: { type: "string" },
     backend: { type: "string" },
     blas: { type: "string" },
@@ -217,12 +232,38 @@ function parse(args: string[]) {
   config.update = choiceFlag("update", values.update, UPDATE_KINDS) ??
     config.update;
   config.loss = choiceFlag("loss", values.loss, LOSS_KINDS) ?? config.loss;
+  // The critic's five steps per G step (Gulrajani et al.'s n_critic).
+  if (config.loss === "wgan-gp" && values.k === undefined) config.k = 5;
   config.realLabel = numberFlag(
     "label-smoothing",
     values["label-smoothing"],
     (x) => x > 0 && x <= 1,
     "in (0, 1]",
   ) ?? config.realLabel;
+  const decay = numberFlag(
+    "ema",
+    values.ema,
+    (x) => x > 0 && x < 1,
+    "in (0, 1): the weight of the average so far at each update, 0.999 usually",
+  );
+  const start = intFlag("ema-start", values["ema-start"], 0);
+  if (start !== undefined && decay === undefined) {
+    throw new UsageError(
+      "--ema-start sets when the moving average of --ema starts: give " +
+        "--ema DECAY too (for example --ema 0.999)",
+    );
+  }
+  if (decay !== undefined) {
+    config.ema = { decay, start: start ?? DEFAULT_EMA_START };
+  }
+  if (!values.resume) {
+    // Settings that cannot train together, said before any data loads.
+    try {
+      validateConfig(config);
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+  }
   const seed = intFlag("seed", values.seed, 0) ?? 0;
   return {
     help: values.help ?? false,
@@ -335,9 +376,15 @@ async function main(): Promise<number> {
         `k ${c.k}, ` +
         `${c.update ?? "alternating"} updates, ` +
         `${
-          c.loss === "hinge" || c.loss === "least-squares"
+          c.loss !== "non-saturating" && c.loss !== "saturating"
             ? `${c.loss} loss`
             : `${c.loss} G loss`
+        }${
+          c.ema
+            ? `, moving average of G's weights (decay ${c.ema.decay}, from update ${
+              c.ema.start + 1
+            })`
+            : ""
         }, ${opts.epochs} epochs, seed ${opts.seed} -> ${opts.out}`,
     );
   }

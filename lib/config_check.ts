@@ -141,6 +141,21 @@ export function validateConfig(config: GanConfig): void {
       `steps per epoch must be a positive integer, got ${config.stepsPerEpoch}`,
     );
   }
+  if (config.ema) {
+    const { decay, start } = config.ema;
+    if (!(decay > 0 && decay < 1)) {
+      problems.push(
+        `the moving average's decay must be in (0, 1), got ${decay} ` +
+          "(0.999 is usual: the average of about the last 1,000 updates)",
+      );
+    }
+    if (!(Number.isInteger(start) && start >= 0)) {
+      problems.push(
+        `the moving average's start must be an integer >= 0 (G's updates ` +
+          `before averaging starts), got ${start}`,
+      );
+    }
+  }
   if (!LOSS_KINDS.includes(config.loss)) {
     problems.push(
       `loss must be one of ${LOSS_KINDS.join(", ")}, got "${config.loss}"`,
@@ -155,7 +170,42 @@ export function validateConfig(config: GanConfig): void {
         `${name} has none (use --label-smoothing 1 with --loss ${config.loss})`,
     );
   }
+  if (config.loss === "wgan-gp") problems.push(...wganProblems(config));
   if (problems.length) {
     throw new Error(`invalid GAN configuration: ${problems.join("; ")}`);
   }
+}
+
+/** What a Wasserstein critic with a gradient penalty cannot train with. */
+function wganProblems(config: GanConfig): string[] {
+  const problems: string[] = [];
+  const d = config.discriminator;
+  if (config.realLabel !== 1) {
+    problems.push(
+      `label smoothing (${config.realLabel}) moves a cross-entropy target; ` +
+        "the Wasserstein critic has none (leave --label-smoothing out with " +
+        "--loss wgan-gp)",
+    );
+  }
+  if (d.batchNorm || d.layers?.some((l) => l.kind === "batchNorm")) {
+    problems.push(
+      "the gradient penalty is taken image by image, and batch norm in D " +
+        "mixes a batch's images (Gulrajani et al. leave it out of the " +
+        "critic): use a preset whose D has none (mlp, paper, sngan, sngan-fc, " +
+        "keras-mlp)",
+    );
+  }
+  if (d.layers?.at(-1)?.kind === "sigmoid") {
+    problems.push(
+      "D's last layer is a sigmoid, and a Wasserstein critic's score must " +
+        "be unbounded: use a preset whose D ends in a linear layer",
+    );
+  }
+  if ((config.update ?? "alternating") === "simultaneous") {
+    problems.push(
+      "the critic takes its k steps before G moves: use alternating " +
+        "updates with --loss wgan-gp (--update alternating)",
+    );
+  }
+  return problems;
 }

@@ -5,18 +5,22 @@
  *
  *     min_G max_D V(D, G) = E_x~p_data[log D(x)] + E_z~p_z[log(1 - D(G(z)))]   (eq. 1)
  *
- * This module holds the game: a GAN built from its configuration, the noise,
- * equation 1 and the losses, one training step of each player (Algorithm 1),
- * and generation. D returns logits; every loss is computed from logits with
- * log-sigmoid identities, so no log(0) appears however sure D becomes. The
- * configurations and presets are in `lib/presets.ts`, the networks in
- * `lib/nets/layer_net.ts` (lists of layers) and `lib/nets/mlp.ts` (the MLP
- * presets' notation for them); their names are exported from here too.
+ * This module holds the game: a GAN built from its configuration, one
+ * training step of each player (Algorithm 1), and generation. Equation 1 and
+ * the losses are in `lib/losses.ts`, the configurations and presets in
+ * `lib/presets.ts`, the networks in `lib/nets/layer_net.ts` (lists of
+ * layers) and `lib/nets/mlp.ts` (the MLP presets' notation for them); their
+ * names are exported from here too.
  *
  * @module
  */
 
 import * as tf from "@tensorflow/tfjs";
+import { copyNet, emaDecay, updateAverage } from "./nets/ema.ts";
+import {
+  gradientPenalty,
+  secondDerivativeError,
+} from "./nets/gradient_penalty.ts";
 import { LayerNet, layerNetAsLayersModel } from "./nets/layer_net.ts";
 import {
   asMlp,
@@ -25,13 +29,18 @@ import {
   type OutputActivation,
 } from "./nets/mlp.ts";
 import { Optimizer } from "./nets/optim.ts";
-import {
-  type GanConfig,
-  generatorInputs,
-  type GeneratorLossKind,
-} from "./presets.ts";
+import { type GanConfig, generatorInputs } from "./presets.ts";
 import { validateConfig } from "./config_check.ts";
+import { discriminatorLoss, generatorLoss, valueFunction } from "./losses.ts";
 import { Rng } from "./random/rng.ts";
+
+export {
+  bceWithLogits,
+  discriminatorLoss,
+  generatorLoss,
+  logSigmoid,
+  valueFunction,
+} from "./losses.ts";
 
 /** Pixels of an image (28 x 28). */
 export const IMAGE_DIM = 784;
@@ -58,6 +67,19 @@ export interface Gan {
   discriminator: Network;
   optimizerG: Optimizer;
   optimizerD: Optimizer;
+  /**
+   * The moving average of G's weights (`config.ema`; `lib/nets/ema.ts`),
+   * moved after each of G's updates; absent without one.
+   */
+  generatorEma?: Network;
+}
+
+/**
+ * The generator a run samples from and saves: the moving average of G's
+ * weights when the run keeps one ({@linkcode GanConfig.ema}), else G.
+ */
+export function outputGenerator(gan: Gan): Network {
+  return gan.generatorEma ?? gan.generator;
 }
 
 /** Options of {@linkcode createGan}. */
@@ -89,6 +111,7 @@ export function createGan(config: GanConfig, options: CreateGanOptions): Gan {
       discriminator.trainable,
       "optD",
     ),
+    generatorEma: config.ema ? copyNet(generator, "Gema") : undefined,
   };
 }
 
@@ -176,6 +199,7 @@ export function ganVariables(gan: Gan): tf.Variable[] {
     ...gan.discriminator.variables,
     ...gan.optimizerG.slots,
     ...gan.optimizerD.slots,
+    ...gan.generatorEma?.variables ?? [],
   ];
 }
 
@@ -185,122 +209,7 @@ export function disposeGan(gan: Gan): void {
   gan.discriminator.dispose();
   gan.optimizerG.dispose();
   gan.optimizerD.dispose();
-}
-
-// ---------------------------------------------------------------------------
-// Losses, all from D's logits l = log(D / (1 - D))
-
-/** log sigmoid(l) = -softplus(-l), computed without overflow. */
-export function logSigmoid(logits: tf.Tensor): tf.Tensor {
-  // -softplus(-l) = min(l, 0) - log(1 + exp(-|l|))
-  return tf.sub(
-    tf.minimum(logits, 0),
-    tf.log1p(tf.exp(tf.neg(tf.abs(logits)))),
-  );
-}
-
-/**
- * Mean binary cross-entropy between sigmoid(logits) and `target`:
- * -[t log D + (1 - t) log(1 - D)], using log(1 - sigmoid(l)) = log sigmoid(-l).
- */
-export function bceWithLogits(logits: tf.Tensor, target: number): tf.Scalar {
-  // A term of weight 0 adds exactly nothing and a weight of 1 changes
-  // nothing, so they are left out: with the usual targets 1 and 0 that is
-  // half the ops and their gradients (each a dispatch on WebGPU), with the
-  // same result to the bit.
-  const weighted = (x: tf.Tensor, w: number) => w === 1 ? x : tf.mul(x, w);
-  let sum: tf.Tensor | null = null;
-  if (target !== 0) sum = weighted(logSigmoid(logits), target);
-  if (target !== 1) {
-    const other = weighted(logSigmoid(tf.neg(logits)), 1 - target);
-    sum = sum === null ? other : tf.add(sum, other);
-  }
-  return tf.neg(tf.mean(sum!));
-}
-
-/**
- * The value function (eq. 1), estimated on a batch:
- * V(D, G) = mean log D(x) + mean log(1 - D(G(z))).
- * D ascends it; at the game's optimum it equals -log 4.
- */
-export function valueFunction(
-  realLogits: tf.Tensor,
-  fakeLogits: tf.Tensor,
-): tf.Scalar {
-  return tf.add(
-    tf.mean(logSigmoid(realLogits)),
-    tf.mean(logSigmoid(tf.neg(fakeLogits))),
-  );
-}
-
-/**
- * D's loss: -V(D, G) when `realLabel` is 1, written as two cross-entropies,
- * BCE(D(x), realLabel) + BCE(D(G(z)), 0). A `realLabel` below 1 is one-sided
- * label smoothing (Salimans et al. 2016): only the real target moves, so D is
- * not encouraged to put mass where the data has none.
- *
- * With `kind` `hinge`, D's output is a score, not a logit, and D minimises
- * mean max(0, 1 - D(x)) + mean max(0, 1 + D(G(z))) (Lim and Ye 2017; Miyato
- * et al. 2018, eq. 16): a real image scored above 1, or a generated one below
- * -1, adds nothing, so D stops pushing on what it already separates.
- *
- * With `kind` `least-squares` (LSGAN, Mao et al. 2017, eq. 2 with a = 0,
- * b = c = 1), D's output is a score and D minimises
- * 1/2 mean (D(x) - 1)^2 + 1/2 mean D(G(z))^2: a generated image that D
- * already scores as fake still pulls in proportion to its distance, so
- * neither player's gradient vanishes as the sigmoid's does.
- */
-export function discriminatorLoss(
-  realLogits: tf.Tensor,
-  fakeLogits: tf.Tensor,
-  realLabel = 1,
-  kind: GeneratorLossKind = "non-saturating",
-): tf.Scalar {
-  if (kind === "hinge") {
-    return tf.add(
-      tf.mean(tf.relu(tf.sub(1, realLogits))),
-      tf.mean(tf.relu(tf.add(1, fakeLogits))),
-    );
-  }
-  if (kind === "least-squares") {
-    return tf.mul(
-      tf.add(
-        tf.mean(tf.square(tf.sub(realLogits, 1))),
-        tf.mean(tf.square(fakeLogits)),
-      ),
-      0.5,
-    );
-  }
-  return tf.add(
-    bceWithLogits(realLogits, realLabel),
-    bceWithLogits(fakeLogits, 0),
-  );
-}
-
-/**
- * G's loss on D's logits for generated images.
- *
- * - `saturating`: minimise mean log(1 - D(G(z))), the game of eq. 1 as written.
- *   Early on D rejects G's samples confidently, log(1 - D) is flat there, and
- *   G gets almost no gradient.
- * - `non-saturating` (default): minimise -mean log D(G(z)). The paper
- *   (section 3) proposes it: the same fixed point, but strong gradients
- *   early in learning.
- * - `hinge`: minimise -mean D(G(z)), D's raw score (the hinge game's G, whose
- *   D minimises {@linkcode discriminatorLoss}'s hinge form).
- * - `least-squares`: minimise 1/2 mean (D(G(z)) - 1)^2 (LSGAN's G).
- */
-export function generatorLoss(
-  fakeLogits: tf.Tensor,
-  kind: GeneratorLossKind = "non-saturating",
-): tf.Scalar {
-  if (kind === "hinge") return tf.neg(tf.mean(fakeLogits));
-  if (kind === "least-squares") {
-    return tf.mul(tf.mean(tf.square(tf.sub(fakeLogits, 1))), 0.5);
-  }
-  return kind === "saturating"
-    ? tf.mean(logSigmoid(tf.neg(fakeLogits)))
-    : tf.neg(tf.mean(logSigmoid(fakeLogits)));
+  gan.generatorEma?.dispose();
 }
 
 // ---------------------------------------------------------------------------
@@ -334,6 +243,12 @@ export const FAKE_MASK_OFFSET = 1000;
  * from `seed + G_MASK_OFFSET`.
  */
 export const G_MASK_OFFSET = 2000;
+
+/**
+ * D's dropout masks in the gradient penalty's pass (on images between real
+ * and generated ones) come from `seed + GP_MASK_OFFSET`.
+ */
+export const GP_MASK_OFFSET = 3000;
 
 /**
  * What D sees of G's output: in a conditional GAN, each image followed by
@@ -371,27 +286,43 @@ function discriminatorGrads(
   real: tf.Tensor2D,
   fake: tf.Tensor2D,
   seed: number,
+  mix?: tf.Tensor1D,
 ): { grads: tf.NamedTensorMap; figures: DiscriminatorStepResult } {
   const D = gan.discriminator;
-  const scale = gan.config.dLossScale ?? 1;
+  const { config } = gan;
+  const scale = config.dLossScale ?? 1;
+  if (config.loss === "wgan-gp" && !mix) {
+    throw new Error("a wgan-gp D step needs its mixing weights (mix)");
+  }
   // variableGrads runs its function in a tidy of its own: keep the logits and
   // the loss for the figures below, and free them by hand.
   let realLogits!: tf.Tensor, fakeLogits!: tf.Tensor, loss!: tf.Scalar;
-  const { grads } = tf.variableGrads(() => {
+  const objective = (): tf.Scalar => {
     realLogits = tf.keep(D.apply(real, { training: true, seed }));
     fakeLogits = tf.keep(
       D.apply(fake, { training: true, seed: seed + FAKE_MASK_OFFSET }),
     );
-    loss = tf.keep(
-      discriminatorLoss(
-        realLogits,
-        fakeLogits,
-        gan.config.realLabel,
-        gan.config.loss,
-      ),
+    let l = discriminatorLoss(
+      realLogits,
+      fakeLogits,
+      config.realLabel,
+      config.loss,
     );
-    return scale === 1 ? loss : tf.mul(loss, scale);
-  }, D.trainable);
+    if (config.loss === "wgan-gp") {
+      const critic = (x: tf.Tensor2D) =>
+        D.apply(x, { training: true, seed: seed + GP_MASK_OFFSET });
+      const columns = config.classes ? IMAGE_DIM : undefined;
+      l = tf.add(l, gradientPenalty(critic, real, fake, mix!, { columns }));
+    }
+    loss = tf.keep(l);
+    return scale === 1 ? loss : tf.mul(loss, scale) as tf.Scalar;
+  };
+  let grads: tf.NamedTensorMap;
+  try {
+    ({ grads } = tf.variableGrads(objective, D.trainable));
+  } catch (e) {
+    throw secondDerivativeError(e);
+  }
   const figures: DiscriminatorStepResult = {
     loss,
     value: valueFunction(realLogits, fakeLogits),
@@ -436,7 +367,10 @@ function generatorGrads(
   return { grads, loss: value, stats, fake };
 }
 
-/** Applies G's gradients and its batch-norm running statistics. */
+/**
+ * Applies G's gradients and its batch-norm running statistics, and moves
+ * the average of G's weights when the run keeps one.
+ */
 function applyGenerator(
   gan: Gan,
   g: ReturnType<typeof generatorGrads>,
@@ -444,6 +378,10 @@ function applyGenerator(
 ): void {
   gan.optimizerG.apply(g.grads, epoch);
   if (g.stats.length) gan.generator.updateMovingStats(g.stats);
+  if (gan.generatorEma && gan.config.ema) {
+    const decay = emaDecay(gan.config.ema, gan.optimizerG.step);
+    updateAverage(gan.generatorEma, gan.generator, decay);
+  }
   tf.dispose([g.fake, ...g.stats.flatMap((s) => [s.mean, s.variance])]);
 }
 
@@ -464,10 +402,15 @@ export interface DiscriminatorUpdate {
   masks: number;
   /** The epoch: the optimisers' schedules (momentum, learning rate) follow it. */
   epoch: number;
+  /**
+   * With the `wgan-gp` loss, one weight in [0, 1] per real image: the
+   * gradient penalty's points are `mix * x + (1 - mix) * G(z)`.
+   */
+  mix?: tf.Tensor1D;
 }
 
 /** What one update of G is made from (see {@linkcode DiscriminatorUpdate}). */
-export type GeneratorUpdate = Omit<DiscriminatorUpdate, "real">;
+export type GeneratorUpdate = Omit<DiscriminatorUpdate, "real" | "mix">;
 
 /**
  * One discriminator update: ascend V(D, G) on a batch of real images and
@@ -475,11 +418,11 @@ export type GeneratorUpdate = Omit<DiscriminatorUpdate, "real">;
  */
 export function discriminatorStep(
   gan: Gan,
-  { real, noise, masks, epoch }: DiscriminatorUpdate,
+  { real, noise, masks, epoch, mix }: DiscriminatorUpdate,
 ): DiscriminatorStepResult {
   return tf.tidy((): DiscriminatorStepResult => {
     const fake = fakeInput(gan, generateTraining(gan, noise, masks), noise);
-    const { grads, figures } = discriminatorGrads(gan, real, fake, masks);
+    const { grads, figures } = discriminatorGrads(gan, real, fake, masks, mix);
     gan.optimizerD.apply(grads, epoch);
     return figures;
   });
@@ -579,9 +522,17 @@ export function playRound(gan: Gan, round: Round): RoundStats {
   return { ...d, gLosses };
 }
 
-/** Generates images from latent vectors with G in inference mode. */
-export function generate(gan: Gan, z: tf.Tensor2D): tf.Tensor2D {
-  return tf.tidy(() => gan.generator.apply(z, { training: false }));
+/**
+ * Generates images from latent vectors in inference mode, with
+ * {@linkcode outputGenerator} (the moving average of G's weights when the
+ * run keeps one) or the network given.
+ */
+export function generate(
+  gan: Gan,
+  z: tf.Tensor2D,
+  net: Network = outputGenerator(gan),
+): tf.Tensor2D {
+  return tf.tidy(() => net.apply(z, { training: false }));
 }
 
 /** V(D, G) and the players' outputs on one batch, read back as numbers. */
@@ -609,7 +560,8 @@ export async function batchFigures(
   const t = tf.tidy(() => {
     const D = gan.discriminator;
     const realLogits = D.apply(real, { training: false });
-    const fakeLogits = D.apply(fakeInput(gan, generate(gan, z), z), {
+    const fake = generate(gan, z, gan.generator);
+    const fakeLogits = D.apply(fakeInput(gan, fake, z), {
       training: false,
     });
     return tf.stack([

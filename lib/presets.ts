@@ -9,6 +9,7 @@
  */
 
 import type { PixelRange } from "./data.ts";
+import type { EmaConfig } from "./nets/ema.ts";
 import type { LayerDesc } from "./nets/layer_net.ts";
 import type { MlpNotation, OutputActivation } from "./nets/mlp.ts";
 import type { OptimizerConfig } from "./nets/optim.ts";
@@ -18,7 +19,8 @@ import type { OptimizerConfig } from "./nets/optim.ts";
  * {@linkcode discriminatorLoss}): `non-saturating` and `saturating` are G's
  * two forms of the paper's cross-entropy game; `hinge` changes both players'
  * losses (the hinge game of Lim and Ye 2017, Miyato et al. 2018), and so
- * does `least-squares` (LSGAN, Mao et al. 2017).
+ * do `least-squares` (LSGAN, Mao et al. 2017) and `wgan-gp` (the Wasserstein
+ * critic with a gradient penalty, Gulrajani et al. 2017).
  */
 export type GeneratorLossKind = (typeof LOSS_KINDS)[number];
 /** How a round updates the players (`GanConfig.update`, `--update`). */
@@ -30,6 +32,7 @@ export const LOSS_KINDS = [
   "saturating",
   "hinge",
   "least-squares",
+  "wgan-gp",
 ] as const;
 
 /**
@@ -107,6 +110,12 @@ export interface GanConfig {
    * order (the Keras examples' "steps per epoch"). Default: every batch.
    */
   stepsPerEpoch?: number;
+  /**
+   * A moving average of G's weights kept during training
+   * (`lib/nets/ema.ts`): the run's samples and `generator/` come from it,
+   * and G as trained is kept in `generator-raw/`. Absent: none.
+   */
+  ema?: EmaConfig;
 }
 
 /** Real images D sees a round: a batch, or half of one ({@linkcode GanConfig.halfBatchD}). */

@@ -138,6 +138,11 @@ export class TfjsRounds implements Rounds {
       epoch: this.#epoch,
       generator: [],
     };
+    if (config.loss === "wgan-gp") {
+      // The gradient penalty's weights: one per real image, after D's seed.
+      const n = realBatchSize(config);
+      round.mix = tf.tensor1d(rng.fillUniform(new Float32Array(n)));
+    }
     if (config.update === "reuse") {
       // G's step on the batch D's step generated: no draws of its own.
       round.generator.push({ noise: round.noise, masks: round.masks });
@@ -169,6 +174,7 @@ export class TfjsRounds implements Rounds {
       this.#sums!,
       real,
       round.noise,
+      ...round.mix ? [round.mix] : [],
       ...round.generator.map((g) => g.noise),
       ...Object.values(d),
       ...gLosses,

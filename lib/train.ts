@@ -37,6 +37,8 @@ import {
   type TrainState,
 } from "./run/record.ts";
 import { checkLabels, pixelMeans, trainingSplit } from "./run/split.ts";
+import { recomputeBatchNormStats } from "./nets/ema.ts";
+import { labelledRows, sampleLatent } from "./nets/latent.ts";
 import type { WgslStepOptions } from "./wgsl/step.ts";
 
 /** A progress update within an epoch (running means over the epoch so far). */
@@ -95,6 +97,8 @@ export interface TrainOptions {
    * Also keep each epoch's generator, in `generators/epoch_NNN/` of the run
    * folder, for `deno task average` (default false: only the latest, in
    * `generator/`). Each is the size of `generator/` (27 MB for `sngan-fc`).
+   * With a moving average of G's weights (`config.ema`), these are G as
+   * trained, as in `generator-raw/`.
    */
   keepGenerators?: boolean;
   /** Latent vectors of the fixed sample grid (default 100: 10 x 10). */
@@ -330,6 +334,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       ),
     };
     history.push(stats);
+    if (gan.generatorEma) averageStatistics(gan, seed, epoch);
     images = await grid.images(gan);
     if (outDir !== null) {
       await writeOutputs(outDir, {
@@ -349,10 +354,48 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   }
   if (outDir !== null) {
     log(
-      `outputs in ${outDir}: samples/, loss.png, progress.png, progress.gif, history.json, generator/`,
+      `outputs in ${outDir}: samples/, loss.png, progress.png, progress.gif, history.json, generator/${
+        gan.generatorEma
+          ? " (the moving average of G's weights), generator-raw/ (G as trained)"
+          : ""
+      }`,
     );
   }
   return { ...view(), status: "completed", outDir };
+}
+
+/**
+ * Batches of fresh noise over which the moving average of G's weights gets
+ * batch-norm statistics of its own (100 batches measured as well as more).
+ */
+const AVERAGE_STATISTICS_BATCHES = 100;
+
+/**
+ * Gives the moving average of G's weights the batch-norm statistics of its
+ * own activations, on fresh noise from a stream of the run's seed and the
+ * epoch (so a resumed run draws the same): G's running statistics, which
+ * it copies at each update, describe G's activations, and sampling with
+ * them did worse (docs/results.md, "Generator EMA").
+ */
+function averageStatistics(gan: Gan, seed: number, epoch: number): void {
+  const config = gan.config, n = config.batchSize;
+  const classes = config.classes ?? 0;
+  const rng = new Rng(seed, epoch, 0xe3a);
+  // A conditional G is asked for every class in turn.
+  const labels = classes
+    ? Uint8Array.from({ length: n }, (_, i) => i % classes)
+    : undefined;
+  recomputeBatchNormStats(
+    gan.generatorEma!,
+    () =>
+      labelledRows(
+        sampleLatent(config, n, rng),
+        labels,
+        config.latentDim,
+        classes,
+      ),
+    AVERAGE_STATISTICS_BATCHES,
+  );
 }
 
 /** What a checkpoint records of the run besides its epoch and generator state. */

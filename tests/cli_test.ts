@@ -178,6 +178,13 @@ Deno.test("bad flags give an error and the usage", async () => {
       ["--update", "sideways"],
       /--update must be one of alternating, simultaneous, reuse, got "sideways"/,
     ],
+    ["train.ts", ["--ema", "1"], /--ema must be in \(0, 1\)/],
+    ["train.ts", ["--ema-start", "10"], /give --ema DECAY too/],
+    [
+      "train.ts",
+      ["--resume", "--ema", "0.999"],
+      /--resume continues the run with its own configuration, so --ema/,
+    ],
     ["bench.ts", ["--blas", "mkl"], /--blas: bad value "mkl"/],
     ["bench.ts", ["--fused", "maybe"], /--fused: bad value "maybe"/],
     ["bench.ts", ["--step", "cuda"], /--step: bad value "cuda"/],

@@ -21,6 +21,8 @@ const LEVELS: Record<string, number> = {
   "presets.ts": 3,
   // Checks presets' configurations; the game (level 4) calls it.
   "config_check.ts": 3.5,
+  // The losses of the game; the game (level 4) takes their gradients.
+  "losses.ts": 3.5,
   "gan.ts": 4,
   "eval": 5,
   "toy.ts": 5,

@@ -47,9 +47,15 @@ Deno.test("resume equals uninterrupted training; an interrupted epoch is discard
     const configs = [
       ...["paper", "pylearn2", "bn", "cgan"].map((n) => tiny(n)),
       { ...tiny("keras-mlp"), stepsPerEpoch: 5 },
+      // A moving average of G's weights (batch norm's statistics copied),
+      // starting inside epoch 1.
+      { ...tiny("bn"), ema: { decay: 0.9, start: 3 } },
+      // The Wasserstein critic: its mixing weights drawn each round.
+      { ...tiny("mlp"), loss: "wgan-gp" as const, k: 5 },
     ];
     for (const config of configs) {
-      const name = config.preset;
+      const name = config.preset + (config.ema ? "-ema" : "") +
+        (config.loss === "wgan-gp" ? "-wgan" : "");
       const full = await train(
         base({ config, outDir: `${root}/${name}-full` }),
       );
@@ -76,10 +82,18 @@ Deno.test("resume equals uninterrupted training; an interrupted epoch is discard
         base({ config: tiny(), outDir: dir, resume: true }),
       );
       assert.equal(resumed.status, "completed");
-      assert.equal(resumed.gan.config.preset, name); // the checkpoint's config wins
+      // The checkpoint's config wins.
+      assert.equal(resumed.gan.config.preset, config.preset);
       assert.deepEqual(figures(resumed.history), figures(full.history));
-      const va = full.gan.generator.variables,
-        vb = resumed.gan.generator.variables;
+      const va = [
+          ...full.gan.generator.variables,
+          ...full.gan.generatorEma?.variables ?? [],
+        ],
+        vb = [
+          ...resumed.gan.generator.variables,
+          ...resumed.gan.generatorEma?.variables ?? [],
+        ];
+      assert.equal(va.length, vb.length);
       for (let i = 0; i < va.length; i++) {
         assert.deepEqual(await va[i].data(), await vb[i].data());
       }

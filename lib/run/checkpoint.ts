@@ -25,7 +25,15 @@
 import * as tf from "@tensorflow/tfjs";
 import { exists, sha256Hex, writeFileAtomic } from "../io/files.ts";
 import { loadLayersModelFile, saveLayersModel } from "../io/layers_model.ts";
-import { type Gan, ganVariables, generatorModel, imagesFrom } from "../gan.ts";
+import {
+  type Gan,
+  ganVariables,
+  generatorModel,
+  imagesFrom,
+  type Network,
+  outputGenerator,
+} from "../gan.ts";
+import type { EmaConfig } from "../nets/ema.ts";
 import type { OutputActivation } from "../nets/mlp.ts";
 import type { GanConfig } from "../presets.ts";
 import { logicalName } from "../nets/optim.ts";
@@ -89,6 +97,12 @@ export interface GeneratorMetadata {
    * (`deno task average`); absent for a generator as trained.
    */
   averagedEpochs?: number[];
+  /**
+   * Present when the weights are the moving average of G's that the run
+   * kept (`lib/nets/ema.ts`), with its settings; absent for G as trained
+   * (a run with an average keeps that one in `generator-raw/`).
+   */
+  ema?: EmaConfig;
 }
 
 /**
@@ -97,8 +111,9 @@ export interface GeneratorMetadata {
  */
 export function epochsText(m: GeneratorMetadata): string {
   const e = m.averagedEpochs;
-  if (!e || e.length === 0) return `${m.epochs} epochs`;
-  return `the mean of epochs ${epochRanges(e)}`;
+  const ema = m.ema ? `, moving average ${m.ema.decay}` : "";
+  if (!e || e.length === 0) return `${m.epochs} epochs${ema}`;
+  return `the mean of epochs ${epochRanges(e)}${ema}`;
 }
 
 /** [1, 2, 3, 5] -> "1-3, 5" (runs of three or more as ranges): a long list in one short line. */
@@ -118,7 +133,9 @@ export function epochRanges(epochs: number[]): string {
 }
 
 /**
- * Saves the GAN and `state` into `dir` (created if needed). `tag` names the
+ * Saves the GAN and `state` into `dir` (created if needed): the checkpoint,
+ * and {@linkcode outputGenerator} in `generator/` (with a moving average of
+ * G's weights, G as trained in `generator-raw/` too). `tag` names the
  * binary files (for example the epoch, zero-padded).
  */
 export async function saveCheckpoint<S>(
@@ -143,6 +160,16 @@ export async function saveCheckpoint<S>(
   const bytes = new Uint8Array(flat.buffer);
   await writeFileAtomic(`${dir}/${weights}`, bytes);
   await saveGenerator(`${dir}/generator`, gan, options.generator, options.tag);
+  if (gan.generatorEma) {
+    const { ema: _, ...raw } = options.generator;
+    await saveGenerator(
+      `${dir}/generator-raw`,
+      gan,
+      raw,
+      options.tag,
+      gan.generator,
+    );
+  }
   const file: CheckpointFile<S> = {
     format: FORMAT,
     version: VERSION,
@@ -304,17 +331,20 @@ export function restoreCheckpoint<S>(
 }
 
 /**
- * Writes G as a TF.js layers model: `dir/model.json` and
- * `dir/weights-<tag>.bin`, the weights first and the JSON last.
+ * Writes a generator as a TF.js layers model: `dir/model.json` and
+ * `dir/weights-<tag>.bin`, the weights first and the JSON last. The
+ * generator is `net`, by default {@linkcode outputGenerator} (the moving
+ * average of G's weights when the run keeps one, else G).
  */
 export async function saveGenerator(
   dir: string,
   gan: Gan,
   metadata: GeneratorMetadata,
   tag = "final",
+  net: Network = outputGenerator(gan),
 ): Promise<void> {
   await Deno.mkdir(dir, { recursive: true });
-  const model = generatorModel(gan.generator);
+  const model = generatorModel(net);
   const weightsFile = `weights-${tag}.bin`;
   try {
     await saveLayersModel(dir, model, {

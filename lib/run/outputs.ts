@@ -113,15 +113,19 @@ export async function writeOutputs(
     epochs: epoch,
     run: o.state.run,
     seed: o.state.seed,
+    ...(g.ema ? { ema: g.ema } : {}),
   };
   if (o.keepGenerator) {
     // Before the checkpoint, its commit point: a run killed in between
-    // trains this epoch again and writes this folder again.
+    // trains this epoch again and writes this folder again. G as trained,
+    // also in a run with a moving average: what deno task average averages.
+    const { ema: _, ...raw } = generator;
     await saveGenerator(
       `${outDir}/${keptGeneratorFolder(epoch)}`,
       o.gan,
-      generator,
+      raw,
       pad(epoch),
+      o.gan.generator,
     );
   }
   await saveCheckpoint(outDir, o.gan, o.state, {

@@ -80,6 +80,15 @@ export function wgslStepSupport(config: GanConfig): string | null {
       "layer lists (convolutional, or keras-mlp's Keras layers): they train " +
       "with the tfjs step, on WebGPU too";
   }
+  if (config.loss === "wgan-gp") {
+    return "the gradient penalty (--loss wgan-gp) needs D's second " +
+      "derivatives, which its programs do not compute: train with the tfjs " +
+      "step (--step tfjs)";
+  }
+  if (config.ema) {
+    return "it keeps no moving average of G's weights (--ema): train with " +
+      "the tfjs step (--step tfjs)";
+  }
   if (config.halfBatchD) {
     return "its buffers hold one batch size for both players, and this " +
       "preset's D steps on half a batch";
