@@ -183,7 +183,7 @@ function wganProblems(config: GanConfig): string[] {
   if (config.realLabel !== 1) {
     problems.push(
       `label smoothing (${config.realLabel}) moves a cross-entropy target; ` +
-        "the Wasserstein critic has none (leave --label-smoothing out with " +
+        "the Wasserstein critic has none (use --label-smoothing 1 with " +
         "--loss wgan-gp)",
     );
   }

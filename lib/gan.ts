@@ -321,7 +321,7 @@ function discriminatorGrads(
   try {
     ({ grads } = tf.variableGrads(objective, D.trainable));
   } catch (e) {
-    throw secondDerivativeError(e);
+    throw config.loss === "wgan-gp" ? secondDerivativeError(e) : e;
   }
   const figures: DiscriminatorStepResult = {
     loss,

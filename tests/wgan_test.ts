@@ -342,7 +342,7 @@ Deno.test("wgan-gp's bad settings are refused with what to do", () => {
   });
   assert.throws(
     () => validateConfig({ ...wgan("mlp"), realLabel: 0.9 }),
-    /the Wasserstein critic has none \(leave --label-smoothing out/,
+    /the Wasserstein critic has none \(use --label-smoothing 1/,
   );
   const bnD = wgan("mlp");
   bnD.discriminator = {

@@ -54,6 +54,7 @@ async function state(gan: Gan): Promise<Map<string, number[]>> {
     ...gan.discriminator.variables,
     ...gan.optimizerG.slots,
     ...gan.optimizerD.slots,
+    ...gan.generatorEma?.variables ?? [],
   ];
   return new Map(
     await Promise.all(
@@ -76,7 +77,7 @@ async function assertSameState(a: Gan, b: Gan, tol: number) {
   assert.deepEqual([...x.keys()], [...y.keys()]);
   const bnBias = new Set(
     asMlp(a.generator).specs.flatMap((s, l) =>
-      s.batchNorm ? [`G/${l}/bias`] : []
+      s.batchNorm ? [`G/${l}/bias`, `Gema/${l}/bias`] : []
     ),
   );
   for (const [name, values] of x) {
@@ -271,6 +272,16 @@ Deno.test({
         ...smallPaper(),
         update: "simultaneous",
         loss: "hinge",
+      }],
+      // The moving average of G's weights: a copy at the first update,
+      // then averaged (running statistics copied); in a simultaneous round.
+      ["ema", { ...small(), ema: { decay: 0.9, start: 1 } }],
+      ["ema, bn-shaped", { ...smallBn(), ema: { decay: 0.8, start: 0 } }],
+      ["ema, pylearn2-shaped", {
+        ...smallPaper(),
+        update: "simultaneous",
+        dLossScale: 0.5,
+        ema: { decay: 0.9, start: 1 },
       }],
     ];
     for (const [name, config] of cases) {
@@ -562,7 +573,8 @@ Deno.test({
     const mnist = await loadDataset("mnist", { log: () => {} });
     const root = await Deno.makeTempDir();
     const options = {
-      config: smallPaper(),
+      // With a moving average of G's weights, kept on the GPU too.
+      config: { ...smallPaper(), ema: { decay: 0.9, start: 2 } },
       dataset: mnist as Dataset,
       epochs: 2,
       seed: 5,

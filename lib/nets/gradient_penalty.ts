@@ -60,7 +60,8 @@ export function gradientPenalty(
   const g = columns === undefined || columns === grad.shape[1]
     ? grad
     : tf.slice(grad, [0, 0], [-1, columns]);
-  const norm = tf.sqrt(tf.sum(tf.square(g), 1));
+  // 1e-12 inside the root: its gradient at a zero input gradient stays finite.
+  const norm = tf.sqrt(tf.add(tf.sum(tf.square(g), 1), 1e-12));
   return tf.mul(tf.mean(tf.square(tf.sub(norm, 1))), weight);
 }
 

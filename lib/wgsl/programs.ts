@@ -433,6 +433,21 @@ ${FLAT_MAIN}
   P[i] = P[i] + inc;
 }`;
 
+/**
+ * The moving average of G's parameters, as `lib/nets/ema.ts` moves it:
+ * A' = A decay + P (1 - decay), and a copy of P while the decay is 0.
+ */
+export const EMA_CODE = `
+struct U { decay: f32, rest: f32, n: u32, pad: u32 }
+@group(0) @binding(0) var<storage, read_write> A: array<f32>;
+@group(0) @binding(1) var<storage, read> P: array<f32>;
+@group(0) @binding(2) var<uniform> u: U;
+
+${FLAT_MAIN}
+  if (i >= u.n) { return; }
+  A[i] = select(A[i] * u.decay + P[i] * u.rest, P[i], u.decay == 0.0);
+}`;
+
 /** Maxout: C[m, n] = max over p < K of A[m, n * K + p] (M x N outputs). */
 export const MAXOUT_CODE = `${MATMUL_BINDINGS}
 ${FLAT_MAIN}

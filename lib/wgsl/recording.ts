@@ -29,6 +29,7 @@ import {
   BN_STATS_CODE,
   BN_SUMS_CODE,
   bnApplyCode,
+  EMA_CODE,
   LOSS_CODE,
   MASK_MUL_CODE,
   ONE_HOT_CODE,
@@ -68,6 +69,11 @@ export class StepRecording extends Kernels {
   /** The alea jump table and start states (when D has dropout). */
   protected aleaTable: GPUBuffer | null = null;
   protected aleaSeeds: GPUBuffer | null = null;
+  /**
+   * The moving average of G's parameters (`config.ema`), laid out as G's,
+   * and its program's settings; null without one.
+   */
+  protected ema: { params: GPUBuffer; settings: GPUBuffer } | null = null;
 
   constructor(device: GPUDevice, gan: Gan, options: RecordingOptions) {
     super(
@@ -97,6 +103,12 @@ export class StepRecording extends Kernels {
     this.dIn = this.buffer(2 * B * image);
     if (this.classes) this.labels = this.buffer(B);
     this.figureSums = this.buffer(8);
+    if (gan.config.ema) {
+      this.ema = {
+        params: this.buffer(this.G.size),
+        settings: this.buffer(4, GPUBufferUsage.UNIFORM | COPY_DST),
+      };
+    }
     const deltas = [0, 1, 2].map(() => this.buffer(2 * B * widest));
     const partial = this.buffer(Math.ceil((2 * B) / 256) * widest);
     if (this.dBuf.masks.some((m) => m)) {
@@ -490,6 +502,15 @@ export class StepRecording extends Kernels {
         this.optimizerDispatch(G, this.gBuf, c.optimizerG.kind),
         // From this pass's batch statistics, as generatorStep does.
         ...this.movingStats(G, this.gBuf),
+        // The average of G's parameters follows them.
+        ...this.ema
+          ? [this.dispatch(
+            EMA_CODE,
+            ["storage", "read-only-storage", "uniform"],
+            [this.ema.params, this.gBuf.params, this.ema.settings],
+            this.grid(G.size),
+          )]
+          : [],
       ];
     };
     if ((c.update ?? "alternating") === "simultaneous") {

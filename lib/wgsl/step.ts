@@ -65,6 +65,7 @@ import { FAKE_MASK_OFFSET, type Gan } from "../gan.ts";
 import { withClasses } from "../nets/latent.ts";
 import { type GanConfig } from "../presets.ts";
 import { adamSettings, learningRate, momentum } from "../nets/optim.ts";
+import { emaDecay } from "../nets/ema.ts";
 import { COPY_DST, type Dispatch, S } from "./gpu.ts";
 import type { NetLayout } from "./layout.ts";
 import type { MatMulChoice } from "./plans.ts";
@@ -84,10 +85,6 @@ export function wgslStepSupport(config: GanConfig): string | null {
     return "the gradient penalty (--loss wgan-gp) needs D's second " +
       "derivatives, which its programs do not compute: train with the tfjs " +
       "step (--step tfjs)";
-  }
-  if (config.ema) {
-    return "it keeps no moving average of G's weights (--ema): train with " +
-      "the tfjs step (--step tfjs)";
   }
   if (config.halfBatchD) {
     return "its buffers hold one batch size for both players, and this " +
@@ -299,6 +296,14 @@ export class WgslStep extends StepRecording {
     }
     const buf = net === "G" ? this.gBuf : this.dBuf;
     this.device.queue.writeBuffer(buf.opt, 0, u);
+    if (net === "G" && this.ema && this.config.ema) {
+      // The average's decay after this update, the (t + 1)-th.
+      const decay = emaDecay(this.config.ema, t + 1);
+      const e = new ArrayBuffer(16);
+      new Float32Array(e).set([decay, 1 - decay]);
+      new Uint32Array(e)[2] = size;
+      this.device.queue.writeBuffer(this.ema.settings, 0, e);
+    }
   }
 
   /** Writes the start states of a pass's masks, its parts from `seeds`. */
@@ -483,12 +488,20 @@ export class WgslStep extends StepRecording {
         );
       }
     }
+    if (this.ema && gan.generatorEma) {
+      const average = asMlp(gan.generatorEma);
+      this.upload(
+        this.ema.params,
+        await flatten(average, this.G, (i) => average.trainable[i]),
+      );
+    }
     this.resetFigures();
   }
 
   /**
    * Writes the weights, the optimisers' slots and step counts back into `gan`'s
-   * variables and optimisers (waits for the queued steps).
+   * variables and optimisers (waits for the queued steps), and the moving
+   * average of G's weights when there is one.
    */
   async exportTo(gan: Gan): Promise<void> {
     const nets = [
@@ -529,6 +542,24 @@ export class WgslStep extends StepRecording {
         });
       });
       opt.step = step;
+    }
+    if (this.ema && gan.generatorEma) {
+      const values = await this.read(this.ema.params, 0, this.G.size);
+      const average = asMlp(gan.generatorEma), g = asMlp(gan.generator);
+      tf.tidy(() => {
+        average.trainable.forEach((variable, i) => {
+          const at = this.G.offsets[i];
+          variable.assign(
+            tf.tensor(values.slice(at, at + variable.size), variable.shape),
+          );
+        });
+        // Running statistics copied from G, as each tfjs update copies them.
+        average.layers.forEach((layer, l) => {
+          if (!layer.movingMean) return;
+          layer.movingMean.assign(g.layers[l].movingMean!);
+          layer.movingVar!.assign(g.layers[l].movingVar!);
+        });
+      });
     }
   }
 }
