@@ -18,7 +18,7 @@ import { initBackend } from "../lib/backends/choice.ts";
 import { type DatasetName, loadDataset } from "../lib/data.ts";
 import { evaluateImages } from "../lib/eval/evaluate.ts";
 import { createGan, generate, type Network } from "../lib/gan.ts";
-import { recomputeBatchNormStats } from "../lib/nets/ema.ts";
+import { copyStatistics, recomputeBatchNormStats } from "../lib/nets/ema.ts";
 import { sampleLatent } from "../lib/nets/latent.ts";
 import { Rng } from "../lib/random/rng.ts";
 import { readCheckpoint, restoreCheckpoint } from "../lib/run/checkpoint.ts";
@@ -81,13 +81,7 @@ await row("G as trained", gan.generator);
 // The checkpoint's average holds statistics recomputed after its epoch:
 // G's are put in their place, as each update copies them.
 const average = gan.generatorEma!;
-tf.tidy(() =>
-  average.vars.forEach((v, i) => {
-    const g = gan.generator.vars[i];
-    if (v.movingMean) v.movingMean.assign(g.movingMean!);
-    if (v.movingVar) v.movingVar.assign(g.movingVar!);
-  })
-);
+copyStatistics(average, gan.generator);
 await row("average, statistics copied from G", average);
 const batches = Number(values.batches), rng = new Rng(1, 7);
 recomputeBatchNormStats(

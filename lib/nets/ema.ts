@@ -85,6 +85,16 @@ export function updateAverage(
   });
 }
 
+/** Copies `from`'s batch-norm running statistics into `to`, of the same layers. */
+export function copyStatistics(to: LayerNet, from: LayerNet): void {
+  tf.tidy(() =>
+    to.vars.forEach((v, i) => {
+      if (v.movingMean) v.movingMean.assign(from.vars[i].movingMean!);
+      if (v.movingVar) v.movingVar.assign(from.vars[i].movingVar!);
+    })
+  );
+}
+
 /**
  * Sets `net`'s batch-norm running statistics to those of its own
  * activations: each batch-norm layer's batch mean and variance, with the

@@ -65,7 +65,7 @@ import { FAKE_MASK_OFFSET, type Gan } from "../gan.ts";
 import { withClasses } from "../nets/latent.ts";
 import { type GanConfig } from "../presets.ts";
 import { adamSettings, learningRate, momentum } from "../nets/optim.ts";
-import { emaDecay } from "../nets/ema.ts";
+import { copyStatistics, emaDecay } from "../nets/ema.ts";
 import { COPY_DST, type Dispatch, S } from "./gpu.ts";
 import type { NetLayout } from "./layout.ts";
 import type { MatMulChoice } from "./plans.ts";
@@ -545,7 +545,7 @@ export class WgslStep extends StepRecording {
     }
     if (this.ema && gan.generatorEma) {
       const values = await this.read(this.ema.params, 0, this.G.size);
-      const average = asMlp(gan.generatorEma), g = asMlp(gan.generator);
+      const average = asMlp(gan.generatorEma);
       tf.tidy(() => {
         average.trainable.forEach((variable, i) => {
           const at = this.G.offsets[i];
@@ -553,13 +553,9 @@ export class WgslStep extends StepRecording {
             tf.tensor(values.slice(at, at + variable.size), variable.shape),
           );
         });
-        // Running statistics copied from G, as each tfjs update copies them.
-        average.layers.forEach((layer, l) => {
-          if (!layer.movingMean) return;
-          layer.movingMean.assign(g.layers[l].movingMean!);
-          layer.movingVar!.assign(g.layers[l].movingVar!);
-        });
       });
+      // Running statistics copied from G, as each tfjs update copies them.
+      copyStatistics(gan.generatorEma, gan.generator);
     }
   }
 }
