@@ -72,6 +72,7 @@ Options:
                              keras-mlp 32; at most ${MAX_LATENT_DIM})
   --lr X                     learning rate of both players
   --beta1 X                  Adam's beta1 (Adam presets)
+  --beta2 X                  Adam's beta2 (Adam presets)
   --k N                      discriminator steps per generator step (Algorithm 1)
   --g-steps N                generator steps per round (default 1)
   --update alternating|simultaneous|reuse
@@ -111,12 +112,14 @@ Options:
   --holdout N                training images kept out for validation (default 10000)
   --keep-generators          also keep each epoch's generator in
                              generators/epoch_NNN/, for deno task average
-                             (a generator's size an epoch: 27 MB for sngan-fc)
+                             (a generator's size an epoch: 27 MB for sngan-fc;
+                             with --ema, G as trained)
   --help                     this text
 
 Outputs in the run folder: samples/epoch_NNN.png, loss.png, progress.png,
 progress.gif (training as an animation), history.json, checkpoint.json +
-checkpoint-NNN.bin, generator/ (TF.js layers model). Ctrl-C stops after the
+checkpoint-NNN.bin, generator/ (TF.js layers model; with --ema the average,
+and G as trained in generator-raw/). Ctrl-C stops after the
 current step; --resume continues from the last completed epoch. One training
 at a time per run folder (train.lock).
 `;
@@ -129,6 +132,7 @@ const CONFIG_FLAGS = [
   "latent-dim",
   "lr",
   "beta1",
+  "beta2",
   "k",
   "g-steps",
   "update",
@@ -151,6 +155,7 @@ function parse(args: string[]) {
     "latent-dim": { type: "string" },
     lr: { type: "string" },
     beta1: { type: "string" },
+    beta2: { type: "string" },
     k: { type: "string" },
     "g-steps": { type: "string" },
     update: { type: "string" },
@@ -211,20 +216,21 @@ function parse(args: string[]) {
   if (latentDim) config.latentDim = latentDim;
   const lr = numberFlag("lr", values.lr, (x) => x > 0, "a number > 0");
   if (lr) config.optimizerG.lr = config.optimizerD.lr = lr;
-  const beta1 = numberFlag(
-    "beta1",
-    values.beta1,
-    (x) => x >= 0 && x < 1,
-    "in [0, 1)",
-  );
-  if (beta1 !== undefined) {
+  for (const beta of ["beta1", "beta2"] as const) {
+    const value = numberFlag(
+      beta,
+      values[beta],
+      (x) => x >= 0 && x < 1,
+      "in [0, 1)",
+    );
+    if (value === undefined) continue;
     for (const o of [config.optimizerG, config.optimizerD]) {
       if (o.kind !== "adam") {
         throw new UsageError(
-          `--beta1 applies to Adam; preset ${presetName} uses SGD`,
+          `--${beta} applies to Adam; preset ${presetName} uses SGD`,
         );
       }
-      o.beta1 = beta1;
+      o[beta] = value;
     }
   }
   config.k = intFlag("k", values.k) ?? config.k;
@@ -232,8 +238,12 @@ function parse(args: string[]) {
   config.update = choiceFlag("update", values.update, UPDATE_KINDS) ??
     config.update;
   config.loss = choiceFlag("loss", values.loss, LOSS_KINDS) ?? config.loss;
-  // The critic's five steps per G step (Gulrajani et al.'s n_critic).
-  if (config.loss === "wgan-gp" && values.k === undefined) config.k = 5;
+  // The critic's five steps per G step (Gulrajani et al.'s n_critic);
+  // --update reuse takes one D step a round by its nature.
+  if (
+    config.loss === "wgan-gp" && values.k === undefined &&
+    config.update !== "reuse"
+  ) config.k = 5;
   config.realLabel = numberFlag(
     "label-smoothing",
     values["label-smoothing"],

@@ -91,6 +91,9 @@ export function validateConfig(config: GanConfig): void {
     if (o.kind === "adam" && !(o.beta1 >= 0 && o.beta1 < 1)) {
       problems.push(`beta1 must be in [0, 1), got ${o.beta1}`);
     }
+    if (o.kind === "adam" && !(o.beta2 >= 0 && o.beta2 < 1)) {
+      problems.push(`beta2 must be in [0, 1), got ${o.beta2}`);
+    }
   }
   if (!(config.realLabel > 0 && config.realLabel <= 1)) {
     problems.push(`real label must be in (0, 1], got ${config.realLabel}`);

@@ -375,9 +375,14 @@ const AVERAGE_STATISTICS_BATCHES = 100;
  * own activations, on fresh noise from a stream of the run's seed and the
  * epoch (so a resumed run draws the same): G's running statistics, which
  * it copies at each update, describe G's activations, and sampling with
- * them did worse (docs/results.md, "Generator EMA").
+ * them did worse (docs/results.md, "Generator EMA"). `train` calls it
+ * before each epoch's outputs; `epoch` counts from 0.
  */
-function averageStatistics(gan: Gan, seed: number, epoch: number): void {
+export function averageStatistics(
+  gan: Gan,
+  seed: number,
+  epoch: number,
+): void {
   const config = gan.config, n = config.batchSize;
   const classes = config.classes ?? 0;
   const rng = new Rng(seed, epoch, 0xe3a);

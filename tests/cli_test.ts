@@ -167,6 +167,7 @@ Deno.test("bad flags give an error and the usage", async () => {
       ["--preset", "paper", "--beta1", "0.5"],
       /--beta1 applies to Adam/,
     ],
+    ["train.ts", ["--beta2", "1"], /--beta2 must be in \[0, 1\), got "1"/],
     [
       "train.ts",
       ["--backend", "tpu"],

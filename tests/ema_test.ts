@@ -9,12 +9,16 @@ import {
   generatorStep,
   outputGenerator,
 } from "../lib/gan.ts";
-import { emaDecay, recomputeBatchNormStats } from "../lib/nets/ema.ts";
+import {
+  copyStatistics,
+  emaDecay,
+  recomputeBatchNormStats,
+} from "../lib/nets/ema.ts";
 import { sampleLatent } from "../lib/nets/latent.ts";
 import { validateConfig } from "../lib/config_check.ts";
 import { generateImages, loadGenerator } from "../lib/run/checkpoint.ts";
 import { Rng } from "../lib/random/rng.ts";
-import { train } from "../lib/train.ts";
+import { averageStatistics, train } from "../lib/train.ts";
 import { wgslStepSupport } from "../lib/wgsl/step.ts";
 import { tiny, tinyOptions } from "./tiny.ts";
 
@@ -132,6 +136,19 @@ Deno.test("a run with an average: samples and generator/ from it, G as trained i
     const grid = tf.tensor2d(r.fixedNoise, [r.fixedNoise.length / 100, 100]);
     close(r.grid, await generate(r.gan, grid).data());
     tf.dispose([zt, grid]);
+    // The average's batch-norm statistics are its own, recomputed on the
+    // epoch's noise, not G's copied at each update.
+    const ema = r.gan.generatorEma!;
+    const stats = (net: typeof ema) =>
+      net.vars.flatMap((v) =>
+        v.movingMean ? [v.movingMean.dataSync(), v.movingVar!.dataSync()] : []
+      );
+    const kept = stats(ema);
+    assert.equal(kept.length, 2 * 4); // four batch-norm layers in bn's G
+    assert.notDeepEqual(kept, stats(r.gan.generator));
+    copyStatistics(ema, r.gan.generator);
+    averageStatistics(r.gan, 2, 0);
+    assert.deepEqual(stats(ema), kept);
     averaged.model.dispose();
     raw.model.dispose();
     disposeGan(r.gan);

@@ -7,6 +7,7 @@ import {
   discriminatorLoss,
   discriminatorStep,
   disposeGan,
+  fakeInput,
   generatorLoss,
 } from "../lib/gan.ts";
 import { validateConfig } from "../lib/config_check.ts";
@@ -15,7 +16,7 @@ import {
   secondDerivativeError,
 } from "../lib/nets/gradient_penalty.ts";
 import { logicalName } from "../lib/nets/optim.ts";
-import { preset } from "../lib/presets.ts";
+import { conditional, preset } from "../lib/presets.ts";
 import { Rng } from "../lib/random/rng.ts";
 import { train } from "../lib/train.ts";
 import { wgslStepSupport } from "../lib/wgsl/step.ts";
@@ -333,6 +334,64 @@ Deno.test("a wgan-gp run trains: the critic's five steps a G step, finite figure
   );
   tf.dispose([x, z]);
   disposeGan(gan);
+});
+
+Deno.test("a wgan-gp D step takes the critic's loss plus the penalty, over the image's values only", async () => {
+  // A D without dropout or batch norm (mlp): its pass is the same in and
+  // out of the step, so the loss can be rebuilt from outside.
+  for (const classes of [0, 10]) {
+    const plain = { ...tiny("mlp"), loss: "wgan-gp" as const, k: 5 };
+    const config = classes ? conditional(plain, classes) : plain;
+    const n = 6, rng = new Rng(5, 1);
+    const oneHot = classes
+      ? tf.oneHot(tf.tensor1d([0, 1, 2, 3, 4, 5], "int32"), classes).toFloat()
+      : null;
+    const withClass = (t: tf.Tensor2D) =>
+      oneHot ? tf.concat([t, oneHot], 1) as tf.Tensor2D : t;
+    const real = withClass(
+      tf.tensor2d(rng.fillUniform(new Float32Array(n * 784), -1, 1), [n, 784]),
+    );
+    const noise = withClass(
+      tf.tensor2d(rng.fillNormal(new Float32Array(n * 100)), [n, 100]),
+    );
+    const mix = tf.tensor1d([0, 0.2, 0.4, 0.6, 0.8, 1]);
+    const losses: number[] = [], weights: Float32Array[] = [];
+    for (const m of [mix, tf.onesLike(mix)]) {
+      const gan = createGan(config, { seed: 2 });
+      const D = gan.discriminator;
+      const expected = tf.tidy(() => {
+        const fake = fakeInput(
+          gan,
+          gan.generator.apply(noise, { training: true }),
+          noise,
+        );
+        const critic = (x: tf.Tensor2D) => D.apply(x, { training: true });
+        return tf.add(
+          discriminatorLoss(critic(real), critic(fake), 1, "wgan-gp"),
+          gradientPenalty(critic, real, fake, m, {
+            columns: classes ? 784 : undefined,
+          }),
+        );
+      });
+      const r = discriminatorStep(gan, {
+        real,
+        noise,
+        masks: 1,
+        epoch: 0,
+        mix: m,
+      });
+      const got = (await r.loss.data())[0];
+      close(got, (await expected.data())[0], 1e-5, `${classes} classes`);
+      losses.push(got);
+      weights.push(await D.trainable[0].data() as Float32Array);
+      tf.dispose([expected, ...Object.values(r)]);
+      disposeGan(gan);
+    }
+    // Other mixing weights, another penalty and another update of D.
+    assert.notEqual(losses[0], losses[1]);
+    assert.notDeepEqual(weights[0], weights[1]);
+    tf.dispose([...oneHot ? [oneHot] : [], real, noise, mix]);
+  }
 });
 
 Deno.test("wgan-gp's bad settings are refused with what to do", () => {
