@@ -469,8 +469,9 @@ export function simultaneousStep(
 /**
  * One round of the game on one minibatch of the data: an update of D and,
  * when D has taken its k steps, G's. The caller draws the noise and the
- * masks' seeds (in this order: D's noise, D's seed, then each G update's
- * noise and seed), so that a round is repeatable from the run's generator.
+ * masks' seeds (in this order: D's noise, D's seed, with wgan-gp the
+ * penalty's mixing weights, then each G update's noise and seed), so that
+ * a round is repeatable from the run's generator.
  */
 export interface Round extends DiscriminatorUpdate {
   /**

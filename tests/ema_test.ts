@@ -14,6 +14,7 @@ import {
   emaDecay,
   recomputeBatchNormStats,
 } from "../lib/nets/ema.ts";
+import { LayerNet } from "../lib/nets/layer_net.ts";
 import { sampleLatent } from "../lib/nets/latent.ts";
 import { validateConfig } from "../lib/config_check.ts";
 import { generateImages, loadGenerator } from "../lib/run/checkpoint.ts";
@@ -213,5 +214,35 @@ Deno.test("batch norm's statistics recomputed: the mean of the batches' means an
     tf.dispose(batches);
   } finally {
     disposeGan(gan);
+  }
+});
+
+Deno.test("standing statistics of a network with dropout before a batch norm: masks on, one seed a batch", async () => {
+  const net = new LayerNet("bn-dropout", 6, [
+    { kind: "dense", units: 5 },
+    { kind: "dropout", rate: 0.5 },
+    { kind: "batchNorm" },
+    { kind: "relu" },
+    { kind: "dense", units: 3 },
+  ], new Rng(4));
+  const z = tf.tensor2d(new Rng(5).fillNormal(new Float32Array(8 * 6)), [8, 6]);
+  try {
+    recomputeBatchNormStats(net, () => z.clone(), 2);
+    const bn = net.vars.find((v) => v.movingMean)!;
+    // By hand: the batch's mean with the masks of seeds 0 and 1.
+    const want = tf.tidy(() => {
+      const means = [0, 1].map((seed) => {
+        const stats: { mean: tf.Tensor; variance: tf.Tensor }[] = [];
+        net.apply(z, { training: true, seed, batchStats: stats });
+        return stats[0].mean;
+      });
+      return tf.div(tf.add(means[0], means[1]), 2);
+    });
+    const got = await bn.movingMean!.data(), w = await want.data();
+    got.forEach((x, j) => assert.ok(Math.abs(x - w[j]) < 1e-5, `${j}`));
+    want.dispose();
+  } finally {
+    z.dispose();
+    net.dispose();
   }
 });

@@ -101,7 +101,8 @@ export function copyStatistics(to: LayerNet, from: LayerNet): void {
  * network in training mode, averaged over the batches `inputs(i)` for i <
  * `batches` (BigGAN's "standing statistics"). For an average of G's
  * weights, whose copied statistics describe G's activations rather than
- * its own.
+ * its own. Dropout, where the network has any, is on as in training, its
+ * masks from seed `i` for batch i.
  */
 export function recomputeBatchNormStats(
   net: LayerNet,
@@ -115,7 +116,7 @@ export function recomputeBatchNormStats(
     const soFar: tf.Tensor[] | null = sums;
     const next: tf.Tensor[] = tf.tidy((): tf.Tensor[] => {
       const stats: { mean: tf.Tensor; variance: tf.Tensor }[] = [];
-      net.apply(inputs(i), { training: true, batchStats: stats });
+      net.apply(inputs(i), { training: true, seed: i, batchStats: stats });
       const flat = stats.flatMap((s) => [s.mean, s.variance]);
       return soFar === null ? flat : soFar.map((a, j) => tf.add(a, flat[j]));
     });
