@@ -15,6 +15,11 @@ import {
   SPLIT_SUM_CODE,
 } from "./programs.ts";
 import {
+  type ConvForm,
+  type ConvGeometry,
+  convProduct,
+} from "./conv_programs.ts";
+import {
   type MatMulChoice,
   type MatMulPlan,
   matMulPlan,
@@ -132,6 +137,7 @@ export class Kernels extends GpuContext {
         transB: o.transB,
         epilogue: o.epilogue,
         tile: T,
+        conv: o.conv,
         ...masked,
       }),
       MATMUL_KINDS,
@@ -157,6 +163,37 @@ export class Kernels extends GpuContext {
         this.grid(MN),
       ),
     ];
+  }
+
+  /**
+   * One product of a convolution (`lib/wgsl/conv_programs.ts`), NHWC
+   * images and [size, size, in, out] filters: `forward` y = conv(a = x,
+   * b = W); `filterGrad` dW from a = x and b = dy (K split where long);
+   * `inputGrad` dx from a = dy and b = W, which is also a transposed
+   * convolution's output from a = its input.
+   */
+  protected conv(
+    o: {
+      form: ConvForm;
+      geometry: ConvGeometry;
+      epilogue: MatMulVariant["epilogue"];
+      a: GPUBuffer;
+      aOff?: number;
+      b: GPUBuffer;
+      bOff?: number;
+      c: GPUBuffer;
+      cOff?: number;
+      e?: GPUBuffer;
+      eOff?: number;
+    },
+  ): Dispatch[] {
+    const { form, geometry, ...rest } = o;
+    return this.matMul({
+      ...rest,
+      ...convProduct(geometry, form),
+      transA: form === "filterGrad",
+      conv: { form, geometry },
+    });
   }
 
   /**

@@ -9,6 +9,7 @@
 
 import type { LayerSpec } from "../nets/mlp.ts";
 import type { MatMulTile } from "./plans.ts";
+import { convFunctions, type ConvGather } from "./conv_programs.ts";
 
 export type Act = LayerSpec["activation"];
 
@@ -99,6 +100,12 @@ export interface MatMulVariant {
   maskOut?: boolean;
   /** The side of C's tile per workgroup (default 64). */
   tile?: MatMulTile;
+  /**
+   * The operands are a convolution's, gathered as the tiles load
+   * (`lib/wgsl/conv_programs.ts`): `forward` and `inputGrad` products
+   * without `transA`, `filterGrad` with it; no mask on A.
+   */
+  conv?: ConvGather;
 }
 
 /**
@@ -131,20 +138,41 @@ export function matMulCode(variant: MatMulVariant): string {
   // Each thread loads 4 elements of each tile; the fast index follows the
   // stored layout, so neighbouring threads read neighbouring addresses.
   const readA = maskA ? "A[u.aOff + i] * Mk[u.mOff + i]" : "A[u.aOff + i]";
+  const conv = variant.conv;
+  if (conv && (maskA || transB || transA !== (conv.form === "filterGrad"))) {
+    throw new Error(
+      `unreachable: a ${conv.form} convolution's product with transA ${transA}, transB ${transB}, maskA ${maskA}`,
+    );
+  }
+  // A convolution's A[m, k] of op(A) is gathered (filterGrad: patches^T).
+  const gatherA = conv?.form === "filterGrad"
+    ? "convA(k0 + kk, row0 + mm)"
+    : "convA(row0 + mm, k0 + kk)";
   const loadA = transA
     ? `let kk = e / ${T}u; let mm = e % ${T}u;
        var a = 0.0;
-       if (row0 + mm < u.M && k0 + kk < kEnd) { let i = (k0 + kk) * u.lda + row0 + mm; a = ${readA}; }`
+       if (row0 + mm < u.M && k0 + kk < kEnd) { ${
+      conv
+        ? `a = ${gatherA};`
+        : `let i = (k0 + kk) * u.lda + row0 + mm; a = ${readA};`
+    } }`
     : `let mm = e / ${BK}u; let kk = e % ${BK}u;
        var a = 0.0;
-       if (row0 + mm < u.M && k0 + kk < kEnd) { let i = (row0 + mm) * u.lda + k0 + kk; a = ${readA}; }`;
+       if (row0 + mm < u.M && k0 + kk < kEnd) { ${
+      conv
+        ? `a = ${gatherA};`
+        : `let i = (row0 + mm) * u.lda + k0 + kk; a = ${readA};`
+    } }`;
+  const elementB = conv?.form === "inputGrad"
+    ? "convB(k0 + kb, col0 + nn)"
+    : "B[u.bOff + (k0 + kb) * u.N + col0 + nn]";
   const loadB = transB
     ? `let nn = e / ${BK}u; let kb = e % ${BK}u;
        var b = 0.0;
        if (col0 + nn < u.N && k0 + kb < kEnd) { b = B[u.bOff + (col0 + nn) * u.K + k0 + kb]; }`
     : `let kb = e / ${T}u; let nn = e % ${T}u;
        var b = 0.0;
-       if (col0 + nn < u.N && k0 + kb < kEnd) { b = B[u.bOff + (k0 + kb) * u.N + col0 + nn]; }`;
+       if (col0 + nn < u.N && k0 + kb < kEnd) { b = ${elementB}; }`;
   const mask = maskOut ? " * Mk[u.mOff + m * u.lde + n]" : "";
   const put = "C[u.cOff + wg.z * u.M * u.N + m * u.ldc + n] = v;";
   let finish: string;
@@ -204,7 +232,7 @@ export function matMulCode(variant: MatMulVariant): string {
         }
       }
     }`).join("");
-  return `${MATMUL_BINDINGS}
+  return `${MATMUL_BINDINGS}${conv ? convFunctions(conv) : ""}
 var<workgroup> As: array<vec4f, ${slice}>; // [${BK}][${Q}]: k, then 4 rows of m each
 var<workgroup> Bs: array<vec4f, ${slice}>; // [${BK}][${Q}]: k, then 4 columns of n each
 

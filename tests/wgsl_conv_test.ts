@@ -1,0 +1,227 @@
+import assert from "node:assert/strict";
+import * as tf from "@tensorflow/tfjs";
+import { initBackend, probeWebGpu } from "../lib/backends/choice.ts";
+import { Rng } from "../lib/random/rng.ts";
+import {
+  type ConvForm,
+  type ConvGeometry,
+  convGeometry,
+} from "../lib/wgsl/conv_programs.ts";
+import { Kernels } from "../lib/wgsl/kernels.ts";
+import type { MatMulChoice } from "../lib/wgsl/plans.ts";
+import type { Epilogue } from "../lib/wgsl/programs.ts";
+
+await initBackend("cpu");
+const probe = await probeWebGpu();
+
+/** The kernels' convolution products, run one at a time. */
+class ConvRunner extends Kernels {
+  async run(
+    form: ConvForm,
+    geometry: ConvGeometry,
+    a: Float32Array,
+    b: Float32Array,
+    out: number,
+    epilogue: Epilogue = { kind: "store" },
+    bias?: Float32Array,
+  ): Promise<Float32Array> {
+    const buffer = (x: Float32Array) => {
+      const g = this.buffer(x.length);
+      this.upload(g, x);
+      return g;
+    };
+    const c = this.buffer(out);
+    const dispatches = this.conv({
+      form,
+      geometry,
+      epilogue,
+      a: buffer(a),
+      b: buffer(b),
+      c,
+      e: bias ? buffer(bias) : undefined,
+    });
+    this.submit(dispatches);
+    return await this.read(c, 0, out);
+  }
+}
+
+/** Odd sizes: strides 1 and 2, both paddings, channels not a multiple of 4, batch 1. */
+const CASES = [
+  {
+    batch: 2,
+    inH: 7,
+    inW: 9,
+    inC: 3,
+    outC: 5,
+    size: 3,
+    stride: 1,
+    padding: "same",
+  },
+  {
+    batch: 1,
+    inH: 14,
+    inW: 14,
+    inC: 5,
+    outC: 6,
+    size: 4,
+    stride: 2,
+    padding: "same",
+  },
+  {
+    batch: 3,
+    inH: 9,
+    inW: 8,
+    inC: 2,
+    outC: 7,
+    size: 5,
+    stride: 2,
+    padding: "valid",
+  },
+  {
+    batch: 2,
+    inH: 6,
+    inW: 5,
+    inC: 1,
+    outC: 3,
+    size: 2,
+    stride: 1,
+    padding: "valid",
+  },
+  {
+    batch: 1,
+    inH: 7,
+    inW: 7,
+    inC: 6,
+    outC: 1,
+    size: 4,
+    stride: 2,
+    padding: "same",
+  },
+] as const;
+
+function close(got: Float32Array, want: Float32Array, what: string) {
+  assert.equal(got.length, want.length, what);
+  const scale = want.reduce((m, v) => Math.max(m, Math.abs(v)), 1e-6);
+  for (let i = 0; i < want.length; i++) {
+    assert.ok(
+      Math.abs(got[i] - want[i]) <= 1e-5 * scale + 1e-6,
+      `${what}[${i}]: ${got[i]} vs ${want[i]}`,
+    );
+  }
+}
+
+Deno.test("convolution geometry: tfjs's output sizes and padding", () => {
+  for (const c of CASES) {
+    const g = convGeometry(c);
+    const y = tf.conv2d(
+      tf.zeros([c.batch, c.inH, c.inW, c.inC]) as tf.Tensor4D,
+      tf.zeros([c.size, c.size, c.inC, c.outC]) as tf.Tensor4D,
+      c.stride,
+      c.padding,
+    );
+    assert.deepEqual(y.shape, [c.batch, g.outH, g.outW, c.outC]);
+    y.dispose();
+  }
+  // "same": the smaller half of the padding first (tfjs, TensorFlow).
+  const g = convGeometry({ ...CASES[1] });
+  assert.deepEqual([g.outH, g.padTop, g.padLeft], [7, 1, 1]);
+  assert.throws(
+    () => convGeometry({ ...CASES[2], inH: 4, padding: "valid" }),
+    /does not fit 4 x 8 images/,
+  );
+});
+
+Deno.test({
+  name:
+    "webgpu: a convolution's three products in WGSL equal tfjs's conv2d, its gradients and conv2dTranspose",
+  ignore: !probe.ok,
+  fn: async () => {
+    const adapter = await navigator.gpu.requestAdapter();
+    const device = await adapter!.requestDevice({
+      requiredLimits: {
+        maxStorageBufferBindingSize:
+          adapter!.limits.maxStorageBufferBindingSize,
+      },
+    });
+    try {
+      // Split K on the weight gradient as well as whole products.
+      for (
+        const choice of ["plain", { tile: 64, chunk: 16 }] as MatMulChoice[]
+      ) {
+        using k = new ConvRunner(device, null, choice);
+        for (const [i, c] of CASES.entries()) {
+          const g = convGeometry(c);
+          const rng = new Rng(3, i);
+          const draw = (n: number) => rng.fillNormal(new Float32Array(n));
+          const xShape = [c.batch, c.inH, c.inW, c.inC] as const;
+          const wShape = [c.size, c.size, c.inC, c.outC] as const;
+          const yShape = [c.batch, g.outH, g.outW, c.outC] as const;
+          const size = (s: readonly number[]) => s.reduce((a, b) => a * b);
+          const x = draw(size(xShape)), w = draw(size(wShape));
+          const dy = draw(size(yShape)), bias = draw(c.outC);
+          const what = `${JSON.stringify(c)}, ${JSON.stringify(choice)}`;
+          const [xt, wt, dyt] = [
+            tf.tensor4d(x, [...xShape]),
+            tf.tensor4d(w, [...wShape]),
+            tf.tensor4d(dy, [...yShape]),
+          ];
+          const conv = (a: tf.Tensor4D, b: tf.Tensor4D) =>
+            tf.conv2d(a, b, c.stride, c.padding);
+          // Forward, with the bias and a nonlinearity in the epilogue.
+          const want = tf.tidy(() =>
+            tf.relu(tf.add(conv(xt, wt), tf.tensor1d(bias))).dataSync()
+          ) as Float32Array;
+          const y = await k.run(
+            "forward",
+            g,
+            x,
+            w,
+            size(yShape),
+            { kind: "bias", act: "relu" },
+            bias,
+          );
+          close(y, want, `forward ${what}`);
+          // Gradients of sum(conv(x, W) * dy).
+          const [dx, dw] = tf.tidy(() =>
+            tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+              tf.sum(
+                tf.mul(conv(a as tf.Tensor4D, b as tf.Tensor4D), dyt),
+              )
+            )([xt, wt]).map((t) => t.dataSync() as Float32Array)
+          );
+          close(
+            await k.run("filterGrad", g, x, dy, size(wShape)),
+            dw,
+            `filterGrad ${what}`,
+          );
+          close(
+            await k.run("inputGrad", g, dy, w, size(xShape)),
+            dx,
+            `inputGrad ${what}`,
+          );
+          // A transposed convolution of dy-shaped input to x-shaped output
+          // is the input gradient's product.
+          if (c.padding === "same") {
+            const up = tf.tidy(() =>
+              tf.conv2dTranspose(
+                dyt,
+                wt,
+                [c.batch, c.inH, c.inW, c.inC],
+                c.stride,
+                "same",
+              ).dataSync()
+            ) as Float32Array;
+            close(
+              await k.run("inputGrad", g, dy, w, size(xShape)),
+              up,
+              `conv2dTranspose ${what}`,
+            );
+          }
+          tf.dispose([xt, wt, dyt]);
+        }
+      }
+    } finally {
+      device.destroy();
+    }
+  },
+});
