@@ -27,6 +27,18 @@ import {
   splitPlan,
 } from "./plans.ts";
 
+/** A product's buffers, A and B in, C out, E the epilogue's; offsets in floats. */
+interface Operands {
+  a: GPUBuffer;
+  aOff?: number;
+  b: GPUBuffer;
+  bOff?: number;
+  c: GPUBuffer;
+  cOff?: number;
+  e?: GPUBuffer;
+  eOff?: number;
+}
+
 /** A GPU context that records the step's kinds of dispatch. */
 export class Kernels extends GpuContext {
   protected matMulChoice: MatMulChoice;
@@ -75,18 +87,10 @@ export class Kernels extends GpuContext {
    * with K split, the partial products into `#scratch`, then their sum.
    */
   protected matMul(
-    o: MatMulVariant & {
+    o: MatMulVariant & Operands & {
       M: number;
       N: number;
       K: number;
-      a: GPUBuffer;
-      aOff?: number;
-      b: GPUBuffer;
-      bOff?: number;
-      c: GPUBuffer;
-      cOff?: number;
-      e?: GPUBuffer;
-      eOff?: number;
       /** The dropout mask of `maskA` or `maskOut`, from float `mOff`. */
       mask?: GPUBuffer | null;
       mOff?: number;
@@ -173,18 +177,10 @@ export class Kernels extends GpuContext {
    * convolution's output from a = its input.
    */
   protected conv(
-    o: {
+    o: Operands & {
       form: ConvForm;
       geometry: ConvGeometry;
       epilogue: MatMulVariant["epilogue"];
-      a: GPUBuffer;
-      aOff?: number;
-      b: GPUBuffer;
-      bOff?: number;
-      c: GPUBuffer;
-      cOff?: number;
-      e?: GPUBuffer;
-      eOff?: number;
     },
   ): Dispatch[] {
     const { form, geometry, ...rest } = o;
