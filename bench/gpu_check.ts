@@ -10,6 +10,9 @@
  *    the tfjs step from the same state (`lib/wgsl/check.ts`), and the matMul
  *    plans (wide tiles, split K) against the plain 64 x 64 tiles at batch
  *    8192;
+ * 1b. the convolution programs (not yet in the step: `bench/conv_kernels.ts`)
+ *    against tfjs's kernels at `sngan`'s and `dcgan`'s shapes, batch 128:
+ *    their largest difference, and the time and TFLOP/s of each;
  * 2. speed: the bench (WGSL and tfjs steps) and, where PyTorch with CUDA
  *    is installed, `bench/reference_torch.py --device cuda`, with ratios;
  * 3. one epoch of `train --preset paper` with the WGSL step: its epoch line,
@@ -30,6 +33,7 @@ import {
   type StepComparison,
 } from "../lib/wgsl/check.ts";
 import { trainArgs } from "./gpu_check_args.ts";
+import { convKernels } from "./conv_kernels.ts";
 
 const { values } = parseArgs({
   options: {
@@ -215,6 +219,29 @@ await part("correctness", quick ? 240 : 90, async () => {
   return results;
 });
 
+// 1b. The convolution programs, not yet in the step.
+await part("conv", quick ? 120 : 90, async () => {
+  const rows = await convKernels({
+    batch: quick ? 4 : 128,
+    reps: quick ? 2 : 20,
+    log: (r) =>
+      console.log(
+        `   ${r.layer.padEnd(14)} ${r.form.padEnd(10)} WGSL ${r.wgsl_ms} ms ` +
+          `(${r.wgsl_tflops} TFLOP/s), tfjs ${r.tfjs_ms} ms (${r.tfjs_tflops}), ` +
+          `difference ${r.difference}`,
+      ),
+  });
+  const wrong = rows.filter((r) => !(r.difference < 1e-4));
+  if (wrong.length > 0) {
+    throw new Error(
+      `the WGSL convolution programs are WRONG on this GPU: ${
+        wrong.map((r) => `${r.layer} ${r.form} ${r.difference}`).join(", ")
+      }`,
+    );
+  }
+  return rows;
+});
+
 // 2. Speed.
 const batches = quick ? "16" : "128,8192";
 const models = quick ? "mlp" : "mlp,paper";
@@ -360,7 +387,7 @@ await part("train", quick ? 240 : 120, async (signal) => {
 
 report.finished = new Date().toISOString();
 await save();
-const failed = ["correctness", "bench", "torch", "train"].filter((p) =>
+const failed = ["correctness", "conv", "bench", "torch", "train"].filter((p) =>
   !(report[p] as { ok: boolean } | undefined)?.ok
 );
 console.log(

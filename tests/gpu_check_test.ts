@@ -78,9 +78,11 @@ Deno.test({
         await Deno.readTextFile(`${out}/gpu-check.json`),
       );
       assert.equal(report.correct, true);
-      for (const part of ["correctness", "bench", "torch", "train"]) {
+      for (const part of ["correctness", "conv", "bench", "torch", "train"]) {
         assert.equal(report[part].ok, true, part);
       }
+      // The convolution programs: three products of five layers' shapes.
+      assert.equal(report.conv.result.length, 15);
       // Every preset's kind of step and the plans, compared.
       assert.deepEqual(
         Object.keys(report.correctness.result).sort(),

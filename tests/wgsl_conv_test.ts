@@ -7,42 +7,23 @@ import {
   type ConvGeometry,
   convGeometry,
 } from "../lib/wgsl/conv_programs.ts";
-import { Kernels } from "../lib/wgsl/kernels.ts";
+import { ConvProducts } from "../lib/wgsl/conv_products.ts";
 import type { MatMulChoice } from "../lib/wgsl/plans.ts";
 import type { Epilogue } from "../lib/wgsl/programs.ts";
 
 await initBackend("cpu");
 const probe = await probeWebGpu();
 
-/** The kernels' convolution products, run one at a time. */
-class ConvRunner extends Kernels {
-  async run(
-    form: ConvForm,
-    geometry: ConvGeometry,
-    a: Float32Array,
-    b: Float32Array,
-    out: number,
-    epilogue: Epilogue = { kind: "store" },
-    bias?: Float32Array,
-  ): Promise<Float32Array> {
-    const buffer = (x: Float32Array) => {
-      const g = this.buffer(x.length);
-      this.upload(g, x);
-      return g;
-    };
-    const c = this.buffer(out);
-    const dispatches = this.conv({
-      form,
-      geometry,
-      epilogue,
-      a: buffer(a),
-      b: buffer(b),
-      c,
-      e: bias ? buffer(bias) : undefined,
-    });
-    this.submit(dispatches);
-    return await this.read(c, 0, out);
-  }
+/** One product of `form` on fresh buffers, run once. */
+function product(
+  k: ConvProducts,
+  form: ConvForm,
+  geometry: ConvGeometry,
+  a: Float32Array,
+  b: Float32Array,
+  options: { epilogue?: Epilogue; bias?: Float32Array } = {},
+): Promise<Float32Array> {
+  return k.run(k.prepare(form, geometry, a, b, options));
 }
 
 /** Odd sizes: strides 1 and 2, both paddings, channels not a multiple of 4, batch 1. */
@@ -148,7 +129,7 @@ Deno.test({
       for (
         const choice of ["plain", { tile: 64, chunk: 16 }] as MatMulChoice[]
       ) {
-        using k = new ConvRunner(device, null, choice);
+        using k = new ConvProducts(device, null, choice);
         for (const [i, c] of CASES.entries()) {
           const g = convGeometry(c);
           const rng = new Rng(3, i);
@@ -171,15 +152,10 @@ Deno.test({
           const want = tf.tidy(() =>
             tf.relu(tf.add(conv(xt, wt), tf.tensor1d(bias))).dataSync()
           ) as Float32Array;
-          const y = await k.run(
-            "forward",
-            g,
-            x,
-            w,
-            size(yShape),
-            { kind: "bias", act: "relu" },
+          const y = await product(k, "forward", g, x, w, {
+            epilogue: { kind: "bias", act: "relu" },
             bias,
-          );
+          });
           close(y, want, `forward ${what}`);
           // Gradients of sum(conv(x, W) * dy).
           const [dx, dw] = tf.tidy(() =>
@@ -190,12 +166,12 @@ Deno.test({
             )([xt, wt]).map((t) => t.dataSync() as Float32Array)
           );
           close(
-            await k.run("filterGrad", g, x, dy, size(wShape)),
+            await product(k, "filterGrad", g, x, dy),
             dw,
             `filterGrad ${what}`,
           );
           close(
-            await k.run("inputGrad", g, dy, w, size(xShape)),
+            await product(k, "inputGrad", g, dy, w),
             dx,
             `inputGrad ${what}`,
           );
@@ -212,7 +188,7 @@ Deno.test({
               ).dataSync()
             ) as Float32Array;
             close(
-              await k.run("inputGrad", g, dy, w, size(xShape)),
+              await product(k, "inputGrad", g, dy, w),
               up,
               `conv2dTranspose ${what}`,
             );
