@@ -7,9 +7,13 @@
  * Cout size^2 Cin over the time).
  * A transposed convolution of G is the same three products as the D
  * convolution of the mirrored shape, so each geometry stands for both.
+ * Each side is timed over as many runs as take about `--ms`
+ * milliseconds (at least 3), waited for on the GPU's queue, with no
+ * readback inside the timing; the WGSL products are timed as the step
+ * would record them (only the weight gradient may split K).
  * One JSON line a product; `bench/gpu_check.ts` runs it as a part.
  *
- *     deno run -A bench/conv_kernels.ts [--batch 128] [--reps 20]
+ *     deno run -A bench/conv_kernels.ts [--batch 128] [--ms 30]
  *
  * @module
  */
@@ -78,12 +82,62 @@ function tfjsKernel(
   }
 }
 
+/** tfjs-webgpu's backend, as far as waiting for its queue needs. */
+interface QueuedBackend {
+  ensureCommandEncoderReady(): void;
+  endComputePassEncoder(): void;
+  submitQueue(): void;
+  device: GPUDevice;
+}
+
+/**
+ * Waits until the GPU has done everything tfjs has recorded: ends its open
+ * pass and submits its encoder (as tfjs does before a readback), then
+ * waits on the queue.
+ */
+async function tfjsDone(): Promise<void> {
+  const backend = tf.backend() as unknown as QueuedBackend;
+  backend.ensureCommandEncoderReady();
+  backend.endComputePassEncoder();
+  backend.submitQueue();
+  await backend.device.queue.onSubmittedWorkDone();
+}
+
+/** Milliseconds a run of tfjs's kernel takes, over `reps` runs. */
+async function timeTfjs(run: () => tf.Tensor, reps: number): Promise<number> {
+  const outs: tf.Tensor[] = [];
+  await tfjsDone();
+  const t0 = performance.now();
+  for (let r = 0; r < reps; r++) outs.push(run());
+  await tfjsDone();
+  const ms = (performance.now() - t0) / reps;
+  tf.dispose(outs);
+  return ms;
+}
+
+/** Runs enough for about `ms` of work, from a timing of 3. */
+async function timed(
+  time: (reps: number) => Promise<number>,
+  ms: number,
+): Promise<number> {
+  const first = await time(3);
+  const reps = Math.min(2000, Math.max(3, Math.ceil(ms / first)));
+  return reps <= 3 ? first : await time(reps);
+}
+
 /**
  * Measures every product at `batch` on tfjs's current backend (WebGPU)
- * and on a WebGPU device of its own; `log` gets each row as it is made.
+ * and on a WebGPU device of its own, each timed over about `ms`
+ * milliseconds of runs; `log` gets each row as it is made; `signal`
+ * stops it between products.
  */
 export async function convKernels(
-  o: { batch: number; reps: number; log?: (r: ConvKernelRow) => void },
+  o: {
+    batch: number;
+    ms: number;
+    log?: (r: ConvKernelRow) => void;
+    signal?: AbortSignal;
+  },
 ): Promise<ConvKernelRow[]> {
   const adapter = await navigator.gpu.requestAdapter();
   if (!adapter) throw new Error("no WebGPU adapter");
@@ -118,28 +172,22 @@ export async function convKernels(
         inputGrad: [shapes.y, shapes.w],
       };
       for (const form of ["forward", "filterGrad", "inputGrad"] as const) {
+        o.signal?.throwIfAborted();
         const [sa, sb] = operands[form];
         const draw = (s: number[]) =>
           rng.fillNormal(new Float32Array(s.reduce((x, y) => x * y)));
         const a = draw(sa), b = draw(sb);
         const p = k.prepare(form, g, a, b);
         const got = await k.run(p);
-        const ms = await k.time(p, o.reps);
+        const ms = await timed((reps) => k.time(p, reps), o.ms);
         const ta = tf.tensor(a, sa), tb = tf.tensor(b, sb);
         const want = tfjsKernel(form, g, ta, tb);
         const w = await want.data();
         want.dispose();
-        // tfjs: warm, then reps runs, waited for by reading the last.
-        let t0 = 0, last: tf.Tensor | null = null;
-        for (let r = -1; r < o.reps; r++) {
-          if (r === 0) t0 = performance.now();
-          last?.dispose();
-          last = tfjsKernel(form, g, ta, tb);
-          if (r === -1) await last.data();
-        }
-        await last!.data();
-        const tfjsMs = (performance.now() - t0) / o.reps;
-        last!.dispose();
+        const tfjsMs = await timed(
+          (reps) => timeTfjs(() => tfjsKernel(form, g, ta, tb), reps),
+          o.ms,
+        );
         tf.dispose([ta, tb]);
         let scale = 1e-30, diff = 0;
         for (let i = 0; i < w.length; i++) {
@@ -176,13 +224,13 @@ if (import.meta.main) {
   const { values } = parseArgs({
     options: {
       batch: { type: "string", default: "128" },
-      reps: { type: "string", default: "20" },
+      ms: { type: "string", default: "30" },
     },
   });
   await initBackend("webgpu");
   await convKernels({
     batch: Number(values.batch),
-    reps: Number(values.reps),
+    ms: Number(values.ms),
     log: (r) => console.log(JSON.stringify(r)),
   });
 }

@@ -220,10 +220,11 @@ await part("correctness", quick ? 240 : 90, async () => {
 });
 
 // 1b. The convolution programs, not yet in the step.
-await part("conv", quick ? 120 : 90, async () => {
+await part("conv", quick ? 120 : 90, async (signal) => {
   const rows = await convKernels({
     batch: quick ? 4 : 128,
-    reps: quick ? 2 : 20,
+    ms: quick ? 1 : 30,
+    signal,
     log: (r) =>
       console.log(
         `   ${r.layer.padEnd(14)} ${r.form.padEnd(10)} WGSL ${r.wgsl_ms} ms ` +

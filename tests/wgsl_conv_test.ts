@@ -21,7 +21,8 @@ function product(
   geometry: ConvGeometry,
   a: Float32Array,
   b: Float32Array,
-  options: { epilogue?: Epilogue; bias?: Float32Array } = {},
+  options: { epilogue?: Epilogue; bias?: Float32Array; splittable?: boolean } =
+    {},
 ): Promise<Float32Array> {
   return k.run(k.prepare(form, geometry, a, b, options));
 }
@@ -78,7 +79,39 @@ const CASES = [
     stride: 2,
     padding: "same",
   },
+  // sngan's two D convolutions (and G's transposed ones) at batch 16.
+  {
+    batch: 16,
+    inH: 28,
+    inW: 28,
+    inC: 1,
+    outC: 64,
+    size: 4,
+    stride: 2,
+    padding: "same",
+  },
+  {
+    batch: 16,
+    inH: 14,
+    inW: 14,
+    inC: 64,
+    outC: 128,
+    size: 4,
+    stride: 2,
+    padding: "same",
+  },
 ] as const;
+
+/**
+ * The plans: 64 x 64 tiles, 128 x 128 tiles, and each with K split into
+ * runs of 16 (where a product may split).
+ */
+const PLANS: MatMulChoice[] = [
+  "plain",
+  { tile: 64, chunk: 16 },
+  { tile: 128 },
+  { tile: 128, chunk: 16 },
+];
 
 function close(got: Float32Array, want: Float32Array, what: string) {
   assert.equal(got.length, want.length, what);
@@ -124,79 +157,72 @@ Deno.test({
           adapter!.limits.maxStorageBufferBindingSize,
       },
     });
+    const kernels = PLANS.map((p) => new ConvProducts(device, null, p));
     try {
-      // Split K on the weight gradient as well as whole products.
-      for (
-        const choice of ["plain", { tile: 64, chunk: 16 }] as MatMulChoice[]
-      ) {
-        using k = new ConvProducts(device, null, choice);
-        for (const [i, c] of CASES.entries()) {
-          const g = convGeometry(c);
-          const rng = new Rng(3, i);
-          const draw = (n: number) => rng.fillNormal(new Float32Array(n));
-          const xShape = [c.batch, c.inH, c.inW, c.inC] as const;
-          const wShape = [c.size, c.size, c.inC, c.outC] as const;
-          const yShape = [c.batch, g.outH, g.outW, c.outC] as const;
-          const size = (s: readonly number[]) => s.reduce((a, b) => a * b);
-          const x = draw(size(xShape)), w = draw(size(wShape));
-          const dy = draw(size(yShape)), bias = draw(c.outC);
-          const what = `${JSON.stringify(c)}, ${JSON.stringify(choice)}`;
-          const [xt, wt, dyt] = [
-            tf.tensor4d(x, [...xShape]),
-            tf.tensor4d(w, [...wShape]),
-            tf.tensor4d(dy, [...yShape]),
-          ];
-          const conv = (a: tf.Tensor4D, b: tf.Tensor4D) =>
-            tf.conv2d(a, b, c.stride, c.padding);
+      for (const [i, c] of CASES.entries()) {
+        const g = convGeometry(c);
+        const rng = new Rng(3, i);
+        const draw = (n: number) => rng.fillNormal(new Float32Array(n));
+        const xShape = [c.batch, c.inH, c.inW, c.inC] as const;
+        const wShape = [c.size, c.size, c.inC, c.outC] as const;
+        const yShape = [c.batch, g.outH, g.outW, c.outC] as const;
+        const size = (s: readonly number[]) => s.reduce((a, b) => a * b);
+        const x = draw(size(xShape)), w = draw(size(wShape));
+        const dy = draw(size(yShape)), bias = draw(c.outC);
+        const [xt, wt, dyt] = [
+          tf.tensor4d(x, [...xShape]),
+          tf.tensor4d(w, [...wShape]),
+          tf.tensor4d(dy, [...yShape]),
+        ];
+        const conv = (a: tf.Tensor4D, b: tf.Tensor4D) =>
+          tf.conv2d(a, b, c.stride, c.padding);
+        const forward = tf.tidy(() =>
+          tf.relu(tf.add(conv(xt, wt), tf.tensor1d(bias))).dataSync()
+        ) as Float32Array;
+        // Gradients of sum(conv(x, W) * dy).
+        const [dx, dw] = tf.tidy(() =>
+          tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+            tf.sum(tf.mul(conv(a as tf.Tensor4D, b as tf.Tensor4D), dyt))
+          )([xt, wt]).map((t) => t.dataSync() as Float32Array)
+        );
+        // A transposed convolution of dy-shaped input to x-shaped output
+        // is the input gradient's product.
+        const up = c.padding === "same"
+          ? tf.tidy(() =>
+            tf.conv2dTranspose(
+              dyt,
+              wt,
+              [c.batch, c.inH, c.inW, c.inC],
+              c.stride,
+              "same",
+            ).dataSync()
+          ) as Float32Array
+          : null;
+        tf.dispose([xt, wt, dyt]);
+        for (const [j, k] of kernels.entries()) {
+          const what = `${JSON.stringify(c)}, ${JSON.stringify(PLANS[j])}`;
           // Forward, with the bias and a nonlinearity in the epilogue.
-          const want = tf.tidy(() =>
-            tf.relu(tf.add(conv(xt, wt), tf.tensor1d(bias))).dataSync()
-          ) as Float32Array;
           const y = await product(k, "forward", g, x, w, {
             epilogue: { kind: "bias", act: "relu" },
             bias,
           });
-          close(y, want, `forward ${what}`);
-          // Gradients of sum(conv(x, W) * dy).
-          const [dx, dw] = tf.tidy(() =>
-            tf.grads((a: tf.Tensor, b: tf.Tensor) =>
-              tf.sum(
-                tf.mul(conv(a as tf.Tensor4D, b as tf.Tensor4D), dyt),
-              )
-            )([xt, wt]).map((t) => t.dataSync() as Float32Array)
-          );
+          close(y, forward, `forward ${what}`);
           close(
             await product(k, "filterGrad", g, x, dy),
             dw,
             `filterGrad ${what}`,
           );
-          close(
-            await product(k, "inputGrad", g, dy, w),
-            dx,
-            `inputGrad ${what}`,
-          );
-          // A transposed convolution of dy-shaped input to x-shaped output
-          // is the input gradient's product.
-          if (c.padding === "same") {
-            const up = tf.tidy(() =>
-              tf.conv2dTranspose(
-                dyt,
-                wt,
-                [c.batch, c.inH, c.inW, c.inC],
-                c.stride,
-                "same",
-              ).dataSync()
-            ) as Float32Array;
-            close(
-              await product(k, "inputGrad", g, dy, w),
-              up,
-              `conv2dTranspose ${what}`,
-            );
-          }
-          tf.dispose([xt, wt, dyt]);
+          // Split as well where the plan has a chunk: the gather of a
+          // K-run that starts inside a filter window.
+          const back = await product(k, "inputGrad", g, dy, w, {
+            splittable: true,
+          });
+          close(back, dx, `inputGrad ${what}`);
+          if (up) close(back, up, `conv2dTranspose ${what}`);
         }
       }
     } finally {
+      for (const k of kernels) k[Symbol.dispose]();
       device.destroy();
     }
   },

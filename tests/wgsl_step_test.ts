@@ -367,6 +367,10 @@ Deno.test("matMulPlan: wide tiles for many outputs, split K for few", () => {
   });
   // 8192 x 256 has 128 wide tiles: too few, so 64 x 64 tiles.
   assert.equal(matMulPlan({ M: 8192, N: 256, K: 128 }).tile, 64);
+  // A narrow product keeps 64 x 64 tiles however many rows it has (a
+  // critic's last layer, one output a row).
+  assert.equal(matMulPlan({ M: 65536, N: 1, K: 1024 }).tile, 64);
+  assert.equal(matMulPlan({ M: 65536, N: 100, K: 1024 }).tile, 64);
   // D's first weight gradient: 784 x 1024 (208 tiles) over K = 16,384.
   const dW = matMulPlan({ M: 784, N: 1024, K: 16384 }, { splittable: true });
   assert.deepEqual(dW, { tile: 64, splits: 5, chunk: 3280 });

@@ -29,14 +29,19 @@ export interface PreparedProduct {
 export class ConvProducts extends Kernels {
   /**
    * Uploads the operands (`a`, `b` as {@linkcode Kernels.conv} takes them,
-   * `bias` for a `bias` epilogue) and records the product.
+   * `bias` for a `bias` epilogue) and records the product; `splittable` as
+   * `Kernels.conv` takes it (by default only `filterGrad` may split K).
    */
   prepare(
     form: ConvForm,
     geometry: ConvGeometry,
     a: Float32Array,
     b: Float32Array,
-    options: { epilogue?: Epilogue; bias?: Float32Array } = {},
+    options: {
+      epilogue?: Epilogue;
+      bias?: Float32Array;
+      splittable?: boolean;
+    } = {},
   ): PreparedProduct {
     const upload = (x: Float32Array) => {
       const g = this.buffer(x.length);
@@ -53,6 +58,7 @@ export class ConvProducts extends Kernels {
       b: upload(b),
       c: out,
       e: options.bias ? upload(options.bias) : undefined,
+      splittable: options.splittable,
     });
     return { dispatches, out, floats: M * N, flops: 2 * M * N * K };
   }

@@ -61,13 +61,19 @@ export class Kernels extends GpuContext {
 
   /**
    * How C[M, N] = A[M, K] B[K, N] is spread over the GPU (`options.matMul`);
-   * only a `store` product without an output mask (a weight gradient) may
-   * split K.
+   * only a `store` product without an output mask may split K (the step's
+   * weight gradients; `splittable: false` keeps a product whole).
    */
   protected plan(
-    o: MatMulVariant & { M: number; N: number; K: number },
+    o: MatMulVariant & {
+      M: number;
+      N: number;
+      K: number;
+      splittable?: boolean;
+    },
   ): MatMulPlan {
-    const splittable = o.epilogue.kind === "store" && !o.maskOut;
+    const splittable = o.epilogue.kind === "store" && !o.maskOut &&
+      o.splittable !== false;
     const choice = this.matMulChoice;
     const whole = (tile: MatMulTile) => ({ tile, splits: 1, chunk: o.K });
     if (choice === "plain") return whole(64);
@@ -100,6 +106,8 @@ export class Kernels extends GpuContext {
       ldc?: number;
       /** Floats between rows of E and of an output mask (default N). */
       lde?: number;
+      /** false: K stays whole even where the plan would split it. */
+      splittable?: boolean;
     },
   ): Dispatch[] {
     const plan = this.plan(o);
@@ -172,15 +180,18 @@ export class Kernels extends GpuContext {
   /**
    * One product of a convolution (`lib/wgsl/conv_programs.ts`), NHWC
    * images and [size, size, in, out] filters: `forward` y = conv(a = x,
-   * b = W); `filterGrad` dW from a = x and b = dy (K split where long);
-   * `inputGrad` dx from a = dy and b = W, which is also a transposed
-   * convolution's output from a = its input.
+   * b = W); `filterGrad` dW from a = x and b = dy; `inputGrad` dx from
+   * a = dy and b = W, which is also a transposed convolution's output from
+   * a = its input. Only `filterGrad` may split K (its K, batch x output
+   * pixels, is long; the others' is size^2 x channels), unless
+   * `splittable` says otherwise.
    */
   protected conv(
     o: Operands & {
       form: ConvForm;
       geometry: ConvGeometry;
       epilogue: MatMulVariant["epilogue"];
+      splittable?: boolean;
     },
   ): Dispatch[] {
     const { form, geometry, ...rest } = o;
@@ -189,6 +200,7 @@ export class Kernels extends GpuContext {
       ...convProduct(geometry, form),
       transA: form === "filterGrad",
       conv: { form, geometry },
+      splittable: o.splittable ?? form === "filterGrad",
     });
   }
 

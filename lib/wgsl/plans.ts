@@ -38,7 +38,8 @@ export type MatMulChoice = "auto" | "plain" | {
  * The auto plan of C[M, N] = A[M, K] B[K, N]. The tile is 128 x 128 when
  * there are at least 256 of them (enough workgroups for a large GPU; each
  * thread then computes 8 x 8 outputs, twice the arithmetic per value read
- * of a 64 x 64 tile's 4 x 4); otherwise 64 x 64. A product whose epilogue
+ * of a 64 x 64 tile's 4 x 4) and M and N are both at least 128 (a narrower
+ * product would leave most of each wide tile idle); otherwise 64 x 64. A product whose epilogue
  * allows it (`splittable`: weight gradients, K = the batch) and whose 64 x 64
  * tiles number fewer than 1,024 has its K split so that the runs give about
  * 1,024 workgroups, each run at least 256 long and the partial products at
@@ -54,7 +55,9 @@ export function matMulPlan(
 ): MatMulPlan {
   const { M, N, K } = shape;
   const wide = Math.ceil(M / 128) * Math.ceil(N / 128);
-  if (wide >= 256) return { tile: 128, splits: 1, chunk: K };
+  if (wide >= 256 && Math.min(M, N) >= 128) {
+    return { tile: 128, splits: 1, chunk: K };
+  }
   const tiles = Math.ceil(M / 64) * Math.ceil(N / 64);
   if (!options.splittable || tiles >= 1024) {
     return { tile: 64, splits: 1, chunk: K };
