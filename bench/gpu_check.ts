@@ -13,6 +13,9 @@
  * 1b. the convolution programs (not yet in the step: `bench/conv_kernels.ts`)
  *    against tfjs's kernels at `sngan`'s and `dcgan`'s shapes, batch 128:
  *    their largest difference, and the time and TFLOP/s of each;
+ * 1c. the spectral-norm programs (not yet in the step:
+ *    `lib/wgsl/sn_weight.ts`) against `lib/nets/spectral_norm.ts` at the
+ *    shapes of `sngan`'s D and `sngan-fc`'s dense layer, with their times;
  * 2. speed: the bench (WGSL and tfjs steps) and, where PyTorch with CUDA
  *    is installed, `bench/reference_torch.py --device cuda`, with ratios;
  * 3. one epoch of `train --preset paper` with the WGSL step: its epoch line,
@@ -34,6 +37,7 @@ import {
 } from "../lib/wgsl/check.ts";
 import { trainArgs } from "./gpu_check_args.ts";
 import { convKernels } from "./conv_kernels.ts";
+import { compareSpectralNorm } from "../lib/wgsl/sn_weight.ts";
 
 const { values } = parseArgs({
   options: {
@@ -243,6 +247,51 @@ await part("conv", quick ? 120 : 90, async (signal) => {
   return rows;
 });
 
+// 1c. The spectral-norm programs, not yet in the step: single workgroups
+// with barriers, which a software adapter could pass wrongly.
+await part("spectral-norm", 60, async (signal) => {
+  const adapter = await navigator.gpu.requestAdapter();
+  if (!adapter) throw new Error("no WebGPU adapter");
+  const device = await adapter.requestDevice({
+    requiredLimits: {
+      maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize,
+    },
+  });
+  const shapes: [string, number[]][] = [
+    ["sngan D1 4x4, 1 -> 64", [4, 4, 1, 64]],
+    ["sngan D2 4x4, 64 -> 128", [4, 4, 64, 128]],
+    ["sngan D3 6272 -> 1", [6272, 1]],
+    ["sngan-fc D3 6272 -> 1024", quick ? [627, 102] : [6272, 1024]],
+  ];
+  const rows = [];
+  try {
+    for (const [i, [layer, shape]] of shapes.entries()) {
+      signal.throwIfAborted();
+      const c = await compareSpectralNorm(device, shape, {
+        seed: i,
+        reps: quick ? 2 : 50,
+      });
+      const worst = Math.max(c.u, c.v, c.sigma, c.wn, c.grad);
+      console.log(
+        `   ${layer.padEnd(25)} difference ${worst.toExponential(2)}, ` +
+          `forward + backward ${c.ms?.toFixed(3)} ms`,
+      );
+      rows.push({ layer, shape, ...c, worst });
+    }
+  } finally {
+    device.destroy();
+  }
+  const wrong = rows.filter((r) => !(r.worst < 1e-4));
+  if (wrong.length > 0) {
+    throw new Error(
+      `the WGSL spectral-norm programs are WRONG on this GPU: ${
+        wrong.map((r) => `${r.layer} ${r.worst}`).join(", ")
+      }`,
+    );
+  }
+  return rows;
+});
+
 // 2. Speed.
 const batches = quick ? "16" : "128,8192";
 const models = quick ? "mlp" : "mlp,paper";
@@ -388,9 +437,14 @@ await part("train", quick ? 240 : 120, async (signal) => {
 
 report.finished = new Date().toISOString();
 await save();
-const failed = ["correctness", "conv", "bench", "torch", "train"].filter((p) =>
-  !(report[p] as { ok: boolean } | undefined)?.ok
-);
+const failed = [
+  "correctness",
+  "conv",
+  "spectral-norm",
+  "bench",
+  "torch",
+  "train",
+].filter((p) => !(report[p] as { ok: boolean } | undefined)?.ok);
 console.log(
   `== ${
     report.correct === false

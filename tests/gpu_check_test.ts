@@ -78,11 +78,24 @@ Deno.test({
         await Deno.readTextFile(`${out}/gpu-check.json`),
       );
       assert.equal(report.correct, true);
-      for (const part of ["correctness", "conv", "bench", "torch", "train"]) {
+      for (
+        const part of [
+          "correctness",
+          "conv",
+          "spectral-norm",
+          "bench",
+          "torch",
+          "train",
+        ]
+      ) {
         assert.equal(report[part].ok, true, part);
       }
       // The convolution programs: three products of five layers' shapes.
       assert.equal(report.conv.result.length, 15);
+      // The spectral-norm programs at four weights' shapes, each right.
+      const sn = report["spectral-norm"].result;
+      assert.equal(sn.length, 4);
+      for (const r of sn) assert.ok(r.worst < 1e-4, JSON.stringify(r));
       // Every preset's kind of step and the plans, compared.
       assert.deepEqual(
         Object.keys(report.correctness.result).sort(),

@@ -1,6 +1,7 @@
 /**
  * The dispatches the step is built from, made once with their buffers:
- * matrix products by plan (wide tiles, split K), column sums and maxout.
+ * matrix products by plan (wide tiles, split K), convolutions as such
+ * products, column sums, maxout and spectral normalisation.
  *
  * @module
  */
@@ -26,6 +27,11 @@ import {
   type MatMulTile,
   splitPlan,
 } from "./plans.ts";
+import {
+  SN_BACKWARD_CODE,
+  SN_FORWARD_CODE,
+  snParts,
+} from "./spectral_norm_programs.ts";
 
 /** A product's buffers, A and B in, C out, E the epilogue's; offsets in floats. */
 interface Operands {
@@ -37,6 +43,23 @@ interface Operands {
   cOff?: number;
   e?: GPUBuffer;
   eOff?: number;
+}
+
+/**
+ * A spectrally normalised weight Wt [rest, out] on the GPU: W in `params`
+ * (its gradient in `grads`) from `wOff`, u, v and sigma in `state` from
+ * `sOff`, W / sigma in `normed` from `nOff`.
+ */
+export interface SpectralNormOperands {
+  params: GPUBuffer;
+  grads: GPUBuffer;
+  wOff: number;
+  state: GPUBuffer;
+  sOff: number;
+  normed: GPUBuffer;
+  nOff: number;
+  rest: number;
+  out: number;
 }
 
 /** A GPU context that records the step's kinds of dispatch. */
@@ -202,6 +225,44 @@ export class Kernels extends GpuContext {
       conv: { form, geometry },
       splittable: o.splittable ?? form === "filterGrad",
     });
+  }
+
+  /**
+   * Spectral normalisation's forward pass of one weight Wt [rest, out]
+   * (`lib/wgsl/spectral_norm_programs.ts`): one power iteration on the
+   * state (u, v, sigma from `sOff`), then Wn = W / sigma into `normed`.
+   */
+  protected spectralNorm(o: SpectralNormOperands): Dispatch {
+    return this.dispatch(
+      SN_FORWARD_CODE,
+      ["read-only-storage", "storage", "storage", "uniform"],
+      [o.params, o.state, o.normed, this.snUniform(o)],
+      [1, 1],
+    );
+  }
+
+  /**
+   * The gradient through sigma, in place: `grads` from `wOff` holds the
+   * gradient with respect to Wn and becomes the one with respect to W.
+   */
+  protected spectralNormGrad(o: SpectralNormOperands): Dispatch {
+    return this.dispatch(
+      SN_BACKWARD_CODE,
+      ["storage", "read-only-storage", "read-only-storage", "uniform"],
+      [o.grads, o.state, o.normed, this.snUniform(o)],
+      [1, 1],
+    );
+  }
+
+  private snUniform(o: SpectralNormOperands): GPUBuffer {
+    return this.uniform([
+      o.rest,
+      o.out,
+      o.wOff,
+      o.sOff,
+      o.nOff,
+      snParts(o.out),
+    ]);
   }
 
   /**

@@ -1,0 +1,153 @@
+/**
+ * Spectral normalisation in WGSL, as `lib/nets/spectral_norm.ts` does it
+ * with tfjs: a weight viewed as Wt [rest, out] (a dense kernel [in, out], a
+ * convolution's [size, size, in, out]), one power iteration per training
+ * forward pass with u [out] and v [rest] kept between steps,
+ *
+ *     v = normalise(Wt u),  u = normalise(Wt^T v),  sigma = u . (Wt^T v),
+ *
+ * the layer then using Wn = W / sigma. Its gradient goes through sigma
+ * (but not through u and v, which are constants to it): from G, the
+ * gradient with respect to Wn, since d sigma / d Wt = v u^T,
+ *
+ *     dL/dW = (G - <G, Wn> v u^T) / sigma.
+ *
+ * Each is one program run by a single workgroup of 256 threads: the
+ * vectors' norms and the inner product are sums over every thread, which
+ * a workgroup adds with barriers and no second dispatch. The presets'
+ * spectrally normalised weights are small (at most 1,024 x 128 in a
+ * convolution, 6,272 x 1 for D's output), so one workgroup is enough for
+ * them; `sngan-fc`'s dense 6,272 x 1,024 layer is 50 times more work,
+ * which a single workgroup does slowly on a GPU.
+ *
+ * The state buffer holds, from `sOff`: u (out floats), v (rest), sigma.
+ *
+ * @module
+ */
+
+/** PyTorch's epsilon in the normalisation of u and v (as spectral_norm.ts). */
+const SN_EPS = "1e-12";
+
+const SN_UNIFORM = `
+struct U { rest: u32, out: u32, wOff: u32, sOff: u32, nOff: u32, parts: u32 }`;
+
+/** part's sum, the same for every thread (part as each thread left it). */
+const TOTAL = `
+var<workgroup> part: array<f32, 256>;
+
+fn total(t: u32) -> f32 {
+  workgroupBarrier();
+  for (var s = 128u; s > 0u; s >>= 1u) {
+    if (t < s) { part[t] += part[t + s]; }
+    workgroupBarrier();
+  }
+  let r = part[0];
+  workgroupBarrier();
+  return r;
+}`;
+
+/**
+ * One power iteration, sigma, and Wn = W / sigma. Bindings: the weights P
+ * (W from `wOff`), the state S, the normalised weights N (from `nOff`).
+ * `parts` (a power of two, at most 256 / out or 1) is how many threads add
+ * each output of Wt^T v, so that a narrow weight keeps every thread busy.
+ */
+export const SN_FORWARD_CODE = `${SN_UNIFORM}
+@group(0) @binding(0) var<storage, read> P: array<f32>;
+@group(0) @binding(1) var<storage, read_write> S: array<f32>;
+@group(0) @binding(2) var<storage, read_write> N: array<f32>;
+@group(0) @binding(3) var<uniform> u: U;
+${TOTAL}
+
+@compute @workgroup_size(256)
+fn main(@builtin(local_invocation_id) lid: vec3u) {
+  let t = lid.x;
+  let uAt = u.sOff;
+  let vAt = u.sOff + u.out;
+  // v = Wt u: a row of W a thread, each row contiguous.
+  var q = 0.0;
+  for (var r = t; r < u.rest; r += 256u) {
+    var s = 0.0;
+    for (var o = 0u; o < u.out; o++) { s += P[u.wOff + r * u.out + o] * S[uAt + o]; }
+    S[vAt + r] = s;
+    q += s * s;
+  }
+  part[t] = q;
+  let vNorm = max(sqrt(total(t)), ${SN_EPS});
+  for (var r = t; r < u.rest; r += 256u) { S[vAt + r] = S[vAt + r] / vNorm; }
+  storageBarrier();
+  // Wt^T v: output o by the threads o * parts .. o * parts + parts - 1,
+  // each over the rows r = p mod parts; 256 / parts outputs a sweep.
+  let lanes = 256u / u.parts;
+  let p = t % u.parts;
+  for (var o0 = 0u; o0 < u.out; o0 += lanes) {
+    let o = o0 + t / u.parts;
+    var s = 0.0;
+    if (o < u.out) {
+      for (var r = p; r < u.rest; r += u.parts) { s += P[u.wOff + r * u.out + o] * S[vAt + r]; }
+    }
+    part[t] = s;
+    workgroupBarrier();
+    for (var h = u.parts / 2u; h > 0u; h >>= 1u) {
+      if (p < h) { part[t] += part[t + h]; }
+      workgroupBarrier();
+    }
+    // The old u is no longer read: Wt^T v takes its place.
+    if (p == 0u && o < u.out) { S[uAt + o] = part[t]; }
+    workgroupBarrier();
+  }
+  storageBarrier();
+  q = 0.0;
+  for (var o = t; o < u.out; o += 256u) { q += S[uAt + o] * S[uAt + o]; }
+  part[t] = q;
+  let uNorm = max(sqrt(total(t)), ${SN_EPS});
+  // sigma = u . (Wt^T v) with the new u.
+  q = 0.0;
+  for (var o = t; o < u.out; o += 256u) {
+    let wv = S[uAt + o];
+    let un = wv / uNorm;
+    q += un * wv;
+  }
+  part[t] = q;
+  let sigma = total(t);
+  for (var o = t; o < u.out; o += 256u) { S[uAt + o] = S[uAt + o] / uNorm; }
+  if (t == 0u) { S[vAt + u.rest] = sigma; }
+  let n = u.rest * u.out;
+  for (var i = t; i < n; i += 256u) { N[u.nOff + i] = P[u.wOff + i] / sigma; }
+}`;
+
+/**
+ * The gradient through sigma, in place: G (from `wOff` in the gradients)
+ * holds dL/dWn and becomes dL/dW. Bindings: the gradients, the state S,
+ * the normalised weights N.
+ */
+export const SN_BACKWARD_CODE = `${SN_UNIFORM}
+@group(0) @binding(0) var<storage, read_write> G: array<f32>;
+@group(0) @binding(1) var<storage, read> S: array<f32>;
+@group(0) @binding(2) var<storage, read> N: array<f32>;
+@group(0) @binding(3) var<uniform> u: U;
+${TOTAL}
+
+@compute @workgroup_size(256)
+fn main(@builtin(local_invocation_id) lid: vec3u) {
+  let t = lid.x;
+  let n = u.rest * u.out;
+  var q = 0.0;
+  for (var i = t; i < n; i += 256u) { q += G[u.wOff + i] * N[u.nOff + i]; }
+  part[t] = q;
+  let d = total(t);
+  let sigma = S[u.sOff + u.out + u.rest];
+  for (var i = t; i < n; i += 256u) {
+    let r = i / u.out;
+    let o = i % u.out;
+    let vu = S[u.sOff + u.out + r] * S[u.sOff + o];
+    G[u.wOff + i] = (G[u.wOff + i] - d * vu) / sigma;
+  }
+}`;
+
+/** How many threads add each output of Wt^T v: a power of two <= 256 / out. */
+export function snParts(out: number): number {
+  let p = 1;
+  while (p * 2 * out <= 256) p *= 2;
+  return p;
+}
