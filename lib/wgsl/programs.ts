@@ -11,10 +11,27 @@ import type { LayerSpec } from "../nets/mlp.ts";
 import type { MatMulTile } from "./plans.ts";
 import { convFunctions, type ConvGather } from "./conv_programs.ts";
 
-export type Act = LayerSpec["activation"];
+/**
+ * A nonlinearity: the MLP specs' (whose `leaky_relu` has slope 0.2), or a
+ * leaky ReLU of another slope (`leaky:0.1`), as the layer lists have.
+ */
+export type Act = LayerSpec["activation"] | `leaky:${number}`;
+
+/** A WGSL f32 literal of `x`. */
+function f32Literal(x: number): string {
+  const s = String(x);
+  return /[.e]/.test(s) ? s : `${s}.0`;
+}
+
+/** The slope of a `leaky:` nonlinearity, or null. */
+function leakySlope(act: Act): string | null {
+  return act.startsWith("leaky:") ? f32Literal(Number(act.slice(6))) : null;
+}
 
 /** WGSL of a nonlinearity applied to `x`. */
 function actCode(act: Act): string {
+  const slope = leakySlope(act);
+  if (slope) return `select(${slope} * x, x, x >= 0.0)`;
   switch (act) {
     case "relu":
       return "max(x, 0.0)";
@@ -34,6 +51,8 @@ function actCode(act: Act): string {
 
 /** WGSL of a nonlinearity's derivative from its output `y`. */
 function actGradCode(act: Act): string {
+  const slope = leakySlope(act);
+  if (slope) return `select(${slope}, 1.0, y > 0.0)`;
   switch (act) {
     case "relu":
       return "select(0.0, 1.0, y > 0.0)";
@@ -582,8 +601,15 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
   }
 }`;
 
-/** Y = act((X - mean) / sqrt(var + eps) * gamma + beta). */
-export function bnApplyCode(act: Act): string {
+/**
+ * Y = act((X - mean) / sqrt(var + eps) * gamma + beta), or with `divide`
+ * false act((X - mean) * (rsqrt(var + eps) * gamma) + beta), as
+ * `lib/nets/layer_net.ts` has the two.
+ */
+export function bnApplyCode(act: Act, divide = true): string {
+  const x = divide
+    ? "((X[i] - S[n]) / sqrt(S[u.N + n] + u.eps)) * P[u.gamma + n] + P[u.beta + n]"
+    : "(X[i] - S[n]) * (inverseSqrt(S[u.N + n] + u.eps) * P[u.gamma + n]) + P[u.beta + n]";
   return `${BN_UNIFORM}
 @group(0) @binding(0) var<storage, read> X: array<f32>;
 @group(0) @binding(1) var<storage, read> P: array<f32>;
@@ -594,7 +620,7 @@ export function bnApplyCode(act: Act): string {
 ${FLAT_MAIN}
   if (i >= u.M * u.N) { return; }
   let n = i % u.N;
-  let x = ((X[i] - S[n]) / sqrt(S[u.N + n] + u.eps)) * P[u.gamma + n] + P[u.beta + n];
+  let x = ${x};
   Y[i] = ${actCode(act)};
 }`;
 }

@@ -1,0 +1,697 @@
+/**
+ * A layer-list network (`lib/nets/layer_net.ts`) compiled to the WGSL
+ * programs: its training forward pass and its backward pass as prepared
+ * dispatches, for the convolutional presets' WGSL step.
+ *
+ * The network is read as blocks: a weight layer (dense, conv2d,
+ * conv2dTranspose; spectrally normalised or not), then optionally batch
+ * norm, then optionally a nonlinearity. reshape and flatten move nothing
+ * (an NHWC image is its row of values). A block's product writes its
+ * output with the bias and the nonlinearity in the matMul's epilogue, or,
+ * with batch norm, its affine output, which the batch's statistics then
+ * normalise. The backward pass goes from the gradient with respect to the
+ * last block's output before its nonlinearity: batch norm's two programs,
+ * the weight gradient (through sigma where spectrally normalised), the
+ * bias's column sums, and the input's gradient through the nonlinearity
+ * below in the product's epilogue.
+ *
+ * A transposed convolution is the convolution of the mirrored shape run
+ * backwards (`lib/wgsl/conv_programs.ts`): its forward pass is that
+ * convolution's input-gradient product, its weight gradient that
+ * convolution's filter gradient with the roles of image and gradient
+ * swapped, and its input's gradient that convolution's forward product.
+ *
+ * Not here yet: dropout, maxout, a conditional dense layer's label block.
+ *
+ * @module
+ */
+
+import type { LayerDesc, LayerNet } from "../nets/layer_net.ts";
+import type { Dispatch } from "./gpu.ts";
+import { Kernels } from "./kernels.ts";
+import { type ConvGeometry, convGeometry } from "./conv_programs.ts";
+import type { MatMulChoice } from "./plans.ts";
+import {
+  type Act,
+  BN_BACK_CODE,
+  BN_MOVING_CODE,
+  BN_STATS_CODE,
+  BN_SUMS_CODE,
+  bnApplyCode,
+  type Epilogue,
+} from "./programs.ts";
+
+/**
+ * The largest spectrally normalised weight the single-workgroup programs
+ * (`lib/wgsl/spectral_norm_programs.ts`) are given: 4,096 values a thread.
+ * `sngan`'s largest has 131,072; `sngan-fc`'s dense layer 6,422,528, which
+ * needs programs spread over many workgroups (on llvmpipe, whose threads
+ * stop after about 65,536 loop iterations in all, one workgroup gives
+ * zeros past that point).
+ */
+export const SN_SINGLE_WORKGROUP = 256 * 4096;
+
+/** One weight layer with the batch norm and nonlinearity after it. */
+export interface Block {
+  kind: "dense" | "conv2d" | "conv2dTranspose";
+  /** Index in the description of the weight layer. */
+  layer: number;
+  /** Values per example in and out. */
+  inputs: number;
+  outputs: number;
+  /** Columns of the product: units, or output channels. */
+  channels: number;
+  /**
+   * A convolution's geometry for a batch (a transposed layer's: the
+   * mirrored convolution, from its output to its input).
+   */
+  geometry?: (batch: number) => ConvGeometry;
+  /** Offsets in the parameters; bias -1 without one. */
+  kernel: number;
+  kernelSize: number;
+  bias: number;
+  /** Spectral normalisation: u, v, sigma from `state`, W / sigma from `normed`. */
+  sn?: { state: number; normed: number; rest: number; out: number };
+  bn?: {
+    layer: number;
+    gamma: number;
+    beta: number;
+    eps: number;
+    momentum: number;
+    divide: boolean;
+  };
+  act: Act;
+}
+
+/** The nonlinearity of a layer description, or null for another kind. */
+function actOf(l: LayerDesc): Act | null {
+  switch (l.kind) {
+    case "relu":
+    case "tanh":
+    case "sigmoid":
+      return l.kind;
+    case "leakyRelu":
+      return `leaky:${l.slope}`;
+    default:
+      return null;
+  }
+}
+
+/**
+ * `net`'s blocks and its parameters' layout (`LayerNet.trainable`'s order:
+ * per layer kernel, bias, gamma, beta), or an error that says what the
+ * WGSL passes cannot run.
+ */
+export function layerBlocks(net: LayerNet): {
+  blocks: Block[];
+  size: number;
+  /** Where each of `LayerNet.trainable` starts. */
+  offsets: number[];
+  /** Floats of the spectral-norm state and of the normalised weights. */
+  snState: number;
+  snNormed: number;
+} {
+  const blocks: Block[] = [];
+  const offsets: number[] = [];
+  let size = 0, snState = 0, snNormed = 0;
+  const take = (n: number) => {
+    offsets.push(size);
+    size += n;
+    return size - n;
+  };
+  const count = (s: number[]) => s.reduce((a, b) => a * b, 1);
+  const refuse = (i: number, why: string): never => {
+    throw new Error(
+      `${net.name}'s layer ${i} (${
+        net.descs[i].kind
+      }) ${why} in the WGSL passes`,
+    );
+  };
+  net.descs.forEach((l, i) => {
+    const inShape = i === 0 ? net.inputShape : net.shapes[i - 1];
+    const outShape = net.shapes[i];
+    const last = blocks[blocks.length - 1];
+    const v = net.vars[i];
+    if (l.kind === "reshape" || l.kind === "flatten") return;
+    if (
+      l.kind === "dense" || l.kind === "conv2d" || l.kind === "conv2dTranspose"
+    ) {
+      if (l.kind === "dense" && l.labelBlock) {
+        refuse(i, "has a label block, which is not written");
+      }
+      if (l.kind !== "dense" && (inShape.length !== 3)) {
+        refuse(i, "needs an image input");
+      }
+      const kernelSize = v.kernel!.size;
+      const kernel = take(kernelSize);
+      const bias = v.bias ? take(v.bias.size) : -1;
+      const channels = outShape[outShape.length - 1];
+      const block: Block = {
+        kind: l.kind,
+        layer: i,
+        inputs: count(inShape),
+        outputs: count(outShape),
+        channels,
+        kernel,
+        kernelSize,
+        bias,
+        act: "linear",
+      };
+      if (l.kind === "conv2d") {
+        const [h, w, c] = inShape;
+        block.geometry = (batch) =>
+          convGeometry({
+            batch,
+            inH: h,
+            inW: w,
+            inC: c,
+            outC: l.filters,
+            size: l.size,
+            stride: l.stride,
+            padding: l.padding ?? "same",
+          });
+      } else if (l.kind === "conv2dTranspose") {
+        const [h, w, c] = inShape;
+        const [oh, ow] = outShape;
+        block.geometry = (batch) => {
+          const g = convGeometry({
+            batch,
+            inH: oh,
+            inW: ow,
+            inC: l.filters,
+            outC: c,
+            size: l.size,
+            stride: l.stride,
+            padding: "same",
+          });
+          if (g.outH !== h || g.outW !== w) {
+            throw new Error(
+              `unreachable: ${oh} x ${ow} does not convolve back to ${h} x ${w}`,
+            );
+          }
+          return g;
+        };
+      }
+      if (v.sn) {
+        if (kernelSize > SN_SINGLE_WORKGROUP) {
+          refuse(
+            i,
+            `has a spectrally normalised weight of ${kernelSize} values, ` +
+              `more than the single-workgroup programs take ` +
+              `(${SN_SINGLE_WORKGROUP})`,
+          );
+        }
+        const out = channels, rest = kernelSize / out;
+        block.sn = { state: snState, normed: snNormed, rest, out };
+        snState += out + rest + 1;
+        snNormed += kernelSize;
+      }
+      blocks.push(block);
+      return;
+    }
+    if (l.kind === "batchNorm") {
+      if (!last || last.bn || last.act !== "linear" || last.layer !== i - 1) {
+        refuse(i, "does not follow a weight layer directly");
+      }
+      const gamma = take(v.gamma!.size);
+      const beta = take(v.beta!.size);
+      last.bn = {
+        layer: i,
+        gamma,
+        beta,
+        eps: l.eps ?? 1e-3,
+        momentum: l.momentum ?? 0.99,
+        divide: !!l.divide,
+      };
+      return;
+    }
+    const act = actOf(l);
+    if (act) {
+      if (!last || last.act !== "linear") {
+        refuse(i, "does not follow a weight layer or its batch norm");
+      }
+      last.act = act;
+      return;
+    }
+    refuse(i, "is not written yet");
+  });
+  if (blocks.length === 0) throw new Error(`${net.name} has no weight layer`);
+  return { blocks, size, offsets, snState, snNormed };
+}
+
+/** One network's buffers and passes on the GPU, for batches of `rows`. */
+export class LayerPasses extends Kernels {
+  readonly blocks: Block[];
+  readonly size: number;
+  readonly offsets: number[];
+  readonly rows: number;
+  readonly params: GPUBuffer;
+  readonly grads: GPUBuffer;
+  /** u, v and sigma of each spectrally normalised weight. */
+  readonly snState: GPUBuffer;
+  /** Each spectrally normalised weight divided by its sigma. */
+  readonly normed: GPUBuffer;
+  /** Each block's output (after batch norm and the nonlinearity). */
+  readonly acts: GPUBuffer[];
+  /** A batch-norm block's product before normalisation. */
+  readonly pre: (GPUBuffer | null)[];
+  /** A batch-norm block's batch means and variances, then running ones. */
+  readonly stats: (GPUBuffer | null)[];
+  readonly moving: (GPUBuffer | null)[];
+  /** Three gradient buffers that take turns, and the column sums' partials. */
+  readonly deltas: GPUBuffer[];
+  protected partial: GPUBuffer;
+  /** Zeros for the bias of a block without one that has a nonlinearity. */
+  protected zeros: GPUBuffer;
+
+  constructor(
+    device: GPUDevice,
+    net: LayerNet,
+    o: {
+      rows: number;
+      matMul?: MatMulChoice;
+      transformProgram?: (code: string) => string;
+    },
+  ) {
+    super(device, o.transformProgram ?? null, o.matMul ?? "auto");
+    const compiled = layerBlocks(net);
+    this.blocks = compiled.blocks;
+    this.size = compiled.size;
+    this.offsets = compiled.offsets;
+    this.rows = o.rows;
+    const R = o.rows;
+    const widest = Math.max(
+      ...this.blocks.flatMap((b) => [b.inputs, b.outputs]),
+    );
+    const limit = device.limits.maxStorageBufferBindingSize;
+    if (R * widest * 4 > limit) {
+      throw new Error(
+        `${R} rows need GPU buffers of ${R * widest * 4} bytes, more than ` +
+          `this adapter's ${limit}; use a smaller batch or --step tfjs`,
+      );
+    }
+    this.params = this.buffer(this.size);
+    this.grads = this.buffer(this.size);
+    this.snState = this.buffer(compiled.snState);
+    this.normed = this.buffer(compiled.snNormed);
+    this.acts = this.blocks.map((b) => this.buffer(R * b.outputs));
+    this.pre = this.blocks.map((b) => b.bn ? this.buffer(R * b.outputs) : null);
+    this.stats = this.blocks.map((b) =>
+      b.bn ? this.buffer(2 * b.channels) : null
+    );
+    this.moving = this.blocks.map((b) =>
+      b.bn ? this.buffer(2 * b.channels) : null
+    );
+    this.deltas = [0, 1, 2].map(() => this.buffer(R * widest));
+    // A column sum's partials: ceil(M / 256) rows of N, M N <= R widest.
+    this.partial = this.buffer(Math.ceil(R * widest / 256) + widest);
+    this.zeros = this.buffer(widest);
+  }
+
+  /**
+   * Copies `net`'s parameters, running statistics and spectral-norm
+   * vectors to the GPU.
+   */
+  async load(net: LayerNet): Promise<void> {
+    const flat = new Float32Array(this.size);
+    for (const [i, v] of net.trainable.entries()) {
+      flat.set(await v.data() as Float32Array, this.offsets[i]);
+    }
+    this.upload(this.params, flat);
+    for (const [i, b] of this.blocks.entries()) {
+      const vars = net.vars[b.layer];
+      if (b.sn) {
+        this.upload(
+          this.snState,
+          await vars.sn!.u.data() as Float32Array,
+          b.sn.state,
+        );
+        this.upload(
+          this.snState,
+          await vars.sn!.v.data() as Float32Array,
+          b.sn.state + b.sn.out,
+        );
+      }
+      if (b.bn) {
+        const bn = net.vars[b.bn.layer];
+        this.upload(
+          this.moving[i]!,
+          await bn.movingMean!.data() as Float32Array,
+        );
+        this.upload(
+          this.moving[i]!,
+          await bn.movingVar!.data() as Float32Array,
+          b.channels,
+        );
+      }
+    }
+  }
+
+  /** The gradients, one array per variable of `LayerNet.trainable`. */
+  async readGrads(): Promise<Float32Array[]> {
+    const all = await this.read(this.grads, 0, this.size);
+    return this.offsets.map((at, i) =>
+      all.slice(
+        at,
+        i + 1 < this.offsets.length ? this.offsets[i + 1] : this.size,
+      )
+    );
+  }
+
+  /** Each spectrally normalised block's u, v and sigma. */
+  async readSpectralNorm(): Promise<
+    { u: Float32Array; v: Float32Array; sigma: number }[]
+  > {
+    const out = [];
+    for (const b of this.blocks) {
+      if (!b.sn) continue;
+      const s = await this.read(
+        this.snState,
+        b.sn.state,
+        b.sn.out + b.sn.rest + 1,
+      );
+      out.push({
+        u: s.slice(0, b.sn.out),
+        v: s.slice(b.sn.out, b.sn.out + b.sn.rest),
+        sigma: s[b.sn.out + b.sn.rest],
+      });
+    }
+    return out;
+  }
+
+  /** A buffer's first `floats` values (waits for the queued work). */
+  readBuffer(buffer: GPUBuffer, floats: number): Promise<Float32Array> {
+    return this.read(buffer, 0, floats);
+  }
+
+  /** Queues dispatches as one command buffer. */
+  run(dispatches: Dispatch[]): void {
+    this.submit(dispatches);
+  }
+
+  /** Writes values into a buffer from float `at`. */
+  write(buffer: GPUBuffer, data: Float32Array, at = 0): void {
+    this.upload(buffer, data, at);
+  }
+
+  /** A buffer of its own, for a pass's input or gradient. */
+  allocate(floats: number): GPUBuffer {
+    return this.buffer(floats);
+  }
+
+  /** Rows of pixels a block's product has per example (1 for dense). */
+  protected pixels(b: Block): number {
+    return b.outputs / b.channels;
+  }
+
+  /** The weight a block's products read: W, or W / sigma. */
+  protected weight(b: Block): { w: GPUBuffer; wOff: number } {
+    return b.sn
+      ? { w: this.normed, wOff: b.sn.normed }
+      : { w: this.params, wOff: b.kernel };
+  }
+
+  protected snOperands(b: Block) {
+    return {
+      params: this.params,
+      grads: this.grads,
+      wOff: b.kernel,
+      state: this.snState,
+      sOff: b.sn!.state,
+      normed: this.normed,
+      nOff: b.sn!.normed,
+      rest: b.sn!.rest,
+      out: b.sn!.out,
+    };
+  }
+
+  /** A batch-norm program's settings for block `b` over `rows` examples. */
+  protected bnUniform(b: Block, rows: number): GPUBuffer {
+    const bn = b.bn!;
+    return this.uniform(
+      [
+        rows * this.pixels(b),
+        b.channels,
+        bn.gamma,
+        bn.beta,
+        bn.eps,
+        1 - bn.momentum,
+        bn.momentum,
+        0,
+      ],
+      [false, false, false, false, true, true, true, false],
+    );
+  }
+
+  /**
+   * The product of block `b` over `rows` examples: C = x W (+ E's bias)
+   * through `epilogue`, x from `input` at float `inOff`.
+   */
+  protected product(
+    b: Block,
+    rows: number,
+    o: {
+      form: "forward" | "backward";
+      a: GPUBuffer;
+      aOff?: number;
+      c: GPUBuffer;
+      e?: GPUBuffer;
+      eOff?: number;
+      epilogue: Epilogue;
+    },
+  ): Dispatch[] {
+    const { w, wOff } = this.weight(b);
+    const common = {
+      a: o.a,
+      aOff: o.aOff ?? 0,
+      b: w,
+      bOff: wOff,
+      c: o.c,
+      e: o.e,
+      eOff: o.eOff,
+      epilogue: o.epilogue,
+    };
+    if (b.kind === "dense") {
+      return o.form === "forward"
+        ? this.matMul({ ...common, M: rows, N: b.outputs, K: b.inputs })
+        : this.matMul({
+          ...common,
+          M: rows,
+          N: b.inputs,
+          K: b.outputs,
+          transB: true,
+        });
+    }
+    // conv2d forward is the convolution's forward product, its input
+    // gradient the input-gradient product; a transposed layer the reverse.
+    const forwardForm = (o.form === "forward") === (b.kind === "conv2d");
+    return this.conv({
+      ...common,
+      form: forwardForm ? "forward" : "inputGrad",
+      geometry: b.geometry!(rows),
+    });
+  }
+
+  /**
+   * The training forward pass over `rows` examples of `input` (from float
+   * `inOff`): each block's spectral normalisation (one power iteration),
+   * product, batch statistics and normalisation.
+   */
+  forward(o: { input: GPUBuffer; inOff?: number; rows?: number }): Dispatch[] {
+    const R = o.rows ?? this.rows;
+    return this.blocks.flatMap((b, i) => {
+      const out: Dispatch[] = [];
+      if (b.sn) out.push(this.spectralNorm(this.snOperands(b)));
+      const x = i === 0 ? o.input : this.acts[i - 1];
+      const target = b.bn ? this.pre[i]! : this.acts[i];
+      const act = b.bn ? "linear" : b.act;
+      const epilogue: Epilogue = b.bias >= 0 || act !== "linear"
+        ? { kind: "bias", act }
+        : { kind: "store" };
+      out.push(...this.product(b, R, {
+        form: "forward",
+        a: x,
+        aOff: i === 0 ? o.inOff : 0,
+        c: target,
+        e: b.bias >= 0 ? this.params : this.zeros,
+        eOff: b.bias >= 0 ? b.bias : 0,
+        epilogue,
+      }));
+      if (b.bn) {
+        const u = this.bnUniform(b, R);
+        out.push(
+          this.dispatch(
+            BN_STATS_CODE,
+            ["read-only-storage", "storage", "uniform"],
+            [this.pre[i]!, this.stats[i]!, u],
+            [Math.ceil(b.channels / 64), 1],
+          ),
+          this.dispatch(
+            bnApplyCode(b.act, b.bn.divide),
+            [
+              "read-only-storage",
+              "read-only-storage",
+              "read-only-storage",
+              "storage",
+              "uniform",
+            ],
+            [this.pre[i]!, this.params, this.stats[i]!, this.acts[i], u],
+            this.grid(R * b.outputs),
+          ),
+        );
+      }
+      return out;
+    });
+  }
+
+  /** The running statistics' updates from the last forward pass's. */
+  movingStats(): Dispatch[] {
+    return this.blocks.flatMap((b, i) =>
+      b.bn
+        ? [this.dispatch(
+          BN_MOVING_CODE,
+          ["read-only-storage", "storage", "uniform"],
+          [this.stats[i]!, this.moving[i]!, this.bnUniform(b, this.rows)],
+          this.grid(2 * b.channels),
+        )]
+        : []
+    );
+  }
+
+  /**
+   * The backward pass over `rows` examples from `delta`, the gradient with
+   * respect to the last block's output before its nonlinearity: the
+   * parameters' gradients into `grads` when `weights`, and, with `below`,
+   * the gradient with respect to the input's value before the nonlinearity
+   * `below.act` whose output `below.out` holds from float `below.outOff`.
+   * Returns the dispatches and the buffer with the last gradient.
+   */
+  backward(o: {
+    input: GPUBuffer;
+    inOff?: number;
+    delta: GPUBuffer;
+    rows?: number;
+    weights: boolean;
+    below?: { act: Act; out: GPUBuffer; outOff?: number };
+  }): { dispatches: Dispatch[]; last: GPUBuffer } {
+    const R = o.rows ?? this.rows;
+    const out: Dispatch[] = [];
+    let cur = o.delta;
+    const spare = (...busy: GPUBuffer[]) =>
+      this.deltas.find((d) => !busy.includes(d))!;
+    for (let i = this.blocks.length - 1; i >= 0; i--) {
+      const b = this.blocks[i];
+      const x = i === 0 ? o.input : this.acts[i - 1];
+      const xOff = i === 0 ? o.inOff ?? 0 : 0;
+      if (b.bn) {
+        const u = this.bnUniform(b, R);
+        const next = spare(cur, o.delta);
+        out.push(
+          this.dispatch(
+            BN_SUMS_CODE,
+            [
+              "read-only-storage",
+              "read-only-storage",
+              "read-only-storage",
+              "storage",
+              "uniform",
+            ],
+            [cur, this.pre[i]!, this.stats[i]!, this.grads, u],
+            [Math.ceil(b.channels / 64), 1],
+          ),
+          this.dispatch(
+            BN_BACK_CODE,
+            [
+              "read-only-storage",
+              "read-only-storage",
+              "read-only-storage",
+              "read-only-storage",
+              "read-only-storage",
+              "storage",
+              "uniform",
+            ],
+            [
+              cur,
+              this.pre[i]!,
+              this.stats[i]!,
+              this.params,
+              this.grads,
+              next,
+              u,
+            ],
+            this.grid(R * b.outputs),
+          ),
+        );
+        cur = next;
+      }
+      if (o.weights) {
+        out.push(...this.weightGradient(b, R, { x, xOff, dy: cur }));
+        if (b.sn) out.push(this.spectralNormGrad(this.snOperands(b)));
+        if (b.bias >= 0) {
+          out.push(...this.colSum({
+            M: R * this.pixels(b),
+            N: b.channels,
+            a: cur,
+            c: this.grads,
+            cOff: b.bias,
+            partial: this.partial,
+          }));
+        }
+      }
+      const inner = i > 0 ? this.blocks[i - 1] : null;
+      const below = inner
+        ? { act: inner.act, out: this.acts[i - 1], outOff: 0 }
+        : o.below;
+      if (!below) continue;
+      const next = spare(cur, o.delta);
+      out.push(...this.product(b, R, {
+        form: "backward",
+        a: cur,
+        c: next,
+        e: below.out,
+        eOff: below.outOff ?? 0,
+        epilogue: { kind: "actGrad", act: below.act },
+      }));
+      cur = next;
+    }
+    return { dispatches: out, last: cur };
+  }
+
+  /** dW of block `b` from its input x and dy, into the gradients. */
+  protected weightGradient(
+    b: Block,
+    rows: number,
+    o: { x: GPUBuffer; xOff: number; dy: GPUBuffer },
+  ): Dispatch[] {
+    const store = { kind: "store" } as const;
+    if (b.kind === "dense") {
+      // dW[inputs, units] = x^T dy
+      return this.matMul({
+        M: b.inputs,
+        N: b.outputs,
+        K: rows,
+        a: o.x,
+        aOff: o.xOff,
+        transA: true,
+        b: o.dy,
+        c: this.grads,
+        cOff: b.kernel,
+        epilogue: store,
+      });
+    }
+    // A transposed layer's kernel is the mirrored convolution's filter
+    // gradient, with its output's gradient as that convolution's image.
+    const conv = b.kind === "conv2d";
+    return this.conv({
+      form: "filterGrad",
+      geometry: b.geometry!(rows),
+      a: conv ? o.x : o.dy,
+      aOff: conv ? o.xOff : 0,
+      b: conv ? o.dy : o.x,
+      bOff: conv ? 0 : o.xOff,
+      c: this.grads,
+      cOff: b.kernel,
+      epilogue: store,
+    });
+  }
+}
