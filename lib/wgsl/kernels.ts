@@ -60,6 +60,11 @@ export interface SpectralNormOperands {
   nOff: number;
   rest: number;
   out: number;
+  /**
+   * Where in `state` the power iteration finds u (default `sOff`): the
+   * state of the pass before, when each pass keeps its own.
+   */
+  srcOff?: number;
 }
 
 /** A GPU context that records the step's kinds of dispatch. */
@@ -262,6 +267,7 @@ export class Kernels extends GpuContext {
       o.sOff,
       o.nOff,
       snParts(o.out),
+      o.srcOff ?? o.sOff,
     ]);
   }
 

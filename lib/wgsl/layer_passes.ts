@@ -239,24 +239,41 @@ export function layerBlocks(net: LayerNet): {
   return { blocks, size, offsets, snState, snNormed };
 }
 
-/** One network's buffers and passes on the GPU, for batches of `rows`. */
+/** A pass's own buffers: what its backward pass reads of it. */
+export interface PassBuffers {
+  /** Each block's output (after batch norm and the nonlinearity). */
+  acts: GPUBuffer[];
+  /** A batch-norm block's product before normalisation. */
+  pre: (GPUBuffer | null)[];
+  /** A batch-norm block's batch means and variances. */
+  stats: (GPUBuffer | null)[];
+}
+
+/**
+ * One network's buffers and passes on the GPU, for passes of `rows`
+ * examples. Each of its `slots` keeps one pass (its outputs, batch
+ * statistics, and each spectrally normalised weight's u, v, sigma and
+ * W / sigma) until that pass's backward pass: D's step in the tfjs step
+ * runs D twice, on the real and on the generated batch, each with a power
+ * iteration of its own, and G's step a third time.
+ */
 export class LayerPasses extends Kernels {
   readonly blocks: Block[];
   readonly size: number;
   readonly offsets: number[];
   readonly rows: number;
+  readonly slots: number;
   readonly params: GPUBuffer;
   readonly grads: GPUBuffer;
-  /** u, v and sigma of each spectrally normalised weight. */
+  /** u, v and sigma of each spectrally normalised weight, per slot. */
   readonly snState: GPUBuffer;
-  /** Each spectrally normalised weight divided by its sigma. */
+  /** Each spectrally normalised weight divided by its sigma, per slot. */
   readonly normed: GPUBuffer;
-  /** Each block's output (after batch norm and the nonlinearity). */
-  readonly acts: GPUBuffer[];
-  /** A batch-norm block's product before normalisation. */
-  readonly pre: (GPUBuffer | null)[];
-  /** A batch-norm block's batch means and variances, then running ones. */
-  readonly stats: (GPUBuffer | null)[];
+  /** Floats of one slot in `snState` and in `normed`. */
+  protected snStride: number;
+  protected normedStride: number;
+  readonly passes: PassBuffers[];
+  /** A batch-norm block's running means and variances. */
   readonly moving: (GPUBuffer | null)[];
   /** Three gradient buffers that take turns, and the column sums' partials. */
   readonly deltas: GPUBuffer[];
@@ -269,6 +286,7 @@ export class LayerPasses extends Kernels {
     net: LayerNet,
     o: {
       rows: number;
+      slots?: number;
       matMul?: MatMulChoice;
       transformProgram?: (code: string) => string;
     },
@@ -279,6 +297,7 @@ export class LayerPasses extends Kernels {
     this.size = compiled.size;
     this.offsets = compiled.offsets;
     this.rows = o.rows;
+    this.slots = o.slots ?? 1;
     const R = o.rows;
     const widest = Math.max(
       ...this.blocks.flatMap((b) => [b.inputs, b.outputs]),
@@ -292,13 +311,15 @@ export class LayerPasses extends Kernels {
     }
     this.params = this.buffer(this.size);
     this.grads = this.buffer(this.size);
-    this.snState = this.buffer(compiled.snState);
-    this.normed = this.buffer(compiled.snNormed);
-    this.acts = this.blocks.map((b) => this.buffer(R * b.outputs));
-    this.pre = this.blocks.map((b) => b.bn ? this.buffer(R * b.outputs) : null);
-    this.stats = this.blocks.map((b) =>
-      b.bn ? this.buffer(2 * b.channels) : null
-    );
+    this.snStride = compiled.snState;
+    this.normedStride = compiled.snNormed;
+    this.snState = this.buffer(this.slots * compiled.snState);
+    this.normed = this.buffer(this.slots * compiled.snNormed);
+    this.passes = Array.from({ length: this.slots }, () => ({
+      acts: this.blocks.map((b) => this.buffer(R * b.outputs)),
+      pre: this.blocks.map((b) => b.bn ? this.buffer(R * b.outputs) : null),
+      stats: this.blocks.map((b) => b.bn ? this.buffer(2 * b.channels) : null),
+    }));
     this.moving = this.blocks.map((b) =>
       b.bn ? this.buffer(2 * b.channels) : null
     );
@@ -308,11 +329,16 @@ export class LayerPasses extends Kernels {
     this.zeros = this.buffer(widest);
   }
 
+  /** Each block's output buffer in pass slot `slot` (default 0). */
+  acts(slot = 0): GPUBuffer[] {
+    return this.passes[slot].acts;
+  }
+
   /**
    * Copies `net`'s parameters, running statistics and spectral-norm
-   * vectors to the GPU.
+   * vectors to the GPU (u and v into slot `slot`).
    */
-  async load(net: LayerNet): Promise<void> {
+  async load(net: LayerNet, slot = 0): Promise<void> {
     const flat = new Float32Array(this.size);
     for (const [i, v] of net.trainable.entries()) {
       flat.set(await v.data() as Float32Array, this.offsets[i]);
@@ -321,15 +347,12 @@ export class LayerPasses extends Kernels {
     for (const [i, b] of this.blocks.entries()) {
       const vars = net.vars[b.layer];
       if (b.sn) {
-        this.upload(
-          this.snState,
-          await vars.sn!.u.data() as Float32Array,
-          b.sn.state,
-        );
+        const at = slot * this.snStride + b.sn.state;
+        this.upload(this.snState, await vars.sn!.u.data() as Float32Array, at);
         this.upload(
           this.snState,
           await vars.sn!.v.data() as Float32Array,
-          b.sn.state + b.sn.out,
+          at + b.sn.out,
         );
       }
       if (b.bn) {
@@ -348,8 +371,8 @@ export class LayerPasses extends Kernels {
   }
 
   /** The gradients, one array per variable of `LayerNet.trainable`. */
-  async readGrads(): Promise<Float32Array[]> {
-    const all = await this.read(this.grads, 0, this.size);
+  async readGrads(grads = this.grads): Promise<Float32Array[]> {
+    const all = await this.read(grads, 0, this.size);
     return this.offsets.map((at, i) =>
       all.slice(
         at,
@@ -358,8 +381,8 @@ export class LayerPasses extends Kernels {
     );
   }
 
-  /** Each spectrally normalised block's u, v and sigma. */
-  async readSpectralNorm(): Promise<
+  /** Each spectrally normalised block's u, v and sigma in slot `slot`. */
+  async readSpectralNorm(slot = 0): Promise<
     { u: Float32Array; v: Float32Array; sigma: number }[]
   > {
     const out = [];
@@ -367,7 +390,7 @@ export class LayerPasses extends Kernels {
       if (!b.sn) continue;
       const s = await this.read(
         this.snState,
-        b.sn.state,
+        slot * this.snStride + b.sn.state,
         b.sn.out + b.sn.rest + 1,
       );
       out.push({
@@ -404,22 +427,27 @@ export class LayerPasses extends Kernels {
     return b.outputs / b.channels;
   }
 
-  /** The weight a block's products read: W, or W / sigma. */
-  protected weight(b: Block): { w: GPUBuffer; wOff: number } {
+  /** The weight a block's products read in a slot: W, or W / sigma. */
+  protected weight(b: Block, slot: number): { w: GPUBuffer; wOff: number } {
     return b.sn
-      ? { w: this.normed, wOff: b.sn.normed }
+      ? { w: this.normed, wOff: slot * this.normedStride + b.sn.normed }
       : { w: this.params, wOff: b.kernel };
   }
 
-  protected snOperands(b: Block) {
+  /**
+   * A spectrally normalised block's operands in slot `slot`, its power
+   * iteration starting from slot `from`'s u.
+   */
+  protected snOperands(b: Block, slot: number, from = slot) {
     return {
       params: this.params,
       grads: this.grads,
       wOff: b.kernel,
       state: this.snState,
-      sOff: b.sn!.state,
+      sOff: slot * this.snStride + b.sn!.state,
+      srcOff: from * this.snStride + b.sn!.state,
       normed: this.normed,
-      nOff: b.sn!.normed,
+      nOff: slot * this.normedStride + b.sn!.normed,
       rest: b.sn!.rest,
       out: b.sn!.out,
     };
@@ -435,6 +463,8 @@ export class LayerPasses extends Kernels {
         bn.gamma,
         bn.beta,
         bn.eps,
+        // The running statistics: R momentum + S (1 - momentum), as
+        // LayerNet.updateMovingStats (BN_MOVING_CODE's keep, then its share).
         1 - bn.momentum,
         bn.momentum,
         0,
@@ -444,12 +474,14 @@ export class LayerPasses extends Kernels {
   }
 
   /**
-   * The product of block `b` over `rows` examples: C = x W (+ E's bias)
-   * through `epilogue`, x from `input` at float `inOff`.
+   * The product of block `b` over `rows` examples with slot `slot`'s
+   * weight: the layer's own (`forward`) or its input gradient's
+   * (`backward`), through `epilogue`.
    */
   protected product(
     b: Block,
     rows: number,
+    slot: number,
     o: {
       form: "forward" | "backward";
       a: GPUBuffer;
@@ -460,7 +492,7 @@ export class LayerPasses extends Kernels {
       epilogue: Epilogue;
     },
   ): Dispatch[] {
-    const { w, wOff } = this.weight(b);
+    const { w, wOff } = this.weight(b, slot);
     const common = {
       a: o.a,
       aOff: o.aOff ?? 0,
@@ -493,22 +525,33 @@ export class LayerPasses extends Kernels {
   }
 
   /**
-   * The training forward pass over `rows` examples of `input` (from float
-   * `inOff`): each block's spectral normalisation (one power iteration),
+   * A training forward pass over `rows` examples of `input` (from float
+   * `inOff`) into slot `slot`: each block's spectral normalisation (one
+   * power iteration from slot `from`'s u, by default the slot's own),
    * product, batch statistics and normalisation.
    */
-  forward(o: { input: GPUBuffer; inOff?: number; rows?: number }): Dispatch[] {
+  forward(o: {
+    input: GPUBuffer;
+    inOff?: number;
+    rows?: number;
+    slot?: number;
+    from?: number;
+  }): Dispatch[] {
     const R = o.rows ?? this.rows;
+    const slot = o.slot ?? 0;
+    const pass = this.passes[slot];
     return this.blocks.flatMap((b, i) => {
       const out: Dispatch[] = [];
-      if (b.sn) out.push(this.spectralNorm(this.snOperands(b)));
-      const x = i === 0 ? o.input : this.acts[i - 1];
-      const target = b.bn ? this.pre[i]! : this.acts[i];
+      if (b.sn) {
+        out.push(this.spectralNorm(this.snOperands(b, slot, o.from ?? slot)));
+      }
+      const x = i === 0 ? o.input : pass.acts[i - 1];
+      const target = b.bn ? pass.pre[i]! : pass.acts[i];
       const act = b.bn ? "linear" : b.act;
       const epilogue: Epilogue = b.bias >= 0 || act !== "linear"
         ? { kind: "bias", act }
         : { kind: "store" };
-      out.push(...this.product(b, R, {
+      out.push(...this.product(b, R, slot, {
         form: "forward",
         a: x,
         aOff: i === 0 ? o.inOff : 0,
@@ -523,7 +566,7 @@ export class LayerPasses extends Kernels {
           this.dispatch(
             BN_STATS_CODE,
             ["read-only-storage", "storage", "uniform"],
-            [this.pre[i]!, this.stats[i]!, u],
+            [pass.pre[i]!, pass.stats[i]!, u],
             [Math.ceil(b.channels / 64), 1],
           ),
           this.dispatch(
@@ -535,7 +578,7 @@ export class LayerPasses extends Kernels {
               "storage",
               "uniform",
             ],
-            [this.pre[i]!, this.params, this.stats[i]!, this.acts[i], u],
+            [pass.pre[i]!, this.params, pass.stats[i]!, pass.acts[i], u],
             this.grid(R * b.outputs),
           ),
         );
@@ -544,14 +587,18 @@ export class LayerPasses extends Kernels {
     });
   }
 
-  /** The running statistics' updates from the last forward pass's. */
-  movingStats(): Dispatch[] {
+  /** The running statistics' updates from slot `slot`'s batch statistics. */
+  movingStats(slot = 0): Dispatch[] {
     return this.blocks.flatMap((b, i) =>
       b.bn
         ? [this.dispatch(
           BN_MOVING_CODE,
           ["read-only-storage", "storage", "uniform"],
-          [this.stats[i]!, this.moving[i]!, this.bnUniform(b, this.rows)],
+          [
+            this.passes[slot].stats[i]!,
+            this.moving[i]!,
+            this.bnUniform(b, this.rows),
+          ],
           this.grid(2 * b.channels),
         )]
         : []
@@ -559,29 +606,35 @@ export class LayerPasses extends Kernels {
   }
 
   /**
-   * The backward pass over `rows` examples from `delta`, the gradient with
-   * respect to the last block's output before its nonlinearity: the
-   * parameters' gradients into `grads` when `weights`, and, with `below`,
-   * the gradient with respect to the input's value before the nonlinearity
-   * `below.act` whose output `below.out` holds from float `below.outOff`.
-   * Returns the dispatches and the buffer with the last gradient.
+   * The backward pass of slot `slot`'s pass over `rows` examples from
+   * `delta`, the gradient with respect to the last block's output before
+   * its nonlinearity: the parameters' gradients into `grads` (default the
+   * network's own) when `weights`, and, with `below`, the gradient with
+   * respect to the input's value before the nonlinearity `below.act` whose
+   * output `below.out` holds from float `below.outOff`. Returns the
+   * dispatches and the buffer with the last gradient.
    */
   backward(o: {
     input: GPUBuffer;
     inOff?: number;
     delta: GPUBuffer;
     rows?: number;
+    slot?: number;
     weights: boolean;
+    grads?: GPUBuffer;
     below?: { act: Act; out: GPUBuffer; outOff?: number };
   }): { dispatches: Dispatch[]; last: GPUBuffer } {
     const R = o.rows ?? this.rows;
+    const slot = o.slot ?? 0;
+    const pass = this.passes[slot];
+    const grads = o.grads ?? this.grads;
     const out: Dispatch[] = [];
     let cur = o.delta;
     const spare = (...busy: GPUBuffer[]) =>
       this.deltas.find((d) => !busy.includes(d))!;
     for (let i = this.blocks.length - 1; i >= 0; i--) {
       const b = this.blocks[i];
-      const x = i === 0 ? o.input : this.acts[i - 1];
+      const x = i === 0 ? o.input : pass.acts[i - 1];
       const xOff = i === 0 ? o.inOff ?? 0 : 0;
       if (b.bn) {
         const u = this.bnUniform(b, R);
@@ -596,7 +649,7 @@ export class LayerPasses extends Kernels {
               "storage",
               "uniform",
             ],
-            [cur, this.pre[i]!, this.stats[i]!, this.grads, u],
+            [cur, pass.pre[i]!, pass.stats[i]!, grads, u],
             [Math.ceil(b.channels / 64), 1],
           ),
           this.dispatch(
@@ -610,29 +663,25 @@ export class LayerPasses extends Kernels {
               "storage",
               "uniform",
             ],
-            [
-              cur,
-              this.pre[i]!,
-              this.stats[i]!,
-              this.params,
-              this.grads,
-              next,
-              u,
-            ],
+            [cur, pass.pre[i]!, pass.stats[i]!, this.params, grads, next, u],
             this.grid(R * b.outputs),
           ),
         );
         cur = next;
       }
       if (o.weights) {
-        out.push(...this.weightGradient(b, R, { x, xOff, dy: cur }));
-        if (b.sn) out.push(this.spectralNormGrad(this.snOperands(b)));
+        out.push(...this.weightGradient(b, R, { x, xOff, dy: cur, grads }));
+        if (b.sn) {
+          out.push(
+            this.spectralNormGrad({ ...this.snOperands(b, slot), grads }),
+          );
+        }
         if (b.bias >= 0) {
           out.push(...this.colSum({
             M: R * this.pixels(b),
             N: b.channels,
             a: cur,
-            c: this.grads,
+            c: grads,
             cOff: b.bias,
             partial: this.partial,
           }));
@@ -640,11 +689,11 @@ export class LayerPasses extends Kernels {
       }
       const inner = i > 0 ? this.blocks[i - 1] : null;
       const below = inner
-        ? { act: inner.act, out: this.acts[i - 1], outOff: 0 }
+        ? { act: inner.act, out: pass.acts[i - 1], outOff: 0 }
         : o.below;
       if (!below) continue;
       const next = spare(cur, o.delta);
-      out.push(...this.product(b, R, {
+      out.push(...this.product(b, R, slot, {
         form: "backward",
         a: cur,
         c: next,
@@ -661,7 +710,7 @@ export class LayerPasses extends Kernels {
   protected weightGradient(
     b: Block,
     rows: number,
-    o: { x: GPUBuffer; xOff: number; dy: GPUBuffer },
+    o: { x: GPUBuffer; xOff: number; dy: GPUBuffer; grads: GPUBuffer },
   ): Dispatch[] {
     const store = { kind: "store" } as const;
     if (b.kind === "dense") {
@@ -674,7 +723,7 @@ export class LayerPasses extends Kernels {
         aOff: o.xOff,
         transA: true,
         b: o.dy,
-        c: this.grads,
+        c: o.grads,
         cOff: b.kernel,
         epilogue: store,
       });
@@ -689,7 +738,7 @@ export class LayerPasses extends Kernels {
       aOff: conv ? o.xOff : 0,
       b: conv ? o.dy : o.x,
       bOff: conv ? 0 : o.xOff,
-      c: this.grads,
+      c: o.grads,
       cOff: b.kernel,
       epilogue: store,
     });

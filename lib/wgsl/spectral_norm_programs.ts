@@ -29,7 +29,7 @@
 const SN_EPS = "1e-12";
 
 const SN_UNIFORM = `
-struct U { rest: u32, out: u32, wOff: u32, sOff: u32, nOff: u32, parts: u32 }`;
+struct U { rest: u32, out: u32, wOff: u32, sOff: u32, nOff: u32, parts: u32, src: u32 }`;
 
 /** part's sum, the same for every thread (part as each thread left it). */
 const TOTAL = `
@@ -49,6 +49,8 @@ fn total(t: u32) -> f32 {
 /**
  * One power iteration, sigma, and Wn = W / sigma. Bindings: the weights P
  * (W from `wOff`), the state S, the normalised weights N (from `nOff`).
+ * The iteration starts from the u at `src` in S and writes u, v and sigma
+ * from `sOff` (the same place, or another pass's copy of the state).
  * `parts` (a power of two, at most 256 / out or 1) is how many threads add
  * each output of Wt^T v, so that a narrow weight keeps every thread busy.
  */
@@ -68,7 +70,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u) {
   var q = 0.0;
   for (var r = t; r < u.rest; r += 256u) {
     var s = 0.0;
-    for (var o = 0u; o < u.out; o++) { s += P[u.wOff + r * u.out + o] * S[uAt + o]; }
+    for (var o = 0u; o < u.out; o++) { s += P[u.wOff + r * u.out + o] * S[u.src + o]; }
     S[vAt + r] = s;
     q += s * s;
   }
