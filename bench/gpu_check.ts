@@ -6,7 +6,8 @@
  *
  * Parts, each bounded in time; a failed part does not stop the others:
  * 1. correctness: per MLP preset (and the conditional `mlp` and `paper`,
- *    `cgan`, and `paper` with the hinge loss), 3 training steps of the WGSL step against
+ *    `cgan`, `paper` with the hinge loss, and `sngan` at batch 128 on the
+ *    layer-list step), 3 training steps of the WGSL step against
  *    the tfjs step from the same state (`lib/wgsl/check.ts`), and the matMul
  *    plans (wide tiles, split K) against the plain 64 x 64 tiles at batch
  *    8192;
@@ -191,6 +192,8 @@ await part("correctness", quick ? 240 : 90, async () => {
     ["paper-cond", conditional(sized("paper"))],
     ["paper-hinge", { ...sized("paper"), loss: "hinge" }],
     ["cgan", sizedCgan()],
+    // The layer-list step (lib/wgsl/layer_step.ts) at sngan's own batch.
+    ["sngan", { ...preset("sngan"), batchSize: quick ? 4 : 128 }],
   ];
   for (const [name, config] of cases) {
     const gan = createGan(config, { seed: 1 });

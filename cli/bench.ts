@@ -21,7 +21,7 @@ import { NoiseWorkers } from "../lib/random/noise_workers.ts";
 import { Rng } from "../lib/random/rng.ts";
 import { memorySnapshot } from "../lib/run/record.ts";
 import { latentLater } from "../lib/rounds.ts";
-import { WgslStep, wgslStepSupport } from "../lib/wgsl/step.ts";
+import { createTrainingStep, wgslStepSupport } from "../lib/wgsl/step.ts";
 import {
   countGpuWork,
   setDirectUploads,
@@ -187,7 +187,7 @@ async function timeConfiguration(
   const real = toFloat(bytes, range);
   const rows = Uint32Array.from({ length: batch }, (_, i) => i);
   using wgsl = options.webgpu?.step === "wgsl"
-    ? await WgslStep.create(gan, {
+    ? await createTrainingStep(gan, {
       data: { images: bytes, range },
       matMul: options.webgpu!.matMul,
     })

@@ -20,10 +20,12 @@ import { NoiseWorkers } from "./random/noise_workers.ts";
 import type { Rng } from "./random/rng.ts";
 import { compareWithTfjs, describeComparison } from "./wgsl/check.ts";
 import {
-  WgslStep,
+  createTrainingStep,
+  type TrainingStep,
   type WgslStepOptions,
   wgslStepSupport,
 } from "./wgsl/step.ts";
+import { LayerStep } from "./wgsl/layer_step.ts";
 
 /** The epoch's figures so far, means over its rounds. */
 export interface RoundMeans {
@@ -212,7 +214,7 @@ export class TfjsRounds implements Rounds {
  */
 export class WgslRounds implements Rounds {
   readonly needsImages: boolean;
-  #wgsl: WgslStep;
+  #wgsl: TrainingStep;
   #gan: Gan;
   #rng: Rng;
   #noise: NoiseWorkers | null;
@@ -225,7 +227,7 @@ export class WgslRounds implements Rounds {
   #ahead: ReturnType<WgslRounds["draw"]> | null = null;
 
   /** Takes ownership of `wgsl` (disposed with this). */
-  constructor(wgsl: WgslStep, gan: Gan, rng: Rng) {
+  constructor(wgsl: TrainingStep, gan: Gan, rng: Rng) {
     this.#wgsl = wgsl;
     this.#gan = gan;
     this.#rng = rng;
@@ -236,7 +238,7 @@ export class WgslRounds implements Rounds {
   }
 
   /** The WGSL step this runs. */
-  get step(): WgslStep {
+  get step(): TrainingStep {
     return this.#wgsl;
   }
 
@@ -344,9 +346,11 @@ export async function roundsFor(
   if (tf.getBackend() === "webgpu") {
     log(
       wgsl
-        ? `training step: WGSL programs, ${wgsl.dispatchesPerStep} dispatches (lib/wgsl/step.ts)${
-          wgsl.gathers ? "; the training images on the GPU" : ""
-        }`
+        ? `training step: WGSL programs, ${wgsl.dispatchesPerStep} dispatches (${
+          wgsl instanceof LayerStep
+            ? "lib/wgsl/layer_step.ts"
+            : "lib/wgsl/step.ts"
+        })${wgsl.gathers ? "; the training images on the GPU" : ""}`
         : `training step: tfjs ops (${chosen.why})`,
     );
   }
@@ -398,7 +402,7 @@ export async function chooseStep(
   gan: Gan,
   choice: StepChoice = "auto",
   options: StepOptions = {},
-): Promise<{ step: WgslStep | null; why: string }> {
+): Promise<{ step: TrainingStep | null; why: string }> {
   if (!STEP_CHOICES.includes(choice)) {
     throw new Error(
       `unknown step "${choice}"; expected one of ${STEP_CHOICES.join(", ")}`,
@@ -433,7 +437,7 @@ export async function chooseStep(
       log(`self-check: on ${adapter} the WGSL step ${describeComparison(c)}`);
     }
   }
-  return { step: await WgslStep.create(gan, wgslOptions), why: "" };
+  return { step: await createTrainingStep(gan, wgslOptions), why: "" };
 }
 
 /**
@@ -446,7 +450,7 @@ export async function wgslStepFor(
   gan: Gan,
   choice: StepChoice = "auto",
   options: StepOptions = {},
-): Promise<WgslStep | null> {
+): Promise<TrainingStep | null> {
   return (await chooseStep(gan, choice, options)).step;
 }
 

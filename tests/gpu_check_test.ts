@@ -109,6 +109,7 @@ Deno.test({
           "paper-hinge",
           "plans-b512",
           "pylearn2",
+          "sngan",
         ],
       );
       const bench = report.bench.result;

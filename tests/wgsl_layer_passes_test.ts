@@ -6,6 +6,7 @@ import { type LayerDesc, LayerNet } from "../lib/nets/layer_net.ts";
 import { preset } from "../lib/presets.ts";
 import { Rng } from "../lib/random/rng.ts";
 import { layerBlocks, LayerPasses } from "../lib/wgsl/layer_passes.ts";
+import { Kernels } from "../lib/wgsl/kernels.ts";
 
 await initBackend("cpu");
 const probe = await probeWebGpu();
@@ -95,6 +96,9 @@ const MIXED: LayerDesc[] = [
   { kind: "conv2dTranspose", filters: 2, size: 3, stride: 2 },
   { kind: "sigmoid" },
   { kind: "flatten" },
+  // No bias and no batch norm, but a nonlinearity: the epilogue's zeros.
+  { kind: "dense", units: 9, bias: false },
+  { kind: "relu" },
   { kind: "dense", units: 7, spectralNorm: true },
   { kind: "tanh" },
 ];
@@ -133,6 +137,17 @@ async function compare(
   );
   const deltaBuf = k.allocate(rows * outputs);
   k.write(deltaBuf, delta);
+  // A pass without weight gradients (the other player's step) leaves the
+  // gradients as they were, batch norm's included.
+  k.run(
+    k.backward({
+      input,
+      delta: deltaBuf,
+      weights: false,
+      below: { act: "linear", out: input },
+    }).dispatches,
+  );
+  assert.ok((await k.readGrads()).every((g) => g.every((v) => v === 0)));
   const back = k.backward({
     input,
     delta: deltaBuf,
@@ -391,6 +406,44 @@ Deno.test({
       );
     } finally {
       disposeGan(gan);
+      device.destroy();
+    }
+  },
+});
+
+/** Column sums on their own buffers. */
+class ColumnSums extends Kernels {
+  async sum(a: Float32Array, M: number, N: number): Promise<Float32Array> {
+    const [x, c] = [this.buffer(a.length), this.buffer(N)];
+    this.upload(x, a);
+    const partial = this.buffer(Math.ceil(M / 256) * N);
+    this.submit(this.colSum({ M, N, a: x, c, cOff: 0, partial }));
+    return await this.read(c, 0, N);
+  }
+}
+
+Deno.test({
+  name:
+    "webgpu: column sums past 65,536 rows (G's last bias at batch 128 sums 100,352 rows)",
+  ignore: !probe.ok,
+  fn: async () => {
+    const adapter = await navigator.gpu.requestAdapter();
+    const device = await adapter!.requestDevice();
+    try {
+      using k = new ColumnSums(device, null, "plain");
+      for (const [M, N] of [[300, 5], [100352, 1], [300000, 3]]) {
+        const a = new Rng(2, M).fillNormal(new Float32Array(M * N));
+        const want = new Float64Array(N);
+        for (let i = 0; i < a.length; i++) want[i % N] += a[i];
+        const got = await k.sum(a, M, N);
+        for (let n = 0; n < N; n++) {
+          assert.ok(
+            Math.abs(got[n] - want[n]) < 1e-5 * Math.sqrt(M) + 1e-4,
+            `${M} x ${N}, column ${n}: ${got[n]} vs ${want[n]}`,
+          );
+        }
+      }
+    } finally {
       device.destroy();
     }
   },

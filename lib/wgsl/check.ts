@@ -28,6 +28,7 @@ import { labelledRows, sampleLatent } from "../nets/latent.ts";
 import { logicalName } from "../nets/optim.ts";
 import { Rng } from "../random/rng.ts";
 import { WgslStep, type WgslStepOptions } from "./step.ts";
+import { LayerStep } from "./layer_step.ts";
 
 /**
  * How far apart two results may be: a weight's or a figure's difference
@@ -170,6 +171,11 @@ export async function playTfjsRounds(
   return { gan, figures: sums };
 }
 
+/** Whether a GAN's networks are layer lists (the convolutional presets). */
+function layered(config: GanConfig): boolean {
+  return !!(config.generator.layers || config.discriminator.layers);
+}
+
 /** The WGSL step over `inputs`, on `gan` (its state written back at the end). */
 async function runWgsl(
   gan: Gan,
@@ -177,7 +183,9 @@ async function runWgsl(
   epoch0: number,
   options: Omit<WgslStepOptions, "data">,
 ): Promise<Run> {
-  using wgsl = await WgslStep.create(gan, options);
+  using wgsl = layered(gan.config)
+    ? await LayerStep.create(gan, options)
+    : await WgslStep.create(gan, options);
   const simultaneous = gan.config.update === "simultaneous";
   for (const [i, s] of inputs.entries()) {
     const epoch = epoch0 + i;
@@ -227,9 +235,15 @@ async function compareRuns(
   // noise around 0, which Adam turns into steps of up to lr either way,
   // different noise on each path, and nothing depends on them. They are
   // left out of the comparison.
-  const bnBias = asMlp(want.gan.generator).specs.flatMap((s, l) =>
-    s.batchNorm ? [`G/${l}/bias`] : []
-  );
+  // (In a layer list: the bias of a layer right before batch norm.)
+  const G = want.gan.generator;
+  const bnBias = layered(want.gan.config)
+    ? G.descs.flatMap((_, i) =>
+      G.descs[i + 1]?.kind === "batchNorm" && G.vars[i].bias
+        ? [logicalName(G.vars[i].bias!)]
+        : []
+    )
+    : asMlp(G).specs.flatMap((s, l) => s.batchNorm ? [`G/${l}/bias`] : []);
   const a = ganVariables(got.gan), b = ganVariables(want.gan);
   const slots = new Set([
     ...want.gan.optimizerG.slots,

@@ -9,6 +9,7 @@
 import { type Dispatch, GpuContext } from "./gpu.ts";
 import {
   COLSUM_CODE,
+  COLSUM_WHOLE_CODE,
   MATMUL_KINDS,
   matMulCode,
   type MatMulVariant,
@@ -308,7 +309,10 @@ export class Kernels extends GpuContext {
     );
   }
 
-  /** out[cOff + n] = sum over M rows of a (rows from aOff), via `partial`. */
+  /**
+   * out[cOff + n] = sum over M rows of a (rows from aOff), via `partial`
+   * (ceil(M / 256) N floats).
+   */
   protected colSum(
     o: {
       M: number;
@@ -327,15 +331,21 @@ export class Kernels extends GpuContext {
       aOff: number,
       c: GPUBuffer,
       cOff: number,
+      whole = false,
     ) =>
-      this.readAWriteC(COLSUM_CODE, a, c, [M, o.N, 0, aOff, 0, cOff], [
-        Math.ceil(o.N / 64),
-        Math.ceil(M / 256),
-      ]);
+      this.readAWriteC(
+        whole ? COLSUM_WHOLE_CODE : COLSUM_CODE,
+        a,
+        c,
+        [M, o.N, 0, aOff, 0, cOff],
+        [Math.ceil(o.N / 64), whole ? 1 : Math.ceil(M / 256)],
+      );
     if (chunks === 1) return [pass(o.M, o.a, o.aOff ?? 0, o.c, o.cOff)];
+    // Past 65,536 rows there are more than 256 partial sums: the second
+    // pass adds them all in one workgroup per 64 columns.
     return [
       pass(o.M, o.a, o.aOff ?? 0, o.partial, 0),
-      pass(chunks, o.partial, 0, o.c, o.cOff),
+      pass(chunks, o.partial, 0, o.c, o.cOff, chunks > 256),
     ];
   }
 

@@ -91,7 +91,8 @@ function actOf(l: LayerDesc): Act | null {
     case "sigmoid":
       return l.kind;
     case "leakyRelu":
-      return `leaky:${l.slope}`;
+      // The derivative is taken from the output's sign: slope >= 0 only.
+      return l.slope >= 0 ? `leaky:${l.slope}` : null;
     default:
       return null;
   }
@@ -193,6 +194,9 @@ export function layerBlocks(net: LayerNet): {
         };
       }
       if (v.sn) {
+        if (l.kind === "conv2dTranspose") {
+          refuse(i, "is spectrally normalised, which LayerNet.apply ignores");
+        }
         if (kernelSize > SN_SINGLE_WORKGROUP) {
           refuse(
             i,
@@ -233,7 +237,12 @@ export function layerBlocks(net: LayerNet): {
       last.act = act;
       return;
     }
-    refuse(i, "is not written yet");
+    refuse(
+      i,
+      l.kind === "leakyRelu"
+        ? "has a negative slope, which is not written"
+        : "is not written yet",
+    );
   });
   if (blocks.length === 0) throw new Error(`${net.name} has no weight layer`);
   return { blocks, size, offsets, snState, snNormed };
@@ -280,6 +289,7 @@ export class LayerPasses extends Kernels {
   protected partial: GPUBuffer;
   /** Zeros for the bias of a block without one that has a nonlinearity. */
   protected zeros: GPUBuffer;
+  protected bnScratch: GPUBuffer | null;
 
   constructor(
     device: GPUDevice,
@@ -326,6 +336,11 @@ export class LayerPasses extends Kernels {
     this.deltas = [0, 1, 2].map(() => this.buffer(R * widest));
     // A column sum's partials: ceil(M / 256) rows of N, M N <= R widest.
     this.partial = this.buffer(Math.ceil(R * widest / 256) + widest);
+    // What a batch-norm block's backward pass writes of gamma's and beta's
+    // gradients when the pass takes no weight gradients.
+    this.bnScratch = this.blocks.some((b) => b.bn)
+      ? this.buffer(this.size)
+      : null;
     this.zeros = this.buffer(widest);
   }
 
@@ -422,6 +437,16 @@ export class LayerPasses extends Kernels {
     return this.buffer(floats);
   }
 
+  /** A pass's examples: at most the buffers' `rows`. */
+  protected passRows(rows: number | undefined): number {
+    if (rows !== undefined && (rows > this.rows || rows < 1)) {
+      throw new Error(
+        `a pass of ${rows} examples, the buffers hold ${this.rows}`,
+      );
+    }
+    return rows ?? this.rows;
+  }
+
   /** Rows of pixels a block's product has per example (1 for dense). */
   protected pixels(b: Block): number {
     return b.outputs / b.channels;
@@ -487,6 +512,7 @@ export class LayerPasses extends Kernels {
       a: GPUBuffer;
       aOff?: number;
       c: GPUBuffer;
+      cOff?: number;
       e?: GPUBuffer;
       eOff?: number;
       epilogue: Epilogue;
@@ -499,6 +525,7 @@ export class LayerPasses extends Kernels {
       b: w,
       bOff: wOff,
       c: o.c,
+      cOff: o.cOff ?? 0,
       e: o.e,
       eOff: o.eOff,
       epilogue: o.epilogue,
@@ -536,17 +563,28 @@ export class LayerPasses extends Kernels {
     rows?: number;
     slot?: number;
     from?: number;
+    /** Where the last block writes its output instead (from float `off`). */
+    out?: { buffer: GPUBuffer; off: number };
   }): Dispatch[] {
-    const R = o.rows ?? this.rows;
+    const R = this.passRows(o.rows);
     const slot = o.slot ?? 0;
     const pass = this.passes[slot];
+    const lastBlock = this.blocks.length - 1;
+    if (o.out && this.blocks[lastBlock].bn) {
+      throw new Error("unreachable: batch norm writes its own output");
+    }
     return this.blocks.flatMap((b, i) => {
       const out: Dispatch[] = [];
       if (b.sn) {
         out.push(this.spectralNorm(this.snOperands(b, slot, o.from ?? slot)));
       }
       const x = i === 0 ? o.input : pass.acts[i - 1];
-      const target = b.bn ? pass.pre[i]! : pass.acts[i];
+      const elsewhere = i === lastBlock && o.out;
+      const target = b.bn
+        ? pass.pre[i]!
+        : elsewhere
+        ? o.out!.buffer
+        : pass.acts[i];
       const act = b.bn ? "linear" : b.act;
       const epilogue: Epilogue = b.bias >= 0 || act !== "linear"
         ? { kind: "bias", act }
@@ -556,6 +594,7 @@ export class LayerPasses extends Kernels {
         a: x,
         aOff: i === 0 ? o.inOff : 0,
         c: target,
+        cOff: elsewhere ? o.out!.off : 0,
         e: b.bias >= 0 ? this.params : this.zeros,
         eOff: b.bias >= 0 ? b.bias : 0,
         epilogue,
@@ -618,18 +657,29 @@ export class LayerPasses extends Kernels {
     input: GPUBuffer;
     inOff?: number;
     delta: GPUBuffer;
+    /** Where the gradient starts in `delta` (floats; default 0). */
+    deltaOff?: number;
     rows?: number;
     slot?: number;
     weights: boolean;
     grads?: GPUBuffer;
     below?: { act: Act; out: GPUBuffer; outOff?: number };
   }): { dispatches: Dispatch[]; last: GPUBuffer } {
-    const R = o.rows ?? this.rows;
+    const R = this.passRows(o.rows);
     const slot = o.slot ?? 0;
     const pass = this.passes[slot];
-    const grads = o.grads ?? this.grads;
+    // Without weight gradients, batch norm's gamma and beta sums (which its
+    // input gradient reads) go to the scratch buffer.
+    const grads = o.weights
+      ? o.grads ?? this.grads
+      : this.bnScratch ?? this.grads;
     const out: Dispatch[] = [];
     let cur = o.delta;
+    // The offset of `cur`: deltaOff in the given gradient, 0 in ours.
+    let curOff = o.deltaOff ?? 0;
+    if (curOff && this.blocks[this.blocks.length - 1].bn) {
+      throw new Error("unreachable: batch norm's gradient from an offset");
+    }
     const spare = (...busy: GPUBuffer[]) =>
       this.deltas.find((d) => !busy.includes(d))!;
     for (let i = this.blocks.length - 1; i >= 0; i--) {
@@ -668,9 +718,18 @@ export class LayerPasses extends Kernels {
           ),
         );
         cur = next;
+        curOff = 0;
       }
       if (o.weights) {
-        out.push(...this.weightGradient(b, R, { x, xOff, dy: cur, grads }));
+        out.push(
+          ...this.weightGradient(b, R, {
+            x,
+            xOff,
+            dy: cur,
+            dyOff: curOff,
+            grads,
+          }),
+        );
         if (b.sn) {
           out.push(
             this.spectralNormGrad({ ...this.snOperands(b, slot), grads }),
@@ -681,6 +740,7 @@ export class LayerPasses extends Kernels {
             M: R * this.pixels(b),
             N: b.channels,
             a: cur,
+            aOff: curOff,
             c: grads,
             cOff: b.bias,
             partial: this.partial,
@@ -696,12 +756,14 @@ export class LayerPasses extends Kernels {
       out.push(...this.product(b, R, slot, {
         form: "backward",
         a: cur,
+        aOff: curOff,
         c: next,
         e: below.out,
         eOff: below.outOff ?? 0,
         epilogue: { kind: "actGrad", act: below.act },
       }));
       cur = next;
+      curOff = 0;
     }
     return { dispatches: out, last: cur };
   }
@@ -710,7 +772,13 @@ export class LayerPasses extends Kernels {
   protected weightGradient(
     b: Block,
     rows: number,
-    o: { x: GPUBuffer; xOff: number; dy: GPUBuffer; grads: GPUBuffer },
+    o: {
+      x: GPUBuffer;
+      xOff: number;
+      dy: GPUBuffer;
+      dyOff: number;
+      grads: GPUBuffer;
+    },
   ): Dispatch[] {
     const store = { kind: "store" } as const;
     if (b.kind === "dense") {
@@ -723,6 +791,7 @@ export class LayerPasses extends Kernels {
         aOff: o.xOff,
         transA: true,
         b: o.dy,
+        bOff: o.dyOff,
         c: o.grads,
         cOff: b.kernel,
         epilogue: store,
@@ -735,9 +804,9 @@ export class LayerPasses extends Kernels {
       form: "filterGrad",
       geometry: b.geometry!(rows),
       a: conv ? o.x : o.dy,
-      aOff: conv ? o.xOff : 0,
+      aOff: conv ? o.xOff : o.dyOff,
       b: conv ? o.dy : o.x,
-      bOff: conv ? 0 : o.xOff,
+      bOff: conv ? o.dyOff : o.xOff,
       c: o.grads,
       cOff: b.kernel,
       epilogue: store,

@@ -303,7 +303,17 @@ ${FLAT_MAIN}
  * of 64 columns; with more than 256 rows, partial sums go to C by row chunk
  * and a second pass adds them.
  */
-export const COLSUM_CODE = `${MATMUL_BINDINGS}
+export const COLSUM_CODE = colSumCode("min(r0 + 256u, u.M)");
+
+/**
+ * Column sums of all M rows of A in one workgroup per 64 columns: the
+ * second pass of a column sum over more than 65,536 rows (more than 256
+ * partial sums).
+ */
+export const COLSUM_WHOLE_CODE = colSumCode("u.M");
+
+function colSumCode(end: string): string {
+  return `${MATMUL_BINDINGS}
 var<workgroup> part: array<f32, 256>;
 
 @compute @workgroup_size(64, 4)
@@ -312,7 +322,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
   let r0 = wg.y * 256u;
   var s = 0.0;
   if (n < u.N) {
-    for (var r = r0 + lid.y; r < min(r0 + 256u, u.M); r += 4u) {
+    for (var r = r0 + lid.y; r < ${end}; r += 4u) {
       s += A[u.aOff + r * u.N + n];
     }
   }
@@ -322,6 +332,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
     C[u.cOff + wg.y * u.N + n] = ((part[lid.x] + part[64u + lid.x]) + part[128u + lid.x]) + part[192u + lid.x];
   }
 }`;
+}
 
 /**
  * The losses from D's logits, l = log(D / (1 - D)), and their gradients

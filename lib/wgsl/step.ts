@@ -61,7 +61,7 @@ import * as tf from "@tensorflow/tfjs";
 import { aleaStart } from "../random/dropout_masks.ts";
 import { IMAGE_PIXELS, type PixelRange, toFloat } from "../data.ts";
 import { asMlp, type Mlp } from "../nets/mlp.ts";
-import { FAKE_MASK_OFFSET, type Gan } from "../gan.ts";
+import { createGan, disposeGan, FAKE_MASK_OFFSET, type Gan } from "../gan.ts";
 import { withClasses } from "../nets/latent.ts";
 import { type GanConfig } from "../presets.ts";
 import { adamSettings, learningRate, momentum } from "../nets/optim.ts";
@@ -71,15 +71,20 @@ import type { NetLayout } from "./layout.ts";
 import type { MatMulChoice } from "./plans.ts";
 import { GATHER_CODE } from "./programs.ts";
 import { StepRecording } from "./recording.ts";
+import { LayerStep, layerStepSupport } from "./layer_step.ts";
 
 /**
  * Why the WGSL step cannot train `config` (a sentence), or null when it can.
  */
 export function wgslStepSupport(config: GanConfig): string | null {
   if (config.generator.layers || config.discriminator.layers) {
-    return "its programs are for MLP GANs, and this preset's networks are " +
-      "layer lists (convolutional, or keras-mlp's Keras layers): they train " +
-      "with the tfjs step, on WebGPU too";
+    // Layer lists: lib/wgsl/layer_step.ts, which reads the networks.
+    const gan = createGan(config, { seed: 0 });
+    try {
+      return layerStepSupport(gan);
+    } finally {
+      disposeGan(gan);
+    }
   }
   if (config.loss === "wgan-gp") {
     return "the gradient penalty (--loss wgan-gp) needs D's second " +
@@ -120,6 +125,24 @@ export function wgslStepSupport(config: GanConfig): string | null {
       "uses SGD (paper, pylearn2)";
   }
   return null;
+}
+
+/** The WGSL step of a GAN: an MLP GAN's, or a layer-list GAN's. */
+export type TrainingStep = WgslStep | LayerStep;
+
+/**
+ * The WGSL step for `gan`: {@linkcode WgslStep} for the MLP presets,
+ * `LayerStep` (`lib/wgsl/layer_step.ts`) for layer lists.
+ */
+export function createTrainingStep(
+  gan: Gan,
+  options: WgslStepOptions = {},
+): Promise<TrainingStep> {
+  if (gan.config.generator.layers || gan.config.discriminator.layers) {
+    const { matMul, transformProgram } = options;
+    return LayerStep.create(gan, { matMul, transformProgram });
+  }
+  return WgslStep.create(gan, options);
 }
 
 /** One step's inputs, as the training loop draws them on the CPU. */

@@ -1,0 +1,527 @@
+/**
+ * The WGSL training step of a GAN whose networks are layer lists (the
+ * convolutional presets), on the passes of `lib/wgsl/layer_passes.ts`: a
+ * round is D's update, then G's, each one command buffer, as
+ * `lib/gan.ts`'s discriminatorStep and generatorStep compute them.
+ *
+ * D's step: G(z) (batch statistics, no update of the running ones) into
+ * the generated half of D's input; D on the real half (pass slot 0), then
+ * on the generated half (slot 1), each with its own power iteration, the
+ * second starting from the first's u, as the tfjs step's two D calls; the
+ * loss and its gradients for both halves (one program); each half's
+ * backward pass into a gradient buffer of its own (its own correction
+ * through sigma), their sum, the optimiser. G's step: G(z) again, D on it
+ * (slot 2, a third power iteration, as the tfjs step's D call in G's
+ * step), G's loss, back through D into G, the optimiser, the running
+ * statistics from this pass, and the moving average of G's weights.
+ * Between rounds u and v are slot 2's.
+ *
+ * Not yet: a conditional GAN, dropout, the simultaneous and reused rounds,
+ * D on half a batch, the gradient penalty, the real batch gathered on the
+ * GPU (`real` is uploaded each step). {@linkcode layerStepSupport} says.
+ *
+ * @module
+ */
+
+import * as tf from "@tensorflow/tfjs";
+import type { Gan } from "../gan.ts";
+import type { GanConfig } from "../presets.ts";
+import { adamSettings, learningRate, momentum } from "../nets/optim.ts";
+import { copyStatistics, emaDecay } from "../nets/ema.ts";
+import { COPY_DST, type Dispatch } from "./gpu.ts";
+import { Kernels } from "./kernels.ts";
+import { layerBlocks, LayerPasses } from "./layer_passes.ts";
+import type { MatMulChoice } from "./plans.ts";
+import { ADAM_CODE, EMA_CODE, LOSS_CODE, SGD_CODE } from "./programs.ts";
+
+const IMAGE = 784;
+
+/** Adds B into A, n values: A[i] += B[i]. */
+const ADD_CODE = `
+struct U { n: u32, pad0: u32, pad1: u32, pad2: u32 }
+@group(0) @binding(0) var<storage, read_write> A: array<f32>;
+@group(0) @binding(1) var<storage, read> B: array<f32>;
+@group(0) @binding(2) var<uniform> u: U;
+
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) id: vec3u, @builtin(num_workgroups) nw: vec3u) {
+  let i = id.y * nw.x * 256u + id.x;
+  if (i >= u.n) { return; }
+  A[i] = A[i] + B[i];
+}`;
+
+/**
+ * Why the layer-list WGSL step cannot train `gan` (a sentence), or null
+ * when it can.
+ */
+export function layerStepSupport(gan: Gan): string | null {
+  const c = gan.config;
+  if (c.classes) return "conditional convolutional GANs are not written yet";
+  if (c.halfBatchD) return "D on half a batch is not written yet";
+  if ((c.update ?? "alternating") !== "alternating") {
+    return `the ${c.update} round is not written yet`;
+  }
+  if (c.loss === "wgan-gp") {
+    return "the gradient penalty (--loss wgan-gp) needs D's second " +
+      "derivatives, which its programs do not compute";
+  }
+  if (c.loss === "hinge" && c.optimizerD.kind === "adam") {
+    return "with Adam, D's output bias under the hinge loss follows " +
+      "rounding noise, so the WGSL step cannot be checked against the tfjs step";
+  }
+  if (gan.generator.descs.at(-1)?.kind !== "flatten") {
+    return "G does not end with flatten";
+  }
+  try {
+    layerBlocks(gan.generator);
+    layerBlocks(gan.discriminator);
+  } catch (e) {
+    return (e as Error).message;
+  }
+  const last = layerBlocks(gan.discriminator).blocks.at(-1)!;
+  if (last.outputs !== 1 || last.act !== "linear") {
+    return "D's last layer is not one logit";
+  }
+  return null;
+}
+
+/**
+ * One round's inputs, as `WgslStepInputs` (the training loop's): the real
+ * batch is uploaded (`real`; no `rows`), and the networks have no dropout,
+ * so the masks' seeds are not used.
+ */
+export interface LayerStepInputs {
+  /** The real batch, [B, 784]. */
+  real?: Float32Array;
+  /** Not taken: the images are not kept on the GPU ({@linkcode LayerStep.gathers}). */
+  rows?: Uint32Array;
+  zD: Float32Array;
+  zG?: Float32Array;
+  dSeed?: number;
+  gSeed?: number;
+  /** Not taken: conditional GANs are not written yet. */
+  labels?: ArrayLike<number>;
+  epoch?: number;
+}
+
+/** The WGSL step of a layer-list GAN. */
+export class LayerStep extends Kernels {
+  readonly G: LayerPasses;
+  readonly D: LayerPasses;
+  protected config: GanConfig;
+  protected batch: number;
+  protected latent: number;
+  protected z: GPUBuffer;
+  /** D's input: rows 0..B-1 real, B..2B-1 generated. */
+  protected dIn: GPUBuffer;
+  /** D's logits and their gradients: the real rows, then the generated. */
+  protected logits: GPUBuffer;
+  protected delta: GPUBuffer;
+  /** The generated half's gradients, added to the real half's. */
+  protected gradsFake: GPUBuffer;
+  protected figureSums: GPUBuffer;
+  protected opt: {
+    G: { m: GPUBuffer; v: GPUBuffer; settings: GPUBuffer };
+    D: { m: GPUBuffer; v: GPUBuffer; settings: GPUBuffer };
+  };
+  protected ema: { params: GPUBuffer; settings: GPUBuffer } | null = null;
+  protected steps: Dispatch[][];
+  protected updatesD: number;
+  protected updatesG: number;
+
+  private constructor(
+    device: GPUDevice,
+    gan: Gan,
+    o: { matMul?: MatMulChoice; transformProgram?: (c: string) => string },
+  ) {
+    super(device, o.transformProgram ?? null, o.matMul ?? "auto");
+    const c = gan.config, B = c.batchSize;
+    this.config = c;
+    this.batch = B;
+    this.latent = c.latentDim;
+    this.updatesD = gan.optimizerD.step;
+    this.updatesG = gan.optimizerG.step;
+    const passes = { rows: B, ...o };
+    this.G = new LayerPasses(device, gan.generator, passes);
+    this.D = new LayerPasses(device, gan.discriminator, {
+      ...passes,
+      slots: 3,
+    });
+    this.z = this.buffer(B * this.latent);
+    this.dIn = this.buffer(2 * B * IMAGE);
+    this.logits = this.buffer(2 * B);
+    this.delta = this.buffer(2 * B);
+    this.gradsFake = this.buffer(this.D.size);
+    this.figureSums = this.buffer(8);
+    const settings = () => this.buffer(8, GPUBufferUsage.UNIFORM | COPY_DST);
+    this.opt = {
+      G: {
+        m: this.buffer(this.G.size),
+        v: this.buffer(this.G.size),
+        settings: settings(),
+      },
+      D: {
+        m: this.buffer(this.D.size),
+        v: this.buffer(this.D.size),
+        settings: settings(),
+      },
+    };
+    if (c.ema) {
+      this.ema = {
+        params: this.buffer(this.G.size),
+        settings: this.buffer(4, GPUBufferUsage.UNIFORM | COPY_DST),
+      };
+    }
+    this.steps = this.record();
+  }
+
+  /** Copies `gan`'s state to the GPU of tfjs's WebGPU backend. */
+  static async create(
+    gan: Gan,
+    options: {
+      matMul?: MatMulChoice;
+      transformProgram?: (c: string) => string;
+    } = {},
+  ): Promise<LayerStep> {
+    const why = layerStepSupport(gan);
+    if (why) throw new Error(`the WGSL step cannot train this GAN: ${why}`);
+    if (tf.getBackend() !== "webgpu") {
+      throw new Error(
+        `the WGSL step runs on WebGPU; the backend is ${tf.getBackend()}`,
+      );
+    }
+    const device = (tf.backend() as unknown as { device: GPUDevice }).device;
+    const step = new LayerStep(device, gan, options);
+    await step.load(gan);
+    return step;
+  }
+
+  /** The optimiser's program over one network's parameters. */
+  protected optimizer(net: "G" | "D"): Dispatch {
+    const passes = net === "G" ? this.G : this.D;
+    const c = net === "G" ? this.config.optimizerG : this.config.optimizerD;
+    const slots = this.opt[net];
+    return this.dispatch(
+      c.kind === "adam" ? ADAM_CODE : SGD_CODE,
+      ["storage", "read-only-storage", "storage", "storage", "uniform"],
+      [passes.params, passes.grads, slots.m, slots.v, slots.settings],
+      this.grid(passes.size),
+    );
+  }
+
+  /** The losses' program (LOSS_CODE's modes) on logits from `row`. */
+  protected loss(mode: number): Dispatch {
+    const u = this.uniform(
+      [
+        this.batch,
+        mode,
+        this.config.realLabel,
+        this.config.dLossScale ?? 1,
+        0,
+      ],
+      [false, false, true, true, false],
+    );
+    return this.dispatch(
+      LOSS_CODE,
+      ["read-only-storage", "storage", "storage", "uniform"],
+      [this.logits, this.delta, this.figureSums, u],
+      [1, 1],
+    );
+  }
+
+  protected record(): Dispatch[][] {
+    const B = this.batch, G = this.G, D = this.D, c = this.config;
+    const [dMode, gMode] = c.loss === "hinge"
+      ? [3, 4]
+      : c.loss === "least-squares"
+      ? [5, 6]
+      : [0, c.loss === "saturating" ? 2 : 1];
+    const gOut = G.blocks.at(-1)!.act;
+    const fake = B * IMAGE;
+    const forwardG = () =>
+      G.forward({ input: this.z, out: { buffer: this.dIn, off: fake } });
+    const dStep = [
+      ...forwardG(),
+      ...D.forward({
+        input: this.dIn,
+        slot: 0,
+        from: 2,
+        out: { buffer: this.logits, off: 0 },
+      }),
+      ...D.forward({
+        input: this.dIn,
+        inOff: fake,
+        slot: 1,
+        from: 0,
+        out: { buffer: this.logits, off: B },
+      }),
+      this.loss(dMode),
+      ...D.backward({
+        input: this.dIn,
+        delta: this.delta,
+        slot: 0,
+        weights: true,
+      }).dispatches,
+      ...D.backward({
+        input: this.dIn,
+        inOff: fake,
+        delta: this.delta,
+        deltaOff: B,
+        slot: 1,
+        weights: true,
+        grads: this.gradsFake,
+      }).dispatches,
+      this.dispatch(
+        ADD_CODE,
+        ["storage", "read-only-storage", "uniform"],
+        [D.grads, this.gradsFake, this.uniform([D.size])],
+        this.grid(D.size),
+      ),
+      this.optimizer("D"),
+    ];
+    const throughD = D.backward({
+      input: this.dIn,
+      inOff: fake,
+      delta: this.delta,
+      slot: 2,
+      weights: false,
+      below: { act: gOut, out: this.dIn, outOff: fake },
+    });
+    const gStep = [
+      ...forwardG(),
+      ...D.forward({
+        input: this.dIn,
+        inOff: fake,
+        slot: 2,
+        from: 1,
+        out: { buffer: this.logits, off: 0 },
+      }),
+      this.loss(gMode),
+      ...throughD.dispatches,
+      ...G.backward({ input: this.z, delta: throughD.last, weights: true })
+        .dispatches,
+      this.optimizer("G"),
+      ...G.movingStats(),
+      ...this.ema
+        ? [this.dispatch(
+          EMA_CODE,
+          ["storage", "read-only-storage", "uniform"],
+          [this.ema.params, G.params, this.ema.settings],
+          this.grid(G.size),
+        )]
+        : [],
+    ];
+    return [dStep, gStep];
+  }
+
+  /** Dispatches per round (D's step and G's). */
+  get dispatchesPerStep(): number {
+    return this.steps.reduce((n, s) => n + s.length, 0);
+  }
+
+  /** Writes the settings of a network's next update (as WgslStep's). */
+  protected writeOptimizer(net: "G" | "D", epoch: number): void {
+    const c = net === "G" ? this.config.optimizerG : this.config.optimizerD;
+    const size = (net === "G" ? this.G : this.D).size;
+    const t = net === "G" ? this.updatesG++ : this.updatesD++;
+    const u = new ArrayBuffer(32);
+    const f = new Float32Array(u), n = new Uint32Array(u);
+    if (c.kind === "adam") {
+      const a = adamSettings(c, t);
+      f.set([
+        a.beta1,
+        1 - a.beta1,
+        a.beta2,
+        1 - a.beta2,
+        a.stepSize,
+        a.correction2,
+        a.eps,
+      ]);
+      n[7] = size;
+    } else {
+      f.set([momentum(c, epoch), learningRate(c, t)]);
+      n[2] = size;
+    }
+    this.device.queue.writeBuffer(this.opt[net].settings, 0, u);
+    if (net === "G" && this.ema && this.config.ema) {
+      const decay = emaDecay(this.config.ema, t + 1);
+      const e = new ArrayBuffer(16);
+      new Float32Array(e).set([decay, 1 - decay]);
+      new Uint32Array(e)[2] = size;
+      this.device.queue.writeBuffer(this.ema.settings, 0, e);
+    }
+  }
+
+  protected checkNoise(z: Float32Array | undefined, name: string): void {
+    if (z?.length !== this.batch * this.latent) {
+      throw new Error(
+        `a step takes ${this.batch} x ${this.latent} noise values (${name})`,
+      );
+    }
+  }
+
+  /** One round, queued: D's update on `real` and `zD`, then G's on `zG`. */
+  step(inputs: LayerStepInputs): void {
+    this.checkNoise(inputs.zG, "zG");
+    this.stepD(inputs);
+    this.stepG({ zG: inputs.zG!, epoch: inputs.epoch });
+  }
+
+  /** Whether the training images are on the GPU (not yet: `real` is uploaded). */
+  get gathers(): boolean {
+    return false;
+  }
+
+  /** D's update on `real` and `zD`, queued. */
+  stepD(inputs: Omit<LayerStepInputs, "zG" | "gSeed">): void {
+    const B = this.batch;
+    if (inputs.labels) {
+      throw new Error("unreachable: a conditional layer-list GAN's step");
+    }
+    if (inputs.real?.length !== B * IMAGE) {
+      throw new Error(`a step takes ${B} images of ${IMAGE} pixels (real)`);
+    }
+    this.checkNoise(inputs.zD, "zD");
+    this.upload(this.dIn, inputs.real);
+    this.upload(this.z, inputs.zD);
+    this.writeOptimizer("D", inputs.epoch ?? 0);
+    this.submit(this.steps[0]);
+  }
+
+  /** G's update on `zG` through D, queued after the D step before it. */
+  stepG(
+    inputs: Pick<LayerStepInputs, "labels" | "gSeed" | "epoch"> & {
+      zG: Float32Array;
+    },
+  ): void {
+    this.checkNoise(inputs.zG, "zG");
+    this.upload(this.z, inputs.zG);
+    this.writeOptimizer("G", inputs.epoch ?? 0);
+    this.submit(this.steps[1]);
+  }
+
+  /** Zeroes the figures' sums. */
+  resetFigures(): void {
+    this.device.queue.writeBuffer(this.figureSums, 0, new Float32Array(8));
+  }
+
+  /** Reads the figures' sums (as WgslStep's FigureSums). */
+  async figures(): Promise<Float32Array> {
+    return await this.read(this.figureSums, 0, 7);
+  }
+
+  protected async load(gan: Gan): Promise<void> {
+    await this.G.load(gan.generator);
+    await this.D.load(gan.discriminator, 2);
+    for (
+      const [net, passes, opt, slots] of [
+        [gan.generator, this.G, gan.optimizerG, this.opt.G],
+        [gan.discriminator, this.D, gan.optimizerD, this.opt.D],
+      ] as const
+    ) {
+      const n = net.trainable.length;
+      this.upload(slots.m, await flatten(passes, (i) => opt.slots[i]));
+      if (opt.slots.length > n) {
+        this.upload(slots.v, await flatten(passes, (i) => opt.slots[n + i]));
+      }
+    }
+    if (this.ema && gan.generatorEma) {
+      const average = gan.generatorEma;
+      this.upload(
+        this.ema.params,
+        await flatten(this.G, (i) => average.trainable[i]),
+      );
+    }
+    this.resetFigures();
+  }
+
+  /**
+   * Writes the weights, running statistics, u and v, the optimisers' slots
+   * and step counts back into `gan` (waits for the queued steps), and the
+   * moving average of G's weights when there is one.
+   */
+  async exportTo(gan: Gan): Promise<void> {
+    for (
+      const [net, passes, opt, slots, step, slot] of [
+        [gan.generator, this.G, gan.optimizerG, this.opt.G, this.updatesG, 0],
+        [
+          gan.discriminator,
+          this.D,
+          gan.optimizerD,
+          this.opt.D,
+          this.updatesD,
+          2,
+        ],
+      ] as const
+    ) {
+      const [p, m, v] = await Promise.all(
+        [passes.params, slots.m, slots.v].map((b) =>
+          this.read(b, 0, passes.size)
+        ),
+      );
+      const moving = await Promise.all(
+        passes.moving.map((b) => b && this.read(b, 0, b.size / 4)),
+      );
+      const sn = await passes.readSpectralNorm(slot);
+      const n = net.trainable.length;
+      tf.tidy(() => {
+        net.trainable.forEach((variable, i) => {
+          const at = passes.offsets[i];
+          const slice = (a: Float32Array) =>
+            tf.tensor(a.slice(at, at + variable.size), variable.shape);
+          variable.assign(slice(p));
+          opt.slots[i].assign(slice(m));
+          opt.slots[n + i]?.assign(slice(v));
+        });
+        let k = 0;
+        passes.blocks.forEach((b, i) => {
+          if (b.bn) {
+            const vars = net.vars[b.bn.layer], r = moving[i]!;
+            vars.movingMean!.assign(tf.tensor(r.slice(0, b.channels)));
+            vars.movingVar!.assign(
+              tf.tensor(r.slice(b.channels, 2 * b.channels)),
+            );
+          }
+          if (b.sn) {
+            const state = net.vars[b.layer].sn!;
+            state.u.assign(tf.tensor(sn[k].u));
+            state.v.assign(tf.tensor(sn[k].v));
+            k++;
+          }
+        });
+      });
+      opt.step = step;
+    }
+    if (this.ema && gan.generatorEma) {
+      const values = await this.read(this.ema.params, 0, this.G.size);
+      const average = gan.generatorEma;
+      tf.tidy(() => {
+        average.trainable.forEach((variable, i) => {
+          const at = this.G.offsets[i];
+          variable.assign(
+            tf.tensor(values.slice(at, at + variable.size), variable.shape),
+          );
+        });
+      });
+      copyStatistics(gan.generatorEma, gan.generator);
+    }
+  }
+
+  override dispose(): void {
+    this.G.dispose();
+    this.D.dispose();
+    super.dispose();
+  }
+}
+
+/** One network's variables (or their slots) as one flat array. */
+async function flatten(
+  passes: LayerPasses,
+  variable: (i: number) => tf.Variable,
+): Promise<Float32Array> {
+  const flat = new Float32Array(passes.size);
+  for (let i = 0; i < passes.offsets.length; i++) {
+    flat.set(await variable(i).data() as Float32Array, passes.offsets[i]);
+  }
+  return flat;
+}
