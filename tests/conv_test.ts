@@ -153,7 +153,7 @@ Deno.test("a conv generator exports as a TF.js layers model equal to G", async (
 
 Deno.test({
   name:
-    "webgpu: conv presets train with the tfjs step; the WGSL step says why it cannot",
+    "webgpu: dcgan trains with the tfjs step (the WGSL step says why it cannot), sngan with the WGSL step",
   ignore: !probe.ok,
   fn: async () => {
     await initBackend("webgpu");
@@ -161,22 +161,27 @@ Deno.test({
       const gan = createGan(small("dcgan"), { seed: 0 });
       const auto = await chooseStep(gan, "auto", { log: () => {} });
       assert.equal(auto.step, null);
-      assert.match(auto.why, /programs are for MLP GANs.*convolutional/);
+      assert.match(auto.why, /D's layer 3 \(dropout\) is not written yet/);
       await assert.rejects(
         () => chooseStep(gan, "wgsl"),
-        /the WGSL step cannot run: .*convolutional.*use --step tfjs/,
+        /the WGSL step cannot run: .*dropout.*use --step tfjs/,
       );
       disposeGan(gan);
+      const lines: string[] = [];
       const r = await train({
         config: small("sngan"),
         dataset: mnist as Dataset,
         epochs: 1,
         limit: 32,
         holdout: 0,
-        log: () => {},
+        log: (m) => lines.push(m),
       });
       assert.equal(r.status, "completed");
       assert.ok(Number.isFinite(r.history[0].dLoss));
+      assert.ok(
+        lines.some((l) => /training step: WGSL programs.*layer_step/.test(l)),
+        lines.join("\n"),
+      );
       disposeGan(r.gan);
     } finally {
       await initBackend("wasm");

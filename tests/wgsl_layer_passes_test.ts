@@ -7,6 +7,7 @@ import { preset } from "../lib/presets.ts";
 import { Rng } from "../lib/random/rng.ts";
 import { layerBlocks, LayerPasses } from "../lib/wgsl/layer_passes.ts";
 import { Kernels } from "../lib/wgsl/kernels.ts";
+import { relativeDifference } from "../lib/wgsl/sn_weight.ts";
 
 await initBackend("cpu");
 const probe = await probeWebGpu();
@@ -14,13 +15,7 @@ const probe = await probeWebGpu();
 /** The largest difference relative to the largest value of `want`. */
 function difference(got: ArrayLike<number>, want: ArrayLike<number>): number {
   assert.equal(got.length, want.length);
-  let scale = 1e-30, diff = 0;
-  for (let i = 0; i < want.length; i++) {
-    scale = Math.max(scale, Math.abs(want[i]));
-    const d = Math.abs(got[i] - want[i]);
-    diff = Number.isNaN(d) ? Infinity : Math.max(diff, d);
-  }
-  return diff / scale;
+  return relativeDifference(got, want);
 }
 
 Deno.test("layerBlocks: sngan's networks as blocks, and what they refuse", () => {

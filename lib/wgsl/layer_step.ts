@@ -26,8 +26,8 @@
 import * as tf from "@tensorflow/tfjs";
 import type { Gan } from "../gan.ts";
 import type { GanConfig } from "../presets.ts";
-import { adamSettings, learningRate, momentum } from "../nets/optim.ts";
-import { copyStatistics, emaDecay } from "../nets/ema.ts";
+import { copyStatistics } from "../nets/ema.ts";
+import { emaUniform, optimizerUniform } from "./settings.ts";
 import { COPY_DST, type Dispatch } from "./gpu.ts";
 import { Kernels } from "./kernels.ts";
 import { layerBlocks, LayerPasses } from "./layer_passes.ts";
@@ -324,31 +324,15 @@ export class LayerStep extends Kernels {
     const c = net === "G" ? this.config.optimizerG : this.config.optimizerD;
     const size = (net === "G" ? this.G : this.D).size;
     const t = net === "G" ? this.updatesG++ : this.updatesD++;
-    const u = new ArrayBuffer(32);
-    const f = new Float32Array(u), n = new Uint32Array(u);
-    if (c.kind === "adam") {
-      const a = adamSettings(c, t);
-      f.set([
-        a.beta1,
-        1 - a.beta1,
-        a.beta2,
-        1 - a.beta2,
-        a.stepSize,
-        a.correction2,
-        a.eps,
-      ]);
-      n[7] = size;
-    } else {
-      f.set([momentum(c, epoch), learningRate(c, t)]);
-      n[2] = size;
-    }
+    const u = optimizerUniform(c, t, epoch, size);
     this.device.queue.writeBuffer(this.opt[net].settings, 0, u);
     if (net === "G" && this.ema && this.config.ema) {
-      const decay = emaDecay(this.config.ema, t + 1);
-      const e = new ArrayBuffer(16);
-      new Float32Array(e).set([decay, 1 - decay]);
-      new Uint32Array(e)[2] = size;
-      this.device.queue.writeBuffer(this.ema.settings, 0, e);
+      // The average's decay after this update, the (t + 1)-th.
+      this.device.queue.writeBuffer(
+        this.ema.settings,
+        0,
+        emaUniform(this.config.ema, t, size),
+      );
     }
   }
 

@@ -102,7 +102,14 @@ export interface SpectralNormComparison {
   ms?: number;
 }
 
-function difference(got: ArrayLike<number>, want: ArrayLike<number>): number {
+/**
+ * The largest |got - want| over the largest |want| (Infinity for a NaN or
+ * a length that differs): how this folder's comparisons with tfjs measure.
+ */
+export function relativeDifference(
+  got: ArrayLike<number>,
+  want: ArrayLike<number>,
+): number {
   if (got.length !== want.length) return Infinity;
   let scale = 1e-30, diff = 0;
   for (let i = 0; i < want.length; i++) {
@@ -155,11 +162,11 @@ export async function compareSpectralNorm(
     tf.dispose(want);
     const back = await k.backward(await gt.data() as Float32Array);
     return {
-      u: difference(got.u, await state.u.data()),
-      v: difference(got.v, await state.v.data()),
-      sigma: difference([got.sigma], sigma),
-      wn: difference(got.wn, wn),
-      grad: difference(back, grad),
+      u: relativeDifference(got.u, await state.u.data()),
+      v: relativeDifference(got.v, await state.v.data()),
+      sigma: relativeDifference([got.sigma], sigma),
+      wn: relativeDifference(got.wn, wn),
+      grad: relativeDifference(back, grad),
       sigmaShare: got.sigma / largestSingularValue(w, out),
       ms: o.reps ? await k.time(o.reps) : undefined,
     };

@@ -64,8 +64,8 @@ import { asMlp, type Mlp } from "../nets/mlp.ts";
 import { createGan, disposeGan, FAKE_MASK_OFFSET, type Gan } from "../gan.ts";
 import { withClasses } from "../nets/latent.ts";
 import { type GanConfig } from "../presets.ts";
-import { adamSettings, learningRate, momentum } from "../nets/optim.ts";
-import { copyStatistics, emaDecay } from "../nets/ema.ts";
+import { copyStatistics } from "../nets/ema.ts";
+import { emaUniform, optimizerUniform } from "./settings.ts";
 import { COPY_DST, type Dispatch, S } from "./gpu.ts";
 import type { NetLayout } from "./layout.ts";
 import type { MatMulChoice } from "./plans.ts";
@@ -299,33 +299,16 @@ export class WgslStep extends StepRecording {
     const size = (net === "G" ? this.G : this.D).size;
     // The number of updates so far, before this one (as Optimizer.step).
     const t = net === "G" ? this.updatesG++ : this.updatesD++;
-    const u = new ArrayBuffer(32);
-    const f = new Float32Array(u), n = new Uint32Array(u);
-    if (c.kind === "adam") {
-      const a = adamSettings(c, t);
-      f.set([
-        a.beta1,
-        1 - a.beta1,
-        a.beta2,
-        1 - a.beta2,
-        a.stepSize,
-        a.correction2,
-        a.eps,
-      ]);
-      n[7] = size;
-    } else {
-      f.set([momentum(c, epoch), learningRate(c, t)]);
-      n[2] = size;
-    }
+    const u = optimizerUniform(c, t, epoch, size);
     const buf = net === "G" ? this.gBuf : this.dBuf;
     this.device.queue.writeBuffer(buf.opt, 0, u);
     if (net === "G" && this.ema && this.config.ema) {
       // The average's decay after this update, the (t + 1)-th.
-      const decay = emaDecay(this.config.ema, t + 1);
-      const e = new ArrayBuffer(16);
-      new Float32Array(e).set([decay, 1 - decay]);
-      new Uint32Array(e)[2] = size;
-      this.device.queue.writeBuffer(this.ema.settings, 0, e);
+      this.device.queue.writeBuffer(
+        this.ema.settings,
+        0,
+        emaUniform(this.config.ema, t, size),
+      );
     }
   }
 
