@@ -21,7 +21,7 @@ Deno.test("layerStepSupport: sngan yes; what is not written yet, with why", asyn
     [small("sngan"), null],
     [small("sngan", { ema: { decay: 0.999, start: 0 } }), null],
     [small("dcgan"), /D's layer 3 \(dropout\) is not written yet/],
-    [small("sngan-fc"), /spectrally normalised weight of 6422528 values/],
+    [small("sngan-fc"), null],
     [small("sngan", { update: "simultaneous" }), /simultaneous round/],
     [small("sngan", { loss: "wgan-gp", realLabel: 1 }), /second derivatives/],
   ];
@@ -39,13 +39,15 @@ Deno.test("layerStepSupport: sngan yes; what is not written yet, with why", asyn
 
 Deno.test({
   name:
-    "webgpu: sngan's WGSL step equals the tfjs step over 3 rounds (weights, u and v, running statistics, Adam's slots, figures)",
+    "webgpu: sngan's and sngan-fc's WGSL step equals the tfjs step over 3 rounds (weights, u and v, running statistics, Adam's slots, figures)",
   ignore: !probe.ok,
   fn: async () => {
     await initBackend("webgpu");
     for (
       const config of [
         small("sngan"),
+        // sngan-fc's large spectrally normalised layer.
+        small("sngan-fc"),
         // The moving average from its first update, and least squares.
         small("sngan", {
           ema: { decay: 0.9, start: 0 },
@@ -67,22 +69,27 @@ Deno.test({
 
 Deno.test({
   name:
-    "webgpu: sngan's WGSL round is at most 100 dispatches (the tfjs step's: 587)",
+    "webgpu: sngan's WGSL round is at most 100 dispatches (the tfjs step's: 587), sngan-fc's at most 150 (770)",
   ignore: !probe.ok,
   fn: async () => {
     await initBackend("webgpu");
-    for (const batch of [16, 128]) {
-      const gan = createGan(small("sngan", { batchSize: batch }), { seed: 0 });
-      try {
-        using step = await LayerStep.create(gan);
-        console.log(
-          `batch ${batch}: ${step.dispatchesPerStep} dispatches a round`,
-        );
-        assert.ok(step.dispatchesPerStep <= 100, `${step.dispatchesPerStep}`);
-      } finally {
-        disposeGan(gan);
+    const counts: string[] = [];
+    for (const name of ["sngan", "sngan-fc"]) {
+      for (const batch of [16, 128]) {
+        const gan = createGan(small(name, { batchSize: batch }), { seed: 0 });
+        try {
+          using step = await LayerStep.create(gan);
+          counts.push(`${name} ${batch}: ${step.dispatchesPerStep}`);
+          // sngan-fc's D has two more layers, and its large spectrally
+          // normalised one takes 7 programs a pass where others take 2.
+          const most = name === "sngan" ? 100 : 150;
+          assert.ok(step.dispatchesPerStep <= most, counts.at(-1)!);
+        } finally {
+          disposeGan(gan);
+        }
       }
     }
+    console.log(`dispatches a round: ${counts.join(", ")}`);
   },
 });
 

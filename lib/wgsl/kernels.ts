@@ -30,7 +30,14 @@ import {
 } from "./plans.ts";
 import {
   SN_BACKWARD_CODE,
+  SN_DOT_CHUNK,
+  SN_DOT_CODE,
+  SN_FINISH_CODE,
   SN_FORWARD_CODE,
+  SN_GRAD_CODE,
+  SN_NORMALISE_V_CODE,
+  SN_SCALE_CODE,
+  SN_SINGLE_WORKGROUP,
   snParts,
 } from "./spectral_norm_programs.ts";
 
@@ -238,36 +245,124 @@ export class Kernels extends GpuContext {
    * (`lib/wgsl/spectral_norm_programs.ts`): one power iteration on the
    * state (u, v, sigma from `sOff`), then Wn = W / sigma into `normed`.
    */
-  protected spectralNorm(o: SpectralNormOperands): Dispatch {
-    return this.dispatch(
-      SN_FORWARD_CODE,
-      ["read-only-storage", "storage", "storage", "uniform"],
-      [o.params, o.state, o.normed, this.snUniform(o)],
-      [1, 1],
-    );
+  protected spectralNorm(o: SpectralNormOperands): Dispatch[] {
+    const u = this.snUniform(o);
+    const n = o.rest * o.out;
+    if (n <= SN_SINGLE_WORKGROUP) {
+      return [this.dispatch(
+        SN_FORWARD_CODE,
+        ["read-only-storage", "storage", "storage", "uniform"],
+        [o.params, o.state, o.normed, u],
+        [1, 1],
+      )];
+    }
+    // A large weight: Wt u and Wt^T v as matMul products into a vector of
+    // scratch (a buffer is not read and written by one dispatch), each
+    // normalised into the state by one workgroup, then W / sigma.
+    const x = this.snVector(Math.max(o.rest, o.out));
+    const whole = { epilogue: { kind: "store" } as const, splittable: false };
+    return [
+      ...this.matMul({
+        M: o.rest,
+        N: 1,
+        K: o.out,
+        a: o.params,
+        aOff: o.wOff,
+        b: o.state,
+        bOff: o.srcOff ?? o.sOff,
+        c: x,
+        ...whole,
+      }),
+      this.dispatch(
+        SN_NORMALISE_V_CODE,
+        ["read-only-storage", "storage", "uniform"],
+        [x, o.state, u],
+        [1, 1],
+      ),
+      ...this.matMul({
+        M: o.out,
+        N: 1,
+        K: o.rest,
+        a: o.params,
+        aOff: o.wOff,
+        transA: true,
+        b: o.state,
+        bOff: o.sOff + o.out,
+        c: x,
+        ...whole,
+      }),
+      this.dispatch(
+        SN_FINISH_CODE,
+        ["read-only-storage", "storage", "uniform"],
+        [x, o.state, u],
+        [1, 1],
+      ),
+      this.dispatch(
+        SN_SCALE_CODE,
+        ["read-only-storage", "read-only-storage", "storage", "uniform"],
+        [o.params, o.state, o.normed, u],
+        this.grid(n),
+      ),
+    ];
   }
+
+  /**
+   * A scratch vector of at least `floats` (one serves every large weight:
+   * they run one after another; a larger one replaces it for the products
+   * recorded after).
+   */
+  private snVector(floats: number): GPUBuffer {
+    if ((this.snScratch?.floats ?? 0) < floats) {
+      this.snScratch = { buffer: this.buffer(floats), floats };
+    }
+    return this.snScratch!.buffer;
+  }
+
+  private snScratch: { buffer: GPUBuffer; floats: number } | null = null;
 
   /**
    * The gradient through sigma, in place: `grads` from `wOff` holds the
    * gradient with respect to Wn and becomes the one with respect to W.
    */
-  protected spectralNormGrad(o: SpectralNormOperands): Dispatch {
-    return this.dispatch(
-      SN_BACKWARD_CODE,
-      ["storage", "read-only-storage", "read-only-storage", "uniform"],
-      [o.grads, o.state, o.normed, this.snUniform(o)],
-      [1, 1],
-    );
+  protected spectralNormGrad(o: SpectralNormOperands): Dispatch[] {
+    const n = o.rest * o.out;
+    if (n <= SN_SINGLE_WORKGROUP) {
+      return [this.dispatch(
+        SN_BACKWARD_CODE,
+        ["storage", "read-only-storage", "read-only-storage", "uniform"],
+        [o.grads, o.state, o.normed, this.snUniform(o)],
+        [1, 1],
+      )];
+    }
+    // <G, Wn> in partial sums, which each workgroup of the update adds.
+    const chunks = Math.ceil(n / SN_DOT_CHUNK);
+    const partial = this.snVector(chunks);
+    const u = this.snUniform(o, chunks);
+    return [
+      this.dispatch(
+        SN_DOT_CODE,
+        ["read-only-storage", "read-only-storage", "storage", "uniform"],
+        [o.grads, o.normed, partial, u],
+        [chunks, 1],
+      ),
+      this.dispatch(
+        SN_GRAD_CODE,
+        ["storage", "read-only-storage", "read-only-storage", "uniform"],
+        [o.grads, o.state, partial, u],
+        this.grid(n),
+      ),
+    ];
   }
 
-  private snUniform(o: SpectralNormOperands): GPUBuffer {
+  /** The programs' settings; `parts` the dot's partial sums where given. */
+  private snUniform(o: SpectralNormOperands, parts?: number): GPUBuffer {
     return this.uniform([
       o.rest,
       o.out,
       o.wOff,
       o.sOff,
       o.nOff,
-      snParts(o.out),
+      parts ?? snParts(o.out),
       o.srcOff ?? o.sOff,
     ]);
   }

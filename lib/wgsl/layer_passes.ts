@@ -41,16 +41,6 @@ import {
   type Epilogue,
 } from "./programs.ts";
 
-/**
- * The largest spectrally normalised weight the single-workgroup programs
- * (`lib/wgsl/spectral_norm_programs.ts`) are given: 4,096 values a thread.
- * `sngan`'s largest has 131,072; `sngan-fc`'s dense layer 6,422,528, which
- * needs programs spread over many workgroups (on llvmpipe, whose threads
- * stop after about 65,536 loop iterations in all, one workgroup gives
- * zeros past that point).
- */
-export const SN_SINGLE_WORKGROUP = 256 * 4096;
-
 /** One weight layer with the batch norm and nonlinearity after it. */
 export interface Block {
   kind: "dense" | "conv2d" | "conv2dTranspose";
@@ -196,14 +186,6 @@ export function layerBlocks(net: LayerNet): {
       if (v.sn) {
         if (l.kind === "conv2dTranspose") {
           refuse(i, "is spectrally normalised, which LayerNet.apply ignores");
-        }
-        if (kernelSize > SN_SINGLE_WORKGROUP) {
-          refuse(
-            i,
-            `has a spectrally normalised weight of ${kernelSize} values, ` +
-              `more than the single-workgroup programs take ` +
-              `(${SN_SINGLE_WORKGROUP})`,
-          );
         }
         const out = channels, rest = kernelSize / out;
         block.sn = { state: snState, normed: snNormed, rest, out };
@@ -576,7 +558,9 @@ export class LayerPasses extends Kernels {
     return this.blocks.flatMap((b, i) => {
       const out: Dispatch[] = [];
       if (b.sn) {
-        out.push(this.spectralNorm(this.snOperands(b, slot, o.from ?? slot)));
+        out.push(
+          ...this.spectralNorm(this.snOperands(b, slot, o.from ?? slot)),
+        );
       }
       const x = i === 0 ? o.input : pass.acts[i - 1];
       const elsewhere = i === lastBlock && o.out;
@@ -732,7 +716,7 @@ export class LayerPasses extends Kernels {
         );
         if (b.sn) {
           out.push(
-            this.spectralNormGrad({ ...this.snOperands(b, slot), grads }),
+            ...this.spectralNormGrad({ ...this.snOperands(b, slot), grads }),
           );
         }
         if (b.bias >= 0) {

@@ -147,6 +147,125 @@ fn main(@builtin(local_invocation_id) lid: vec3u) {
   }
 }`;
 
+/**
+ * A weight of more than {@linkcode SN_SINGLE_WORKGROUP} values takes these
+ * instead, spread over many workgroups: the two products Wt u and Wt^T v
+ * are matMul programs (`Kernels.spectralNorm`), between which
+ * SN_NORMALISE_V_CODE normalises v and after which SN_FINISH_CODE
+ * normalises u and takes sigma (one workgroup each, over a vector), then
+ * SN_SCALE_CODE writes W / sigma and, backwards, SN_DOT_CODE and
+ * SN_GRAD_CODE take <G, Wn> and the gradient. One workgroup gives each
+ * thread at most 4,096 values of the weight; past that, these.
+ */
+export const SN_SINGLE_WORKGROUP = 256 * 4096;
+
+/** v = X / |X| (X: Wt u, rest values) into the state from `sOff + out`. */
+export const SN_NORMALISE_V_CODE = `${SN_UNIFORM}
+@group(0) @binding(0) var<storage, read> X: array<f32>;
+@group(0) @binding(1) var<storage, read_write> S: array<f32>;
+@group(0) @binding(2) var<uniform> u: U;
+${TOTAL}
+
+@compute @workgroup_size(256)
+fn main(@builtin(local_invocation_id) lid: vec3u) {
+  let t = lid.x;
+  var q = 0.0;
+  for (var r = t; r < u.rest; r += 256u) { q += X[r] * X[r]; }
+  part[t] = q;
+  let vNorm = max(sqrt(total(t)), ${SN_EPS});
+  for (var r = t; r < u.rest; r += 256u) { S[u.sOff + u.out + r] = X[r] / vNorm; }
+}`;
+
+/**
+ * u = X / |X| (X: Wt^T v, out values) into the state from `sOff`, and
+ * sigma = u . X after v.
+ */
+export const SN_FINISH_CODE = `${SN_UNIFORM}
+@group(0) @binding(0) var<storage, read> X: array<f32>;
+@group(0) @binding(1) var<storage, read_write> S: array<f32>;
+@group(0) @binding(2) var<uniform> u: U;
+${TOTAL}
+
+@compute @workgroup_size(256)
+fn main(@builtin(local_invocation_id) lid: vec3u) {
+  let t = lid.x;
+  var q = 0.0;
+  for (var o = t; o < u.out; o += 256u) { q += X[o] * X[o]; }
+  part[t] = q;
+  let uNorm = max(sqrt(total(t)), ${SN_EPS});
+  q = 0.0;
+  for (var o = t; o < u.out; o += 256u) { q += (X[o] / uNorm) * X[o]; }
+  part[t] = q;
+  let sigma = total(t);
+  for (var o = t; o < u.out; o += 256u) { S[u.sOff + o] = X[o] / uNorm; }
+  if (t == 0u) { S[u.sOff + u.out + u.rest] = sigma; }
+}`;
+
+/** N[nOff + i] = P[wOff + i] / sigma, a thread a value. */
+export const SN_SCALE_CODE = `${SN_UNIFORM}
+@group(0) @binding(0) var<storage, read> P: array<f32>;
+@group(0) @binding(1) var<storage, read> S: array<f32>;
+@group(0) @binding(2) var<storage, read_write> N: array<f32>;
+@group(0) @binding(3) var<uniform> u: U;
+
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) id: vec3u, @builtin(num_workgroups) nw: vec3u) {
+  let i = id.y * nw.x * 256u + id.x;
+  if (i >= u.rest * u.out) { return; }
+  N[u.nOff + i] = P[u.wOff + i] / S[u.sOff + u.out + u.rest];
+}`;
+
+/** Values of G . Wn one workgroup of SN_DOT_CODE adds. */
+export const SN_DOT_CHUNK = 256 * 16;
+
+/** Partial sums of <G, Wn>: D[w] over values w * SN_DOT_CHUNK .. (one workgroup each). */
+export const SN_DOT_CODE = `${SN_UNIFORM}
+@group(0) @binding(0) var<storage, read> G: array<f32>;
+@group(0) @binding(1) var<storage, read> N: array<f32>;
+@group(0) @binding(2) var<storage, read_write> D: array<f32>;
+@group(0) @binding(3) var<uniform> u: U;
+${TOTAL}
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let t = lid.x;
+  let n = u.rest * u.out;
+  let start = wg.x * ${SN_DOT_CHUNK}u;
+  var q = 0.0;
+  for (var i = start + t; i < min(start + ${SN_DOT_CHUNK}u, n); i += 256u) {
+    q += G[u.wOff + i] * N[u.nOff + i];
+  }
+  part[t] = q;
+  let s = total(t);
+  if (t == 0u) { D[wg.x] = s; }
+}`;
+
+/**
+ * The gradient through sigma, in place, a thread a value: each workgroup
+ * first adds SN_DOT_CODE's partial sums (u.parts of them) into <G, Wn>.
+ */
+export const SN_GRAD_CODE = `${SN_UNIFORM}
+@group(0) @binding(0) var<storage, read_write> G: array<f32>;
+@group(0) @binding(1) var<storage, read> S: array<f32>;
+@group(0) @binding(2) var<storage, read> D: array<f32>;
+@group(0) @binding(3) var<uniform> u: U;
+${TOTAL}
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(num_workgroups) nw: vec3u) {
+  let t = lid.x;
+  var q = 0.0;
+  for (var k = t; k < u.parts; k += 256u) { q += D[k]; }
+  part[t] = q;
+  let d = total(t);
+  let i = (wg.y * nw.x + wg.x) * 256u + t;
+  if (i >= u.rest * u.out) { return; }
+  let r = i / u.out;
+  let o = i % u.out;
+  let vu = S[u.sOff + u.out + r] * S[u.sOff + o];
+  G[u.wOff + i] = (G[u.wOff + i] - d * vu) / S[u.sOff + u.out + u.rest];
+}`;
+
 /** How many threads add each output of Wt^T v: a power of two <= 256 / out. */
 export function snParts(out: number): number {
   let p = 1;
