@@ -52,15 +52,39 @@ Deno.test("layerBlocks: sngan's networks as blocks, and what they refuse", () =>
   } finally {
     disposeGan(gan);
   }
-  // dcgan's D has dropout, which the passes do not run yet.
+  // dcgan's D: dropout after each leaky ReLU.
   const dcgan = createGan(preset("dcgan"), { seed: 0 });
   try {
-    assert.throws(
-      () => layerBlocks(dcgan.discriminator),
-      /D's layer 3 \(dropout\) is not written yet/,
+    assert.deepEqual(
+      layerBlocks(dcgan.discriminator).blocks.map((b) => b.dropout),
+      [{ rate: 0.3, seed: 1 }, { rate: 0.3, seed: 2 }, undefined],
     );
   } finally {
     disposeGan(dcgan);
+  }
+  // Dropout after tanh (its derivative is not the masked output's sign),
+  // or after batch norm, is refused.
+  for (
+    const layers of [
+      [{ kind: "dense", units: 4 }, { kind: "tanh" }, {
+        kind: "dropout",
+        rate: 0.5,
+      }, { kind: "dense", units: 1 }],
+      [{ kind: "dense", units: 4 }, { kind: "batchNorm" }, { kind: "relu" }, {
+        kind: "dropout",
+        rate: 0.5,
+      }, { kind: "dense", units: 1 }],
+    ] as LayerDesc[][]
+  ) {
+    const net = new LayerNet("T", 3, layers, new Rng(1, 1));
+    try {
+      assert.throws(
+        () => layerBlocks(net),
+        /dropout\) does not follow a weight layer and a ReLU/,
+      );
+    } finally {
+      net.dispose();
+    }
   }
 });
 
@@ -101,6 +125,8 @@ async function compare(
   rows: number,
   seed: number,
 ): Promise<Record<string, number>> {
+  // Dropout's masks from this seed on both sides.
+  const masks = 77 + seed;
   const rng = new Rng(9, seed);
   const inputs = net.inputShape[0];
   const outputs = net.shapes[net.shapes.length - 1].reduce((a, b) => a * b);
@@ -110,6 +136,7 @@ async function compare(
   await k.load(net);
   const input = k.allocate(rows * inputs);
   k.write(input, x);
+  k.writeMaskSeeds(0, masks);
   const fwd = k.forward({ input });
   k.run([...fwd, ...k.movingStats()]);
   const last = k.blocks[k.blocks.length - 1];
@@ -159,7 +186,7 @@ async function compare(
   const batchStats: { mean: tf.Tensor; variance: tf.Tensor }[] = [];
   let yt: tf.Tensor | null = null;
   const { grads: tg } = tf.variableGrads(() => {
-    const out = net.apply(xv, { training: true, batchStats });
+    const out = net.apply(xv, { training: true, batchStats, seed: masks });
     yt = tf.keep(out);
     for (const b of batchStats) [b.mean, b.variance].forEach((t) => tf.keep(t));
     return tf.sum(tf.mul(out, rt)) as tf.Scalar;
@@ -203,7 +230,7 @@ async function compare(
 
 Deno.test({
   name:
-    "webgpu: the WGSL passes of sngan's and sngan-fc's networks and a mixed network equal tfjs's forward pass and gradients",
+    "webgpu: the WGSL passes of sngan's, sngan-fc's and dcgan's networks and a mixed network equal tfjs's forward pass and gradients",
   ignore: !probe.ok,
   fn: async () => {
     const adapter = await navigator.gpu.requestAdapter();
@@ -236,6 +263,15 @@ Deno.test({
         ["sngan-fc D", () => {
           const gan = createGan(preset("sngan-fc"), { seed: 1 });
           return { net: gan.discriminator, done: () => disposeGan(gan) };
+        }],
+        // dcgan's D: 5 x 5 convolutions, dropout after each leaky ReLU.
+        ["dcgan D", () => {
+          const gan = createGan(preset("dcgan"), { seed: 1 });
+          return { net: gan.discriminator, done: () => disposeGan(gan) };
+        }],
+        ["dcgan G", () => {
+          const gan = createGan(preset("dcgan"), { seed: 1 });
+          return { net: gan.generator, done: () => disposeGan(gan) };
         }],
         ["mixed", () => {
           const net = new LayerNet("T", 11, MIXED, new Rng(4, 0));

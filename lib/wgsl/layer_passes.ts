@@ -21,7 +21,15 @@
  * convolution's filter gradient with the roles of image and gradient
  * swapped, and its input's gradient that convolution's forward product.
  *
- * Not here yet: dropout, maxout, a conditional dense layer's label block.
+ * Dropout after a block's nonlinearity multiplies the block's output by
+ * its mask in the product's epilogue, and the gradient below by it in the
+ * next block's input-gradient product; the masks are drawn on the GPU
+ * (`lib/random/dropout_masks.ts`) from each pass's seed plus the number of
+ * weight layers before the dropout layer, as `LayerNet.apply` draws them.
+ * Its derivative is taken from the masked output's sign: after ReLU,
+ * leaky ReLU or no nonlinearity only.
+ *
+ * Not here yet: maxout, a conditional dense layer's label block.
  *
  * @module
  */
@@ -31,6 +39,13 @@ import type { Dispatch } from "./gpu.ts";
 import { Kernels } from "./kernels.ts";
 import { type ConvGeometry, convGeometry } from "./conv_programs.ts";
 import type { MatMulChoice } from "./plans.ts";
+import {
+  ALEA_CHUNK,
+  ALEA_MASK_CODE,
+  aleaJumpTable,
+  aleaStart,
+  keepThreshold,
+} from "../random/dropout_masks.ts";
 import {
   type Act,
   BN_BACK_CODE,
@@ -71,6 +86,11 @@ export interface Block {
     divide: boolean;
   };
   act: Act;
+  /**
+   * Dropout of the block's output: its rate, and its mask's seed offset
+   * (the weight layers before it).
+   */
+  dropout?: { rate: number; seed: number };
 }
 
 /** The nonlinearity of a layer description, or null for another kind. */
@@ -213,10 +233,24 @@ export function layerBlocks(net: LayerNet): {
     }
     const act = actOf(l);
     if (act) {
-      if (!last || last.act !== "linear") {
+      if (!last || last.act !== "linear" || last.dropout) {
         refuse(i, "does not follow a weight layer or its batch norm");
       }
       last.act = act;
+      return;
+    }
+    if (l.kind === "dropout") {
+      const fromSign = last &&
+        (last.act === "linear" || last.act === "relu" ||
+          last.act.startsWith("leaky:"));
+      if (!last || last.dropout || last.bn || !fromSign) {
+        refuse(
+          i,
+          "does not follow a weight layer and a ReLU, leaky ReLU or none",
+        );
+      }
+      if (l.keepLast) refuse(i, "keeps a one-hot class, which is not written");
+      if (l.rate > 0) last.dropout = { rate: l.rate, seed: blocks.length };
       return;
     }
     refuse(
@@ -227,6 +261,11 @@ export function layerBlocks(net: LayerNet): {
     );
   });
   if (blocks.length === 0) throw new Error(`${net.name} has no weight layer`);
+  if (blocks[blocks.length - 1].dropout) {
+    throw new Error(
+      `${net.name}'s output has dropout: not written in the WGSL passes`,
+    );
+  }
   return { blocks, size, offsets, snState, snNormed };
 }
 
@@ -238,6 +277,8 @@ export interface PassBuffers {
   pre: (GPUBuffer | null)[];
   /** A batch-norm block's batch means and variances. */
   stats: (GPUBuffer | null)[];
+  /** A block with dropout: its output's mask (0 or 1 / keep). */
+  masks: (GPUBuffer | null)[];
 }
 
 /**
@@ -272,6 +313,57 @@ export class LayerPasses extends Kernels {
   /** Zeros for the bias of a block without one that has a nonlinearity. */
   protected zeros: GPUBuffer;
   protected bnScratch: GPUBuffer | null;
+  /** The dropout masks' jump table and start states (with dropout). */
+  protected alea: { table: GPUBuffer; seeds: GPUBuffer } | null = null;
+
+  /** Whether the network has dropout (a pass then needs its seed). */
+  get hasDropout(): boolean {
+    return this.alea !== null;
+  }
+
+  /**
+   * Writes the start states of slot `slot`'s masks from the pass's `seed`
+   * (each dropout layer's from seed + the weight layers before it).
+   */
+  writeMaskSeeds(slot: number, seed: number): void {
+    if (!this.alea) return;
+    const n = this.blocks.length;
+    const states = new Uint32Array(4 * n);
+    this.blocks.forEach((b, i) => {
+      if (b.dropout) states.set(aleaStart(seed + b.dropout.seed), 4 * i);
+    });
+    this.upload(this.alea.seeds, states, 4 * n * slot);
+  }
+
+  /** The programs that draw slot `slot`'s masks for a pass of `rows`. */
+  protected maskDispatches(slot: number, rows: number): Dispatch[] {
+    const n = this.blocks.length;
+    return this.blocks.flatMap((b, i) => {
+      if (!b.dropout) return [];
+      const len = rows * b.outputs, chunks = Math.ceil(len / ALEA_CHUNK);
+      const keep = 1 - b.dropout.rate;
+      const u = this.uniform(
+        [
+          len,
+          0,
+          keepThreshold(keep),
+          Math.fround(1 / keep),
+          slot * n + i,
+          chunks,
+          chunks,
+          b.outputs,
+          0,
+        ],
+        [false, false, false, true],
+      );
+      return [this.dispatch(
+        ALEA_MASK_CODE,
+        ["read-only-storage", "read-only-storage", "storage", "uniform"],
+        [this.alea!.table, this.alea!.seeds, this.passes[slot].masks[i]!, u],
+        this.grid(chunks, 64),
+      )];
+    });
+  }
 
   constructor(
     device: GPUDevice,
@@ -311,7 +403,23 @@ export class LayerPasses extends Kernels {
       acts: this.blocks.map((b) => this.buffer(R * b.outputs)),
       pre: this.blocks.map((b) => b.bn ? this.buffer(R * b.outputs) : null),
       stats: this.blocks.map((b) => b.bn ? this.buffer(2 * b.channels) : null),
+      masks: this.blocks.map((b) =>
+        b.dropout ? this.buffer(R * b.outputs) : null
+      ),
     }));
+    if (this.blocks.some((b) => b.dropout)) {
+      // The masks' generator: the jumps to each chunk of a mask's stream,
+      // and each (slot, block)'s start state, written per step.
+      const longest = Math.max(
+        ...this.blocks.map((b) => b.dropout ? R * b.outputs : 0),
+      );
+      const table = aleaJumpTable(Math.ceil(longest / ALEA_CHUNK));
+      this.alea = {
+        table: this.buffer(table.length),
+        seeds: this.buffer(4 * this.slots * this.blocks.length),
+      };
+      this.upload(this.alea.table, table);
+    }
     this.moving = this.blocks.map((b) =>
       b.bn ? this.buffer(2 * b.channels) : null
     );
@@ -498,10 +606,13 @@ export class LayerPasses extends Kernels {
       e?: GPUBuffer;
       eOff?: number;
       epilogue: Epilogue;
+      /** Each output times this dropout mask (laid out as the output). */
+      mask?: GPUBuffer | null;
     },
   ): Dispatch[] {
     const { w, wOff } = this.weight(b, slot);
     const common = {
+      ...o.mask ? { mask: o.mask, maskOut: true } : {},
       a: o.a,
       aOff: o.aOff ?? 0,
       b: w,
@@ -555,59 +666,64 @@ export class LayerPasses extends Kernels {
     if (o.out && this.blocks[lastBlock].bn) {
       throw new Error("unreachable: batch norm writes its own output");
     }
-    return this.blocks.flatMap((b, i) => {
-      const out: Dispatch[] = [];
-      if (b.sn) {
-        out.push(
-          ...this.spectralNorm(this.snOperands(b, slot, o.from ?? slot)),
-        );
-      }
-      const x = i === 0 ? o.input : pass.acts[i - 1];
-      const elsewhere = i === lastBlock && o.out;
-      const target = b.bn
-        ? pass.pre[i]!
-        : elsewhere
-        ? o.out!.buffer
-        : pass.acts[i];
-      const act = b.bn ? "linear" : b.act;
-      const epilogue: Epilogue = b.bias >= 0 || act !== "linear"
-        ? { kind: "bias", act }
-        : { kind: "store" };
-      out.push(...this.product(b, R, slot, {
-        form: "forward",
-        a: x,
-        aOff: i === 0 ? o.inOff : 0,
-        c: target,
-        cOff: elsewhere ? o.out!.off : 0,
-        e: b.bias >= 0 ? this.params : this.zeros,
-        eOff: b.bias >= 0 ? b.bias : 0,
-        epilogue,
-      }));
-      if (b.bn) {
-        const u = this.bnUniform(b, R);
-        out.push(
-          this.dispatch(
-            BN_STATS_CODE,
-            ["read-only-storage", "storage", "uniform"],
-            [pass.pre[i]!, pass.stats[i]!, u],
-            [Math.ceil(b.channels / 64), 1],
-          ),
-          this.dispatch(
-            bnApplyCode(b.act, b.bn.divide),
-            [
-              "read-only-storage",
-              "read-only-storage",
-              "read-only-storage",
-              "storage",
-              "uniform",
-            ],
-            [pass.pre[i]!, this.params, pass.stats[i]!, pass.acts[i], u],
-            this.grid(R * b.outputs),
-          ),
-        );
-      }
-      return out;
-    });
+    const masks = this.maskDispatches(slot, R);
+    return [
+      ...masks,
+      ...this.blocks.flatMap((b, i) => {
+        const out: Dispatch[] = [];
+        if (b.sn) {
+          out.push(
+            ...this.spectralNorm(this.snOperands(b, slot, o.from ?? slot)),
+          );
+        }
+        const x = i === 0 ? o.input : pass.acts[i - 1];
+        const elsewhere = i === lastBlock && o.out;
+        const target = b.bn
+          ? pass.pre[i]!
+          : elsewhere
+          ? o.out!.buffer
+          : pass.acts[i];
+        const act = b.bn ? "linear" : b.act;
+        const epilogue: Epilogue = b.bias >= 0 || act !== "linear"
+          ? { kind: "bias", act }
+          : { kind: "store" };
+        out.push(...this.product(b, R, slot, {
+          form: "forward",
+          a: x,
+          aOff: i === 0 ? o.inOff : 0,
+          c: target,
+          cOff: elsewhere ? o.out!.off : 0,
+          e: b.bias >= 0 ? this.params : this.zeros,
+          eOff: b.bias >= 0 ? b.bias : 0,
+          epilogue,
+          mask: pass.masks[i],
+        }));
+        if (b.bn) {
+          const u = this.bnUniform(b, R);
+          out.push(
+            this.dispatch(
+              BN_STATS_CODE,
+              ["read-only-storage", "storage", "uniform"],
+              [pass.pre[i]!, pass.stats[i]!, u],
+              [Math.ceil(b.channels / 64), 1],
+            ),
+            this.dispatch(
+              bnApplyCode(b.act, b.bn.divide),
+              [
+                "read-only-storage",
+                "read-only-storage",
+                "read-only-storage",
+                "storage",
+                "uniform",
+              ],
+              [pass.pre[i]!, this.params, pass.stats[i]!, pass.acts[i], u],
+              this.grid(R * b.outputs),
+            ),
+          );
+        }
+        return out;
+      }),
+    ];
   }
 
   /** The running statistics' updates from slot `slot`'s batch statistics. */
@@ -742,6 +858,7 @@ export class LayerPasses extends Kernels {
         a: cur,
         aOff: curOff,
         c: next,
+        mask: inner ? pass.masks[i - 1] : null,
         e: below.out,
         eOff: below.outOff ?? 0,
         epilogue: { kind: "actGrad", act: below.act },

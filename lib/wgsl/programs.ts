@@ -200,8 +200,9 @@ export function matMulCode(variant: MatMulVariant): string {
       finish = `let v = a${mask}; ${put}`;
       break;
     case "bias":
+      // With an output mask: dropout after the nonlinearity.
       finish = `let x = a + E[u.eOff + n];
-        let v = ${actCode(variant.epilogue.act)}; ${put}`;
+        let v = ${actCode(variant.epilogue.act)}${mask}; ${put}`;
       break;
     case "actGrad":
       finish = `let y = E[u.eOff + m * u.lde + n];
