@@ -31,6 +31,7 @@ import { FAKE_MASK_OFFSET, type Gan } from "../gan.ts";
 import type { GanConfig } from "../presets.ts";
 import { copyStatistics } from "../nets/ema.ts";
 import { emaUniform, optimizerUniform } from "./settings.ts";
+import { assignFlat, flatten } from "./flat.ts";
 import { COPY_DST, type Dispatch } from "./gpu.ts";
 import { Kernels } from "./kernels.ts";
 import { layerBlocks, LayerPasses } from "./layer_passes.ts";
@@ -434,16 +435,22 @@ export class LayerStep extends Kernels {
       ] as const
     ) {
       const n = net.trainable.length;
-      this.upload(slots.m, await flatten(passes, (i) => opt.slots[i]));
+      this.upload(
+        slots.m,
+        await flatten(passes.size, passes.offsets, (i) => opt.slots[i]),
+      );
       if (opt.slots.length > n) {
-        this.upload(slots.v, await flatten(passes, (i) => opt.slots[n + i]));
+        this.upload(
+          slots.v,
+          await flatten(passes.size, passes.offsets, (i) => opt.slots[n + i]),
+        );
       }
     }
     if (this.ema && gan.generatorEma) {
       const average = gan.generatorEma;
       this.upload(
         this.ema.params,
-        await flatten(this.G, (i) => average.trainable[i]),
+        await flatten(this.G.size, this.G.offsets, (i) => average.trainable[i]),
       );
     }
     this.resetFigures();
@@ -508,15 +515,7 @@ export class LayerStep extends Kernels {
     }
     if (this.ema && gan.generatorEma) {
       const values = await this.read(this.ema.params, 0, this.G.size);
-      const average = gan.generatorEma;
-      tf.tidy(() => {
-        average.trainable.forEach((variable, i) => {
-          const at = this.G.offsets[i];
-          variable.assign(
-            tf.tensor(values.slice(at, at + variable.size), variable.shape),
-          );
-        });
-      });
+      assignFlat(values, this.G.offsets, gan.generatorEma.trainable);
       copyStatistics(gan.generatorEma, gan.generator);
     }
   }
@@ -526,16 +525,4 @@ export class LayerStep extends Kernels {
     this.D.dispose();
     super.dispose();
   }
-}
-
-/** One network's variables (or their slots) as one flat array. */
-async function flatten(
-  passes: LayerPasses,
-  variable: (i: number) => tf.Variable,
-): Promise<Float32Array> {
-  const flat = new Float32Array(passes.size);
-  for (let i = 0; i < passes.offsets.length; i++) {
-    flat.set(await variable(i).data() as Float32Array, passes.offsets[i]);
-  }
-  return flat;
 }

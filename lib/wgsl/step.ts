@@ -60,14 +60,14 @@
 import * as tf from "@tensorflow/tfjs";
 import { aleaStart } from "../random/dropout_masks.ts";
 import { IMAGE_PIXELS, type PixelRange, toFloat } from "../data.ts";
-import { asMlp, type Mlp } from "../nets/mlp.ts";
+import { asMlp } from "../nets/mlp.ts";
 import { createGan, disposeGan, FAKE_MASK_OFFSET, type Gan } from "../gan.ts";
 import { withClasses } from "../nets/latent.ts";
 import { type GanConfig } from "../presets.ts";
 import { copyStatistics } from "../nets/ema.ts";
 import { emaUniform, optimizerUniform } from "./settings.ts";
+import { assignFlat, flatten } from "./flat.ts";
 import { COPY_DST, type Dispatch, S } from "./gpu.ts";
-import type { NetLayout } from "./layout.ts";
 import type { MatMulChoice } from "./plans.ts";
 import { GATHER_CODE } from "./programs.ts";
 import { StepRecording } from "./recording.ts";
@@ -473,12 +473,18 @@ export class WgslStep extends StepRecording {
       const n = net.trainable.length;
       this.upload(
         buf.params,
-        await flatten(net, lay, (i) => net.trainable[i]),
+        await flatten(lay.size, lay.offsets, (i) => net.trainable[i]),
       );
       // Adam's slots are m then v; SGD's, the increments only.
-      this.upload(buf.m, await flatten(net, lay, (i) => opt.slots[i]));
+      this.upload(
+        buf.m,
+        await flatten(lay.size, lay.offsets, (i) => opt.slots[i]),
+      );
       if (opt.slots.length > n) {
-        this.upload(buf.v, await flatten(net, lay, (i) => opt.slots[n + i]));
+        this.upload(
+          buf.v,
+          await flatten(lay.size, lay.offsets, (i) => opt.slots[n + i]),
+        );
       }
       for (const [l, p] of net.layers.entries()) {
         if (!buf.moving[l]) continue;
@@ -498,7 +504,7 @@ export class WgslStep extends StepRecording {
       const average = asMlp(gan.generatorEma);
       this.upload(
         this.ema.params,
-        await flatten(average, this.G, (i) => average.trainable[i]),
+        await flatten(this.G.size, this.G.offsets, (i) => average.trainable[i]),
       );
     }
     this.resetFigures();
@@ -552,31 +558,11 @@ export class WgslStep extends StepRecording {
     if (this.ema && gan.generatorEma) {
       const values = await this.read(this.ema.params, 0, this.G.size);
       const average = asMlp(gan.generatorEma);
-      tf.tidy(() => {
-        average.trainable.forEach((variable, i) => {
-          const at = this.G.offsets[i];
-          variable.assign(
-            tf.tensor(values.slice(at, at + variable.size), variable.shape),
-          );
-        });
-      });
+      assignFlat(values, this.G.offsets, average.trainable);
       // Running statistics copied from G, as each tfjs update copies them.
       copyStatistics(gan.generatorEma, gan.generator);
     }
   }
-}
-
-/** One network's variables (or their slots) as one flat array. */
-async function flatten(
-  net: Mlp,
-  lay: NetLayout,
-  variable: (i: number) => tf.Variable,
-): Promise<Float32Array> {
-  const flat = new Float32Array(lay.size);
-  for (let i = 0; i < net.trainable.length; i++) {
-    flat.set(await variable(i).data() as Float32Array, lay.offsets[i]);
-  }
-  return flat;
 }
 
 /** The GPU device of tfjs's WebGPU backend (which must be running). */
