@@ -5,7 +5,8 @@ import { createGan, disposeGan } from "../lib/gan.ts";
 import { type LayerDesc, LayerNet } from "../lib/nets/layer_net.ts";
 import { preset } from "../lib/presets.ts";
 import { Rng } from "../lib/random/rng.ts";
-import { layerBlocks, LayerPasses } from "../lib/wgsl/layer_passes.ts";
+import { LayerPasses } from "../lib/wgsl/layer_passes.ts";
+import { layerBlocks } from "../lib/wgsl/layer_blocks.ts";
 import { Kernels } from "../lib/wgsl/kernels.ts";
 import { relativeDifference } from "../lib/wgsl/sn_weight.ts";
 

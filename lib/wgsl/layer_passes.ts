@@ -3,10 +3,8 @@
  * programs: its training forward pass and its backward pass as prepared
  * dispatches, for the convolutional presets' WGSL step.
  *
- * The network is read as blocks: a weight layer (dense, conv2d,
- * conv2dTranspose; spectrally normalised or not), then optionally batch
- * norm, then optionally a nonlinearity. reshape and flatten move nothing
- * (an NHWC image is its row of values). A block's product writes its
+ * The network is read as blocks (`lib/wgsl/layer_blocks.ts`); reshape and
+ * flatten move nothing (an NHWC image is its row of values). A block's product writes its
  * output with the bias and the nonlinearity in the matMul's epilogue, or,
  * with batch norm, its affine output, which the batch's statistics then
  * normalise. The backward pass goes from the gradient with respect to the
@@ -21,23 +19,18 @@
  * convolution's filter gradient with the roles of image and gradient
  * swapped, and its input's gradient that convolution's forward product.
  *
- * Dropout after a block's nonlinearity multiplies the block's output by
- * its mask in the product's epilogue, and the gradient below by it in the
- * next block's input-gradient product; the masks are drawn on the GPU
- * (`lib/random/dropout_masks.ts`) from each pass's seed plus the number of
- * weight layers before the dropout layer, as `LayerNet.apply` draws them.
- * Its derivative is taken from the masked output's sign: after ReLU,
- * leaky ReLU or no nonlinearity only.
- *
- * Not here yet: maxout, a conditional dense layer's label block.
+ * Dropout multiplies the block's output by its mask in the product's
+ * epilogue, and the gradient below by it in the next block's
+ * input-gradient product; the masks are drawn on the GPU
+ * (`lib/random/dropout_masks.ts`) as `LayerNet.apply` draws them.
  *
  * @module
  */
 
-import type { LayerDesc, LayerNet } from "../nets/layer_net.ts";
+import type { LayerNet } from "../nets/layer_net.ts";
+import { type Block, layerBlocks } from "./layer_blocks.ts";
 import type { Dispatch } from "./gpu.ts";
 import { Kernels } from "./kernels.ts";
-import { type ConvGeometry, convGeometry } from "./conv_programs.ts";
 import type { MatMulChoice } from "./plans.ts";
 import {
   ALEA_CHUNK,
@@ -55,219 +48,6 @@ import {
   bnApplyCode,
   type Epilogue,
 } from "./programs.ts";
-
-/** One weight layer with the batch norm and nonlinearity after it. */
-export interface Block {
-  kind: "dense" | "conv2d" | "conv2dTranspose";
-  /** Index in the description of the weight layer. */
-  layer: number;
-  /** Values per example in and out. */
-  inputs: number;
-  outputs: number;
-  /** Columns of the product: units, or output channels. */
-  channels: number;
-  /**
-   * A convolution's geometry for a batch (a transposed layer's: the
-   * mirrored convolution, from its output to its input).
-   */
-  geometry?: (batch: number) => ConvGeometry;
-  /** Offsets in the parameters; bias -1 without one. */
-  kernel: number;
-  kernelSize: number;
-  bias: number;
-  /** Spectral normalisation: u, v, sigma from `state`, W / sigma from `normed`. */
-  sn?: { state: number; normed: number; rest: number; out: number };
-  bn?: {
-    layer: number;
-    gamma: number;
-    beta: number;
-    eps: number;
-    momentum: number;
-    divide: boolean;
-  };
-  act: Act;
-  /**
-   * Dropout of the block's output: its rate, and its mask's seed offset
-   * (the weight layers before it).
-   */
-  dropout?: { rate: number; seed: number };
-}
-
-/** The nonlinearity of a layer description, or null for another kind. */
-function actOf(l: LayerDesc): Act | null {
-  switch (l.kind) {
-    case "relu":
-    case "tanh":
-    case "sigmoid":
-      return l.kind;
-    case "leakyRelu":
-      // The derivative is taken from the output's sign: slope >= 0 only.
-      return l.slope >= 0 ? `leaky:${l.slope}` : null;
-    default:
-      return null;
-  }
-}
-
-/**
- * `net`'s blocks and its parameters' layout (`LayerNet.trainable`'s order:
- * per layer kernel, bias, gamma, beta), or an error that says what the
- * WGSL passes cannot run.
- */
-export function layerBlocks(net: LayerNet): {
-  blocks: Block[];
-  size: number;
-  /** Where each of `LayerNet.trainable` starts. */
-  offsets: number[];
-  /** Floats of the spectral-norm state and of the normalised weights. */
-  snState: number;
-  snNormed: number;
-} {
-  const blocks: Block[] = [];
-  const offsets: number[] = [];
-  let size = 0, snState = 0, snNormed = 0;
-  const take = (n: number) => {
-    offsets.push(size);
-    size += n;
-    return size - n;
-  };
-  const count = (s: number[]) => s.reduce((a, b) => a * b, 1);
-  const refuse = (i: number, why: string): never => {
-    throw new Error(
-      `${net.name}'s layer ${i} (${
-        net.descs[i].kind
-      }) ${why} in the WGSL passes`,
-    );
-  };
-  net.descs.forEach((l, i) => {
-    const inShape = i === 0 ? net.inputShape : net.shapes[i - 1];
-    const outShape = net.shapes[i];
-    const last = blocks[blocks.length - 1];
-    const v = net.vars[i];
-    if (l.kind === "reshape" || l.kind === "flatten") return;
-    if (
-      l.kind === "dense" || l.kind === "conv2d" || l.kind === "conv2dTranspose"
-    ) {
-      if (l.kind === "dense" && l.labelBlock) {
-        refuse(i, "has a label block, which is not written");
-      }
-      if (l.kind !== "dense" && (inShape.length !== 3)) {
-        refuse(i, "needs an image input");
-      }
-      const kernelSize = v.kernel!.size;
-      const kernel = take(kernelSize);
-      const bias = v.bias ? take(v.bias.size) : -1;
-      const channels = outShape[outShape.length - 1];
-      const block: Block = {
-        kind: l.kind,
-        layer: i,
-        inputs: count(inShape),
-        outputs: count(outShape),
-        channels,
-        kernel,
-        kernelSize,
-        bias,
-        act: "linear",
-      };
-      if (l.kind === "conv2d") {
-        const [h, w, c] = inShape;
-        block.geometry = (batch) =>
-          convGeometry({
-            batch,
-            inH: h,
-            inW: w,
-            inC: c,
-            outC: l.filters,
-            size: l.size,
-            stride: l.stride,
-            padding: l.padding ?? "same",
-          });
-      } else if (l.kind === "conv2dTranspose") {
-        const [h, w, c] = inShape;
-        const [oh, ow] = outShape;
-        block.geometry = (batch) => {
-          const g = convGeometry({
-            batch,
-            inH: oh,
-            inW: ow,
-            inC: l.filters,
-            outC: c,
-            size: l.size,
-            stride: l.stride,
-            padding: "same",
-          });
-          if (g.outH !== h || g.outW !== w) {
-            throw new Error(
-              `unreachable: ${oh} x ${ow} does not convolve back to ${h} x ${w}`,
-            );
-          }
-          return g;
-        };
-      }
-      if (v.sn) {
-        if (l.kind === "conv2dTranspose") {
-          refuse(i, "is spectrally normalised, which LayerNet.apply ignores");
-        }
-        const out = channels, rest = kernelSize / out;
-        block.sn = { state: snState, normed: snNormed, rest, out };
-        snState += out + rest + 1;
-        snNormed += kernelSize;
-      }
-      blocks.push(block);
-      return;
-    }
-    if (l.kind === "batchNorm") {
-      if (!last || last.bn || last.act !== "linear" || last.layer !== i - 1) {
-        refuse(i, "does not follow a weight layer directly");
-      }
-      const gamma = take(v.gamma!.size);
-      const beta = take(v.beta!.size);
-      last.bn = {
-        layer: i,
-        gamma,
-        beta,
-        eps: l.eps ?? 1e-3,
-        momentum: l.momentum ?? 0.99,
-        divide: !!l.divide,
-      };
-      return;
-    }
-    const act = actOf(l);
-    if (act) {
-      if (!last || last.act !== "linear" || last.dropout) {
-        refuse(i, "does not follow a weight layer or its batch norm");
-      }
-      last.act = act;
-      return;
-    }
-    if (l.kind === "dropout") {
-      const fromSign = last &&
-        (last.act === "linear" || last.act === "relu" ||
-          last.act.startsWith("leaky:"));
-      if (!last || last.dropout || last.bn || !fromSign) {
-        refuse(
-          i,
-          "does not follow a weight layer and a ReLU, leaky ReLU or none",
-        );
-      }
-      if (l.keepLast) refuse(i, "keeps a one-hot class, which is not written");
-      if (l.rate > 0) last.dropout = { rate: l.rate, seed: blocks.length };
-      return;
-    }
-    refuse(
-      i,
-      l.kind === "leakyRelu"
-        ? "has a negative slope, which is not written"
-        : "is not written yet",
-    );
-  });
-  if (blocks.length === 0) throw new Error(`${net.name} has no weight layer`);
-  if (blocks[blocks.length - 1].dropout) {
-    throw new Error(
-      `${net.name}'s output has dropout: not written in the WGSL passes`,
-    );
-  }
-  return { blocks, size, offsets, snState, snNormed };
-}
 
 /** A pass's own buffers: what its backward pass reads of it. */
 export interface PassBuffers {

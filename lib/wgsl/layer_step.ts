@@ -34,9 +34,11 @@ import { emaUniform, optimizerUniform } from "./settings.ts";
 import { assignFlat, flatten } from "./flat.ts";
 import { COPY_DST, type Dispatch } from "./gpu.ts";
 import { Kernels } from "./kernels.ts";
-import { layerBlocks, LayerPasses } from "./layer_passes.ts";
+import { LayerPasses } from "./layer_passes.ts";
+import { layerBlocks } from "./layer_blocks.ts";
 import type { MatMulChoice } from "./plans.ts";
-import { ADAM_CODE, EMA_CODE, LOSS_CODE, SGD_CODE } from "./programs.ts";
+import { ADAM_CODE, EMA_CODE, SGD_CODE } from "./programs.ts";
+import { LOSS_CODE } from "./loss_program.ts";
 
 const IMAGE = 784;
 

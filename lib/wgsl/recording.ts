@@ -30,11 +30,11 @@ import {
   BN_SUMS_CODE,
   bnApplyCode,
   EMA_CODE,
-  LOSS_CODE,
   MASK_MUL_CODE,
   ONE_HOT_CODE,
   SGD_CODE,
 } from "./programs.ts";
+import { LOSS_CODE } from "./loss_program.ts";
 
 /** The options a recording needs. */
 export interface RecordingOptions {
