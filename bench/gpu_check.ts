@@ -6,7 +6,7 @@
  *
  * Parts, each bounded in time; a failed part does not stop the others:
  * 1. correctness: per MLP preset (and the conditional `mlp` and `paper`,
- *    `cgan`, `paper` with the hinge loss, and `sngan` at batch 128 on the
+ *    `cgan`, `paper` with the hinge loss, `sngan` at batch 128 and `dcgan` at 256 (under SGD) on the
  *    layer-list step), 3 training steps of the WGSL step against
  *    the tfjs step from the same state (`lib/wgsl/check.ts`), and the matMul
  *    plans (wide tiles, split K) against the plain 64 x 64 tiles at batch
@@ -194,10 +194,14 @@ await part("correctness", quick ? 240 : 90, async () => {
     ["cgan", sizedCgan()],
     // The layer-list step (lib/wgsl/layer_step.ts) at sngan's own batch.
     ["sngan", { ...preset("sngan"), batchSize: quick ? 4 : 128 }],
+    // dcgan under SGD: under Adam its leaky ReLUs' kinks part any two
+    // implementations (docs/speed.md, "dcgan on the WGSL step").
+    ["dcgan-sgd", { ...preset("dcgan"), batchSize: quick ? 4 : 256 }],
   ];
   for (const [name, config] of cases) {
     const gan = createGan(config, { seed: 1 });
-    results[name] = await compareWithTfjs(gan, { steps: 3, epoch: 0 });
+    const sgd = name.endsWith("-sgd");
+    results[name] = await compareWithTfjs(gan, { steps: 3, epoch: 0, sgd });
     console.log(
       `   ${name.padEnd(11)} WGSL vs tfjs, 3 steps: ${line(results[name])}`,
     );

@@ -20,7 +20,7 @@ Deno.test("layerStepSupport: sngan yes; what is not written yet, with why", asyn
   const cases: [GanConfig, RegExp | null][] = [
     [small("sngan"), null],
     [small("sngan", { ema: { decay: 0.999, start: 0 } }), null],
-    [small("dcgan"), /drifts from the tfjs step over a few rounds/],
+    [small("dcgan"), null],
     [small("sngan-fc"), null],
     [small("sngan", { update: "simultaneous" }), /simultaneous round/],
     [small("sngan", { loss: "wgan-gp", realLabel: 1 }), /second derivatives/],
@@ -69,12 +69,46 @@ Deno.test({
 
 Deno.test({
   name:
-    "webgpu: sngan's WGSL round is at most 100 dispatches (the tfjs step's: 587), sngan-fc's at most 150 (770)",
+    "webgpu: dcgan's WGSL step equals the tfjs step over 1 round with its own Adam, over 3 with SGD (dropout, leaky ReLU 0.3, batch norm)",
+  ignore: !probe.ok,
+  fn: async () => {
+    await initBackend("webgpu");
+    // Over more rounds with Adam (epsilon 1e-7), dcgan's step is chaotic:
+    // a leaky ReLU whose input rounding moves across 0 changes its
+    // derivative, and Adam turns a gradient's rounding into a step of up to
+    // lr, so any two implementations part (tfjs's wasm and WebGPU kernels
+    // too: bench/step_agreement.ts, docs/speed.md). Under SGD (`sgd`, the
+    // self-check's second try) rounding stays rounding: three rounds.
+    // A value that rounding moves across a kink changes a gradient by
+    // about 1 / (batch x pixels) under SGD too, within the tolerance at a
+    // training batch but not always at batch 4, so these inputs are ones
+    // where no value lies within rounding of a kink (seed 2's do, in the
+    // first round: bench/step_agreement.ts).
+    const cases: [GanConfig, number, number, boolean][] = [
+      [small("dcgan"), 1, 0, false],
+      [small("dcgan"), 1, 1, false],
+      [small("dcgan"), 3, 1, true],
+    ];
+    for (const [config, steps, seed, sgd] of cases) {
+      const gan = createGan(config, { seed: 3 });
+      try {
+        const c = await compareWithTfjs(gan, { steps, seed, sgd });
+        assert.ok(c.ok, JSON.stringify(c));
+      } finally {
+        disposeGan(gan);
+      }
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "webgpu: sngan's and dcgan's WGSL rounds are at most 100 dispatches (the tfjs step's: 587, 423), sngan-fc's at most 150 (770)",
   ignore: !probe.ok,
   fn: async () => {
     await initBackend("webgpu");
     const counts: string[] = [];
-    for (const name of ["sngan", "sngan-fc"]) {
+    for (const name of ["sngan", "dcgan", "sngan-fc"]) {
       for (const batch of [16, 128]) {
         const gan = createGan(small(name, { batchSize: batch }), { seed: 0 });
         try {
@@ -82,7 +116,7 @@ Deno.test({
           counts.push(`${name} ${batch}: ${step.dispatchesPerStep}`);
           // sngan-fc's D has two more layers, and its large spectrally
           // normalised one takes 7 programs a pass where others take 2.
-          const most = name === "sngan" ? 100 : 150;
+          const most = name === "sngan-fc" ? 150 : 100;
           assert.ok(step.dispatchesPerStep <= most, counts.at(-1)!);
         } finally {
           disposeGan(gan);
@@ -114,44 +148,52 @@ async function state(gan: Gan): Promise<Map<string, number[]>> {
 
 Deno.test({
   name:
-    "webgpu: sngan's WGSL step written back and started again continues to the bit (resume)",
+    "webgpu: sngan's and dcgan's WGSL steps written back and started again continue to the bit (resume, dropout masks too)",
   ignore: !probe.ok,
   fn: async () => {
     await initBackend("webgpu");
-    const config = small("sngan", { ema: { decay: 0.9, start: 1 } });
-    const rng = new Rng(5);
-    const steps = Array.from({ length: 3 }, () => ({
-      real: rng.fillUniform(new Float32Array(4 * 784), -1, 1),
-      zD: sampleLatent(config, 4, rng),
-      zG: sampleLatent(config, 4, rng),
-    }));
-    const a = createGan(config, { seed: 4 });
-    const b = createGan(config, { seed: 4 });
-    try {
-      {
-        using step = await LayerStep.create(a);
-        for (const s of steps) step.step(s);
-        await step.exportTo(a);
+    for (
+      const config of [
+        small("sngan", { ema: { decay: 0.9, start: 1 } }),
+        small("dcgan"),
+      ]
+    ) {
+      const rng = new Rng(5);
+      const steps = Array.from({ length: 3 }, () => ({
+        real: rng.fillUniform(new Float32Array(4 * 784), -1, 1),
+        zD: sampleLatent(config, 4, rng),
+        zG: sampleLatent(config, 4, rng),
+        dSeed: rng.nextUint32(),
+        gSeed: rng.nextUint32(),
+      }));
+      const a = createGan(config, { seed: 4 });
+      const b = createGan(config, { seed: 4 });
+      try {
+        {
+          using step = await LayerStep.create(a);
+          for (const s of steps) step.step(s);
+          await step.exportTo(a);
+        }
+        {
+          using first = await LayerStep.create(b);
+          first.step(steps[0]);
+          first.step(steps[1]);
+          await first.exportTo(b);
+        }
+        {
+          using second = await LayerStep.create(b);
+          second.step(steps[2]);
+          await second.exportTo(b);
+        }
+        const [sa, sb] = [await state(a), await state(b)];
+        assert.ok(sa.size > 25, `${config.preset}: ${sa.size} variables`);
+        assert.deepEqual(sb, sa);
+        assert.equal(b.optimizerD.step, 3);
+        assert.equal(b.optimizerG.step, 3);
+      } finally {
+        disposeGan(a);
+        disposeGan(b);
       }
-      {
-        using first = await LayerStep.create(b);
-        first.step(steps[0]);
-        first.step(steps[1]);
-        await first.exportTo(b);
-      }
-      {
-        using second = await LayerStep.create(b);
-        second.step(steps[2]);
-        await second.exportTo(b);
-      }
-      const [sa, sb] = [await state(a), await state(b)];
-      assert.ok(sa.size > 30);
-      assert.deepEqual(sb, sa);
-      assert.equal(b.optimizerD.step, 3);
-      assert.equal(b.optimizerG.step, 3);
-    } finally {
-      disposeGan(a);
-      disposeGan(b);
     }
   },
 });

@@ -82,6 +82,16 @@ export interface CompareOptions {
   tolerance?: number;
   /** The epoch of the first step (the schedules' input; default 0), then one more a step. */
   epoch?: number;
+  /**
+   * Both copies update with {@linkcode CHECK_SGD} in place of the GAN's
+   * optimisers (default false): every program is compared but Adam's
+   * element-wise update, without Adam's turning a gradient's rounding into
+   * a step of up to lr. A network whose leaky ReLUs change their
+   * derivative where rounding moves a value across 0 (`dcgan`'s) parts
+   * from the tfjs step under Adam as tfjs's own backends part from each
+   * other (bench/step_agreement.ts); under SGD its rounding stays small.
+   */
+  sgd?: boolean;
 }
 
 const FIGURES = [
@@ -94,15 +104,41 @@ const FIGURES = [
   "G loss",
 ];
 
-/** A copy of `gan`'s whole state (weights, slots, step counts) in new variables. */
-function cloneGan(gan: Gan): Gan {
-  const copy = createGan(gan.config, { seed: 0 });
-  const from = ganVariables(gan), to = ganVariables(copy);
+/**
+ * A copy of `gan`'s whole state (weights, slots, step counts) in new
+ * variables; with `sgd`, its networks only (and G's average), updated by
+ * {@linkcode CHECK_SGD} from fresh slots.
+ */
+function cloneGan(gan: Gan, sgd = false): Gan {
+  if (!sgd) {
+    const copy = createGan(gan.config, { seed: 0 });
+    const from = ganVariables(gan), to = ganVariables(copy);
+    tf.tidy(() => to.forEach((v, i) => v.assign(from[i])));
+    copy.optimizerG.step = gan.optimizerG.step;
+    copy.optimizerD.step = gan.optimizerD.step;
+    return copy;
+  }
+  const config = {
+    ...gan.config,
+    optimizerG: CHECK_SGD,
+    optimizerD: CHECK_SGD,
+  };
+  const copy = createGan(config, { seed: 0 });
+  const nets = (g: Gan) => [
+    ...g.generator.variables,
+    ...g.discriminator.variables,
+    ...g.generatorEma?.variables ?? [],
+  ];
+  const from = nets(gan), to = nets(copy);
   tf.tidy(() => to.forEach((v, i) => v.assign(from[i])));
-  copy.optimizerG.step = gan.optimizerG.step;
-  copy.optimizerD.step = gan.optimizerD.step;
   return copy;
 }
+
+/**
+ * The optimiser of {@linkcode CompareOptions.sgd}: plain SGD with momentum,
+ * at a rate that moves the weights as much as Adam's first steps do.
+ */
+export const CHECK_SGD = { kind: "sgd", lr: 0.01, momentum: 0.5 } as const;
 
 /** One of the two runs compared: the GAN it trained and its figure sums. */
 export interface Run {
@@ -177,7 +213,7 @@ function layered(config: GanConfig): boolean {
 }
 
 /** The WGSL step over `inputs`, on `gan` (its state written back at the end). */
-async function runWgsl(
+export async function runWgsl(
   gan: Gan,
   inputs: readonly StepInputs[],
   epoch0: number,
@@ -202,9 +238,10 @@ async function runWgsl(
 
 /**
  * Compares run `got` with run `want`: every value of the state and every
- * figure, with the measure of {@linkcode STEP_TOLERANCE}.
+ * figure, with the measure of {@linkcode STEP_TOLERANCE}. The two may be on
+ * different backends (bench/step_agreement.ts compares tfjs's own).
  */
-async function compareRuns(
+export async function compareRuns(
   got: Run,
   want: Run,
   o: { tolerance: number; steps: number; started: number },
@@ -313,7 +350,8 @@ export async function compareWithTfjs(
   const steps = options.steps ?? 1;
   const inputs = stepInputs(gan.config, steps, options.seed ?? 0);
   const epoch = options.epoch ?? 0;
-  const ref = cloneGan(gan), mine = cloneGan(gan);
+  const sgd = options.sgd ?? false;
+  const ref = cloneGan(gan, sgd), mine = cloneGan(gan, sgd);
   try {
     const want = await playTfjsRounds(ref, inputs, epoch);
     const got = await runWgsl(mine, inputs, epoch, options.wgsl ?? {});
@@ -378,7 +416,7 @@ function worse(
 }
 
 /** Inputs of `steps` steps: images in the data's range, noise, dropout seeds. */
-function stepInputs(
+export function stepInputs(
   config: GanConfig,
   steps: number,
   seed: number,

@@ -82,14 +82,6 @@ export function layerStepSupport(gan: Gan): string | null {
     if (layerBlocks(gan.generator).blocks.some((b) => b.dropout)) {
       return "G's dropout is not written yet";
     }
-    if (layerBlocks(gan.discriminator).blocks.some((b) => b.dropout)) {
-      // dcgan, the preset with dropout: its passes equal tfjs's, but its
-      // step drifts from the tfjs step beyond the tolerance within three
-      // rounds (also without the dropout), for a reason not found yet.
-      return "D's dropout is written, but this network's step drifts from " +
-        "the tfjs step over a few rounds (docs/speed.md), so it is not " +
-        "used yet";
-    }
   } catch (e) {
     return (e as Error).message;
   }
