@@ -102,6 +102,7 @@ Deno.test({
         [
           "bn",
           "cgan",
+          "dcgan-sgd",
           "mlp",
           "mlp-cond",
           "paper",
