@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
 import { initBackend, probeWebGpu } from "../lib/backends/choice.ts";
-import { createGan, disposeGan, type Gan } from "../lib/gan.ts";
+import { createGan, disposeGan } from "../lib/gan.ts";
 import { sampleLatent } from "../lib/nets/latent.ts";
-import { logicalName } from "../lib/nets/optim.ts";
 import { Rng } from "../lib/random/rng.ts";
 import { type GanConfig, preset } from "../lib/presets.ts";
 import { compareWithTfjs } from "../lib/wgsl/check.ts";
 import { LayerStep, layerStepSupport } from "../lib/wgsl/layer_step.ts";
+import { playWholeAndResumed, state } from "./step_state.ts";
 
 const probe = await probeWebGpu();
 
@@ -127,25 +127,6 @@ Deno.test({
   },
 });
 
-/** Every variable of a GAN (u and v, running statistics too) and slot. */
-async function state(gan: Gan): Promise<Map<string, number[]>> {
-  const vars = [
-    ...gan.generator.variables,
-    ...gan.discriminator.variables,
-    ...gan.optimizerG.slots,
-    ...gan.optimizerD.slots,
-    ...gan.generatorEma?.variables ?? [],
-  ];
-  return new Map(
-    await Promise.all(
-      vars.map(async (v): Promise<[string, number[]]> => [
-        logicalName(v),
-        [...await v.data()],
-      ]),
-    ),
-  );
-}
-
 Deno.test({
   name:
     "webgpu: sngan's and dcgan's WGSL steps written back and started again continue to the bit (resume, dropout masks too)",
@@ -169,22 +150,7 @@ Deno.test({
       const a = createGan(config, { seed: 4 });
       const b = createGan(config, { seed: 4 });
       try {
-        {
-          using step = await LayerStep.create(a);
-          for (const s of steps) step.step(s);
-          await step.exportTo(a);
-        }
-        {
-          using first = await LayerStep.create(b);
-          first.step(steps[0]);
-          first.step(steps[1]);
-          await first.exportTo(b);
-        }
-        {
-          using second = await LayerStep.create(b);
-          second.step(steps[2]);
-          await second.exportTo(b);
-        }
+        await playWholeAndResumed((g) => LayerStep.create(g), a, b, steps);
         const [sa, sb] = [await state(a), await state(b)];
         assert.ok(sa.size > 25, `${config.preset}: ${sa.size} variables`);
         assert.deepEqual(sb, sa);

@@ -6,13 +6,13 @@ import { createGan, disposeGan, type Gan } from "../lib/gan.ts";
 import { playTfjsRounds } from "../lib/wgsl/check.ts";
 import { conditional, type GanConfig, preset } from "../lib/presets.ts";
 import { sampleLatent } from "../lib/nets/latent.ts";
-import { logicalName } from "../lib/nets/optim.ts";
 import { Rng } from "../lib/random/rng.ts";
 import { train } from "../lib/train.ts";
 import { type EpochStats } from "../lib/run/record.ts";
 import { wgslStepFor } from "../lib/rounds.ts";
 import { type MatMulChoice, matMulPlan } from "../lib/wgsl/plans.ts";
 import { WgslStep, wgslStepSupport } from "../lib/wgsl/step.ts";
+import { playWholeAndResumed, state } from "./step_state.ts";
 
 const probe = await probeWebGpu();
 
@@ -45,25 +45,6 @@ function inputs(config: GanConfig, steps: number) {
       }
       : {}),
   }));
-}
-
-/** Every trainable value and optimiser slot of a GAN, by variable name. */
-async function state(gan: Gan): Promise<Map<string, number[]>> {
-  const vars = [
-    ...gan.generator.variables,
-    ...gan.discriminator.variables,
-    ...gan.optimizerG.slots,
-    ...gan.optimizerD.slots,
-    ...gan.generatorEma?.variables ?? [],
-  ];
-  return new Map(
-    await Promise.all(
-      vars.map(async (v): Promise<[string, number[]]> => [
-        logicalName(v),
-        [...await v.data()],
-      ]),
-    ),
-  );
 }
 
 /**
@@ -334,22 +315,7 @@ Deno.test({
     const steps = inputs(config, 3);
     const a = createGan(config, { seed: 4 });
     const b = createGan(config, { seed: 4 });
-    {
-      using wgsl = await WgslStep.create(a);
-      for (const s of steps) wgsl.step(s);
-      await wgsl.exportTo(a);
-    }
-    {
-      using first = await WgslStep.create(b);
-      first.step(steps[0]);
-      first.step(steps[1]);
-      await first.exportTo(b);
-    }
-    {
-      using second = await WgslStep.create(b);
-      second.step(steps[2]);
-      await second.exportTo(b);
-    }
+    await playWholeAndResumed((g) => WgslStep.create(g), a, b, steps);
     assert.deepEqual(await state(b), await state(a));
     assert.ok((await state(a)).size > 0);
     assert.equal(b.optimizerD.step, 3);

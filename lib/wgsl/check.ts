@@ -110,27 +110,25 @@ const FIGURES = [
  * {@linkcode CHECK_SGD} from fresh slots.
  */
 function cloneGan(gan: Gan, sgd = false): Gan {
+  const config = sgd
+    ? { ...gan.config, optimizerG: CHECK_SGD, optimizerD: CHECK_SGD }
+    : gan.config;
+  const copy = createGan(config, { seed: 0 });
+  // Under SGD the copy's slots are SGD's own: only the networks are copied.
+  const state = (g: Gan) =>
+    sgd
+      ? [
+        ...g.generator.variables,
+        ...g.discriminator.variables,
+        ...g.generatorEma?.variables ?? [],
+      ]
+      : ganVariables(g);
+  const from = state(gan), to = state(copy);
+  tf.tidy(() => to.forEach((v, i) => v.assign(from[i])));
   if (!sgd) {
-    const copy = createGan(gan.config, { seed: 0 });
-    const from = ganVariables(gan), to = ganVariables(copy);
-    tf.tidy(() => to.forEach((v, i) => v.assign(from[i])));
     copy.optimizerG.step = gan.optimizerG.step;
     copy.optimizerD.step = gan.optimizerD.step;
-    return copy;
   }
-  const config = {
-    ...gan.config,
-    optimizerG: CHECK_SGD,
-    optimizerD: CHECK_SGD,
-  };
-  const copy = createGan(config, { seed: 0 });
-  const nets = (g: Gan) => [
-    ...g.generator.variables,
-    ...g.discriminator.variables,
-    ...g.generatorEma?.variables ?? [],
-  ];
-  const from = nets(gan), to = nets(copy);
-  tf.tidy(() => to.forEach((v, i) => v.assign(from[i])));
   return copy;
 }
 
