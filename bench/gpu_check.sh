@@ -4,10 +4,12 @@
 # the folder that `deno task gpu:prepare` writes (.gpu/, or $GPU_DIR): it
 # needs no registry, no Deno and no Vulkan loader of its own.
 #
-#   bash bench/gpu_check.sh [--quick]
+#   bash bench/gpu_check.sh [--quick] [--only PART,...]
 #
 # Writes gpu-check.json and PNGs into $OUT when set, else runs/gpu-check/.
 # --quick: small sizes (what the test suite runs on the software adapter).
+# --only: the named parts alone (correctness, conv, spectral-norm, bench,
+# torch, train, train-sngan-fc), to rerun what failed in less time.
 # Exit status: 0 every part ran and the step is right; 3 the WGSL step is
 # WRONG on this GPU; 1 a part failed; 2 the prepared folder is missing.
 set -u

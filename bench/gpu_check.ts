@@ -6,22 +6,27 @@
  *
  * Parts, each bounded in time; a failed part does not stop the others:
  * 1. correctness: per MLP preset (and the conditional `mlp` and `paper`,
- *    `cgan`, `paper` with the hinge loss, `sngan` at batch 128 and `dcgan` at 256 (under SGD) on the
- *    layer-list step), 3 training steps of the WGSL step against
- *    the tfjs step from the same state (`lib/wgsl/check.ts`), and the matMul
- *    plans (wide tiles, split K) against the plain 64 x 64 tiles at batch
- *    8192;
- * 1b. the convolution programs (not yet in the step: `bench/conv_kernels.ts`)
- *    against tfjs's kernels at `sngan`'s and `dcgan`'s shapes, batch 128:
- *    their largest difference, and the time and TFLOP/s of each;
- * 1c. the spectral-norm programs (not yet in the step:
- *    `lib/wgsl/sn_weight.ts`) against `lib/nets/spectral_norm.ts` at the
- *    shapes of `sngan`'s D and `sngan-fc`'s dense layer, with their times;
- * 2. speed: the bench (WGSL and tfjs steps) and, where PyTorch with CUDA
- *    is installed, `bench/reference_torch.py --device cuda`, with ratios;
+ *    `cgan`, `paper` with the hinge loss, `sngan` at batch 128 and `dcgan`
+ *    at 256 (under SGD) on the layer-list step), 3 training steps of the
+ *    WGSL step against the tfjs step from the same state
+ *    (`lib/wgsl/check.ts`), and the matMul plans (wide tiles, split K)
+ *    against the plain 64 x 64 tiles at batch 8192;
+ * 1b. the convolution programs of the layer-list step
+ *    (`bench/conv_kernels.ts`) against tfjs's kernels at `sngan`'s and
+ *    `dcgan`'s shapes, batch 128: their largest difference, and the time
+ *    and TFLOP/s of each;
+ * 1c. the spectral-norm programs (`lib/wgsl/sn_weight.ts`) against
+ *    `lib/nets/spectral_norm.ts` at the shapes of `sngan`'s D and
+ *    `sngan-fc`'s dense layer, with their times;
+ * 2. speed: the bench (`benchRuns` in `gpu_check_args.ts`: the MLPs at
+ *    batches 128 and 8192, the convolutional presets at 128, 256 and 1024)
+ *    and, where PyTorch with CUDA is installed, `bench/reference_torch.py
+ *    --device cuda` at the same models and batches, with ratios;
  * 3. one epoch of `train --preset paper` with the WGSL step: its epoch line,
  *    its sample grid, and its figures against the CPU's from the same seed
- *    (recorded by `gpu:prepare`).
+ *    (recorded by `gpu:prepare`);
+ * 4. one epoch of `train --preset sngan-fc --step auto` (the self-check
+ *    first on a GPU): its lines, time end to end and sample grid.
  * Writes `gpu-check.json` and PNGs into `--out`, and a summary to stdout.
  *
  * @module
@@ -36,7 +41,12 @@ import {
   compareWithTfjs,
   type StepComparison,
 } from "../lib/wgsl/check.ts";
-import { trainArgs } from "./gpu_check_args.ts";
+import {
+  benchRuns,
+  convTrainArgs,
+  torchRuns,
+  trainArgs,
+} from "./gpu_check_args.ts";
 import { convKernels } from "./conv_kernels.ts";
 import { compareSpectralNorm } from "../lib/wgsl/sn_weight.ts";
 
@@ -44,6 +54,8 @@ const { values } = parseArgs({
   options: {
     out: { type: "string" },
     quick: { type: "boolean" },
+    /** Comma-separated parts to run (a rerun of what failed); default all. */
+    only: { type: "string" },
     /** The folder holding the bundles (bench.js, train.js); else source. */
     bundles: { type: "string" },
     /** The repository root (for bench/reference_torch.py). */
@@ -52,6 +64,26 @@ const { values } = parseArgs({
   },
 });
 const quick = values.quick ?? false;
+/** The check's parts, in the order they run. */
+const PARTS = [
+  "correctness",
+  "conv",
+  "spectral-norm",
+  "bench",
+  "torch",
+  "train",
+  "train-sngan-fc",
+];
+const only = values.only?.split(",") ?? PARTS;
+const unknown = only.filter((p) => !PARTS.includes(p));
+if (unknown.length > 0) {
+  console.error(
+    `--only: no part named ${unknown.join(", ")}; the parts: ${
+      PARTS.join(", ")
+    }`,
+  );
+  Deno.exit(2);
+}
 const out = values.out ?? "runs/gpu-check";
 const root = values.root ?? new URL("../", import.meta.url).pathname;
 await Deno.mkdir(out, { recursive: true });
@@ -70,6 +102,10 @@ async function part<T>(
   seconds: number,
   fn: (signal: AbortSignal) => Promise<T>,
 ): Promise<T | null> {
+  if (!only.includes(name)) {
+    console.log(`== ${name}: not run (--only)`);
+    return null;
+  }
   const started = performance.now();
   const controller = new AbortController();
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -90,10 +126,14 @@ async function part<T>(
     return result;
   } catch (e) {
     console.log(`   FAILED: ${(e as Error).message}`);
+    // What a part saved as it went (the bench's lines) stays.
+    const partial = (report[name] as { partial?: unknown } | undefined)
+      ?.partial;
     report[name] = {
       ok: false,
       seconds: (performance.now() - started) / 1000,
       error: (e as Error).message,
+      ...(partial ? { partial } : {}),
     };
     return null;
   } finally {
@@ -230,7 +270,7 @@ await part("correctness", quick ? 240 : 90, async () => {
   return results;
 });
 
-// 1b. The convolution programs, not yet in the step.
+// 1b. The convolution programs, one by one.
 await part("conv", quick ? 120 : 90, async (signal) => {
   const rows = await convKernels({
     batch: quick ? 4 : 128,
@@ -254,7 +294,7 @@ await part("conv", quick ? 120 : 90, async (signal) => {
   return rows;
 });
 
-// 1c. The spectral-norm programs, not yet in the step: single workgroups
+// 1c. The spectral-norm programs, one by one: single workgroups
 // with barriers, which a software adapter could pass wrongly.
 await part("spectral-norm", 60, async (signal) => {
   const adapter = await navigator.gpu.requestAdapter();
@@ -300,40 +340,61 @@ await part("spectral-norm", 60, async (signal) => {
 });
 
 // 2. Speed.
-const batches = quick ? "16" : "128,8192";
-const models = quick ? "mlp" : "mlp,paper";
-const bench = await part("bench", quick ? 240 : 100, async (signal) => {
+type BenchLine = {
+  model: string;
+  batch: number;
+  step: string;
+  images_per_s: number;
+  ms_per_step: number;
+  dispatches_per_step?: number;
+  matmul_gflop_per_step?: number;
+};
+const runs = benchRuns(quick);
+const bench = await part("bench", quick ? 240 : 150, async (signal) => {
   const [cmd, args] = cli("bench");
-  const r = await command(cmd, [
-    ...args,
-    "--backend",
-    "webgpu",
-    "--model",
-    models,
-    "--batch",
-    batches,
-    "--step",
-    "wgsl,tfjs",
-    "--steps",
-    quick ? "2" : "20",
-    "--warmup",
-    quick ? "1" : "3",
-    "--max-seconds",
-    quick ? "5" : "8",
-  ], signal);
-  if (r.code !== 0) {
-    throw new Error(`bench exited ${r.code}: ${r.stderr.slice(-2000)}`);
-  }
-  const lines = r.stdout.trim().split("\n").map((l) => JSON.parse(l));
-  for (const l of lines) {
-    console.log(
-      `   ${l.model} b${l.batch} ${l.step}: ${l.images_per_s} images/s (${l.ms_per_step} ms/step)`,
-    );
+  const lines: BenchLine[] = [];
+  for (const run of runs) {
+    const r = await command(cmd, [
+      ...args,
+      "--backend",
+      "webgpu",
+      "--model",
+      run.models.join(","),
+      "--batch",
+      run.batches.join(","),
+      "--step",
+      run.steps.join(","),
+      "--steps",
+      String(run.timed),
+      "--warmup",
+      String(run.warmup),
+      "--max-seconds",
+      String(run.maxSeconds),
+    ], signal);
+    if (r.code !== 0) {
+      throw new Error(`bench exited ${r.code}: ${r.stderr.slice(-2000)}`);
+    }
+    for (const text of r.stdout.trim().split("\n")) {
+      const l: BenchLine = JSON.parse(text);
+      // The products' rate: their arithmetic over the whole step's time.
+      const tflops = l.matmul_gflop_per_step
+        ? `, products ${
+          (l.matmul_gflop_per_step / l.ms_per_step).toPrecision(3)
+        } TFLOP/s`
+        : "";
+      console.log(
+        `   ${l.model} b${l.batch} ${l.step}: ${l.images_per_s} images/s ` +
+          `(${l.ms_per_step} ms/step, ${l.dispatches_per_step} dispatches${tflops})`,
+      );
+      lines.push(l);
+      report.bench = { ok: false, partial: lines };
+      await save();
+    }
   }
   return lines;
 });
 
-await part("torch", 90, async (signal) => {
+await part("torch", quick ? 90 : 100, async (signal) => {
   const probe = await command("python3", [
     "-c",
     "import torch; print(torch.__version__, torch.cuda.is_available())",
@@ -342,31 +403,34 @@ await part("torch", 90, async (signal) => {
     console.log("   skipped: PyTorch with CUDA is not installed here");
     return { skipped: "PyTorch with CUDA is not installed here" };
   }
-  const r = await command("python3", [
-    `${root}bench/reference_torch.py`,
-    "--device",
-    "cuda",
-    "--model",
-    models,
-    "--batch",
-    batches,
-    "--steps",
-    "50",
-    "--max-seconds",
-    "8",
-  ], signal);
-  if (r.code !== 0) {
-    throw new Error(
-      `reference_torch.py exited ${r.code}: ${r.stderr.slice(-2000)}`,
-    );
+  const torch: { model: string; batch: number; images_per_s: number }[] = [];
+  for (const call of torchRuns(runs)) {
+    const r = await command("python3", [
+      `${root}bench/reference_torch.py`,
+      "--device",
+      "cuda",
+      "--model",
+      call.models.join(","),
+      "--batch",
+      call.batches.join(","),
+      "--steps",
+      "50",
+      "--max-seconds",
+      quick ? "2" : "5",
+    ], signal);
+    if (r.code !== 0) {
+      throw new Error(
+        `reference_torch.py exited ${r.code}: ${r.stderr.slice(-2000)}`,
+      );
+    }
+    torch.push(...r.stdout.trim().split("\n").map((l) => JSON.parse(l)));
   }
-  const torch = r.stdout.trim().split("\n").map((l) => JSON.parse(l));
   const ratios = torch.map((t) => {
-    const mine = (bench ?? []).filter((b: { model: string; batch: number }) =>
+    const mine = (bench ?? []).filter((b) =>
       b.model === t.model && b.batch === t.batch
     );
     const of = (step: string) =>
-      mine.find((b: { step: string }) => b.step === step)?.images_per_s;
+      mine.find((b) => b.step === step)?.images_per_s;
     const ratio = (x?: number) =>
       x ? Number((x / t.images_per_s).toFixed(3)) : null;
     const row = {
@@ -442,16 +506,62 @@ await part("train", quick ? 240 : 120, async (signal) => {
   };
 });
 
+// 4. One epoch of sngan-fc, the preset of models/mnist-sngan-fc, with
+// --step auto: on a GPU the self-check against the tfjs step comes first.
+await part("train-sngan-fc", quick ? 240 : 120, async (signal) => {
+  const runDir = `${out}/train-sngan-fc`;
+  await Deno.remove(runDir, { recursive: true }).catch(() => {});
+  const [cmd, args] = cli("train");
+  const trainFlags = [
+    ...convTrainArgs(quick),
+    "--backend",
+    "webgpu",
+    "--step",
+    "auto",
+    "--out",
+    runDir,
+  ];
+  const started = performance.now();
+  const r = await command(cmd, [...args, ...trainFlags], signal);
+  const seconds = (performance.now() - started) / 1000;
+  const lines = r.stderr.split(/[\r\n]/);
+  const epochLine = lines.filter((l) => /^epoch 1\/1 +D /.test(l)).pop();
+  const selfCheck = lines.filter((l) => /^self-check:/.test(l));
+  const stepLine = lines.find((l) => /^training step: /.test(l));
+  for (const l of [...selfCheck, stepLine, epochLine]) {
+    if (l) console.log(`   ${l}`);
+  }
+  if (r.code !== 0) {
+    throw new Error(`train exited ${r.code}: ${r.stderr.slice(-2000)}`);
+  }
+  await Deno.copyFile(
+    `${runDir}/samples/epoch_001.png`,
+    `${out}/sngan-fc-epoch1-webgpu.png`,
+  );
+  const got = JSON.parse(await Deno.readTextFile(`${runDir}/history.json`))[0];
+  console.log(`   ${seconds.toFixed(1)} s end to end`);
+  return {
+    args: trainFlags,
+    selfCheck,
+    step: stepLine ?? null,
+    epochLine,
+    seconds,
+    figures: {
+      dLoss: got.dLoss,
+      gLoss: got.gLoss,
+      dReal: got.dReal,
+      dFake: got.dFake,
+    },
+    imagesPerSecond: got.imagesPerSecond,
+    grid: "sngan-fc-epoch1-webgpu.png",
+  };
+});
+
 report.finished = new Date().toISOString();
 await save();
-const failed = [
-  "correctness",
-  "conv",
-  "spectral-norm",
-  "bench",
-  "torch",
-  "train",
-].filter((p) => !(report[p] as { ok: boolean } | undefined)?.ok);
+const failed = only.filter((p) =>
+  !(report[p] as { ok: boolean } | undefined)?.ok
+);
 console.log(
   `== ${
     report.correct === false

@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """The training step of `deno task bench`, in PyTorch, for a ratio on one machine.
 
-Same models and shapes as lib/gan.ts (presets `paper` and `mlp`), one D step
+Same models and shapes as lib/presets.ts (`paper`, `mlp`, `dcgan`, `sngan`,
+`sngan-fc`), one D step
 and one non-saturating G step per batch, fresh noise each step, a fixed "real"
 batch uploaded every step as the Deno bench does. Prints one JSON line per
 configuration in the same form:
 {"backend": "torch-cpu" | "torch-cuda", "batch", "model", "images_per_s", "ms_per_step", "steps"}
 
 Usage: python3 bench/reference_torch.py [--device cpu|cuda] [--batch 128,512,2048]
-       [--model paper,mlp] [--steps 20] [--warmup 3] [--threads N] [--max-seconds 60]
+       [--model paper,mlp,dcgan,sngan,sngan-fc] [--steps 20] [--warmup 3] [--threads N] [--max-seconds 60]
 
 On a CPU it runs as PyTorch is fastest on a small machine: its own pool at one
 thread (--threads 1) and OpenBLAS's at every core (OPENBLAS_NUM_THREADS, unless
@@ -102,6 +103,23 @@ def build(model):
             View(1, 28, 28), sn(nn.Conv2d(1, 64, 4, 2, padding=1)), nn.LeakyReLU(0.1),
             sn(nn.Conv2d(64, 128, 4, 2, padding=1)), nn.LeakyReLU(0.1),
             View(128 * 7 * 7), sn(nn.Linear(128 * 7 * 7, 1)))
+        opt = lambda p: torch.optim.Adam(p, lr=2e-4, betas=(0.5, 0.999))
+    elif model == "sngan-fc":
+        # The preset `sngan-fc`: `sngan` with a dense 1024 layer first in G
+        # (batch norm, ReLU) and last but one in D (spectrally normalised).
+        sn = nn.utils.spectral_norm
+        g = nn.Sequential(
+            nn.Linear(100, 1024, bias=False), nn.BatchNorm1d(1024), nn.ReLU(),
+            nn.Linear(1024, 7 * 7 * 128, bias=False), nn.BatchNorm1d(7 * 7 * 128),
+            nn.ReLU(), View(128, 7, 7),
+            nn.ConvTranspose2d(128, 64, 4, 2, padding=1, bias=False),
+            nn.BatchNorm2d(64), nn.ReLU(),
+            nn.ConvTranspose2d(64, 1, 4, 2, padding=1), nn.Tanh(), View(784))
+        d = nn.Sequential(
+            View(1, 28, 28), sn(nn.Conv2d(1, 64, 4, 2, padding=1)), nn.LeakyReLU(0.1),
+            sn(nn.Conv2d(64, 128, 4, 2, padding=1)), nn.LeakyReLU(0.1),
+            View(128 * 7 * 7), sn(nn.Linear(128 * 7 * 7, 1024)), nn.LeakyReLU(0.1),
+            sn(nn.Linear(1024, 1)))
         opt = lambda p: torch.optim.Adam(p, lr=2e-4, betas=(0.5, 0.999))
     else:
         raise SystemExit(f"unknown model {model}")

@@ -14,7 +14,7 @@ import {
   initBackend,
 } from "../lib/backends/choice.ts";
 import { createGan, disposeGan, type Gan, playRound } from "../lib/gan.ts";
-import { preset } from "../lib/presets.ts";
+import { preset, realBatchSize } from "../lib/presets.ts";
 import { labelledRows, sampleLatent } from "../lib/nets/latent.ts";
 import { toFloat } from "../lib/data.ts";
 import { NoiseWorkers } from "../lib/random/noise_workers.ts";
@@ -49,8 +49,8 @@ created for them)
   --model LIST       paper (the MNIST default), mlp (the "seed-003" MLP GAN:
                      G 100-128-256-512-1024-784, D 784-1024-512-256-1, Adam),
                      bn, cgan (conditional), dcgan, sngan, sngan-fc (the
-                     convolutional presets; tfjs step only) (default
-                     paper,mlp)
+                     convolutional presets), keras-mlp (D on half a batch)
+                     (default paper,mlp)
   --blas LIST        on wasm, matMul in a system BLAS (auto: when one loads)
                      or in tfjs-wasm's own kernel (off); comma-separated
                      (default auto)
@@ -135,6 +135,8 @@ export function tfjsRound(
   i: number,
 ): tf.Scalar {
   const batch = real.length / 784;
+  // D's real images and noise: the first half with halfBatchD (keras-mlp).
+  const half = realBatchSize(gan.config);
   // A conditional GAN (cgan): each row followed by its one-hot class, the
   // classes in turn.
   const classes = gan.config.classes ?? 0;
@@ -143,14 +145,15 @@ export function tfjsRound(
     labelledRows(v, labels, dim, classes);
   const x = rows(real, 784);
   const z = rows(sampleLatent(gan.config, batch, rng), gan.config.latentDim);
+  const [xD, zD] = half < batch ? [x.slice(0, half), z.slice(0, half)] : [x, z];
   const { gLosses, ...d } = playRound(gan, {
-    real: x,
-    noise: z,
+    real: xD,
+    noise: zD,
     masks: i,
     epoch: 0,
     generator: [{ noise: z, masks: i + 1 }],
   });
-  tf.dispose([x, z, ...Object.values(d)]);
+  tf.dispose([x, z, xD, zD, ...Object.values(d)]);
   return gLosses[0];
 }
 
@@ -185,7 +188,9 @@ async function timeConfiguration(
   const bytes = new Uint8Array(batch * 784).map(() => rng.int(256));
   const range = config.output === "tanh" ? "[-1,1]" : "[0,1]";
   const real = toFloat(bytes, range);
-  const rows = Uint32Array.from({ length: batch }, (_, i) => i);
+  // D's real images a step: a batch, or half of one (keras-mlp).
+  const half = realBatchSize(config);
+  const rows = Uint32Array.from({ length: half }, (_, i) => i);
   using wgsl = options.webgpu?.step === "wgsl"
     ? await createTrainingStep(gan, {
       data: { images: bytes, range },
@@ -209,9 +214,9 @@ async function timeConfiguration(
       const z = await ahead!;
       ahead = latent();
       wgsl.step({
-        ...(wgsl.gathers ? { rows } : { real }),
+        ...(wgsl.gathers ? { rows } : { real: real.subarray(0, half * 784) }),
         labels: config.classes ? benchLabels(batch, config.classes) : undefined,
-        zD: z,
+        zD: z.subarray(0, half * config.latentDim),
         zG: z,
         dSeed: i,
         gSeed: i + 1,
@@ -340,7 +345,16 @@ async function main(): Promise<number> {
     "model",
     values.model ?? "paper,mlp",
     (s) =>
-      ["paper", "mlp", "bn", "cgan", "dcgan", "sngan", "sngan-fc"].includes(s),
+      [
+        "paper",
+        "mlp",
+        "bn",
+        "cgan",
+        "dcgan",
+        "sngan",
+        "sngan-fc",
+        "keras-mlp",
+      ].includes(s),
   );
   const blasModes = list(
     "blas",

@@ -248,9 +248,10 @@ export class WgslRounds implements Rounds {
    */
   draw() {
     const config = this.#gan.config, rng = this.#rng;
-    const latent = () =>
-      latentLater(config, config.batchSize, rng, this.#noise);
-    const zD = latent();
+    const latent = (rows = config.batchSize) =>
+      latentLater(config, rows, rng, this.#noise);
+    // D's noise matches its real images (half a batch with halfBatchD).
+    const zD = latent(realBatchSize(config));
     const dSeed = rng.nextUint32();
     const generator: { z: Promise<Float32Array>; seed: number }[] = [];
     if (config.update === "reuse") {

@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { probeWebGpu } from "../lib/backends/choice.ts";
 import { root, runCommand } from "./run.ts";
+import { benchRuns, torchRuns } from "../bench/gpu_check_args.ts";
 
 const probe = await probeWebGpu();
 
@@ -86,6 +87,7 @@ Deno.test({
           "bench",
           "torch",
           "train",
+          "train-sngan-fc",
         ]
       ) {
         assert.equal(report[part].ok, true, part);
@@ -113,16 +115,25 @@ Deno.test({
           "sngan",
         ],
       );
+      // The bench of an MLP and of a convolutional preset, on both steps.
       const bench = report.bench.result;
-      assert.deepEqual(bench.map((l: { step: string }) => l.step).sort(), [
-        "tfjs",
-        "wgsl",
-      ]);
+      assert.deepEqual(
+        bench.map((l: { model: string; step: string }) =>
+          `${l.model} ${l.step}`
+        ).sort(),
+        ["mlp tfjs", "mlp wgsl", "sngan tfjs", "sngan wgsl"],
+      );
       // The epoch on WebGPU against the CPU's, from the same seed.
       const train = report.train.result;
       assert.ok(train.differences.dLoss < 1e-3, JSON.stringify(train));
-      const png = await Deno.readFile(`${out}/paper-epoch1-webgpu.png`);
-      assert.deepEqual([...png.subarray(1, 4)], [0x50, 0x4e, 0x47]);
+      // sngan-fc's epoch, on the WGSL step that --step auto chose.
+      const fc = report["train-sngan-fc"].result;
+      assert.match(fc.step, /training step: WGSL programs/);
+      assert.match(fc.epochLine, /^epoch 1\/1 +D /);
+      for (const grid of ["paper-epoch1-webgpu", "sngan-fc-epoch1-webgpu"]) {
+        const png = await Deno.readFile(`${out}/${grid}.png`);
+        assert.deepEqual([...png.subarray(1, 4)], [0x50, 0x4e, 0x47], grid);
+      }
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
@@ -141,4 +152,30 @@ Deno.test("gpu_check.sh without a prepared folder says what to run", async () =>
     new TextDecoder().decode(r.stderr),
     /no prepared folder at \/nonexistent-gpu-folder: run 'deno task gpu:prepare' first/,
   );
+});
+
+Deno.test("the GPU check times every preset the WGSL step trains, and PyTorch at the same models and batches", () => {
+  const runs = benchRuns(false);
+  const wgsl = new Set(
+    runs.filter((r) => r.steps.includes("wgsl")).flatMap((r) =>
+      r.models.flatMap((m) => r.batches.map((b) => `${m} ${b}`))
+    ),
+  );
+  for (const m of ["dcgan", "sngan", "sngan-fc"]) {
+    for (const b of [128, 256, 1024]) assert.ok(wgsl.has(`${m} ${b}`), m);
+  }
+  for (const m of ["mlp", "paper"]) {
+    for (const b of [128, 8192]) assert.ok(wgsl.has(`${m} ${b}`), m);
+  }
+  assert.deepEqual(torchRuns(runs), [
+    { models: ["mlp", "paper"], batches: [128, 8192] },
+    { models: ["dcgan", "sngan", "sngan-fc"], batches: [128, 256, 1024] },
+  ]);
+  // PyTorch's reference has every model the check times.
+  const torch = Deno.readTextFileSync(`${root}bench/reference_torch.py`);
+  for (const r of runs) {
+    for (const m of r.models) {
+      assert.match(torch, new RegExp(`model == "${m}"`));
+    }
+  }
 });

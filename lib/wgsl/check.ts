@@ -23,7 +23,7 @@ import {
   ganVariables,
   playRound,
 } from "../gan.ts";
-import { type GanConfig } from "../presets.ts";
+import { type GanConfig, realBatchSize } from "../presets.ts";
 import { labelledRows, sampleLatent } from "../nets/latent.ts";
 import { logicalName } from "../nets/optim.ts";
 import { Rng } from "../random/rng.ts";
@@ -421,11 +421,13 @@ export function stepInputs(
 ): StepInputs[] {
   const rng = new Rng(seed, 7);
   const B = config.batchSize;
+  // D's real images and noise: half a batch with halfBatchD.
+  const H = realBatchSize(config);
   const low = config.output === "tanh" ? -1 : 0;
   const classes = config.classes ?? 0;
   return Array.from({ length: steps }, () => {
-    const real = rng.fillUniform(new Float32Array(B * 784), low, 1);
-    const zD = sampleLatent(config, B, rng), zG = sampleLatent(config, B, rng);
+    const real = rng.fillUniform(new Float32Array(H * 784), low, 1);
+    const zD = sampleLatent(config, H, rng), zG = sampleLatent(config, B, rng);
     const dSeed = rng.nextUint32(), gSeed = rng.nextUint32();
     // A reused round: G's step on D's noise and masks.
     const reuse = config.update === "reuse";

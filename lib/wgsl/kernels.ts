@@ -35,8 +35,7 @@ import {
   SN_FINISH_CODE,
   SN_FORWARD_CODE,
   SN_GRAD_CODE,
-  SN_NORMALISE_V_CODE,
-  SN_SCALE_CODE,
+  SN_SCALE_CHUNK,
   SN_SINGLE_WORKGROUP,
   snParts,
 } from "./spectral_norm_programs.ts";
@@ -256,10 +255,11 @@ export class Kernels extends GpuContext {
         [1, 1],
       )];
     }
-    // A large weight: Wt u and Wt^T v as matMul products into a vector of
-    // scratch (a buffer is not read and written by one dispatch), each
-    // normalised into the state by one workgroup, then W / sigma.
-    const x = this.snVector(Math.max(o.rest, o.out));
+    // A large weight: X = Wt u and Y = Wt^T X as matMul products into
+    // scratch vectors (a buffer is not read and written by one dispatch),
+    // then v, u, sigma and W / sigma from them in one program.
+    const x = this.snVector(0, o.rest);
+    const y = this.snVector(1, o.out);
     const whole = { epilogue: { kind: "store" } as const, splittable: false };
     return [
       ...this.matMul({
@@ -273,12 +273,6 @@ export class Kernels extends GpuContext {
         c: x,
         ...whole,
       }),
-      this.dispatch(
-        SN_NORMALISE_V_CODE,
-        ["read-only-storage", "storage", "uniform"],
-        [x, o.state, u],
-        [1, 1],
-      ),
       ...this.matMul({
         M: o.out,
         N: 1,
@@ -286,39 +280,43 @@ export class Kernels extends GpuContext {
         a: o.params,
         aOff: o.wOff,
         transA: true,
-        b: o.state,
-        bOff: o.sOff + o.out,
-        c: x,
+        b: x,
+        c: y,
         ...whole,
       }),
       this.dispatch(
         SN_FINISH_CODE,
-        ["read-only-storage", "storage", "uniform"],
-        [x, o.state, u],
-        [1, 1],
-      ),
-      this.dispatch(
-        SN_SCALE_CODE,
-        ["read-only-storage", "read-only-storage", "storage", "uniform"],
-        [o.params, o.state, o.normed, u],
-        this.grid(n),
+        [
+          "read-only-storage",
+          "read-only-storage",
+          "read-only-storage",
+          "storage",
+          "storage",
+          "uniform",
+        ],
+        [x, y, o.params, o.state, o.normed, u],
+        [Math.ceil(n / SN_SCALE_CHUNK), 1],
       ),
     ];
   }
 
   /**
-   * A scratch vector of at least `floats` (one serves every large weight:
-   * they run one after another; a larger one replaces it for the products
-   * recorded after).
+   * Scratch vector `which` (0 or 1) of at least `floats`: one pair serves
+   * every large weight, as they run one after another; a larger one
+   * replaces a smaller for the products recorded after.
    */
-  private snVector(floats: number): GPUBuffer {
-    if ((this.snScratch?.floats ?? 0) < floats) {
-      this.snScratch = { buffer: this.buffer(floats), floats };
+  private snVector(which: 0 | 1, floats: number): GPUBuffer {
+    const have = this.snScratch[which];
+    if ((have?.floats ?? 0) < floats) {
+      this.snScratch[which] = { buffer: this.buffer(floats), floats };
     }
-    return this.snScratch!.buffer;
+    return this.snScratch[which]!.buffer;
   }
 
-  private snScratch: { buffer: GPUBuffer; floats: number } | null = null;
+  private snScratch: ({ buffer: GPUBuffer; floats: number } | null)[] = [
+    null,
+    null,
+  ];
 
   /**
    * The gradient through sigma, in place: `grads` from `wOff` holds the
@@ -336,7 +334,7 @@ export class Kernels extends GpuContext {
     }
     // <G, Wn> in partial sums, which each workgroup of the update adds.
     const chunks = Math.ceil(n / SN_DOT_CHUNK);
-    const partial = this.snVector(chunks);
+    const partial = this.snVector(0, chunks);
     const u = this.snUniform(o, chunks);
     return [
       this.dispatch(

@@ -14,13 +14,15 @@
  * (slot 2, a third power iteration, as the tfjs step's D call in G's
  * step), G's loss, back through D into G, the optimiser, the running
  * statistics from this pass, and the moving average of G's weights.
- * Between rounds u and v are slot 2's.
+ * Between rounds u and v are slot 2's. With halfBatchD (`keras-mlp`), D's
+ * step runs G and D on half a batch (D's real images and G's output from
+ * as much noise) and G's step on a whole batch, as the tfjs step does.
  *
  * D's dropout masks are drawn on the GPU from the step's seeds as the tfjs
  * step draws them (dSeed, dSeed + FAKE_MASK_OFFSET, gSeed).
  *
  * Not yet: a conditional GAN, G's dropout, the simultaneous and reused rounds,
- * D on half a batch, the gradient penalty, the real batch gathered on the
+ * the gradient penalty, the real batch gathered on the
  * GPU (`real` is uploaded each step). {@linkcode layerStepSupport} says.
  *
  * @module
@@ -28,7 +30,7 @@
 
 import * as tf from "@tensorflow/tfjs";
 import { FAKE_MASK_OFFSET, type Gan } from "../gan.ts";
-import type { GanConfig } from "../presets.ts";
+import { type GanConfig, realBatchSize } from "../presets.ts";
 import { copyStatistics } from "../nets/ema.ts";
 import { emaUniform, optimizerUniform } from "./settings.ts";
 import { assignFlat, flatten } from "./flat.ts";
@@ -63,7 +65,6 @@ fn main(@builtin(global_invocation_id) id: vec3u, @builtin(num_workgroups) nw: v
 export function layerStepSupport(gan: Gan): string | null {
   const c = gan.config;
   if (c.classes) return "conditional convolutional GANs are not written yet";
-  if (c.halfBatchD) return "D on half a batch is not written yet";
   if ((c.update ?? "alternating") !== "alternating") {
     return `the ${c.update} round is not written yet`;
   }
@@ -75,8 +76,11 @@ export function layerStepSupport(gan: Gan): string | null {
     return "with Adam, D's output bias under the hinge loss follows " +
       "rounding noise, so the WGSL step cannot be checked against the tfjs step";
   }
-  if (gan.generator.descs.at(-1)?.kind !== "flatten") {
-    return "G does not end with flatten";
+  // G's output is D's input as rows of 784 values: an image flattened, or
+  // a dense layer's (keras-mlp's).
+  const gOut = gan.generator.shapes.at(-1) ?? [];
+  if (gOut.length !== 1 || gOut[0] !== IMAGE) {
+    return `G's output is ${gOut.join(" x ")}, not a row of ${IMAGE} values`;
   }
   try {
     if (layerBlocks(gan.generator).blocks.some((b) => b.dropout)) {
@@ -117,6 +121,8 @@ export class LayerStep extends Kernels {
   readonly D: LayerPasses;
   protected config: GanConfig;
   protected batch: number;
+  /** Rows of D's passes in its step: a batch, or half of one (halfBatchD). */
+  protected dRows: number;
   protected latent: number;
   protected z: GPUBuffer;
   /** D's input: rows 0..B-1 real, B..2B-1 generated. */
@@ -145,6 +151,7 @@ export class LayerStep extends Kernels {
     const c = gan.config, B = c.batchSize;
     this.config = c;
     this.batch = B;
+    this.dRows = realBatchSize(c);
     this.latent = c.latentDim;
     this.updatesD = gan.optimizerD.step;
     this.updatesG = gan.optimizerG.step;
@@ -216,11 +223,14 @@ export class LayerStep extends Kernels {
     );
   }
 
-  /** The losses' program (LOSS_CODE's modes) on logits from `row`. */
-  protected loss(mode: number): Dispatch {
+  /**
+   * The losses' program (LOSS_CODE's modes) on `rows` logits (D's step:
+   * `rows` real, then `rows` generated).
+   */
+  protected loss(mode: number, rows: number): Dispatch {
     const u = this.uniform(
       [
-        this.batch,
+        rows,
         mode,
         this.config.realLabel,
         this.config.dLossScale ?? 1,
@@ -238,6 +248,8 @@ export class LayerStep extends Kernels {
 
   protected record(): Dispatch[][] {
     const B = this.batch, G = this.G, D = this.D, c = this.config;
+    // D's passes: half a batch of each kind with halfBatchD.
+    const H = this.dRows;
     const [dMode, gMode] = c.loss === "hinge"
       ? [3, 4]
       : c.loss === "least-squares"
@@ -245,12 +257,17 @@ export class LayerStep extends Kernels {
       : [0, c.loss === "saturating" ? 2 : 1];
     const gOut = G.blocks.at(-1)!.act;
     const fake = B * IMAGE;
-    const forwardG = () =>
-      G.forward({ input: this.z, out: { buffer: this.dIn, off: fake } });
+    const forwardG = (rows: number) =>
+      G.forward({
+        input: this.z,
+        rows,
+        out: { buffer: this.dIn, off: fake },
+      });
     const dStep = [
-      ...forwardG(),
+      ...forwardG(H),
       ...D.forward({
         input: this.dIn,
+        rows: H,
         slot: 0,
         from: 2,
         out: { buffer: this.logits, off: 0 },
@@ -258,14 +275,16 @@ export class LayerStep extends Kernels {
       ...D.forward({
         input: this.dIn,
         inOff: fake,
+        rows: H,
         slot: 1,
         from: 0,
-        out: { buffer: this.logits, off: B },
+        out: { buffer: this.logits, off: H },
       }),
-      this.loss(dMode),
+      this.loss(dMode, H),
       ...D.backward({
         input: this.dIn,
         delta: this.delta,
+        rows: H,
         slot: 0,
         weights: true,
       }).dispatches,
@@ -273,7 +292,8 @@ export class LayerStep extends Kernels {
         input: this.dIn,
         inOff: fake,
         delta: this.delta,
-        deltaOff: B,
+        deltaOff: H,
+        rows: H,
         slot: 1,
         weights: true,
         grads: this.gradsFake,
@@ -295,7 +315,7 @@ export class LayerStep extends Kernels {
       below: { act: gOut, out: this.dIn, outOff: fake },
     });
     const gStep = [
-      ...forwardG(),
+      ...forwardG(B),
       ...D.forward({
         input: this.dIn,
         inOff: fake,
@@ -303,7 +323,7 @@ export class LayerStep extends Kernels {
         from: 1,
         out: { buffer: this.logits, off: 0 },
       }),
-      this.loss(gMode),
+      this.loss(gMode, B),
       ...throughD.dispatches,
       ...G.backward({ input: this.z, delta: throughD.last, weights: true })
         .dispatches,
@@ -319,6 +339,12 @@ export class LayerStep extends Kernels {
         : [],
     ];
     return [dStep, gStep];
+  }
+
+  /** The products' floating-point operations a round, both networks'. */
+  override get matMulFlopsPerStep(): number {
+    return super.matMulFlopsPerStep + this.G.matMulFlopsPerStep +
+      this.D.matMulFlopsPerStep;
   }
 
   /** Dispatches per round (D's step and G's). */
@@ -343,10 +369,14 @@ export class LayerStep extends Kernels {
     }
   }
 
-  protected checkNoise(z: Float32Array | undefined, name: string): void {
-    if (z?.length !== this.batch * this.latent) {
+  protected checkNoise(
+    z: Float32Array | undefined,
+    name: string,
+    rows = this.batch,
+  ): void {
+    if (z?.length !== rows * this.latent) {
       throw new Error(
-        `a step takes ${this.batch} x ${this.latent} noise values (${name})`,
+        `a step takes ${rows} x ${this.latent} noise values (${name})`,
       );
     }
   }
@@ -368,14 +398,14 @@ export class LayerStep extends Kernels {
 
   /** D's update on `real` and `zD`, queued. */
   stepD(inputs: Omit<LayerStepInputs, "zG" | "gSeed">): void {
-    const B = this.batch;
+    const H = this.dRows;
     if (inputs.labels) {
       throw new Error("unreachable: a conditional layer-list GAN's step");
     }
-    if (inputs.real?.length !== B * IMAGE) {
-      throw new Error(`a step takes ${B} images of ${IMAGE} pixels (real)`);
+    if (inputs.real?.length !== H * IMAGE) {
+      throw new Error(`a step takes ${H} images of ${IMAGE} pixels (real)`);
     }
-    this.checkNoise(inputs.zD, "zD");
+    this.checkNoise(inputs.zD, "zD", H);
     if (this.D.hasDropout) {
       if (inputs.dSeed === undefined) {
         throw new Error("D has dropout: a step needs dSeed (and gSeed)");

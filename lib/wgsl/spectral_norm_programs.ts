@@ -149,70 +149,68 @@ fn main(@builtin(local_invocation_id) lid: vec3u) {
 
 /**
  * A weight of more than {@linkcode SN_SINGLE_WORKGROUP} values takes these
- * instead, spread over many workgroups: the two products Wt u and Wt^T v
- * are matMul programs (`Kernels.spectralNorm`), between which
- * SN_NORMALISE_V_CODE normalises v and after which SN_FINISH_CODE
- * normalises u and takes sigma (one workgroup each, over a vector), then
- * SN_SCALE_CODE writes W / sigma and, backwards, SN_DOT_CODE and
- * SN_GRAD_CODE take <G, Wn> and the gradient. One workgroup gives each
- * thread at most 4,096 values of the weight; past that, these.
+ * instead, spread over many workgroups: the two products X = Wt u and
+ * Y = Wt^T X are matMul programs (`Kernels.spectralNorm`), after which
+ * SN_FINISH_CODE takes v, u, sigma and W / sigma in one dispatch and,
+ * backwards, SN_DOT_CODE and SN_GRAD_CODE take <G, Wn> and the gradient.
+ * The second product reads X unnormalised: Wt^T v = Y / |X|, so v needs
+ * no dispatch of its own. One workgroup gives each thread at most 4,096
+ * values of the weight; past that, these.
  */
 export const SN_SINGLE_WORKGROUP = 256 * 4096;
 
-/** v = X / |X| (X: Wt u, rest values) into the state from `sOff + out`. */
-export const SN_NORMALISE_V_CODE = `${SN_UNIFORM}
+/** Values of W / sigma one workgroup of SN_FINISH_CODE writes. */
+export const SN_SCALE_CHUNK = 256 * 64;
+
+/**
+ * From X = Wt u (rest values) and Y = Wt^T X (out values): v = X / |X|,
+ * Wt^T v = Y / |X|, u = its normalisation, sigma = u . Wt^T v, as
+ * SN_FORWARD_CODE takes them, and N = W / sigma, SN_SCALE_CHUNK values a
+ * workgroup. Every workgroup takes the norms and sigma (the same sums in
+ * the same order, so the same values) from the two vectors, which are
+ * short beside the weight; workgroup 0 writes u, v and sigma into the
+ * state, which no workgroup reads here.
+ */
+export const SN_FINISH_CODE = `${SN_UNIFORM}
 @group(0) @binding(0) var<storage, read> X: array<f32>;
-@group(0) @binding(1) var<storage, read_write> S: array<f32>;
-@group(0) @binding(2) var<uniform> u: U;
+@group(0) @binding(1) var<storage, read> Y: array<f32>;
+@group(0) @binding(2) var<storage, read> P: array<f32>;
+@group(0) @binding(3) var<storage, read_write> S: array<f32>;
+@group(0) @binding(4) var<storage, read_write> N: array<f32>;
+@group(0) @binding(5) var<uniform> u: U;
 ${TOTAL}
 
 @compute @workgroup_size(256)
-fn main(@builtin(local_invocation_id) lid: vec3u) {
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let t = lid.x;
   var q = 0.0;
   for (var r = t; r < u.rest; r += 256u) { q += X[r] * X[r]; }
   part[t] = q;
   let vNorm = max(sqrt(total(t)), ${SN_EPS});
-  for (var r = t; r < u.rest; r += 256u) { S[u.sOff + u.out + r] = X[r] / vNorm; }
-}`;
-
-/**
- * u = X / |X| (X: Wt^T v, out values) into the state from `sOff`, and
- * sigma = u . X after v.
- */
-export const SN_FINISH_CODE = `${SN_UNIFORM}
-@group(0) @binding(0) var<storage, read> X: array<f32>;
-@group(0) @binding(1) var<storage, read_write> S: array<f32>;
-@group(0) @binding(2) var<uniform> u: U;
-${TOTAL}
-
-@compute @workgroup_size(256)
-fn main(@builtin(local_invocation_id) lid: vec3u) {
-  let t = lid.x;
-  var q = 0.0;
-  for (var o = t; o < u.out; o += 256u) { q += X[o] * X[o]; }
+  q = 0.0;
+  for (var o = t; o < u.out; o += 256u) {
+    let y = Y[o] / vNorm;
+    q += y * y;
+  }
   part[t] = q;
   let uNorm = max(sqrt(total(t)), ${SN_EPS});
   q = 0.0;
-  for (var o = t; o < u.out; o += 256u) { q += (X[o] / uNorm) * X[o]; }
+  for (var o = t; o < u.out; o += 256u) {
+    let y = Y[o] / vNorm;
+    q += (y / uNorm) * y;
+  }
   part[t] = q;
   let sigma = total(t);
-  for (var o = t; o < u.out; o += 256u) { S[u.sOff + o] = X[o] / uNorm; }
-  if (t == 0u) { S[u.sOff + u.out + u.rest] = sigma; }
-}`;
-
-/** N[nOff + i] = P[wOff + i] / sigma, a thread a value. */
-export const SN_SCALE_CODE = `${SN_UNIFORM}
-@group(0) @binding(0) var<storage, read> P: array<f32>;
-@group(0) @binding(1) var<storage, read> S: array<f32>;
-@group(0) @binding(2) var<storage, read_write> N: array<f32>;
-@group(0) @binding(3) var<uniform> u: U;
-
-@compute @workgroup_size(256)
-fn main(@builtin(global_invocation_id) id: vec3u, @builtin(num_workgroups) nw: vec3u) {
-  let i = id.y * nw.x * 256u + id.x;
-  if (i >= u.rest * u.out) { return; }
-  N[u.nOff + i] = P[u.wOff + i] / S[u.sOff + u.out + u.rest];
+  if (wg.x == 0u) {
+    for (var r = t; r < u.rest; r += 256u) { S[u.sOff + u.out + r] = X[r] / vNorm; }
+    for (var o = t; o < u.out; o += 256u) { S[u.sOff + o] = (Y[o] / vNorm) / uNorm; }
+    if (t == 0u) { S[u.sOff + u.out + u.rest] = sigma; }
+  }
+  let n = u.rest * u.out;
+  let start = wg.x * ${SN_SCALE_CHUNK}u;
+  for (var i = start + t; i < min(start + ${SN_SCALE_CHUNK}u, n); i += 256u) {
+    N[u.nOff + i] = P[u.wOff + i] / sigma;
+  }
 }`;
 
 /** Values of G . Wn one workgroup of SN_DOT_CODE adds. */
