@@ -3,8 +3,9 @@ import { initBackend, probeWebGpu } from "../lib/backends/choice.ts";
 import { createGan, disposeGan } from "../lib/gan.ts";
 import { sampleLatent } from "../lib/nets/latent.ts";
 import { Rng } from "../lib/random/rng.ts";
-import { type GanConfig, preset } from "../lib/presets.ts";
-import { compareWithTfjs } from "../lib/wgsl/check.ts";
+import { toFloat } from "../lib/data.ts";
+import { type GanConfig, preset, realBatchSize } from "../lib/presets.ts";
+import { compareWithTfjs, stepInputs } from "../lib/wgsl/check.ts";
 import { LayerStep, layerStepSupport } from "../lib/wgsl/layer_step.ts";
 import { playWholeAndResumed, state } from "./step_state.ts";
 
@@ -160,6 +161,61 @@ Deno.test({
         assert.deepEqual(sb, sa);
         assert.equal(b.optimizerD.step, 3);
         assert.equal(b.optimizerG.step, 3);
+      } finally {
+        disposeGan(a);
+        disposeGan(b);
+      }
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "webgpu: a layer-list step's real batch gathered from the images on the GPU is the uploaded batch, bit for bit (half batches too)",
+  ignore: !probe.ok,
+  fn: async () => {
+    await initBackend("webgpu");
+    for (const config of [small("sngan"), small("keras-mlp")]) {
+      // D's real rows a step: the batch, or half of it (keras-mlp).
+      const H = realBatchSize(config);
+      const range = "[-1,1]";
+      const rng = new Rng(8);
+      // 3 batches' worth of images with every byte value.
+      const images = new Uint8Array(3 * H * 784).map((_, i) =>
+        i < 256 ? i : rng.int(256)
+      );
+      const a = createGan(config, { seed: 2 });
+      const b = createGan(config, { seed: 2 });
+      try {
+        using uploads = await LayerStep.create(a);
+        using gathers = await LayerStep.create(b, { data: { images, range } });
+        assert.ok(gathers.gathers && !uploads.gathers);
+        assert.equal(gathers.dispatchesPerStep, uploads.dispatchesPerStep + 1);
+        const steps = stepInputs(config, 3, 4);
+        for (const [i, s] of steps.entries()) {
+          const rows = Uint32Array.from(
+            { length: H },
+            (_, r) => (7 * r + i) % (3 * H),
+          );
+          const real = new Float32Array(H * 784);
+          rows.forEach((row, r) =>
+            toFloat(
+              images.subarray(row * 784, (row + 1) * 784),
+              range,
+              real.subarray(r * 784),
+            )
+          );
+          uploads.step({ ...s, real });
+          gathers.step({ ...s, real: undefined, rows });
+        }
+        assert.throws(
+          () => gathers.step(steps[0]),
+          new RegExp(`rows of ${H} images`),
+        );
+        await uploads.exportTo(a);
+        await gathers.exportTo(b);
+        assert.deepEqual(await state(b), await state(a));
+        assert.deepEqual(await gathers.figures(), await uploads.figures());
       } finally {
         disposeGan(a);
         disposeGan(b);

@@ -6,10 +6,12 @@
  * @module
  */
 
-import { type Dispatch, GpuContext } from "./gpu.ts";
+import { IMAGE_PIXELS, type PixelRange, toFloat } from "../data.ts";
+import { COPY_DST, type Dispatch, GpuContext, S } from "./gpu.ts";
 import {
   COLSUM_CODE,
   COLSUM_WHOLE_CODE,
+  GATHER_CODE,
   MATMUL_KINDS,
   matMulCode,
   type MatMulVariant,
@@ -440,6 +442,58 @@ export class Kernels extends GpuContext {
       pass(o.M, o.a, o.aOff ?? 0, o.partial, 0),
       pass(chunks, o.partial, 0, o.c, o.cOff, chunks > 256),
     ];
+  }
+
+  /**
+   * The training images kept on the GPU (one byte a pixel) and the program
+   * that gathers `rows` of them, by their positions in the images (the
+   * `rows` buffer a step writes), into `out` from float 0 as floats in
+   * `data.range`, `stride` floats a row. Null (the batch is then uploaded
+   * each step) without images, or when they do not fit one binding.
+   */
+  protected imageGather(
+    data: { images: Uint8Array; range: PixelRange } | undefined,
+    o: { rows: number; out: GPUBuffer; stride: number },
+  ): { rows: GPUBuffer; dispatch: Dispatch } | null {
+    if (
+      !data || data.images.length === 0 ||
+      data.images.length % IMAGE_PIXELS !== 0 ||
+      data.images.byteLength > this.device.limits.maxStorageBufferBindingSize
+    ) {
+      return null;
+    }
+    const images = this.device.createBuffer({
+      size: data.images.byteLength,
+      usage: S | COPY_DST,
+    });
+    this.buffers.push(images);
+    this.device.queue.writeBuffer(
+      images,
+      0,
+      data.images.buffer as ArrayBuffer,
+      data.images.byteOffset,
+      data.images.byteLength,
+    );
+    // Each byte's float, looked up (toFloat's values to the bit).
+    const bytes = Uint8Array.from({ length: 256 }, (_, i) => i);
+    const lut = this.buffer(256);
+    this.upload(lut, toFloat(bytes, data.range));
+    const rows = this.buffer(o.rows);
+    const words = (o.rows * IMAGE_PIXELS) / 4;
+    const dispatch = this.dispatch(GATHER_CODE, [
+      "read-only-storage",
+      "read-only-storage",
+      "read-only-storage",
+      "storage",
+      "uniform",
+    ], [
+      images,
+      rows,
+      lut,
+      o.out,
+      this.uniform([words, IMAGE_PIXELS / 4, o.stride]),
+    ], this.grid(words));
+    return { rows, dispatch };
   }
 
   /**

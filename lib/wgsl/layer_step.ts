@@ -22,13 +22,13 @@
  * step draws them (dSeed, dSeed + FAKE_MASK_OFFSET, gSeed).
  *
  * Not yet: a conditional GAN, G's dropout, the simultaneous and reused rounds,
- * the gradient penalty, the real batch gathered on the
- * GPU (`real` is uploaded each step). {@linkcode layerStepSupport} says.
+ * the gradient penalty. {@linkcode layerStepSupport} says.
  *
  * @module
  */
 
 import * as tf from "@tensorflow/tfjs";
+import type { PixelRange } from "../data.ts";
 import { FAKE_MASK_OFFSET, type Gan } from "../gan.ts";
 import { type GanConfig, realBatchSize } from "../presets.ts";
 import { copyStatistics } from "../nets/ema.ts";
@@ -96,15 +96,27 @@ export function layerStepSupport(gan: Gan): string | null {
   return null;
 }
 
+/** How {@linkcode LayerStep.create} builds the step. */
+export interface LayerStepOptions {
+  matMul?: MatMulChoice;
+  /** A rewrite of every program's text (a test's broken program). */
+  transformProgram?: (c: string) => string;
+  /**
+   * The training images, kept on the GPU (one byte a pixel), from which
+   * each D step gathers its real batch by `rows`.
+   */
+  data?: { images: Uint8Array; range: PixelRange };
+}
+
 /**
  * One round's inputs, as `WgslStepInputs` (the training loop's): the real
- * batch is uploaded (`real`; no `rows`); with dropout in D, the masks'
- * seeds (`dSeed`, `gSeed`).
+ * batch (`real`, or with the images on the GPU, its `rows`); with dropout
+ * in D, the masks' seeds (`dSeed`, `gSeed`).
  */
 export interface LayerStepInputs {
-  /** The real batch, [B, 784]. */
+  /** The real batch, [H, 784] (H: a batch, or half of one with halfBatchD). */
   real?: Float32Array;
-  /** Not taken: the images are not kept on the GPU ({@linkcode LayerStep.gathers}). */
+  /** The real batch as H positions in the images on the GPU ({@linkcode LayerStep.gathers}). */
   rows?: Uint32Array;
   zD: Float32Array;
   zG?: Float32Array;
@@ -139,13 +151,15 @@ export class LayerStep extends Kernels {
   };
   protected ema: { params: GPUBuffer; settings: GPUBuffer } | null = null;
   protected steps: Dispatch[][];
+  /** The training images on the GPU, D's rows of a step and their gather. */
+  protected gather: { rows: GPUBuffer; dispatch: Dispatch } | null = null;
   protected updatesD: number;
   protected updatesG: number;
 
   private constructor(
     device: GPUDevice,
     gan: Gan,
-    o: { matMul?: MatMulChoice; transformProgram?: (c: string) => string },
+    o: LayerStepOptions,
   ) {
     super(device, o.transformProgram ?? null, o.matMul ?? "auto");
     const c = gan.config, B = c.batchSize;
@@ -155,7 +169,11 @@ export class LayerStep extends Kernels {
     this.latent = c.latentDim;
     this.updatesD = gan.optimizerD.step;
     this.updatesG = gan.optimizerG.step;
-    const passes = { rows: B, ...o };
+    const passes = {
+      rows: B,
+      matMul: o.matMul,
+      transformProgram: o.transformProgram,
+    };
     this.G = new LayerPasses(device, gan.generator, passes);
     this.D = new LayerPasses(device, gan.discriminator, {
       ...passes,
@@ -187,15 +205,18 @@ export class LayerStep extends Kernels {
       };
     }
     this.steps = this.record();
+    this.gather = this.imageGather(o.data, {
+      rows: this.dRows,
+      out: this.dIn,
+      stride: IMAGE,
+    });
+    if (this.gather) this.steps[0].unshift(this.gather.dispatch);
   }
 
   /** Copies `gan`'s state to the GPU of tfjs's WebGPU backend. */
   static async create(
     gan: Gan,
-    options: {
-      matMul?: MatMulChoice;
-      transformProgram?: (c: string) => string;
-    } = {},
+    options: LayerStepOptions = {},
   ): Promise<LayerStep> {
     const why = layerStepSupport(gan);
     if (why) throw new Error(`the WGSL step cannot train this GAN: ${why}`);
@@ -391,9 +412,12 @@ export class LayerStep extends Kernels {
     this.stepG({ zG: inputs.zG!, gSeed: inputs.gSeed, epoch: inputs.epoch });
   }
 
-  /** Whether the training images are on the GPU (not yet: `real` is uploaded). */
+  /**
+   * Whether the training images are on the GPU (`data` given to
+   * {@linkcode LayerStep.create}): D's steps then take `rows`, not `real`.
+   */
   get gathers(): boolean {
-    return false;
+    return this.gather !== null;
   }
 
   /** D's update on `real` and `zD`, queued. */
@@ -402,8 +426,15 @@ export class LayerStep extends Kernels {
     if (inputs.labels) {
       throw new Error("unreachable: a conditional layer-list GAN's step");
     }
-    if (inputs.real?.length !== H * IMAGE) {
-      throw new Error(`a step takes ${H} images of ${IMAGE} pixels (real)`);
+    const gather = this.gather;
+    if (
+      gather ? inputs.rows?.length !== H : inputs.real?.length !== H * IMAGE
+    ) {
+      throw new Error(
+        gather
+          ? `a step takes the rows of ${H} images (rows), the images being on the GPU`
+          : `a step takes ${H} images of ${IMAGE} pixels (real)`,
+      );
     }
     this.checkNoise(inputs.zD, "zD", H);
     if (this.D.hasDropout) {
@@ -415,7 +446,8 @@ export class LayerStep extends Kernels {
       this.D.writeMaskSeeds(0, inputs.dSeed);
       this.D.writeMaskSeeds(1, inputs.dSeed + FAKE_MASK_OFFSET);
     }
-    this.upload(this.dIn, inputs.real);
+    if (gather) this.upload(gather.rows, inputs.rows!);
+    else this.upload(this.dIn, inputs.real!);
     this.upload(this.z, inputs.zD);
     this.writeOptimizer("D", inputs.epoch ?? 0);
     this.submit(this.steps[0]);

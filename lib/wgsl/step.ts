@@ -59,7 +59,7 @@
 
 import * as tf from "@tensorflow/tfjs";
 import { aleaStart } from "../random/dropout_masks.ts";
-import { IMAGE_PIXELS, type PixelRange, toFloat } from "../data.ts";
+import { IMAGE_PIXELS, type PixelRange } from "../data.ts";
 import { asMlp } from "../nets/mlp.ts";
 import { createGan, disposeGan, FAKE_MASK_OFFSET, type Gan } from "../gan.ts";
 import { withClasses } from "../nets/latent.ts";
@@ -67,9 +67,8 @@ import { type GanConfig } from "../presets.ts";
 import { copyStatistics } from "../nets/ema.ts";
 import { emaUniform, optimizerUniform } from "./settings.ts";
 import { assignFlat, flatten } from "./flat.ts";
-import { COPY_DST, type Dispatch, S } from "./gpu.ts";
+import type { Dispatch } from "./gpu.ts";
 import type { MatMulChoice } from "./plans.ts";
-import { GATHER_CODE } from "./programs.ts";
 import { StepRecording } from "./recording.ts";
 import { LayerStep, layerStepSupport } from "./layer_step.ts";
 
@@ -139,8 +138,8 @@ export function createTrainingStep(
   options: WgslStepOptions = {},
 ): Promise<TrainingStep> {
   if (gan.config.generator.layers || gan.config.discriminator.layers) {
-    const { matMul, transformProgram } = options;
-    return LayerStep.create(gan, { matMul, transformProgram });
+    const { matMul, transformProgram, data } = options;
+    return LayerStep.create(gan, { matMul, transformProgram, data });
   }
   return WgslStep.create(gan, options);
 }
@@ -226,48 +225,11 @@ export class WgslStep extends StepRecording {
     this.updatesG = gan.optimizerG.step;
     const B = this.batch;
     const image = this.D.specs[0].inputs - this.classes;
-    const limit = device.limits.maxStorageBufferBindingSize;
-    const data = options.data;
-    if (
-      data && image === IMAGE_PIXELS && data.images.length > 0 &&
-      data.images.length % IMAGE_PIXELS === 0 &&
-      data.images.byteLength <= limit
-    ) {
-      const images = this.device.createBuffer({
-        size: data.images.byteLength,
-        usage: S | COPY_DST,
-      });
-      this.buffers.push(images);
-      device.queue.writeBuffer(
-        images,
-        0,
-        data.images.buffer as ArrayBuffer,
-        data.images.byteOffset,
-        data.images.byteLength,
-      );
-      const bytes = Uint8Array.from({ length: 256 }, (_, i) => i);
-      const lut = this.buffer(256);
-      this.upload(lut, toFloat(bytes, data.range));
-      const rows = this.buffer(B);
-      const words = (B * image) / 4;
-      this.gather = {
-        rows,
-        dispatch: this.dispatch(GATHER_CODE, [
-          "read-only-storage",
-          "read-only-storage",
-          "read-only-storage",
-          "storage",
-          "uniform",
-        ], [
-          images,
-          rows,
-          lut,
-          this.dIn,
-          this.uniform([words, image / 4, image + this.classes]),
-        ], this.grid(words)),
-      };
-      this.steps[0].unshift(this.gather.dispatch);
-    }
+    this.gather = this.imageGather(
+      image === IMAGE_PIXELS ? options.data : undefined,
+      { rows: B, out: this.dIn, stride: image + this.classes },
+    );
+    if (this.gather) this.steps[0].unshift(this.gather.dispatch);
   }
 
   /**
