@@ -43,6 +43,7 @@ import {
 } from "../lib/wgsl/check.ts";
 import {
   benchRuns,
+  CHECK_PARTS,
   convTrainArgs,
   torchRuns,
   trainArgs,
@@ -64,22 +65,12 @@ const { values } = parseArgs({
   },
 });
 const quick = values.quick ?? false;
-/** The check's parts, in the order they run. */
-const PARTS = [
-  "correctness",
-  "conv",
-  "spectral-norm",
-  "bench",
-  "torch",
-  "train",
-  "train-sngan-fc",
-];
-const only = values.only?.split(",") ?? PARTS;
-const unknown = only.filter((p) => !PARTS.includes(p));
+const only = values.only?.split(",") ?? CHECK_PARTS;
+const unknown = only.filter((p) => !CHECK_PARTS.includes(p));
 if (unknown.length > 0) {
   console.error(
     `--only: no part named ${unknown.join(", ")}; the parts: ${
-      PARTS.join(", ")
+      CHECK_PARTS.join(", ")
     }`,
   );
   Deno.exit(2);

@@ -6,6 +6,17 @@
  * @module
  */
 
+/** The check's parts, in the order they run (`--only` names some). */
+export const CHECK_PARTS: readonly string[] = [
+  "correctness",
+  "conv",
+  "spectral-norm",
+  "bench",
+  "torch",
+  "train",
+  "train-sngan-fc",
+];
+
 /** One epoch of `paper` from seed 0; of 500 images for a quick check. */
 export function trainArgs(quick: boolean): string[] {
   const args = ["--preset", "paper", "--epochs", "1", "--seed", "0"];

@@ -53,6 +53,28 @@ class View(nn.Module):
         return x.reshape(x.shape[0], *self.shape)
 
 
+def sngan_nets(fc):
+    """The presets `sngan` and, with `fc`, `sngan-fc`: spectral norm on D's
+    layers; `sngan-fc` adds a dense 1024 layer first in G (batch norm,
+    ReLU) and last but one in D (spectrally normalised, LeakyReLU 0.1)."""
+    sn = nn.utils.spectral_norm
+    first = [nn.Linear(100, 1024, bias=False), nn.BatchNorm1d(1024), nn.ReLU()] if fc else []
+    g = nn.Sequential(
+        *first,
+        nn.Linear(1024 if fc else 100, 7 * 7 * 128, bias=False), nn.BatchNorm1d(7 * 7 * 128),
+        nn.ReLU(), View(128, 7, 7),
+        nn.ConvTranspose2d(128, 64, 4, 2, padding=1, bias=False),
+        nn.BatchNorm2d(64), nn.ReLU(),
+        nn.ConvTranspose2d(64, 1, 4, 2, padding=1), nn.Tanh(), View(784))
+    last = ([sn(nn.Linear(128 * 7 * 7, 1024)), nn.LeakyReLU(0.1), sn(nn.Linear(1024, 1))]
+            if fc else [sn(nn.Linear(128 * 7 * 7, 1))])
+    d = nn.Sequential(
+        View(1, 28, 28), sn(nn.Conv2d(1, 64, 4, 2, padding=1)), nn.LeakyReLU(0.1),
+        sn(nn.Conv2d(64, 128, 4, 2, padding=1)), nn.LeakyReLU(0.1),
+        View(128 * 7 * 7), *last)
+    return g, d
+
+
 def build(model):
     if model == "paper":
         g = nn.Sequential(
@@ -90,36 +112,8 @@ def build(model):
             nn.Dropout(0.3), nn.Conv2d(64, 128, 5, 2, padding=2), nn.LeakyReLU(0.3),
             nn.Dropout(0.3), View(128 * 7 * 7), nn.Linear(128 * 7 * 7, 1))
         opt = lambda p: torch.optim.Adam(p, lr=1e-4, betas=(0.9, 0.999), eps=1e-7)
-    elif model == "sngan":
-        # The preset `sngan`: spectral norm on D's three layers.
-        sn = nn.utils.spectral_norm
-        g = nn.Sequential(
-            nn.Linear(100, 7 * 7 * 128, bias=False), nn.BatchNorm1d(7 * 7 * 128),
-            nn.ReLU(), View(128, 7, 7),
-            nn.ConvTranspose2d(128, 64, 4, 2, padding=1, bias=False),
-            nn.BatchNorm2d(64), nn.ReLU(),
-            nn.ConvTranspose2d(64, 1, 4, 2, padding=1), nn.Tanh(), View(784))
-        d = nn.Sequential(
-            View(1, 28, 28), sn(nn.Conv2d(1, 64, 4, 2, padding=1)), nn.LeakyReLU(0.1),
-            sn(nn.Conv2d(64, 128, 4, 2, padding=1)), nn.LeakyReLU(0.1),
-            View(128 * 7 * 7), sn(nn.Linear(128 * 7 * 7, 1)))
-        opt = lambda p: torch.optim.Adam(p, lr=2e-4, betas=(0.5, 0.999))
-    elif model == "sngan-fc":
-        # The preset `sngan-fc`: `sngan` with a dense 1024 layer first in G
-        # (batch norm, ReLU) and last but one in D (spectrally normalised).
-        sn = nn.utils.spectral_norm
-        g = nn.Sequential(
-            nn.Linear(100, 1024, bias=False), nn.BatchNorm1d(1024), nn.ReLU(),
-            nn.Linear(1024, 7 * 7 * 128, bias=False), nn.BatchNorm1d(7 * 7 * 128),
-            nn.ReLU(), View(128, 7, 7),
-            nn.ConvTranspose2d(128, 64, 4, 2, padding=1, bias=False),
-            nn.BatchNorm2d(64), nn.ReLU(),
-            nn.ConvTranspose2d(64, 1, 4, 2, padding=1), nn.Tanh(), View(784))
-        d = nn.Sequential(
-            View(1, 28, 28), sn(nn.Conv2d(1, 64, 4, 2, padding=1)), nn.LeakyReLU(0.1),
-            sn(nn.Conv2d(64, 128, 4, 2, padding=1)), nn.LeakyReLU(0.1),
-            View(128 * 7 * 7), sn(nn.Linear(128 * 7 * 7, 1024)), nn.LeakyReLU(0.1),
-            sn(nn.Linear(1024, 1)))
+    elif model in ("sngan", "sngan-fc"):
+        g, d = sngan_nets(fc=model == "sngan-fc")
         opt = lambda p: torch.optim.Adam(p, lr=2e-4, betas=(0.5, 0.999))
     else:
         raise SystemExit(f"unknown model {model}")

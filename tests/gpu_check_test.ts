@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { probeWebGpu } from "../lib/backends/choice.ts";
 import { root, runCommand } from "./run.ts";
-import { benchRuns, torchRuns } from "../bench/gpu_check_args.ts";
+import { benchRuns, CHECK_PARTS, torchRuns } from "../bench/gpu_check_args.ts";
 
 const probe = await probeWebGpu();
 
@@ -79,17 +79,7 @@ Deno.test({
         await Deno.readTextFile(`${out}/gpu-check.json`),
       );
       assert.equal(report.correct, true);
-      for (
-        const part of [
-          "correctness",
-          "conv",
-          "spectral-norm",
-          "bench",
-          "torch",
-          "train",
-          "train-sngan-fc",
-        ]
-      ) {
+      for (const part of CHECK_PARTS) {
         assert.equal(report[part].ok, true, part);
       }
       // The convolution programs: three products of five layers' shapes.
@@ -175,7 +165,22 @@ Deno.test("the GPU check times every preset the WGSL step trains, and PyTorch at
   const torch = Deno.readTextFileSync(`${root}bench/reference_torch.py`);
   for (const r of runs) {
     for (const m of r.models) {
-      assert.match(torch, new RegExp(`model == "${m}"`));
+      assert.match(torch, new RegExp(`"${m}"`));
     }
   }
+});
+
+Deno.test("gpu_check --only with a part that does not exist names the parts", async () => {
+  const r = await runCommand(Deno.execPath(), [
+    "run",
+    "-A",
+    `${root}bench/gpu_check.ts`,
+    "--only",
+    "bench,speed",
+  ]);
+  assert.equal(r.code, 2);
+  assert.match(
+    r.stderr,
+    /--only: no part named speed; the parts: correctness, conv, spectral-norm, bench, torch, train, train-sngan-fc/,
+  );
 });

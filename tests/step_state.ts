@@ -5,6 +5,7 @@
  * @module
  */
 
+import { type PixelRange, toFloat } from "../lib/data.ts";
 import { type Gan, ganVariables } from "../lib/gan.ts";
 import { logicalName } from "../lib/nets/optim.ts";
 
@@ -53,4 +54,28 @@ export async function playWholeAndResumed<S>(
     for (const s of steps.slice(2)) second.step(s);
     await second.exportTo(b);
   }
+}
+
+/**
+ * A step's real batch, gathered on the CPU as a WGSL step gathers it on
+ * the GPU: `rows` positions for step `i` in `images` (7 r + i, wrapping),
+ * and those images as floats in `range`.
+ */
+export function batchOfRows(
+  images: Uint8Array,
+  count: number,
+  i: number,
+  range: PixelRange,
+): { rows: Uint32Array; real: Float32Array } {
+  const n = images.length / 784;
+  const rows = Uint32Array.from({ length: count }, (_, r) => (7 * r + i) % n);
+  const real = new Float32Array(count * 784);
+  rows.forEach((row, r) =>
+    toFloat(
+      images.subarray(row * 784, (row + 1) * 784),
+      range,
+      real.subarray(r * 784),
+    )
+  );
+  return { rows, real };
 }

@@ -3,11 +3,10 @@ import { initBackend, probeWebGpu } from "../lib/backends/choice.ts";
 import { createGan, disposeGan } from "../lib/gan.ts";
 import { sampleLatent } from "../lib/nets/latent.ts";
 import { Rng } from "../lib/random/rng.ts";
-import { toFloat } from "../lib/data.ts";
 import { type GanConfig, preset, realBatchSize } from "../lib/presets.ts";
 import { compareWithTfjs, stepInputs } from "../lib/wgsl/check.ts";
 import { LayerStep, layerStepSupport } from "../lib/wgsl/layer_step.ts";
-import { playWholeAndResumed, state } from "./step_state.ts";
+import { batchOfRows, playWholeAndResumed, state } from "./step_state.ts";
 
 const probe = await probeWebGpu();
 
@@ -193,18 +192,7 @@ Deno.test({
         assert.equal(gathers.dispatchesPerStep, uploads.dispatchesPerStep + 1);
         const steps = stepInputs(config, 3, 4);
         for (const [i, s] of steps.entries()) {
-          const rows = Uint32Array.from(
-            { length: H },
-            (_, r) => (7 * r + i) % (3 * H),
-          );
-          const real = new Float32Array(H * 784);
-          rows.forEach((row, r) =>
-            toFloat(
-              images.subarray(row * 784, (row + 1) * 784),
-              range,
-              real.subarray(r * 784),
-            )
-          );
+          const { rows, real } = batchOfRows(images, H, i, range);
           uploads.step({ ...s, real });
           gathers.step({ ...s, real: undefined, rows });
         }

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { initBackend, probeWebGpu } from "../lib/backends/choice.ts";
-import { type Dataset, loadDataset, toFloat } from "../lib/data.ts";
+import { type Dataset, loadDataset } from "../lib/data.ts";
 import { asMlp } from "../lib/nets/mlp.ts";
 import { createGan, disposeGan, type Gan } from "../lib/gan.ts";
 import { playTfjsRounds } from "../lib/wgsl/check.ts";
@@ -12,7 +12,7 @@ import { type EpochStats } from "../lib/run/record.ts";
 import { wgslStepFor } from "../lib/rounds.ts";
 import { type MatMulChoice, matMulPlan } from "../lib/wgsl/plans.ts";
 import { WgslStep, wgslStepSupport } from "../lib/wgsl/step.ts";
-import { playWholeAndResumed, state } from "./step_state.ts";
+import { batchOfRows, playWholeAndResumed, state } from "./step_state.ts";
 
 const probe = await probeWebGpu();
 
@@ -448,18 +448,7 @@ Deno.test({
       assert.equal(gathers.dispatchesPerStep, uploads.dispatchesPerStep + 1);
       const steps = inputs(config, 3);
       for (const [i, s] of steps.entries()) {
-        const rows = Uint32Array.from(
-          { length: B },
-          (_, r) => (7 * r + i) % (3 * B),
-        );
-        const real = new Float32Array(B * 784);
-        rows.forEach((row, r) =>
-          toFloat(
-            images.subarray(row * 784, (row + 1) * 784),
-            range,
-            real.subarray(r * 784),
-          )
-        );
+        const { rows, real } = batchOfRows(images, B, i, range);
         uploads.step({ ...s, real });
         gathers.step({ ...s, real: undefined, rows });
       }

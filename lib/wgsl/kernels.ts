@@ -77,6 +77,12 @@ export interface SpectralNormOperands {
 }
 
 /** A GPU context that records the step's kinds of dispatch. */
+/** The training images on the GPU: the rows buffer a step writes, and the gather. */
+export interface ImageGather {
+  rows: GPUBuffer;
+  dispatch: Dispatch;
+}
+
 export class Kernels extends GpuContext {
   protected matMulChoice: MatMulChoice;
   /**
@@ -454,7 +460,7 @@ export class Kernels extends GpuContext {
   protected imageGather(
     data: { images: Uint8Array; range: PixelRange } | undefined,
     o: { rows: number; out: GPUBuffer; stride: number },
-  ): { rows: GPUBuffer; dispatch: Dispatch } | null {
+  ): ImageGather | null {
     if (
       !data || data.images.length === 0 ||
       data.images.length % IMAGE_PIXELS !== 0 ||
@@ -494,6 +500,30 @@ export class Kernels extends GpuContext {
       this.uniform([words, IMAGE_PIXELS / 4, o.stride]),
     ], this.grid(words));
     return { rows, dispatch };
+  }
+
+  /**
+   * Throws unless `inputs` hold a D step's real batch of `rows` images of
+   * `pixels` values: the images themselves (`real`), or with the images on
+   * the GPU (`gather`), their positions (`rows`).
+   */
+  protected checkRealBatch(
+    gather: ImageGather | null,
+    inputs: { real?: Float32Array; rows?: Uint32Array },
+    rows: number,
+    pixels: number,
+  ): void {
+    if (
+      gather
+        ? inputs.rows?.length !== rows
+        : inputs.real?.length !== rows * pixels
+    ) {
+      throw new Error(
+        gather
+          ? `a step takes the rows of ${rows} images (rows), the images being on the GPU`
+          : `a step takes ${rows} images of ${pixels} pixels (real)`,
+      );
+    }
   }
 
   /**

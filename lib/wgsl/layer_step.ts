@@ -35,7 +35,7 @@ import { copyStatistics } from "../nets/ema.ts";
 import { emaUniform, optimizerUniform } from "./settings.ts";
 import { assignFlat, flatten } from "./flat.ts";
 import { COPY_DST, type Dispatch } from "./gpu.ts";
-import { Kernels } from "./kernels.ts";
+import { type ImageGather, Kernels } from "./kernels.ts";
 import { LayerPasses } from "./layer_passes.ts";
 import { layerBlocks } from "./layer_blocks.ts";
 import type { MatMulChoice } from "./plans.ts";
@@ -152,7 +152,7 @@ export class LayerStep extends Kernels {
   protected ema: { params: GPUBuffer; settings: GPUBuffer } | null = null;
   protected steps: Dispatch[][];
   /** The training images on the GPU, D's rows of a step and their gather. */
-  protected gather: { rows: GPUBuffer; dispatch: Dispatch } | null = null;
+  protected gather: ImageGather | null = null;
   protected updatesD: number;
   protected updatesG: number;
 
@@ -427,15 +427,7 @@ export class LayerStep extends Kernels {
       throw new Error("unreachable: a conditional layer-list GAN's step");
     }
     const gather = this.gather;
-    if (
-      gather ? inputs.rows?.length !== H : inputs.real?.length !== H * IMAGE
-    ) {
-      throw new Error(
-        gather
-          ? `a step takes the rows of ${H} images (rows), the images being on the GPU`
-          : `a step takes ${H} images of ${IMAGE} pixels (real)`,
-      );
-    }
+    this.checkRealBatch(gather, inputs, H, IMAGE);
     this.checkNoise(inputs.zD, "zD", H);
     if (this.D.hasDropout) {
       if (inputs.dSeed === undefined) {

@@ -67,9 +67,9 @@ import { type GanConfig } from "../presets.ts";
 import { copyStatistics } from "../nets/ema.ts";
 import { emaUniform, optimizerUniform } from "./settings.ts";
 import { assignFlat, flatten } from "./flat.ts";
-import type { Dispatch } from "./gpu.ts";
 import type { MatMulChoice } from "./plans.ts";
 import { StepRecording } from "./recording.ts";
+import type { ImageGather } from "./kernels.ts";
 import { LayerStep, layerStepSupport } from "./layer_step.ts";
 
 /**
@@ -210,7 +210,7 @@ export type FigureSums = Float32Array;
  */
 export class WgslStep extends StepRecording {
   /** The training images, their rows of a step and the gather program. */
-  protected gather: { rows: GPUBuffer; dispatch: Dispatch } | null = null;
+  protected gather: ImageGather | null = null;
   /** Each network's updates so far (as Optimizer.step). */
   protected updatesD: number;
   protected updatesG: number;
@@ -320,15 +320,7 @@ export class WgslStep extends StepRecording {
     const image = this.D.specs[0].inputs - this.classes;
     const simultaneous = this.steps.length === 1;
     const gather = this.gather;
-    if (
-      gather ? inputs.rows?.length !== B : inputs.real?.length !== B * image
-    ) {
-      throw new Error(
-        gather
-          ? `a step takes the rows of ${B} images (rows), the images being on the GPU`
-          : `a step takes ${B} images of ${image} pixels (real)`,
-      );
-    }
+    this.checkRealBatch(gather, inputs, B, image);
     this.checkNoise(inputs.zD, "zD");
     const labelled = this.labelled(inputs.labels);
     if (this.hasDropout && inputs.dSeed === undefined) {
