@@ -9,6 +9,10 @@
 import { IMAGE_PIXELS, type PixelRange, toFloat } from "../data.ts";
 import { COPY_DST, type Dispatch, GpuContext, S } from "./gpu.ts";
 import {
+  BN_BACK_CODE,
+  BN_MOVING_CODE,
+  BN_STATS_CODE,
+  BN_SUMS_CODE,
   COLSUM_CODE,
   COLSUM_WHOLE_CODE,
   GATHER_CODE,
@@ -500,6 +504,93 @@ export class Kernels extends GpuContext {
       this.uniform([words, IMAGE_PIXELS / 4, o.stride]),
     ], this.grid(words));
     return { rows, dispatch };
+  }
+
+  /**
+   * Batch norm's training forward pass over `channels` (features, or an
+   * image's channels): the batch's means and variances of `pre` into
+   * `stats`, then gamma x-hat + beta and the nonlinearity into `out`
+   * (`values` of them; gamma and beta in `params`, where `u` says).
+   */
+  protected batchNorm(o: {
+    pre: GPUBuffer;
+    stats: GPUBuffer;
+    params: GPUBuffer;
+    out: GPUBuffer;
+    u: GPUBuffer;
+    channels: number;
+    values: number;
+    apply: string;
+  }): Dispatch[] {
+    return [
+      this.dispatch(
+        BN_STATS_CODE,
+        ["read-only-storage", "storage", "uniform"],
+        [o.pre, o.stats, o.u],
+        [Math.ceil(o.channels / 64), 1],
+      ),
+      this.dispatch(
+        o.apply,
+        [
+          "read-only-storage",
+          "read-only-storage",
+          "read-only-storage",
+          "storage",
+          "uniform",
+        ],
+        [o.pre, o.params, o.stats, o.out, o.u],
+        this.grid(o.values),
+      ),
+    ];
+  }
+
+  /**
+   * Batch norm's backward pass from `dy` (the gradient with respect to its
+   * output before the nonlinearity's, `values` of them): gamma's and
+   * beta's gradients into `grads`, then the gradient with respect to `pre`
+   * into `next`.
+   */
+  protected batchNormBackward(o: {
+    dy: GPUBuffer;
+    pre: GPUBuffer;
+    stats: GPUBuffer;
+    params: GPUBuffer;
+    grads: GPUBuffer;
+    next: GPUBuffer;
+    u: GPUBuffer;
+    channels: number;
+    values: number;
+  }): Dispatch[] {
+    const read = "read-only-storage" as const;
+    return [
+      this.dispatch(
+        BN_SUMS_CODE,
+        [read, read, read, "storage", "uniform"],
+        [o.dy, o.pre, o.stats, o.grads, o.u],
+        [Math.ceil(o.channels / 64), 1],
+      ),
+      this.dispatch(
+        BN_BACK_CODE,
+        [read, read, read, read, read, "storage", "uniform"],
+        [o.dy, o.pre, o.stats, o.params, o.grads, o.next, o.u],
+        this.grid(o.values),
+      ),
+    ];
+  }
+
+  /** The running statistics' update from a batch's `stats` into `moving`. */
+  protected movingStatistics(
+    stats: GPUBuffer,
+    moving: GPUBuffer,
+    u: GPUBuffer,
+    channels: number,
+  ): Dispatch {
+    return this.dispatch(
+      BN_MOVING_CODE,
+      ["read-only-storage", "storage", "uniform"],
+      [stats, moving, u],
+      this.grid(2 * channels),
+    );
   }
 
   /**

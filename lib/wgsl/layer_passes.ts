@@ -39,15 +39,7 @@ import {
   aleaStart,
   keepThreshold,
 } from "../random/dropout_masks.ts";
-import {
-  type Act,
-  BN_BACK_CODE,
-  BN_MOVING_CODE,
-  BN_STATS_CODE,
-  BN_SUMS_CODE,
-  bnApplyCode,
-  type Epilogue,
-} from "./programs.ts";
+import { type Act, bnApplyCode, type Epilogue } from "./programs.ts";
 
 /** A pass's own buffers: what its backward pass reads of it. */
 export interface PassBuffers {
@@ -479,27 +471,16 @@ export class LayerPasses extends Kernels {
           mask: pass.masks[i],
         }));
         if (b.bn) {
-          const u = this.bnUniform(b, R);
-          out.push(
-            this.dispatch(
-              BN_STATS_CODE,
-              ["read-only-storage", "storage", "uniform"],
-              [pass.pre[i]!, pass.stats[i]!, u],
-              [Math.ceil(b.channels / 64), 1],
-            ),
-            this.dispatch(
-              bnApplyCode(b.act, b.bn.divide),
-              [
-                "read-only-storage",
-                "read-only-storage",
-                "read-only-storage",
-                "storage",
-                "uniform",
-              ],
-              [pass.pre[i]!, this.params, pass.stats[i]!, pass.acts[i], u],
-              this.grid(R * b.outputs),
-            ),
-          );
+          out.push(...this.batchNorm({
+            pre: pass.pre[i]!,
+            stats: pass.stats[i]!,
+            params: this.params,
+            out: pass.acts[i],
+            u: this.bnUniform(b, R),
+            channels: b.channels,
+            values: R * b.outputs,
+            apply: bnApplyCode(b.act, b.bn.divide),
+          }));
         }
         return out;
       }),
@@ -510,15 +491,11 @@ export class LayerPasses extends Kernels {
   movingStats(slot = 0): Dispatch[] {
     return this.blocks.flatMap((b, i) =>
       b.bn
-        ? [this.dispatch(
-          BN_MOVING_CODE,
-          ["read-only-storage", "storage", "uniform"],
-          [
-            this.passes[slot].stats[i]!,
-            this.moving[i]!,
-            this.bnUniform(b, this.rows),
-          ],
-          this.grid(2 * b.channels),
+        ? [this.movingStatistics(
+          this.passes[slot].stats[i]!,
+          this.moving[i]!,
+          this.bnUniform(b, this.rows),
+          b.channels,
         )]
         : []
     );
@@ -567,36 +544,18 @@ export class LayerPasses extends Kernels {
       const x = i === 0 ? o.input : pass.acts[i - 1];
       const xOff = i === 0 ? o.inOff ?? 0 : 0;
       if (b.bn) {
-        const u = this.bnUniform(b, R);
         const next = spare(cur, o.delta);
-        out.push(
-          this.dispatch(
-            BN_SUMS_CODE,
-            [
-              "read-only-storage",
-              "read-only-storage",
-              "read-only-storage",
-              "storage",
-              "uniform",
-            ],
-            [cur, pass.pre[i]!, pass.stats[i]!, grads, u],
-            [Math.ceil(b.channels / 64), 1],
-          ),
-          this.dispatch(
-            BN_BACK_CODE,
-            [
-              "read-only-storage",
-              "read-only-storage",
-              "read-only-storage",
-              "read-only-storage",
-              "read-only-storage",
-              "storage",
-              "uniform",
-            ],
-            [cur, pass.pre[i]!, pass.stats[i]!, this.params, grads, next, u],
-            this.grid(R * b.outputs),
-          ),
-        );
+        out.push(...this.batchNormBackward({
+          dy: cur,
+          pre: pass.pre[i]!,
+          stats: pass.stats[i]!,
+          params: this.params,
+          grads,
+          next,
+          u: this.bnUniform(b, R),
+          channels: b.channels,
+          values: R * b.outputs,
+        }));
         cur = next;
         curOff = 0;
       }

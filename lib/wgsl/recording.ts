@@ -24,10 +24,6 @@ import type { MatMulChoice } from "./plans.ts";
 import {
   type Act,
   ADAM_CODE,
-  BN_BACK_CODE,
-  BN_MOVING_CODE,
-  BN_STATS_CODE,
-  BN_SUMS_CODE,
   bnApplyCode,
   EMA_CODE,
   MASK_MUL_CODE,
@@ -242,31 +238,18 @@ export class StepRecording extends Kernels {
       if (last && o.out) {
         throw new Error("unreachable: batch norm at G's output");
       }
-      const u = this.bnUniform(net, l, o.rows);
-      const stats = buf.stats[l]!;
       return [
         ...affine,
-        this.dispatch(BN_STATS_CODE, [
-          "read-only-storage",
-          "storage",
-          "uniform",
-        ], [
+        ...this.batchNorm({
           pre,
-          stats,
-          u,
-        ], [Math.ceil(s.units / 64), 1]),
-        this.dispatch(
-          bnApplyCode(s.activation),
-          [
-            "read-only-storage",
-            "read-only-storage",
-            "read-only-storage",
-            "storage",
-            "uniform",
-          ],
-          [pre, buf.params, stats, output, u],
-          this.grid(o.rows * s.units),
-        ),
+          stats: buf.stats[l]!,
+          params: buf.params,
+          out: output,
+          u: this.bnUniform(net, l, o.rows),
+          channels: s.units,
+          values: o.rows * s.units,
+          apply: bnApplyCode(s.activation),
+        }),
       ];
     });
   }
@@ -317,35 +300,18 @@ export class StepRecording extends Kernels {
         if (row) throw new Error("unreachable: batch norm in D");
         // cur holds the gradient with respect to the normalised output:
         // gamma's and beta's gradients, then the affine output's.
-        const u = this.bnUniform(net, l, o.rows);
-        const stats = buf.stats[l]!, pre = buf.pre[l]!;
-        out.push(this.dispatch(
-          BN_SUMS_CODE,
-          [
-            "read-only-storage",
-            "read-only-storage",
-            "read-only-storage",
-            "storage",
-            "uniform",
-          ],
-          [cur, pre, stats, buf.grads, u],
-          [Math.ceil(s.units / 64), 1],
-        ));
         const next = spare(cur);
-        out.push(this.dispatch(
-          BN_BACK_CODE,
-          [
-            "read-only-storage",
-            "read-only-storage",
-            "read-only-storage",
-            "read-only-storage",
-            "read-only-storage",
-            "storage",
-            "uniform",
-          ],
-          [cur, pre, stats, buf.params, buf.grads, next, u],
-          this.grid(o.rows * s.units),
-        ));
+        out.push(...this.batchNormBackward({
+          dy: cur,
+          pre: buf.pre[l]!,
+          stats: buf.stats[l]!,
+          params: buf.params,
+          grads: buf.grads,
+          next,
+          u: this.bnUniform(net, l, o.rows),
+          channels: s.units,
+          values: o.rows * s.units,
+        }));
         cur = next;
       }
       if (o.weights) {
@@ -426,11 +392,11 @@ export class StepRecording extends Kernels {
   protected movingStats(net: NetLayout, buf: NetBuffers): Dispatch[] {
     return net.specs.flatMap((s, l) => {
       if (!s.batchNorm) return [];
-      return [this.dispatch(
-        BN_MOVING_CODE,
-        ["read-only-storage", "storage", "uniform"],
-        [buf.stats[l]!, buf.moving[l]!, this.bnUniform(net, l, this.batch)],
-        [Math.ceil((2 * s.units) / 256), 1],
+      return [this.movingStatistics(
+        buf.stats[l]!,
+        buf.moving[l]!,
+        this.bnUniform(net, l, this.batch),
+        s.units,
       )];
     });
   }
