@@ -80,13 +80,13 @@ export interface SpectralNormOperands {
   srcOff?: number;
 }
 
-/** A GPU context that records the step's kinds of dispatch. */
 /** The training images on the GPU: the rows buffer a step writes, and the gather. */
 export interface ImageGather {
   rows: GPUBuffer;
   dispatch: Dispatch;
 }
 
+/** A GPU context that records the step's kinds of dispatch. */
 export class Kernels extends GpuContext {
   protected matMulChoice: MatMulChoice;
   /**

@@ -137,7 +137,10 @@ export class LayerStep extends Kernels {
   protected dRows: number;
   protected latent: number;
   protected z: GPUBuffer;
-  /** D's input: rows 0..B-1 real, B..2B-1 generated. */
+  /**
+   * D's input: the real rows from row 0 (H of them in D's step), the
+   * generated ones from row B (H in D's step, B in G's).
+   */
   protected dIn: GPUBuffer;
   /** D's logits and their gradients: the real rows, then the generated. */
   protected logits: GPUBuffer;
