@@ -22,12 +22,15 @@ import {
   writeFailure,
 } from "../lib/io/files.ts";
 import { parseFlags, runCli, stopSignals, UsageError } from "./args.ts";
+import { DATASET_NAMES } from "../lib/data.ts";
 import {
   buildManifest,
   bundlePage,
+  DATA_FILES,
   favicon,
   generatorFiles,
   PAGE_FILES,
+  trainingFiles,
   WASM_FILES,
   wasmDir,
 } from "./site.ts";
@@ -35,7 +38,8 @@ import {
 const USAGE = `Usage: deno task build:web [--out DIR] [--models DIR]
 
 Writes the page, its bundled script, TF.js's wasm files, the generators and
-their manifest into one folder that any static file server can serve.
+their manifest, and the datasets' training splits (for the Train view) into
+one folder that any static file server can serve.
 
   --out DIR      where to write (default dist/web): a new folder, an empty
                  one, or one that build:web wrote before (replaced)
@@ -311,6 +315,22 @@ async function main(): Promise<number> {
         await copy(real, `models/${g.name}/${name}`);
       }
     }
+    // The Train view's datasets: the training splits, gzipped IDX.
+    folder("data");
+    for (const name of DATASET_NAMES) {
+      let made;
+      try {
+        made = await trainingFiles(name);
+      } catch (e) {
+        console.error(
+          `left out data/${name}: ${(e as Error).message} (the Train view ` +
+            "says so when it is asked for)",
+        );
+        continue;
+      }
+      folder(`data/${name}`);
+      for (const f of DATA_FILES) await write(`data/${name}/${f}`, made[f]);
+    }
     await write("manifest.json", JSON.stringify(manifest, null, 1));
     const record: BuildRecord = {
       by: "deno task build:web",
@@ -350,11 +370,12 @@ async function main(): Promise<number> {
     if (!swapped) removeBuild(tmp, files, folders);
   }
 
-  let bytes = 0, pageBytes = 0;
+  let bytes = 0, pageBytes = 0, dataBytes = 0;
   for (const f of files) {
     const size = Deno.statSync(`${target}/${f}`).size;
     bytes += size;
-    if (!f.startsWith("models/")) pageBytes += size;
+    if (f.startsWith("data/")) dataBytes += size;
+    else if (!f.startsWith("models/")) pageBytes += size;
   }
   const mb = (n: number) => (n / 1e6).toFixed(1);
   for (const s of manifest.skipped) {
@@ -368,7 +389,8 @@ async function main(): Promise<number> {
   }
   console.error(
     `wrote ${out}: ${manifest.generators.length} generators; ` +
-      `${mb(bytes)} MB in all, the page and its assets ${mb(pageBytes)} MB. ` +
+      `${mb(bytes)} MB in all, the page and its assets ${mb(pageBytes)} MB, ` +
+      `the Train view's datasets ${mb(dataBytes)} MB. ` +
       `Serve it with any static server, e.g. python3 -m http.server -d ${out}`,
   );
   return 0;

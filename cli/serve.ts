@@ -13,6 +13,7 @@
  * @module
  */
 
+import { DATASET_NAMES, type DatasetName } from "../lib/data.ts";
 import { PROJECT_ROOT } from "../lib/io/files.ts";
 import {
   intFlag,
@@ -25,10 +26,12 @@ import {
   buildManifest,
   bundlePage,
   contentType,
+  DATA_FILES,
   favicon,
   generatorFiles,
   PAGE_FILES,
   plainName,
+  trainingFiles,
   WASM_FILES,
   wasmDir,
 } from "./site.ts";
@@ -199,6 +202,11 @@ async function main(): Promise<number> {
       },
     });
   };
+  /** Each dataset's files for the Train view (`data/NAME/F`), once made. */
+  const datasets = new Map<
+    DatasetName,
+    ReturnType<typeof trainingFiles>
+  >();
   const handler = async (request: Request): Promise<Response> => {
     if (!hostAccepted(request.headers.get("host"), accepted)) {
       return text(
@@ -249,6 +257,28 @@ async function main(): Promise<number> {
     if (parts[0] === "wasm" && parts.length === 2) {
       if (WASM_FILES.includes(parts[1])) {
         return file(`${wasm}${parts[1]}`, path);
+      }
+    }
+    if (
+      parts[0] === "data" && parts.length === 3 &&
+      (DATASET_NAMES as readonly string[]).includes(parts[1]) &&
+      (DATA_FILES as readonly string[]).includes(parts[2])
+    ) {
+      // Made once per dataset, when the Train view first asks for it.
+      const name = parts[1] as DatasetName;
+      let files = datasets.get(name);
+      if (!files) {
+        files = trainingFiles(name);
+        datasets.set(name, files);
+        files.catch(() => datasets.delete(name));
+      }
+      try {
+        const body = (await files)[parts[2] as (typeof DATA_FILES)[number]];
+        return new Response(body as Uint8Array<ArrayBuffer>, {
+          headers: { "content-type": contentType(parts[2]) },
+        });
+      } catch (e) {
+        return text(500, `${name}: ${(e as Error).message}`);
       }
     }
     if (parts[0] === "models" && parts.length === 3) {

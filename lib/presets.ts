@@ -8,7 +8,7 @@
  * @module
  */
 
-import type { PixelRange } from "./data.ts";
+import type { PixelRange } from "./splits.ts";
 import type { EmaConfig } from "./nets/ema.ts";
 import type { LayerDesc } from "./nets/layer_net.ts";
 import type { MlpNotation, OutputActivation } from "./nets/mlp.ts";

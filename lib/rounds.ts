@@ -12,7 +12,7 @@
 
 import * as tf from "@tensorflow/tfjs";
 import { probeWebGpu } from "./backends/choice.ts";
-import { type Batch, IMAGE_PIXELS } from "./data.ts";
+import { type Batch, IMAGE_PIXELS } from "./splits.ts";
 import { type Gan, playRound, type Round } from "./gan.ts";
 import { type GanConfig, pixelRange, realBatchSize } from "./presets.ts";
 import { labelledRows, sampleLatent } from "./nets/latent.ts";
@@ -234,7 +234,9 @@ export class WgslRounds implements Rounds {
     this.needsImages = !wgsl.gathers;
     // The GPU's part of a round is a few milliseconds, so the CPU's normal
     // noise would bound it: worker threads compute it (the same numbers).
-    this.#noise = gan.config.latent === "normal" ? NoiseWorkers.create() : null;
+    this.#noise = gan.config.latent === "normal" && NoiseWorkers.available
+      ? NoiseWorkers.create()
+      : null;
   }
 
   /** The WGSL step this runs. */

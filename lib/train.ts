@@ -11,22 +11,20 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
-import { batches, batchesPerEpoch, type Dataset, type Split } from "./data.ts";
+import { batchesPerEpoch, type Dataset } from "./splits.ts";
 import { createGan, type Gan } from "./gan.ts";
 import { checkRunFolderPath } from "./io/files.ts";
-import { type GanConfig, pixelRange, realBatchSize } from "./presets.ts";
+import { type GanConfig, realBatchSize } from "./presets.ts";
 import { validateConfig } from "./config_check.ts";
 import { Rng } from "./random/rng.ts";
 import {
-  finiteMeans,
-  type RoundMeans,
-  type Rounds,
   roundsFor,
   type SelfCheck,
   type StepChoice,
   WgslRounds,
 } from "./rounds.ts";
 import { restoreCheckpoint } from "./run/checkpoint.ts";
+import { epochStats, playEpoch, type Progress } from "./epoch.ts";
 import { SampleGrid } from "./run/grid.ts";
 import { lockRunFolder } from "./run/lock.ts";
 import { openRun, type RunStart } from "./run/open.ts";
@@ -41,19 +39,7 @@ import { recomputeBatchNormStats } from "./nets/ema.ts";
 import { labelledRows, sampleLatent } from "./nets/latent.ts";
 import type { WgslStepOptions } from "./wgsl/step.ts";
 
-/** A progress update within an epoch (running means over the epoch so far). */
-export interface Progress {
-  epoch: number;
-  epochs: number;
-  step: number;
-  steps: number;
-  dLoss: number;
-  gLoss: number;
-  dReal: number;
-  dFake: number;
-  imagesPerSecond: number;
-  seconds: number;
-}
+export type { Progress };
 
 /** Options of {@linkcode train}. */
 export interface TrainOptions {
@@ -134,116 +120,6 @@ export interface TrainResult extends RunView {
   /** Why it stopped, when not completed. */
   message?: string;
   outDir: string | null;
-}
-
-/** Gives the event loop a turn when `last` is more than 200 ms ago. */
-async function yieldNow(last: { at: number }): Promise<void> {
-  // A round never gives the event loop a turn (on wasm even read-backs
-  // resolve at once), so Ctrl-C's handler and timers would wait for the
-  // epoch's end.
-  if (performance.now() - last.at > 200) {
-    await new Promise((resolve) => setTimeout(resolve, 0));
-    last.at = performance.now();
-  }
-}
-
-/** How an epoch went: its figures, or why it stopped. */
-interface PlayedEpoch {
-  means: RoundMeans;
-  /** Rounds played. */
-  rounds: number;
-  seconds: number;
-  stop?: "interrupted" | "diverged";
-  /** What diverged. */
-  what?: string;
-}
-
-/**
- * One epoch: a round of the game on each minibatch of the shuffled split,
- * with progress updates and a stop on divergence or abort.
- */
-async function playEpoch(
-  rounds: Rounds,
-  split: Split,
-  o: TrainOptions & { seed: number; epoch: number; last: { at: number } },
-): Promise<PlayedEpoch> {
-  const started = performance.now();
-  // D's real images a round: a batch, or half of one (keras-mlp); an epoch
-  // plays every batch, or the first stepsPerEpoch of them.
-  const bs = realBatchSize(o.config);
-  const steps = Math.min(
-    batchesPerEpoch(split.size, bs),
-    o.config.stepsPerEpoch ?? Infinity,
-  );
-  const every = Math.max(
-    1,
-    Math.floor(steps / Math.max(1, o.progressUpdates ?? 20)),
-  );
-  const order = {
-    batchSize: bs,
-    seed: o.seed,
-    epoch: o.epoch,
-    range: pixelRange(o.config),
-    images: rounds.needsImages,
-  };
-  let stop: PlayedEpoch["stop"], what: string | undefined, step = 0;
-  rounds.startEpoch(o.epoch, steps);
-  for (const batch of batches(split, order)) {
-    await yieldNow(o.last);
-    if (o.signal?.aborted) {
-      stop = "interrupted";
-      break;
-    }
-    await rounds.round(batch);
-    step++;
-    if (step === steps) break;
-    if (step % every !== 0) continue;
-    const m = await rounds.means();
-    if (!finiteMeans(m)) {
-      stop = "diverged";
-      what = `diverged at epoch ${o.epoch + 1}, step ${step}: ` +
-        `D loss ${m.dLoss}, G loss ${m.gLoss}`;
-      break;
-    }
-    const seconds = (performance.now() - started) / 1000;
-    const { dLoss, gLoss, dReal, dFake } = m;
-    o.onProgress?.({
-      epoch: o.epoch + 1,
-      epochs: o.epochs,
-      step,
-      steps,
-      ...{ dLoss, gLoss, dReal, dFake },
-      imagesPerSecond: (step * bs) / seconds,
-      seconds,
-    });
-  }
-  const means = await rounds.means();
-  await rounds.endEpoch();
-  if (!stop && !finiteMeans(means)) {
-    stop = "diverged";
-    what = `diverged in epoch ${o.epoch + 1}: ` +
-      `D loss ${means.dLoss}, G loss ${means.gLoss}`;
-  }
-  const seconds = (performance.now() - started) / 1000;
-  return { means, rounds: step, seconds, stop, what };
-}
-
-/** An epoch's record from its figures, time and images. */
-function epochStats(epoch: number, p: PlayedEpoch, images: number): EpochStats {
-  const m = p.means;
-  return {
-    epoch,
-    dLoss: m.dLoss,
-    gLoss: m.gLoss,
-    value: m.value,
-    dReal: m.dReal,
-    dFake: m.dFake,
-    accReal: m.accReal,
-    accFake: m.accFake,
-    dAccuracy: (m.accReal + m.accFake) / 2,
-    seconds: p.seconds,
-    imagesPerSecond: images / p.seconds,
-  };
 }
 
 /**

@@ -6,6 +6,8 @@
  * @module
  */
 
+import { root } from "./run.ts";
+
 /** The Chromium to drive, or null where none is installed. */
 export function findChromium(): string | null {
   for (
@@ -24,6 +26,49 @@ export function findChromium(): string | null {
     }
   }
   return null;
+}
+
+/**
+ * Starts a server command in the project's folder and returns its address,
+ * matched by `pattern` in its output.
+ */
+export async function startServer(
+  cmd: string,
+  args: string[],
+  pattern: RegExp,
+  stream: "stdout" | "stderr" = "stdout",
+): Promise<{ url: string; process: Deno.ChildProcess }> {
+  const process = new Deno.Command(cmd, {
+    args,
+    cwd: root,
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  const reader = process[stream].pipeThrough(new TextDecoderStream())
+    .getReader();
+  const other = stream === "stdout" ? process.stderr : process.stdout;
+  other.pipeTo(new WritableStream()).catch(() => {});
+  let text = "";
+  const deadline = Date.now() + 60000;
+  while (Date.now() < deadline) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += value;
+    const m = text.match(pattern);
+    if (m) {
+      (async () => {
+        try {
+          while (!(await reader.read()).done) { /* drain */ }
+        } catch {
+          // closed
+        }
+      })();
+      return { url: m[1], process };
+    }
+  }
+  process.kill("SIGKILL");
+  throw new Error(`${cmd} ${args.join(" ")} did not start: ${text}`);
 }
 
 type Pending = {

@@ -15,7 +15,9 @@ const LEVELS: Record<string, number> = {
   "io": 0,
   "math": 0,
   "random": 0,
-  "data.ts": 1,
+  // Datasets in memory and their batches; data.ts loads them from files.
+  "splits.ts": 1,
+  "data.ts": 1.5,
   "pictures": 1,
   "nets": 2,
   "presets.ts": 3,
@@ -29,6 +31,9 @@ const LEVELS: Record<string, number> = {
   "wgsl": 5,
   "rounds.ts": 6,
   "run": 6,
+  // One epoch of rounds: the inner loop of Algorithm 1, for train.ts and
+  // the web page.
+  "epoch.ts": 6.5,
   "train.ts": 7,
   "notebook": 8,
 };

@@ -11,6 +11,7 @@
 
 import assert from "node:assert/strict";
 import { acceptedHosts, hostAccepted } from "../cli/serve.ts";
+import { parseIdx } from "../lib/io/idx.ts";
 import { root, runCli } from "./run.ts";
 
 /** Copies the files of a committed generator folder (the smallest). */
@@ -209,6 +210,23 @@ Deno.test({
         ]
       ) {
         assert.equal((await fetched(path)).status, 200, path);
+      }
+      // The Train view's data: the training split as gzipped IDX files.
+      const labels = await fetch(
+        `${server.url}/data/mnist/train-labels-idx1-ubyte.gz`,
+      );
+      assert.equal(labels.headers.get("content-type"), "application/gzip");
+      const idx = parseIdx(new Uint8Array(await labels.arrayBuffer()));
+      assert.deepEqual(idx.dims, [60000]);
+      assert.deepEqual([...idx.data.subarray(0, 5)], [5, 0, 4, 1, 9]);
+      for (
+        const path of [
+          "/data/mnist/t10k-labels-idx1-ubyte.gz",
+          "/data/cifar/train-labels-idx1-ubyte.gz",
+          "/data/mnist/../../etc/passwd",
+        ]
+      ) {
+        assert.equal((await fetched(path)).status, 404, path);
       }
       const icon = await fetch(`${server.url}/favicon.ico`);
       assert.equal(icon.headers.get("content-type"), "image/x-icon");

@@ -8,50 +8,10 @@
 
 import assert from "node:assert/strict";
 import { decodeNpy } from "../lib/io/npy.ts";
-import { Browser, findChromium } from "./browser.ts";
+import { Browser, findChromium, startServer } from "./browser.ts";
 import { root, runCli } from "./run.ts";
 
 const chromium = findChromium();
-
-/** Starts a server command and returns its address from its first output line. */
-async function startServer(
-  cmd: string,
-  args: string[],
-  pattern: RegExp,
-  stream: "stdout" | "stderr" = "stdout",
-): Promise<{ url: string; process: Deno.ChildProcess }> {
-  const process = new Deno.Command(cmd, {
-    args,
-    cwd: root,
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).spawn();
-  const reader = process[stream].pipeThrough(new TextDecoderStream())
-    .getReader();
-  const other = stream === "stdout" ? process.stderr : process.stdout;
-  other.pipeTo(new WritableStream()).catch(() => {});
-  let text = "";
-  const deadline = Date.now() + 60000;
-  while (Date.now() < deadline) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    text += value;
-    const m = text.match(pattern);
-    if (m) {
-      (async () => {
-        try {
-          while (!(await reader.read()).done) { /* drain */ }
-        } catch {
-          // closed
-        }
-      })();
-      return { url: m[1], process };
-    }
-  }
-  process.kill("SIGKILL");
-  throw new Error(`${cmd} ${args.join(" ")} did not start: ${text}`);
-}
 
 /**
  * The images `deno task sample` draws for `seed` (of class `label`, for a

@@ -27,13 +27,20 @@ import {
   withClasses,
 } from "../lib/nets/latent.ts";
 import { Rng } from "../lib/random/rng.ts";
+import { classLabels } from "../lib/splits.ts";
 import type { Manifest, ManifestEntry } from "../lib/io/manifest.ts";
+import { drawGrid } from "./draw.ts";
+import type { TrainedGenerator } from "./train.ts";
+import { setupTrainView, type TrainViewState } from "./train_view.ts";
 
-type Entry = ManifestEntry;
+/** A generator to show: from the manifest, or trained in this page (its files in memory). */
+type Entry = ManifestEntry & { artifacts?: tf.io.ModelArtifacts };
 
 /** What the page exposes (tests read it). */
 interface PageState {
   ready: Promise<{ backend: string; firstGridMs: number; model: string }>;
+  /** The Train view's state (`web/train_view.ts`). */
+  train: TrainViewState | null;
   backend: string;
   backendReason: string;
   images: Uint8Array | null;
@@ -46,6 +53,7 @@ const params = new URLSearchParams(location.search);
 const started = performance.now();
 const state: PageState = {
   ready: null as unknown as PageState["ready"],
+  train: null,
   backend: "",
   backendReason: "",
   images: null,
@@ -131,7 +139,9 @@ function load(entry: Entry): Promise<Loaded> {
       }
       let model: tf.LayersModel;
       try {
-        model = await tf.loadLayersModel(entry.path);
+        model = await tf.loadLayersModel(
+          entry.artifacts ? tf.io.fromMemory(entry.artifacts) : entry.path,
+        );
       } catch (e) {
         throw new Error(
           `${entry.path} could not be loaded (${(e as Error).message}). ` +
@@ -213,35 +223,9 @@ async function generate(g: Loaded, z: Float32Array): Promise<Uint8Array> {
   );
 }
 
-const SCALE = 2, GAP = 2, SIDE = 28;
-
 /** Draws images (white on black) in a grid of `cols` columns on the canvas. */
 function draw(images: Uint8Array, cols: number) {
-  const n = images.length / (SIDE * SIDE);
-  const rows = Math.ceil(n / cols);
-  const cell = SIDE * SCALE + GAP;
-  const canvas = $<HTMLCanvasElement>("grid");
-  canvas.width = cols * cell + GAP;
-  canvas.height = rows * cell + GAP;
-  const ctx = canvas.getContext("2d")!;
-  ctx.fillStyle = "#808080";
-  ctx.fillRect(0, 0, canvas.width, canvas.height);
-  const tile = ctx.createImageData(SIDE * SCALE, SIDE * SCALE);
-  for (let k = 0; k < n; k++) {
-    for (let y = 0; y < SIDE * SCALE; y++) {
-      for (let x = 0; x < SIDE * SCALE; x++) {
-        const v = images[
-          k * SIDE * SIDE + ((y / SCALE) | 0) * SIDE +
-          ((x / SCALE) | 0)
-        ];
-        const o = (y * SIDE * SCALE + x) * 4;
-        tile.data[o] = tile.data[o + 1] = tile.data[o + 2] = v;
-        tile.data[o + 3] = 255;
-      }
-    }
-    const r = Math.floor(k / cols), c = k % cols;
-    ctx.putImageData(tile, GAP + c * cell, GAP + r * cell);
-  }
+  drawGrid($<HTMLCanvasElement>("grid"), images, cols);
 }
 
 let manifest: Manifest = { generators: [], skipped: [] };
@@ -378,8 +362,65 @@ function showModel() {
   if (entry.progress) $<HTMLImageElement>("progress").src = entry.progress;
 }
 
+/** The backend, once started (both views wait for it). */
+const backendStarted = startBackend();
+backendStarted.catch(() => {}); // said by main()
+
+/** Shows `view` ("samples" or "train"); leaving the Train view stops its training. */
+function showView(view: string) {
+  const train = view === "train";
+  if (!train) trainView.leave();
+  $("samples-view").hidden = train;
+  $("train-view").hidden = !train;
+  $("view-samples").setAttribute("aria-pressed", String(!train));
+  $("view-train").setAttribute("aria-pressed", String(train));
+}
+
+/** Adds a generator trained in this page to the list, and shows its samples. */
+async function sampleTrained(g: TrainedGenerator) {
+  const m = g.metadata;
+  const entry: Entry = {
+    name: `trained-here-${++trainedHere}`,
+    path: "(trained in this page)",
+    preset: m.preset,
+    dataset: m.dataset,
+    epochs: m.epochs,
+    training: `${m.epochs} epochs in this page, seed ${m.seed}`,
+    latent: m.latent,
+    latentDim: m.latentDim,
+    output: m.output,
+    ...(m.classes
+      ? { classes: m.classes, classNames: classLabels(m.dataset, m.classes) }
+      : {}),
+    artifacts: g.artifacts,
+  };
+  manifest.generators.unshift(entry);
+  const option = new Option(
+    `${entry.name}: ${m.preset} on ${m.dataset} (this page)`,
+    entry.name,
+  );
+  $<HTMLSelectElement>("model").prepend(option);
+  $<HTMLSelectElement>("model").value = entry.name;
+  showView("samples");
+  showModel();
+  await grid(
+    Math.max(0, Math.floor(Number($<HTMLInputElement>("seed").value) || 0)),
+  );
+}
+let trainedHere = 0;
+
+const trainView = setupTrainView({
+  backend: backendStarted,
+  sample: sampleTrained,
+  params,
+});
+state.train = trainView.state;
+$("view-samples").addEventListener("click", () => showView("samples"));
+$("view-train").addEventListener("click", () => showView("train"));
+showView(params.get("view") === "train" ? "train" : "samples");
+
 async function main() {
-  const backend = await startBackend();
+  const backend = await backendStarted;
   $("backend").textContent = `Backend: ${backend}` +
     (state.backendReason ? ` (passed over: ${state.backendReason})` : "");
   const response = await fetch("manifest.json");

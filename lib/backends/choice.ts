@@ -60,7 +60,8 @@ export class BackendError extends Error {
  * without one. The folder is removed when the process ends.
  */
 function ensureRuntimeDir(): void {
-  if (Deno.env.get("XDG_RUNTIME_DIR")) return;
+  // In a browser (the web page's Train view) there is no process to set up.
+  if (typeof Deno === "undefined" || Deno.env.get("XDG_RUNTIME_DIR")) return;
   try {
     const dir = Deno.makeTempDirSync({ prefix: "xdg-runtime-" }); // mode 0700
     Deno.env.set("XDG_RUNTIME_DIR", dir);

@@ -306,7 +306,8 @@ export async function countGpuWork(
   };
   queue.writeBuffer = function (buffer, ...rest) {
     if (buffer.usage & GPUBufferUsage.STORAGE) counts.direct++;
-    return saved.writeBuffer.call(this, buffer, ...rest);
+    // deno-lint-ignore no-explicit-any
+    return (saved.writeBuffer as any).call(this, buffer, ...rest);
   };
   try {
     await work();

@@ -60,6 +60,15 @@ export class NoiseWorkers {
     });
   }
 
+  /**
+   * Whether worker threads can share the noise: a page that is not
+   * cross-origin isolated has no `SharedArrayBuffer` (the caller then draws
+   * the noise on its own thread, the same numbers).
+   */
+  static get available(): boolean {
+    return typeof SharedArrayBuffer !== "undefined";
+  }
+
   /** Starts the worker threads. */
   static create(options: NoiseWorkersOptions = {}): NoiseWorkers {
     const cores = navigator.hardwareConcurrency ?? 2;

@@ -7,7 +7,7 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
-import { classLabels } from "../data.ts";
+import { classLabels } from "../splits.ts";
 import { type Gan, generate } from "../gan.ts";
 import { classGridInputs, sampleLatent } from "../nets/latent.ts";
 import { type GanConfig, generatorInputs, pixelRange } from "../presets.ts";

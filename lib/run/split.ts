@@ -6,7 +6,7 @@
  * @module
  */
 
-import { type Dataset, head, IMAGE_PIXELS, type Split } from "../data.ts";
+import { type Dataset, head, IMAGE_PIXELS, type Split } from "../splits.ts";
 import type { GanConfig } from "../presets.ts";
 
 /** Training images kept out for validation unless told otherwise. */

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { IMAGE_PIXELS, type PixelRange, toFloat } from "../data.ts";
+import { IMAGE_PIXELS, type PixelRange, toFloat } from "../splits.ts";
 import { COPY_DST, type Dispatch, GpuContext, S } from "./gpu.ts";
 import {
   BN_BACK_CODE,

@@ -28,7 +28,7 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
-import type { PixelRange } from "../data.ts";
+import type { PixelRange } from "../splits.ts";
 import { FAKE_MASK_OFFSET, type Gan } from "../gan.ts";
 import { type GanConfig, realBatchSize } from "../presets.ts";
 import { copyStatistics } from "../nets/ema.ts";

@@ -59,7 +59,7 @@
 
 import * as tf from "@tensorflow/tfjs";
 import { aleaStart } from "../random/dropout_masks.ts";
-import { IMAGE_PIXELS, type PixelRange } from "../data.ts";
+import { IMAGE_PIXELS, type PixelRange } from "../splits.ts";
 import { asMlp } from "../nets/mlp.ts";
 import { createGan, disposeGan, FAKE_MASK_OFFSET, type Gan } from "../gan.ts";
 import { withClasses } from "../nets/latent.ts";
