@@ -6,8 +6,9 @@
  *
  * Parts, each bounded in time; a failed part does not stop the others:
  * 1. correctness: per MLP preset (and the conditional `mlp` and `paper`,
- *    `cgan`, `paper` with the hinge loss, `sngan` at batch 128 and `dcgan`
- *    at 256 (under SGD) on the layer-list step), 3 training steps of the
+ *    `cgan`, `paper` with the hinge loss, `sngan` at batch 128, `dcgan`
+ *    at 256 (under SGD), `keras-mlp` at 128 and `sngan-fc` at 64 on the
+ *    layer-list step), 3 training steps of the
  *    WGSL step against the tfjs step from the same state
  *    (`lib/wgsl/check.ts`), and the matMul plans (wide tiles, split K)
  *    against the plain 64 x 64 tiles at batch 8192;
@@ -211,7 +212,7 @@ const line = (c: StepComparison) =>
     c.optimizer.toExponential(1)
   }, figures ${c.figures.toExponential(1)})${c.ok ? "" : ` at ${c.where}`}`;
 
-await part("correctness", quick ? 240 : 90, async () => {
+await part("correctness", quick ? 240 : 90, async (signal) => {
   const results: Record<string, StepComparison> = {};
   const cases: [string, GanConfig][] = [
     ...["paper", "mlp", "bn", "pylearn2"].map((n): [string, GanConfig] => [
@@ -228,8 +229,15 @@ await part("correctness", quick ? 240 : 90, async () => {
     // dcgan under SGD: under Adam its leaky ReLUs' kinks part any two
     // implementations (docs/speed.md, "dcgan on the WGSL step").
     ["dcgan-sgd", { ...preset("dcgan"), batchSize: quick ? 4 : 256 }],
+    // D on half a batch of real and half of generated images.
+    ["keras-mlp", { ...preset("keras-mlp"), batchSize: quick ? 8 : 128 }],
+    // The large spectrally normalised dense layer (6272 x 1024): its three
+    // programs a pass; too slow for a software adapter's quick check.
+    ...(quick ? [] : [["sngan-fc", preset("sngan-fc")] as [string, GanConfig]]),
   ];
   for (const [name, config] of cases) {
+    // Timed out: no more GPU work in the background of the next parts.
+    signal.throwIfAborted();
     const gan = createGan(config, { seed: 1 });
     const sgd = name.endsWith("-sgd");
     results[name] = await compareWithTfjs(gan, { steps: 3, epoch: 0, sgd });
@@ -393,6 +401,12 @@ await part("torch", quick ? 90 : 100, async (signal) => {
   if (!probe || probe.code !== 0 || !/True/.test(probe.stdout)) {
     console.log("   skipped: PyTorch with CUDA is not installed here");
     return { skipped: "PyTorch with CUDA is not installed here" };
+  }
+  if (!bench) {
+    console.log(
+      "   (the bench did not run in this call, so no ratios: run " +
+        "--only bench,torch together)",
+    );
   }
   const torch: { model: string; batch: number; images_per_s: number }[] = [];
   for (const call of torchRuns(runs)) {

@@ -45,8 +45,8 @@ export interface BenchRun {
 }
 
 /**
- * The check's bench runs: the MLPs at batches 128 and 8192, the
- * convolutional presets' WGSL step at 128, 256 and 1024, and their tfjs
+ * The check's bench runs: the MLPs at batches 128 and 8192, `keras-mlp`
+ * at 128, the convolutional presets' WGSL step at 128, 256 and 1024, and their tfjs
  * step at 128 and 256 (the batches docs/speed.md has figures for), with
  * PyTorch CUDA at the same models and batches. With `quick`, `mlp` and
  * `sngan` at tiny batches (what a software adapter can run in the test).
@@ -66,6 +66,15 @@ export function benchRuns(quick: boolean): BenchRun[] {
     {
       models: ["mlp", "paper"],
       batches: [128, 8192],
+      steps: ["wgsl", "tfjs"],
+      timed: 20,
+      warmup: 3,
+      maxSeconds: 8,
+    },
+    // The Keras recipe's MLPs (D on half batches), at the recipe's batch.
+    {
+      models: ["keras-mlp"],
+      batches: [128],
       steps: ["wgsl", "tfjs"],
       timed: 20,
       warmup: 3,

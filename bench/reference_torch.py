@@ -2,14 +2,15 @@
 """The training step of `deno task bench`, in PyTorch, for a ratio on one machine.
 
 Same models and shapes as lib/presets.ts (`paper`, `mlp`, `dcgan`, `sngan`,
-`sngan-fc`), one D step
+`sngan-fc`, `keras-mlp`, whose D steps on half a batch of real and half of
+generated images), one D step
 and one non-saturating G step per batch, fresh noise each step, a fixed "real"
 batch uploaded every step as the Deno bench does. Prints one JSON line per
 configuration in the same form:
 {"backend": "torch-cpu" | "torch-cuda", "batch", "model", "images_per_s", "ms_per_step", "steps"}
 
 Usage: python3 bench/reference_torch.py [--device cpu|cuda] [--batch 128,512,2048]
-       [--model paper,mlp,dcgan,sngan,sngan-fc] [--steps 20] [--warmup 3] [--threads N] [--max-seconds 60]
+       [--model paper,mlp,dcgan,sngan,sngan-fc,keras-mlp] [--steps 20] [--warmup 3] [--threads N] [--max-seconds 60]
 
 On a CPU it runs as PyTorch is fastest on a small machine: its own pool at one
 thread (--threads 1) and OpenBLAS's at every core (OPENBLAS_NUM_THREADS, unless
@@ -112,6 +113,19 @@ def build(model):
             nn.Dropout(0.3), nn.Conv2d(64, 128, 5, 2, padding=2), nn.LeakyReLU(0.3),
             nn.Dropout(0.3), View(128 * 7 * 7), nn.Linear(128 * 7 * 7, 1))
         opt = lambda p: torch.optim.Adam(p, lr=1e-4, betas=(0.9, 0.999), eps=1e-7)
+    elif model == "keras-mlp":
+        # Keras' defaults: batch norm momentum 0.99 (PyTorch's 0.01) and
+        # epsilon 1e-3, LeakyReLU 0.3, Adam's epsilon 1e-7.
+        g = nn.Sequential(
+            *[m for i, o in ((32, 128), (128, 256), (256, 512)) for m in (
+                nn.Linear(i, o), nn.BatchNorm1d(o, eps=1e-3, momentum=0.01),
+                nn.LeakyReLU(0.3))],
+            nn.Linear(512, 784), nn.Tanh())
+        d = nn.Sequential(
+            *[m for i, o in ((784, 512), (512, 256), (256, 128)) for m in (
+                nn.Linear(i, o), nn.LeakyReLU(0.3))],
+            nn.Linear(128, 1))
+        opt = lambda p: torch.optim.Adam(p, lr=2e-4, betas=(0.5, 0.9), eps=1e-7)
     elif model in ("sngan", "sngan-fc"):
         g, d = sngan_nets(fc=model == "sngan-fc")
         opt = lambda p: torch.optim.Adam(p, lr=2e-4, betas=(0.5, 0.999))
@@ -126,20 +140,23 @@ def time_configuration(model, batch, device, steps, warmup, max_seconds):
     g.to(device)
     d.to(device)
     low = 0.0 if model == "paper" else -1.0
-    real_cpu = torch.empty(batch, 784).uniform_(low, 1.0)
+    latent = 32 if model == "keras-mlp" else 100
+    # D's real (and generated) images a step: half a batch for keras-mlp.
+    rows = batch // 2 if model == "keras-mlp" else batch
+    real_cpu = torch.empty(rows, 784).uniform_(low, 1.0)
     ones = torch.ones(batch, 1, device=device)
-    zeros = torch.zeros(batch, 1, device=device)
+    zeros = torch.zeros(rows, 1, device=device)
 
     def step():
         real = real_cpu.to(device, non_blocking=True)
-        z = torch.randn(batch, 100, device=device)
+        z = torch.randn(rows, latent, device=device)
         fake = g(z)
-        loss_d = (F.binary_cross_entropy_with_logits(d(real), ones)
+        loss_d = (F.binary_cross_entropy_with_logits(d(real), ones[:rows])
                   + F.binary_cross_entropy_with_logits(d(fake.detach()), zeros))
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         opt_d.step()
-        z = torch.randn(batch, 100, device=device)
+        z = torch.randn(batch, latent, device=device)
         loss_g = F.binary_cross_entropy_with_logits(d(g(z)), ones)
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()

@@ -26,10 +26,10 @@ import {
   PNG_MAX_IMAGES,
   recordPath,
   sampleFileKind,
-  toBytes,
   writeSampleFile,
 } from "../lib/run/samples.ts";
 import { imageGrid } from "../lib/pictures/figures.ts";
+import { toBytes } from "../lib/data.ts";
 import {
   choiceFlag,
   intFlag,

@@ -144,6 +144,21 @@ export function toFloat(
   return out;
 }
 
+/**
+ * Floats in `range` back to bytes 0..255, rounded and clamped: the
+ * inverse of {@linkcode toFloat}, for images G drew (default `[0,1]`).
+ */
+export function toBytes(
+  images: Float32Array,
+  range: PixelRange = "[0,1]",
+): Uint8Array {
+  const tanh = range === "[-1,1]";
+  return Uint8Array.from(images, (v) => {
+    const u = tanh ? (v + 1) / 2 : v;
+    return Math.max(0, Math.min(255, Math.round(u * 255)));
+  });
+}
+
 /** One mini-batch, ready to upload with `tf.tensor2d(images, [size, 784])`. */
 export interface Batch {
   /** `size * 784` floats in the requested range (empty with `images: false`). */

@@ -95,6 +95,7 @@ Deno.test({
           "bn",
           "cgan",
           "dcgan-sgd",
+          "keras-mlp",
           "mlp",
           "mlp-cond",
           "paper",
@@ -144,7 +145,7 @@ Deno.test("gpu_check.sh without a prepared folder says what to run", async () =>
   );
 });
 
-Deno.test("the GPU check times every preset the WGSL step trains, and PyTorch at the same models and batches", () => {
+Deno.test("the GPU check times the MLPs, keras-mlp and the convolutional presets on both steps, and PyTorch at the same models and batches", () => {
   const runs = benchRuns(false);
   const wgsl = new Set(
     runs.filter((r) => r.steps.includes("wgsl")).flatMap((r) =>
@@ -157,8 +158,10 @@ Deno.test("the GPU check times every preset the WGSL step trains, and PyTorch at
   for (const m of ["mlp", "paper"]) {
     for (const b of [128, 8192]) assert.ok(wgsl.has(`${m} ${b}`), m);
   }
+  assert.ok(wgsl.has("keras-mlp 128"), "keras-mlp");
   assert.deepEqual(torchRuns(runs), [
     { models: ["mlp", "paper"], batches: [128, 8192] },
+    { models: ["keras-mlp"], batches: [128] },
     { models: ["dcgan", "sngan", "sngan-fc"], batches: [128, 256, 1024] },
   ]);
   // PyTorch's reference has every model the check times.

@@ -33,6 +33,8 @@ interface TrainState {
   updates: unknown[];
   epochs: (Figures & { imagesPerSecond: number })[];
   tensors: number[];
+  tensorsBefore: number;
+  tensorsAfter: number;
   grids: number;
   log: string[];
   errors: string[];
@@ -85,7 +87,9 @@ async function startTraining(
     epochs: String(epochs),
   });
   await browser.goto(`${base}?${q}`);
+  // The Samples view's first grid too, so that its generator is loaded.
   await browser.waitFor("window.gan && window.gan.train", 30);
+  await browser.evaluate("window.gan.ready.then(() => true, () => true)");
   await browser.evaluate("document.getElementById('train-start').click()");
 }
 
@@ -231,6 +235,20 @@ Deno.test({
         30,
       );
 
+      // Leaving the Train view stops the training and frees its tensors.
+      await startTraining(browser, server.url, "webgl", 2);
+      await browser.waitFor("window.gan.train.rounds >= 1", 120);
+      await browser.evaluate("document.getElementById('view-samples').click()");
+      await browser.waitFor(ended, 60);
+      const left = await read(browser);
+      assert.equal(left.status, "stopped");
+      assert.match(left.log.join("\n"), /you left the Train view/);
+      assert.equal(
+        left.tensorsAfter,
+        left.tensorsBefore,
+        "all freed on leaving",
+      );
+
       // WebGPU (the software adapter): one epoch on the WGSL step.
       await startTraining(browser, server.url, "webgpu", 1);
       await browser.waitFor(ended, 300);
@@ -238,9 +256,10 @@ Deno.test({
       assert.equal(webgpu.status, "completed", webgpu.errors.join("\n"));
       assert.match(
         webgpu.log.join("\n"),
-        /training step: (WGSL programs|tfjs ops)/,
+        /training step: WGSL programs/,
       );
       sameFigures(webgpu.epochs[0], history[0], "WebGPU epoch 1");
+      assert.equal(webgpu.tensorsAfter, webgpu.tensorsBefore, "all freed");
       console.log(
         `  WebGPU (software adapter): ${
           webgpu.epochs[0].imagesPerSecond.toFixed(0)

@@ -44,15 +44,6 @@ export function drawGrid(
   }
 }
 
-/** Images in a data range as bytes: [-1, 1] (tanh) or [0, 1] (sigmoid) to 0..255. */
-export function toBytes(images: Float32Array, range: string): Uint8Array {
-  const tanh = range === "[-1,1]";
-  return Uint8Array.from(images, (v) => {
-    const u = tanh ? (v + 1) / 2 : v;
-    return Math.max(0, Math.min(255, Math.round(u * 255)));
-  });
-}
-
 /** One point of the curves: means over the rounds since the last point. */
 export interface CurvePoint {
   /** Rounds played since the start. */

@@ -228,7 +228,10 @@ function draw(images: Uint8Array, cols: number) {
   drawGrid($<HTMLCanvasElement>("grid"), images, cols);
 }
 
-let manifest: Manifest = { generators: [], skipped: [] };
+let manifest: { generators: Entry[]; skipped: Manifest["skipped"] } = {
+  generators: [],
+  skipped: [],
+};
 let walking = 0;
 const count = Math.max(1, Math.min(400, Number(params.get("n")) || 64));
 
@@ -376,36 +379,48 @@ function showView(view: string) {
   $("view-train").setAttribute("aria-pressed", String(train));
 }
 
-/** Adds a generator trained in this page to the list, and shows its samples. */
+/**
+ * Adds a generator trained in this page to the list (once for each
+ * generator kept), and shows its samples.
+ */
 async function sampleTrained(g: TrainedGenerator) {
+  stopWalk();
   const m = g.metadata;
-  const entry: Entry = {
-    name: `trained-here-${++trainedHere}`,
-    path: "(trained in this page)",
-    preset: m.preset,
-    dataset: m.dataset,
-    epochs: m.epochs,
-    training: `${m.epochs} epochs in this page, seed ${m.seed}`,
-    latent: m.latent,
-    latentDim: m.latentDim,
-    output: m.output,
-    ...(m.classes
-      ? { classes: m.classes, classNames: classLabels(m.dataset, m.classes) }
-      : {}),
-    artifacts: g.artifacts,
-  };
-  manifest.generators.unshift(entry);
-  const option = new Option(
-    `${entry.name}: ${m.preset} on ${m.dataset} (this page)`,
-    entry.name,
-  );
-  $<HTMLSelectElement>("model").prepend(option);
+  let entry = manifest.generators.find((e) => e.artifacts === g.artifacts);
+  if (!entry) {
+    entry = {
+      name: `trained-here-${++trainedHere}`,
+      path: "(trained in this page)",
+      preset: m.preset,
+      dataset: m.dataset,
+      epochs: m.epochs,
+      training: `${m.epochs} epochs in this page, seed ${m.seed}`,
+      latent: m.latent,
+      latentDim: m.latentDim,
+      output: m.output,
+      ...(m.classes
+        ? { classes: m.classes, classNames: classLabels(m.dataset, m.classes) }
+        : {}),
+      artifacts: g.artifacts,
+    };
+    manifest.generators.unshift(entry);
+    $<HTMLSelectElement>("model").prepend(
+      new Option(
+        `${entry.name}: ${m.preset} on ${m.dataset} (this page)`,
+        entry.name,
+      ),
+    );
+  }
   $<HTMLSelectElement>("model").value = entry.name;
   showView("samples");
   showModel();
-  await grid(
-    Math.max(0, Math.floor(Number($<HTMLInputElement>("seed").value) || 0)),
-  );
+  try {
+    await grid(
+      Math.max(0, Math.floor(Number($<HTMLInputElement>("seed").value) || 0)),
+    );
+  } catch (e) {
+    showError((e as Error).message);
+  }
 }
 let trainedHere = 0;
 
@@ -498,6 +513,8 @@ state.ready = main().then((r) => ({
   firstGridMs: performance.now() - started,
 }));
 state.ready.catch((e) => {
-  $("backend").textContent = "Not running";
+  // Without a backend nothing runs; without a generator to show, the
+  // Train view still does.
+  if (!state.backend) $("backend").textContent = "Not running";
   showError((e as Error).message);
 });

@@ -47,7 +47,10 @@ import {
 import { SampleGrid } from "../lib/run/grid.ts";
 import type { EpochStats } from "../lib/run/record.ts";
 import { checkLabels, pixelMeans, trainingSplit } from "../lib/run/split.ts";
-import type { GeneratorMetadata } from "../lib/run/checkpoint.ts";
+import {
+  type GeneratorMetadata,
+  generatorMetadata,
+} from "../lib/run/generator_metadata.ts";
 
 /** The presets the Train view offers: value, preset, conditional. */
 export const TRAIN_PRESETS: readonly {
@@ -101,44 +104,58 @@ export class DataError extends Error {
   }
 }
 
+/** What to do about a damaged data file. */
+const REBUILD = "rebuild the site with deno task build:web (or restart " +
+  "deno task serve) and reload";
+
 /** The IDX array at `url` (gzipped or not). */
-async function fetchIdx(url: string): Promise<IdxArray> {
-  const redo = "rebuild the site with deno task build:web (or restart " +
-    "deno task serve) and reload";
+async function fetchIdx(url: string, signal?: AbortSignal): Promise<IdxArray> {
   let response: Response;
+  let bytes = new Uint8Array(0);
   try {
-    response = await fetch(url);
+    response = await fetch(url, { signal });
+    if (response.ok) bytes = new Uint8Array(await response.arrayBuffer());
   } catch (e) {
-    throw new DataError(`${url}: cannot be fetched (${(e as Error).message})`);
-  }
-  if (!response.ok) {
-    await response.body?.cancel();
+    if (signal?.aborted) throw e;
     throw new DataError(
-      `${url}: HTTP ${response.status}. The page's server has no training ` +
-        "data for this dataset: serve the page with deno task serve, or " +
-        "build it with deno task build:web, which includes the datasets " +
-        "(data/), and reload",
+      `${url}: cannot be fetched (${(e as Error).message}); is the page's ` +
+        "server still running?",
     );
   }
-  let bytes = new Uint8Array(await response.arrayBuffer());
+  if (response.status === 404) {
+    await response.body?.cancel();
+    throw new DataError(
+      `${url}: HTTP 404. The page's server has no training data for this ` +
+        "dataset: serve the page with deno task serve, or build it with " +
+        'deno task build:web, which writes data/ (it says "left out ' +
+        'data/NAME" and why when it cannot load a dataset), and reload',
+    );
+  }
+  if (!response.ok) {
+    const said = (await response.text().catch(() => "")).slice(0, 300);
+    throw new DataError(
+      `${url}: HTTP ${response.status}${said ? ` (${said})` : ""}`,
+    );
+  }
   if (isGzip(bytes)) {
     try {
-      const stream = new Blob([bytes]).stream().pipeThrough(
-        new DecompressionStream("gzip"),
-      );
+      const stream = new Blob([bytes as Uint8Array<ArrayBuffer>]).stream()
+        .pipeThrough(
+          new DecompressionStream("gzip"),
+        );
       bytes = new Uint8Array(await new Response(stream).arrayBuffer());
     } catch (e) {
       throw new DataError(
         `${url}: corrupt or truncated gzip data (${
           (e as Error).message
-        }); ${redo}`,
+        }); ${REBUILD}`,
       );
     }
   }
   try {
     return parseIdxBytes(bytes, url);
   } catch (e) {
-    throw new DataError(`${(e as Error).message}; ${redo}`);
+    throw new DataError(`${(e as Error).message}; ${REBUILD}`);
   }
 }
 
@@ -148,17 +165,21 @@ async function fetchIdx(url: string): Promise<IdxArray> {
  *
  * @throws {DataError} for a file that is missing, damaged or of the wrong kind.
  */
-export async function fetchTrainingData(name: DatasetName): Promise<Dataset> {
+export async function fetchTrainingData(
+  name: DatasetName,
+  signal?: AbortSignal,
+): Promise<Dataset> {
   const images = `data/${name}/${IDX_FILES.trainImages}.gz`;
   const labels = `data/${name}/${IDX_FILES.trainLabels}.gz`;
-  const [ia, la] = await Promise.all([fetchIdx(images), fetchIdx(labels)]);
+  const [ia, la] = await Promise.all([
+    fetchIdx(images, signal),
+    fetchIdx(labels, signal),
+  ]);
   let train: Split;
   try {
     train = splitFrom(ia, la, images, labels);
   } catch (e) {
-    throw new DataError(
-      `${(e as Error).message}; rebuild the site with deno task build:web`,
-    );
+    throw new DataError(`${(e as Error).message}; ${REBUILD}`);
   }
   const empty = { images: new Uint8Array(0), labels: new Uint8Array(0) };
   return {
@@ -273,8 +294,15 @@ export class Training {
   ): Promise<"completed" | "stopped" | "diverged"> {
     const { request: r, config } = this;
     try {
+      const signal = this.#controller.signal;
       events.log(`fetching ${r.dataset}'s training images ...`);
-      const dataset = await fetchTrainingData(r.dataset);
+      const dataset = await fetchTrainingData(r.dataset, signal).catch(
+        (e) => {
+          if (signal.aborted) return null;
+          throw e;
+        },
+      );
+      if (!dataset) return "stopped";
       const { split, note } = trainingSplit(dataset, {
         limit: r.limit,
         batchSize: config.batchSize,
@@ -286,11 +314,13 @@ export class Training {
         pixelMeans: config.outputBiasFromData ? pixelMeans(split) : undefined,
       });
       const rng = new Rng(r.seed, 1);
+      // The WGSL step's self-check, on a GPU, takes a few seconds.
       const rounds = this.#rounds = await roundsFor(gan, rng, {
         images: split.images,
         epoch: 0,
         log: events.log,
       });
+      if (signal.aborted) return "stopped";
       if (tf.getBackend() !== "webgpu") {
         events.log(
           `training step: tfjs ops on ${tf.getBackend()} (the WGSL step ` +
@@ -325,7 +355,7 @@ export class Training {
             }
           },
           onRound: (step) => events.round(epoch * steps + step),
-          signal: this.#controller.signal,
+          signal,
           pause: () => this.#resume?.promise ?? Promise.resolve(),
           last,
           yieldEveryMs: 30,
@@ -380,18 +410,12 @@ export class Training {
     } finally {
       model.dispose();
     }
-    const c = this.config, r = this.request;
-    const metadata: GeneratorMetadata = {
-      latentDim: c.latentDim,
-      latent: c.latent,
-      output: c.output,
-      ...(c.classes ? { classes: c.classes } : {}),
-      preset: c.preset,
-      dataset: r.dataset,
+    const metadata = generatorMetadata(this.config, {
+      dataset: this.request.dataset,
       epochs: this.epochsDone,
       run: this.#run,
-      seed: r.seed,
-    };
+      seed: this.request.seed,
+    });
     artifacts!.userDefinedMetadata = { gan: metadata };
     this.#generator = { artifacts: artifacts!, metadata };
   }

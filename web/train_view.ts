@@ -13,17 +13,20 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
-import type { DatasetName } from "../lib/splits.ts";
+import { type DatasetName, toBytes } from "../lib/splits.ts";
 import { pixelRange } from "../lib/presets.ts";
 import type { Progress } from "../lib/epoch.ts";
 import type { EpochStats } from "../lib/run/record.ts";
-import { type CurvePoint, drawCurves, drawGrid, toBytes } from "./draw.ts";
+import { type CurvePoint, drawCurves, drawGrid } from "./draw.ts";
 import {
   downloadGenerator,
   TRAIN_PRESETS,
   type TrainedGenerator,
   Training,
 } from "./train.ts";
+
+/** The four figures the curves show. */
+type Figures = Pick<Progress, "dLoss" | "gLoss" | "dReal" | "dFake">;
 
 /** What the Train view exposes (tests read it). */
 export interface TrainViewState {
@@ -39,6 +42,12 @@ export interface TrainViewState {
   epochs: EpochStats[];
   /** Live tensors after each epoch (constant from one epoch to the next). */
   tensors: number[];
+  /**
+   * Live tensors when Train was pressed and when the training ended: the
+   * same, since an ended training frees its networks and step.
+   */
+  tensorsBefore: number;
+  tensorsAfter: number;
   /** Grids drawn, the untrained G's, and the last one's bytes. */
   grids: number;
   firstGrid: Uint8Array | null;
@@ -73,6 +82,8 @@ export function setupTrainView(o: TrainViewOptions): {
     updates: [],
     epochs: [],
     tensors: [],
+    tensorsBefore: 0,
+    tensorsAfter: 0,
     grids: 0,
     firstGrid: null,
     grid: null,
@@ -113,17 +124,40 @@ export function setupTrainView(o: TrainViewOptions): {
     $<HTMLButtonElement>("train-stop").disabled = !running;
     const has = current?.generator != null;
     $<HTMLButtonElement>("train-download").disabled = !has;
-    $<HTMLButtonElement>("train-sample").disabled = !has;
+    // Sampling switches to the Samples view, which stops a training.
+    $<HTMLButtonElement>("train-sample").disabled = !has || running;
+  };
+  const ENDED = ["idle", "completed", "stopped", "diverged", "failed"];
+
+  /**
+   * The curves' point for rounds k0+1..k of an epoch: their means, from the
+   * running means over the epoch at k0 (`before`, none at 0) and at k.
+   */
+  const point = (
+    base: number,
+    now: Figures,
+    k: number,
+    before: Figures | null,
+    k0: number,
+  ): CurvePoint => {
+    const mean = (key: keyof Figures) =>
+      (now[key] * k - (before ? before[key] * k0 : 0)) / (k - k0);
+    return {
+      step: base + k,
+      dLoss: mean("dLoss"),
+      gLoss: mean("gLoss"),
+      dReal: mean("dReal"),
+      dFake: mean("dFake"),
+    };
   };
 
   const start = async () => {
-    if (
-      current &&
-      !["completed", "stopped", "diverged", "failed"].includes(state.status)
-    ) {
+    if (!ENDED.includes(state.status)) {
       error("already training: press Stop first to start again");
       return;
     }
+    state.status = "loading";
+    $<HTMLButtonElement>("train-start").disabled = true;
     const seed = Math.max(
       0,
       Math.floor(Number($<HTMLInputElement>("train-seed").value) || 0),
@@ -140,6 +174,8 @@ export function setupTrainView(o: TrainViewOptions): {
       updates: [],
       epochs: [],
       tensors: [],
+      tensorsBefore: 0,
+      tensorsAfter: 0,
       grids: 0,
       firstGrid: null,
       grid: null,
@@ -152,6 +188,7 @@ export function setupTrainView(o: TrainViewOptions): {
     let training: Training;
     try {
       await o.backend;
+      state.tensorsBefore = tf.memory().numTensors;
       training = current = new Training({
         dataset,
         preset: preset.value,
@@ -162,6 +199,7 @@ export function setupTrainView(o: TrainViewOptions): {
     } catch (e) {
       state.status = "failed";
       error((e as Error).message);
+      buttons(false);
       return;
     }
     buttons(true);
@@ -183,19 +221,9 @@ export function setupTrainView(o: TrainViewOptions): {
         state.status = training.paused ? "paused" : "training";
         state.progress = p;
         state.updates.push(p);
-        const before = previous && previous.epoch === p.epoch ? previous : null;
-        // Means over the rounds since the last update, from the running means.
-        const k0 = before?.step ?? 0, k = p.step;
-        const mean = (key: "dLoss" | "gLoss" | "dReal" | "dFake") =>
-          (p[key] * k - (before ? before[key] * k0 : 0)) / (k - k0);
-        const base = (p.epoch - 1) * p.steps;
-        curves.push({
-          step: base + k,
-          dLoss: mean("dLoss"),
-          gLoss: mean("gLoss"),
-          dReal: mean("dReal"),
-          dFake: mean("dFake"),
-        });
+        const before = previous?.epoch === p.epoch ? previous : null;
+        const k = p.step, base = (p.epoch - 1) * p.steps;
+        curves.push(point(base, p, k, before, before?.step ?? 0));
         previous = p;
         drawCurves($<HTMLCanvasElement>("train-curves"), curves);
         const bar = $<HTMLProgressElement>("train-progress");
@@ -203,7 +231,8 @@ export function setupTrainView(o: TrainViewOptions): {
         bar.value = base + k;
         status(
           `epoch ${p.epoch}/${p.epochs}, round ${k}/${p.steps}, ` +
-            `${p.imagesPerSecond.toFixed(0)} images/s on ${tf.getBackend()}`,
+            `${p.imagesPerSecond.toFixed(0)} images/s on ${tf.getBackend()}` +
+            (training.paused ? " (paused)" : ""),
         );
         $("train-figures").textContent = `D loss ${p.dLoss.toFixed(3)}, ` +
           `G loss ${p.gLoss.toFixed(3)}, D(x) ${p.dReal.toFixed(2)}, ` +
@@ -218,20 +247,10 @@ export function setupTrainView(o: TrainViewOptions): {
       epoch: (stats, images, tensors) => {
         state.epochs.push(stats);
         // The curves' point for the epoch's last rounds, from its means.
-        const p = previous, steps = training.steps;
-        const base = (stats.epoch - 1) * steps, k0 = p?.step ?? 0;
-        if (p && p.epoch === stats.epoch && steps > k0) {
-          const tail = (key: "dLoss" | "gLoss" | "dReal" | "dFake") =>
-            (stats[key] * steps - p[key] * k0) / (steps - k0);
-          curves.push({
-            step: base + steps,
-            dLoss: tail("dLoss"),
-            gLoss: tail("gLoss"),
-            dReal: tail("dReal"),
-            dFake: tail("dFake"),
-          });
-          drawCurves($<HTMLCanvasElement>("train-curves"), curves);
-        }
+        const steps = training.steps, base = (stats.epoch - 1) * steps;
+        const before = previous?.epoch === stats.epoch ? previous : null;
+        curves.push(point(base, stats, steps, before, before?.step ?? 0));
+        drawCurves($<HTMLCanvasElement>("train-curves"), curves);
         const bar = $<HTMLProgressElement>("train-progress");
         bar.max = training.request.epochs * steps;
         bar.value = state.rounds;
@@ -249,6 +268,7 @@ export function setupTrainView(o: TrainViewOptions): {
       return "failed" as const;
     });
     state.status = ended;
+    state.tensorsAfter = tf.memory().numTensors;
     buttons(false);
     const kept = training.generator
       ? `; the generator after epoch ${training.epochsDone} can be downloaded or sampled`
@@ -274,11 +294,15 @@ export function setupTrainView(o: TrainViewOptions): {
       current.resume();
       state.status = "training";
       $("train-pause").textContent = "Pause";
+      status(`resumed after round ${state.rounds}`);
     } else {
       current.pause();
       state.status = "paused";
       $("train-pause").textContent = "Resume";
-      status(`paused after round ${state.rounds}: press Resume to go on`);
+      status(
+        `paused after round ${state.rounds} (or the one under way): ` +
+          "press Resume to go on",
+      );
     }
   });
   $("train-stop").addEventListener("click", () => current?.stop());

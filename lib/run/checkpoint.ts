@@ -33,8 +33,6 @@ import {
   type Network,
   outputGenerator,
 } from "../gan.ts";
-import type { EmaConfig } from "../nets/ema.ts";
-import type { OutputActivation } from "../nets/mlp.ts";
 import type { GanConfig } from "../presets.ts";
 import { logicalName } from "../nets/optim.ts";
 
@@ -70,40 +68,9 @@ export interface CheckpointFile<S> {
   tensors: TensorEntry[];
 }
 
-/** Metadata stored in the generator's model.json (`userDefinedMetadata`). */
-export interface GeneratorMetadata {
-  latentDim: number;
-  latent: "normal" | "uniform";
-  output: OutputActivation;
-  /**
-   * Classes of a conditional generator: its input is the latent vector
-   * followed by the one-hot class (latentDim + classes values). Absent for
-   * an unconditional one.
-   */
-  classes?: number;
-  preset: string;
-  dataset: string;
-  epochs: number;
-  /**
-   * The training run this generator comes from: an id drawn when the run
-   * started and kept when it is resumed (`deno task average` takes
-   * generators of one run only). Absent in generators of older versions.
-   */
-  run?: string;
-  /** The run's seed (absent in generators of older versions). */
-  seed?: number;
-  /**
-   * The epochs of the generators whose weights this one's are the mean of
-   * (`deno task average`); absent for a generator as trained.
-   */
-  averagedEpochs?: number[];
-  /**
-   * Present when the weights are the moving average of G's that the run
-   * kept (`lib/nets/ema.ts`), with its settings; absent for G as trained
-   * (a run with an average keeps that one in `generator-raw/`).
-   */
-  ema?: EmaConfig;
-}
+import type { GeneratorMetadata } from "./generator_metadata.ts";
+
+export type { GeneratorMetadata };
 
 /**
  * A generator's training length in words: "15 epochs", or for an averaged

@@ -12,7 +12,7 @@ import { defaultClassifierDir } from "../eval/evaluate.ts";
 import { nearestNeighbours } from "../eval/neighbours.ts";
 import { type Dataset, IMAGE_PIXELS, toFloat } from "../data.ts";
 import { imageGrid } from "../pictures/figures.ts";
-import { toBytes } from "./samples.ts";
+import { toBytes } from "../splits.ts";
 
 /** Where neighbours are searched: pixel L2, or the classifier's features. */
 export type NeighbourSpace = "pixels" | "features";

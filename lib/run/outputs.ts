@@ -14,6 +14,7 @@ import {
 } from "../pictures/figures.ts";
 import { keptGeneratorFolder } from "./average.ts";
 import { saveCheckpoint, saveGenerator } from "./checkpoint.ts";
+import { generatorMetadata } from "./generator_metadata.ts";
 import type { GridLayout } from "./grid.ts";
 import type { TrainState } from "./record.ts";
 
@@ -102,19 +103,12 @@ export async function writeOutputs(
     }))
     .filter((f) => exists(f.path));
   await writeFileAtomic(`${outDir}/progress.gif`, await progressGif(frames));
-  const g = o.gan.config;
-  const generator = {
-    latentDim: g.latentDim,
-    latent: g.latent,
-    output: g.output,
-    ...(g.classes ? { classes: g.classes } : {}),
-    preset: g.preset,
+  const generator = generatorMetadata(o.gan.config, {
     dataset: o.state.dataset,
     epochs: epoch,
     run: o.state.run,
     seed: o.state.seed,
-    ...(g.ema ? { ema: g.ema } : {}),
-  };
+  });
   if (o.keepGenerator) {
     // Before the checkpoint, its commit point: a run killed in between
     // trains this epoch again and writes this folder again. G as trained,

@@ -24,7 +24,7 @@ import {
   writeFailure,
   writeFileAtomic,
 } from "../io/files.ts";
-import { CLASS_NAMES, classLabels } from "../data.ts";
+import { CLASS_NAMES, classLabels, toBytes } from "../data.ts";
 import {
   decodeSamples,
   readFileNamed,
@@ -194,14 +194,6 @@ export function generatorInputsFor(
     (_, i) => options.label ?? (first + i) % classes,
   );
   return { z: withClasses(z, labels, meta.latentDim, classes), labels };
-}
-
-/** Generator outputs in [0, 1] as bytes 0..255. */
-export function toBytes(images: Float32Array): Uint8Array {
-  return Uint8Array.from(
-    images,
-    (v) => Math.max(0, Math.min(255, Math.round(v * 255))),
-  );
 }
 
 /**
