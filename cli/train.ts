@@ -191,14 +191,12 @@ function parse(args: string[]) {
     (values.conditional ? DEFAULT_CONDITIONAL_PRESET : DEFAULT_PRESET)[dataset];
   let config: GanConfig = preset(presetName);
   if (values.conditional) {
-    if (config.generator.layers) {
-      throw new UsageError(
-        `--conditional: the convolutional presets cannot be conditional yet ` +
-          "(nor keras-mlp, written as a layer list too); use an MLP preset " +
-          "(cgan, or paper, mlp, bn with --conditional)",
-      );
-    }
     config = conditional(config, CLASS_NAMES[dataset as DatasetName].length);
+    try {
+      validateConfig(config);
+    } catch (e) {
+      throw new UsageError(`--conditional: ${(e as Error).message}`);
+    }
   }
   const named = `${presetName}${
     values.conditional && presetName !== "cgan" ? "-conditional" : ""

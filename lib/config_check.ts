@@ -7,6 +7,7 @@
  */
 
 import { type GanConfig, LOSS_KINDS, UPDATE_KINDS } from "./presets.ts";
+import type { LayerDesc } from "./nets/layer_net.ts";
 
 /** Throws a readable error for a configuration that cannot train. */
 export function validateConfig(config: GanConfig): void {
@@ -26,13 +27,32 @@ export function validateConfig(config: GanConfig): void {
         `classes must be an integer >= 2 (or 0: unconditional), got ${config.classes}`,
       );
     }
-    if (config.generator.layers || config.discriminator.layers) {
+    const d = config.discriminator.layers;
+    if (
+      d && (d[0]?.kind !== "classChannels" || d[0].classes !== config.classes)
+    ) {
       problems.push(
-        "the convolutional presets cannot be conditional yet (nor keras-mlp, " +
-          "written as a layer list too); train a conditional MLP (--preset " +
-          "cgan, or --conditional with paper, mlp or bn)",
+        `${config.preset} cannot be conditional: a layer list's D must start ` +
+          `with a classChannels layer of ${config.classes} classes, which ` +
+          "--conditional puts in place of a convolutional D's first reshape " +
+          "(keras-mlp's dense D has none); train a conditional MLP (--preset " +
+          "cgan, or --conditional with paper, mlp or bn) or a convolutional " +
+          "preset (sngan, sngan-fc, dcgan)",
       );
     }
+  }
+  // The class planes come first in a conditional D, and nowhere else.
+  const planes = (layers: LayerDesc[] = []) =>
+    layers.flatMap((l, i) => l.kind === "classChannels" ? [i] : []);
+  const inD = planes(config.discriminator.layers);
+  if (planes(config.generator.layers).length > 0) {
+    problems.push("a classChannels layer belongs in D only (its first layer)");
+  }
+  if (inD.some((i) => i > 0) || (inD.length > 0 && !config.classes)) {
+    problems.push(
+      "a classChannels layer must be a conditional D's first layer (it " +
+        "reads the one-hot class after the pixels)",
+    );
   }
   for (
     const [name, net] of [["G", config.generator], [

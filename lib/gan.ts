@@ -127,9 +127,11 @@ function layerNets(config: GanConfig, rng: Rng): [LayerNet, LayerNet] {
   if (config.outputBiasFromData) {
     throw new Error("outputBiasFromData is for MLP generators only");
   }
+  // A conditional GAN's inputs end with the one-hot class.
+  const classes = config.classes ?? 0;
   return [
-    new LayerNet("G", config.latentDim, g, rng),
-    new LayerNet("D", IMAGE_DIM, d, rng),
+    new LayerNet("G", config.latentDim + classes, g, rng),
+    new LayerNet("D", IMAGE_DIM + classes, d, rng),
   ];
 }
 

@@ -517,8 +517,8 @@ export const DEFAULT_PRESET: Record<string, string> = {
 
 /**
  * The preset of `deno task train --conditional` without `--preset`, per
- * dataset: the best MLP (the conditional presets are MLPs; a convolutional
- * one cannot be conditional yet).
+ * dataset: the best conditional MLP (the committed conditional generators
+ * are MLPs; `--preset sngan --conditional` trains a convolutional one).
  */
 export const DEFAULT_CONDITIONAL_PRESET: Record<string, string> = {
   mnist: "paper",
@@ -553,8 +553,10 @@ export function preset(name: string): GanConfig {
  * `config` made conditional on `classes` classes (`--conditional`): both
  * networks also see the one-hot class. An MLP preset without
  * {@linkcode NetConfig.labelUnits} takes the class appended to each
- * network's input (the common form for Adam-trained MLP GANs); a preset
- * that is conditional already is returned as it is.
+ * network's input (the common form for Adam-trained MLP GANs); a
+ * convolutional preset's D gets it as extra input planes (the
+ * `classChannels` layer instead of its first reshape); a preset that is
+ * conditional already is returned as it is.
  */
 export function conditional(config: GanConfig, classes = 10): GanConfig {
   // Why appended: a one-hot class times the first layer's weights is one row
@@ -564,7 +566,26 @@ export function conditional(config: GanConfig, classes = 10): GanConfig {
   // sooner but drew worse images (docs/results.md, "Why the class is
   // appended"), so appending is the default.
   if (config.classes) return config;
+  const d = config.discriminator.layers;
+  if (d && isImageReshape(d[0])) {
+    // A convolutional D sees the class as planes beside the image (the
+    // Keras conditional GAN example's form); G's first dense layer takes
+    // the one-hot class after the noise, as an MLP's does.
+    return {
+      ...config,
+      classes,
+      discriminator: {
+        ...config.discriminator,
+        layers: [{ kind: "classChannels", classes }, ...d.slice(1)],
+      },
+    };
+  }
   return { ...config, classes };
+}
+
+/** Whether `l` is a D's first layer that makes a row of 784 pixels an image. */
+function isImageReshape(l: LayerDesc | undefined): boolean {
+  return l?.kind === "reshape" && l.shape.join() === "28,28,1";
 }
 
 /** Values G takes as input: the noise, then the one-hot class if conditional. */

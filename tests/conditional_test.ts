@@ -5,6 +5,7 @@ import { loadGenerator } from "../lib/run/checkpoint.ts";
 import { type Dataset, loadDataset } from "../lib/data.ts";
 import { conditionalFigures } from "../lib/eval/evaluate.ts";
 import { asMlp } from "../lib/nets/mlp.ts";
+import { LayerNet } from "../lib/nets/layer_net.ts";
 import { classGridInputs, oneHot, withClasses } from "../lib/nets/latent.ts";
 import { conditional, preset } from "../lib/presets.ts";
 import { validateConfig } from "../lib/config_check.ts";
@@ -51,9 +52,31 @@ Deno.test("oneHot, withClasses and the class grid's inputs", () => {
 Deno.test("configurations: what can and cannot be conditional", () => {
   assert.equal(conditional(preset("mlp")).classes, 10);
   assert.equal(preset("cgan").classes, 10);
+  // A convolutional D sees the class as planes beside the image.
+  const conv = conditional(preset("dcgan"));
+  validateConfig(conv);
+  assert.deepEqual(conv.discriminator.layers![0], {
+    kind: "classChannels",
+    classes: 10,
+  });
+  assert.deepEqual(preset("dcgan").discriminator.layers![0].kind, "reshape");
+  // keras-mlp's dense D has no reshape to put the planes in place of.
   assert.throws(
-    () => validateConfig(conditional(preset("dcgan"))),
-    /convolutional presets cannot be conditional yet/,
+    () => validateConfig(conditional(preset("keras-mlp"))),
+    /keras-mlp cannot be conditional: a layer list's D must start with a classChannels layer/,
+  );
+  // The planes belong first in a conditional D, nowhere else.
+  const inG = preset("sngan");
+  inG.generator.layers!.unshift({ kind: "classChannels", classes: 10 });
+  assert.throws(() => validateConfig(inG), /belongs in D only/);
+  const unconditional = preset("sngan");
+  unconditional.discriminator.layers![0] = {
+    kind: "classChannels",
+    classes: 10,
+  };
+  assert.throws(
+    () => validateConfig(unconditional),
+    /must be a conditional D's first layer/,
   );
   const c = preset("mlp");
   c.discriminator.labelUnits = 50;
@@ -246,6 +269,47 @@ Deno.test("conditional training: class-grid samples, labels checked, resume exac
   }
 });
 
+Deno.test("a conditional convolutional GAN: the class as planes beside D's image; it trains, and its G exports", async () => {
+  // The planes: the image, then all ones for the row's class.
+  const net = new LayerNet("D", 784 + 3, [{
+    kind: "classChannels",
+    classes: 3,
+  }], new Rng(0));
+  const x = new Float32Array(2 * 787);
+  for (let i = 0; i < 784; i++) x[i] = x[787 + i] = i / 784;
+  x[784 + 2] = 1; // row 0: class 2
+  x[787 + 784] = 1; // row 1: class 0
+  const y = net.apply(tf.tensor2d(x, [2, 787]), { training: false });
+  assert.deepEqual(y.shape, [2, 28, 28, 4]);
+  const v = await y.data();
+  const at = (r: number, p: number, ch: number) => v[(r * 784 + p) * 4 + ch];
+  assert.equal(at(0, 100, 0), x[100]);
+  assert.deepEqual([1, 2, 3].map((ch) => at(0, 500, ch)), [0, 0, 1]);
+  assert.deepEqual([1, 2, 3].map((ch) => at(1, 7, ch)), [1, 0, 0]);
+  tf.dispose(y);
+  net.dispose();
+
+  // A few rounds of a small conditional sngan, and its G as a layers model.
+  const config = { ...conditional(preset("sngan")), batchSize: 16 };
+  const run = await train(base({ config, limit: 64 }));
+  assert.equal(run.status, "completed");
+  assert.ok(Number.isFinite(run.history[0].dLoss));
+  assert.equal(wgslStepSupport(config) !== null, true, "the tfjs step runs it");
+  const model = generatorModel(run.gan.generator);
+  assert.deepEqual(model.inputs[0].shape, [null, 110]);
+  const z = withClasses(
+    new Rng(1).fillNormal(new Float32Array(200)),
+    [3, 7],
+    100,
+    10,
+  );
+  const out = model.predict(tf.tensor2d(z, [2, 110])) as tf.Tensor;
+  assert.deepEqual(out.shape, [2, 784]);
+  tf.dispose(out);
+  model.dispose();
+  disposeGan(run.gan);
+});
+
 Deno.test("conditional accuracy and per-class FID from classifier outputs", () => {
   // 20 samples, 2 per class; the classifier agrees on all but one of class 3.
   const labels = Uint8Array.from({ length: 20 }, (_, i) => i % 10);
@@ -369,8 +433,8 @@ Deno.test("CLI: a conditional run, sampled by class and evaluated per class; bad
       ],
       [
         "train.ts",
-        ["--conditional", "--preset", "dcgan"],
-        /convolutional presets cannot be conditional yet/,
+        ["--conditional", "--preset", "keras-mlp"],
+        /--conditional: .*keras-mlp cannot be conditional/,
       ],
       [
         "train.ts",

@@ -10,6 +10,7 @@
  */
 
 import assert from "node:assert/strict";
+import { buildManifest, generatorFiles } from "../cli/site.ts";
 import { decodeNpy } from "../lib/io/npy.ts";
 import { Browser, findChromium, startServer } from "./browser.ts";
 import { root, runCli } from "./run.ts";
@@ -226,6 +227,24 @@ Deno.test({
       assert.ok(
         d <= 2,
         `the page's generator draws within ${d}/255 of the CLI's`,
+      );
+      // In a models folder, the Samples view lists it with its metadata.
+      await Deno.mkdir(`${tmp}/models/trained`, { recursive: true });
+      for (const f of files()) {
+        await Deno.copyFile(`${downloads}/${f}`, `${tmp}/models/trained/${f}`);
+      }
+      const manifest = await buildManifest(`${tmp}/models`);
+      assert.deepEqual(manifest.skipped, []);
+      const entry = manifest.generators[0];
+      assert.equal(entry.name, "trained");
+      assert.equal(entry.preset, "paper");
+      assert.equal(entry.dataset, "mnist");
+      assert.equal(entry.epochs, 2);
+      assert.ok(
+        generatorFiles(`${tmp}/models`, "trained")?.files.has(
+          "model.weights.bin",
+        ),
+        "its weights are served",
       );
 
       // Sample it: the Samples view shows the trained generator.

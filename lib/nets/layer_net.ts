@@ -112,7 +112,14 @@ export type LayerDesc =
     keepLast?: number;
   }
   | { kind: "reshape"; shape: number[] }
-  | { kind: "flatten" };
+  | { kind: "flatten" }
+  /**
+   * A conditional D's first layer, as in the Keras conditional GAN example:
+   * a row of 784 pixels followed by the one-hot class becomes a 28 x 28
+   * image of 1 + `classes` channels, the pixels and then one plane per
+   * class, all ones for the row's class and zeros for the others.
+   */
+  | { kind: "classChannels"; classes: number };
 
 /** A layer's variables (those it has). */
 export interface LayerVars {
@@ -166,6 +173,9 @@ function shapes(input: number[], layers: LayerDesc[]): number[][] {
         break;
       case "flatten":
         s = [s.reduce((a, b) => a * b, 1)];
+        break;
+      case "classChannels":
+        s = [28, 28, 1 + l.classes];
         break;
     }
     out.push(s);
@@ -221,6 +231,8 @@ function describeLayer(l: LayerDesc): string {
       return `dropout ${l.rate}`;
     case "maxout":
       return `maxout ${l.pieces}`;
+    case "classChannels":
+      return `the image and ${l.classes} class planes`;
     default:
       return l.kind;
   }
@@ -409,6 +421,23 @@ export class LayerNet {
         case "flatten":
           h = tf.reshape(h, [batch, -1]);
           break;
+        case "classChannels": {
+          const image = tf.reshape(tf.slice(h, [0, 0], [batch, 784]), [
+            batch,
+            28,
+            28,
+            1,
+          ]);
+          const y = tf.slice(h, [0, 784], [batch, l.classes]);
+          const planes = tf.tile(tf.reshape(y, [batch, 1, 1, l.classes]), [
+            1,
+            28,
+            28,
+            1,
+          ]);
+          h = tf.concat([image, planes], 3);
+          break;
+        }
         case "dense": {
           const k = v.mask ? tf.mul(kernel(), v.mask) : kernel();
           h = tf.matMul(h as tf.Tensor2D, k as tf.Tensor2D);
@@ -597,6 +626,11 @@ export function layerNetAsLayersModel(net: LayerNet): tf.Sequential {
         throw new Error(
           "a generator with conv2d layers cannot be exported (spectral " +
             "norm and strided convolutions belong in D)",
+        );
+      case "classChannels":
+        throw new Error(
+          "a generator with a classChannels layer cannot be exported (it " +
+            "is a conditional D's first layer)",
         );
     }
     model.add(layer);
