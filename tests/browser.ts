@@ -71,6 +71,26 @@ export async function startServer(
   throw new Error(`${cmd} ${args.join(" ")} did not start: ${text}`);
 }
 
+/**
+ * Python's static file server on a free port, serving `dir`; returns its
+ * address (`http://127.0.0.1:PORT/`) and process.
+ */
+export async function staticServer(
+  dir: string,
+): Promise<{ url: string; process: Deno.ChildProcess }> {
+  const server = await startServer("python3", [
+    "-u",
+    "-m",
+    "http.server",
+    "--bind",
+    "127.0.0.1",
+    "0",
+    "-d",
+    dir,
+  ], /Serving HTTP on \S+ port (\d+)/);
+  return { ...server, url: `http://127.0.0.1:${server.url}/` };
+}
+
 type Pending = {
   resolve: (v: Record<string, unknown>) => void;
   reject: (e: Error) => void;

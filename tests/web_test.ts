@@ -8,7 +8,7 @@
 
 import assert from "node:assert/strict";
 import { decodeNpy } from "../lib/io/npy.ts";
-import { Browser, findChromium, startServer } from "./browser.ts";
+import { Browser, findChromium, startServer, staticServer } from "./browser.ts";
 import { root, runCli } from "./run.ts";
 
 const chromium = findChromium();
@@ -349,21 +349,12 @@ Deno.test({
       );
       assert.equal(cond.classes, 10);
       assert.equal(cond.classNames[8], "Bag");
-      const server = await startServer("python3", [
-        "-u",
-        "-m",
-        "http.server",
-        "--bind",
-        "127.0.0.1",
-        "0",
-        "-d",
-        `${out}/site`,
-      ], /Serving HTTP on \S+ port (\d+)/);
+      const server = await staticServer(`${out}/site`);
       const browser = await Browser.launch(chromium!);
       try {
         const ready = await firstGrid(
           browser,
-          `http://127.0.0.1:${server.url}/?model=mnist&seed=1&n=4`,
+          `${server.url}?model=mnist&seed=1&n=4`,
         );
         assert.equal(ready.model, "mnist");
         const images = await browser.evaluate<number[]>(

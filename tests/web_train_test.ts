@@ -12,7 +12,7 @@
 import assert from "node:assert/strict";
 import { buildManifest, generatorFiles } from "../cli/site.ts";
 import { decodeNpy } from "../lib/io/npy.ts";
-import { Browser, findChromium, startServer } from "./browser.ts";
+import { Browser, findChromium, startServer, staticServer } from "./browser.ts";
 import { root, runCli } from "./run.ts";
 
 const chromium = findChromium();
@@ -315,19 +315,10 @@ Deno.test({
       const bytes = await Deno.readFile(labels);
       await Deno.writeFile(labels, bytes.subarray(0, bytes.length >> 1));
       await Deno.remove(`${data}/fashion/train-images-idx3-ubyte.gz`);
-      const server = await startServer("python3", [
-        "-u",
-        "-m",
-        "http.server",
-        "--bind",
-        "127.0.0.1",
-        "0",
-        "-d",
-        `${out}/site`,
-      ], /Serving HTTP on \S+ port (\d+)/);
+      const server = await staticServer(`${out}/site`);
       const browser = await Browser.launch(chromium!);
       try {
-        const base = `http://127.0.0.1:${server.url}/`;
+        const base = server.url;
         const expectError = async (dataset: string, pattern: RegExp) => {
           await browser.goto(
             `${base}?view=train&backend=wasm&dataset=${dataset}&epochs=1`,

@@ -83,6 +83,12 @@ export const TRAIN_PRESETS: readonly {
     conditional: false,
     label: "sngan: convolutional, spectral norm in D",
   },
+  {
+    value: "sngan-conditional",
+    preset: "sngan",
+    conditional: true,
+    label: "sngan, conditional: the class as planes beside D's image",
+  },
 ];
 
 /** What one training in the page asks for. */

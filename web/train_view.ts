@@ -58,6 +58,26 @@ export interface TrainViewState {
   generator: TrainedGenerator["metadata"] | null;
 }
 
+/** The state of a view that has not trained yet (`status` aside). */
+function fresh(status: string): TrainViewState {
+  return {
+    status,
+    progress: null,
+    rounds: 0,
+    updates: [],
+    epochs: [],
+    tensors: [],
+    tensorsBefore: 0,
+    tensorsAfter: 0,
+    grids: 0,
+    firstGrid: null,
+    grid: null,
+    log: [],
+    errors: [],
+    generator: null,
+  };
+}
+
 /** Options of {@linkcode setupTrainView}. */
 export interface TrainViewOptions {
   /** The page's backend, once it has started. */
@@ -75,22 +95,7 @@ export function setupTrainView(o: TrainViewOptions): {
   state: TrainViewState;
   leave: () => void;
 } {
-  const state: TrainViewState = {
-    status: "idle",
-    progress: null,
-    rounds: 0,
-    updates: [],
-    epochs: [],
-    tensors: [],
-    tensorsBefore: 0,
-    tensorsAfter: 0,
-    grids: 0,
-    firstGrid: null,
-    grid: null,
-    log: [],
-    errors: [],
-    generator: null,
-  };
+  const state = fresh("idle");
   let current: Training | null = null;
   let curves: CurvePoint[] = [];
   const preset = $<HTMLSelectElement>("train-preset");
@@ -167,22 +172,7 @@ export function setupTrainView(o: TrainViewOptions): {
       Math.floor(Number($<HTMLInputElement>("train-epochs").value) || 1),
     );
     const dataset = $<HTMLSelectElement>("train-dataset").value as DatasetName;
-    Object.assign(state, {
-      status: "loading",
-      progress: null,
-      rounds: 0,
-      updates: [],
-      epochs: [],
-      tensors: [],
-      tensorsBefore: 0,
-      tensorsAfter: 0,
-      grids: 0,
-      firstGrid: null,
-      grid: null,
-      log: [],
-      errors: [],
-      generator: null,
-    });
+    Object.assign(state, fresh("loading"));
     $("train-error").hidden = true;
     curves = [];
     let training: Training;
