@@ -97,7 +97,10 @@ export function generatorFiles(
   const model = files.get("model.json");
   if (model) {
     for (const path of weightsPaths(model)) {
-      if (plainName(path)) add(path);
+      // TF.js's own downloads (the page's Download generator) name theirs
+      // "./model.weights.bin": the same file in the folder.
+      const name = path.startsWith("./") ? path.slice(2) : path;
+      if (plainName(name)) add(name);
       else {
         refused.push(
           `model.json names the weights file "${path}", which is not a plain file name in the folder`,
