@@ -379,6 +379,14 @@ function showView(view: string) {
   $("view-train").setAttribute("aria-pressed", String(train));
 }
 
+/** The seed box's value: a whole number, at least 0. */
+function seedValue(): number {
+  return Math.max(
+    0,
+    Math.floor(Number($<HTMLInputElement>("seed").value) || 0),
+  );
+}
+
 /**
  * Adds a generator trained in this page to the list (once for each
  * generator kept), and shows its samples.
@@ -415,9 +423,7 @@ async function sampleTrained(g: TrainedGenerator) {
   showView("samples");
   showModel();
   try {
-    await grid(
-      Math.max(0, Math.floor(Number($<HTMLInputElement>("seed").value) || 0)),
-    );
+    await grid(seedValue());
   } catch (e) {
     showError((e as Error).message);
   }
@@ -459,7 +465,7 @@ async function main() {
   }
   const seedInput = $<HTMLInputElement>("seed");
   seedInput.value = String(Number(params.get("seed")) || 0);
-  const seed = () => Math.max(0, Math.floor(Number(seedInput.value) || 0));
+  const seed = seedValue;
   const slider = $<HTMLInputElement>("truncation");
   const wantedT = Number(params.get("truncation"));
   if (wantedT >= 0.1 && wantedT <= 2) slider.value = String(wantedT);

@@ -397,10 +397,12 @@ export class Training {
     }
   }
 
-  /** Keeps G as files in memory. */
+  /**
+   * Keeps G as files in memory; called after an epoch, whose end has put
+   * the WGSL step's weights into the GAN's tensors already.
+   */
   async #keep(): Promise<void> {
     if (!this.#gan) return;
-    await this.#export();
     const model = generatorModel(outputGenerator(this.#gan));
     let artifacts: tf.io.ModelArtifacts | undefined;
     try {

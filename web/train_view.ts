@@ -316,11 +316,7 @@ export function setupTrainView(o: TrainViewOptions): {
   return {
     state,
     leave: () => {
-      if (
-        current &&
-        (state.status === "training" || state.status === "paused" ||
-          state.status === "loading")
-      ) {
+      if (current && !ENDED.includes(state.status)) {
         current.stop();
         log("training stopped: you left the Train view");
       }
