@@ -17,6 +17,7 @@ import {
 } from "../lib/data.ts";
 import {
   conditional,
+  CONDITIONINGS,
   DEFAULT_CONDITIONAL_PRESET,
   DEFAULT_EPOCHS,
   DEFAULT_PRESET,
@@ -59,11 +60,16 @@ Options:
 })
   --conditional              give G and D the class (Mirza and Osindero
                              2014): samples can then be asked for by class
-                             (deno task sample --class N); MLP presets
-                             (cgan is conditional already; default: ${
+                             (deno task sample --class N); MLP and
+                             convolutional presets (cgan is conditional
+                             already; default: ${
   Object.entries(DEFAULT_CONDITIONAL_PRESET).map(([d, p]) => `${p} for ${d}`)
     .join(", ")
 })
+  --conditioning FORM        how a conditional convolutional GAN is told the
+                             class: projection (a projection D and class-
+                             conditional batch norm in G, the default) or
+                             channels (the class as planes beside D's image)
   --epochs N                 total epochs (on --resume: the run's own; default per preset: ${
   Object.entries(DEFAULT_EPOCHS).map(([p, e]) => `${p} ${e}`).join(", ")
 })
@@ -128,6 +134,7 @@ at a time per run folder (train.lock).
 const CONFIG_FLAGS = [
   "preset",
   "conditional",
+  "conditioning",
   "batch-size",
   "latent-dim",
   "lr",
@@ -150,6 +157,7 @@ function parse(args: string[]) {
     dataset: { type: "string" },
     preset: { type: "string" },
     conditional: { type: "boolean" },
+    conditioning: { type: "string" },
     epochs: { type: "string" },
     "batch-size": { type: "string" },
     "latent-dim": { type: "string" },
@@ -190,8 +198,25 @@ function parse(args: string[]) {
   const presetName = choiceFlag("preset", values.preset, PRESET_NAMES) ??
     (values.conditional ? DEFAULT_CONDITIONAL_PRESET : DEFAULT_PRESET)[dataset];
   let config: GanConfig = preset(presetName);
+  const form = choiceFlag("conditioning", values.conditioning, CONDITIONINGS);
+  if (form && !values.conditional) {
+    throw new UsageError(
+      "--conditioning says how a conditional GAN is told the class: add " +
+        "--conditional",
+    );
+  }
+  if (form && !config.generator.layers) {
+    throw new UsageError(
+      `--conditioning is for the convolutional presets; ${presetName} is an ` +
+        "MLP, which takes the class appended to each network's input",
+    );
+  }
   if (values.conditional) {
-    config = conditional(config, CLASS_NAMES[dataset as DatasetName].length);
+    config = conditional(
+      config,
+      CLASS_NAMES[dataset as DatasetName].length,
+      form ?? "projection",
+    );
     try {
       validateConfig(config);
     } catch (e) {
@@ -200,7 +225,7 @@ function parse(args: string[]) {
   }
   const named = `${presetName}${
     values.conditional && presetName !== "cgan" ? "-conditional" : ""
-  }`;
+  }${form === "channels" ? "-channels" : ""}`;
   const batch = intFlag("batch-size", values["batch-size"]);
   if (batch) config.batchSize = batch;
   const latentDim = intFlag("latent-dim", values["latent-dim"]);

@@ -7,7 +7,7 @@
  */
 
 import { type GanConfig, LOSS_KINDS, UPDATE_KINDS } from "./presets.ts";
-import type { LayerDesc } from "./nets/layer_net.ts";
+import { classesRead } from "./nets/layer_net.ts";
 
 /** Throws a readable error for a configuration that cannot train. */
 export function validateConfig(config: GanConfig): void {
@@ -28,31 +28,64 @@ export function validateConfig(config: GanConfig): void {
       );
     }
     const d = config.discriminator.layers;
+    const first = d?.[0];
     if (
-      d && (d[0]?.kind !== "classChannels" || d[0].classes !== config.classes)
+      d &&
+      (!(first?.kind === "classChannels" || first?.kind === "classInput") ||
+        first.classes !== config.classes)
     ) {
       problems.push(
         `${config.preset} cannot be conditional: a layer list's D must start ` +
-          `with a classChannels layer of ${config.classes} classes, which ` +
-          "--conditional puts in place of a convolutional D's first reshape " +
-          "(keras-mlp's dense D has none); train a conditional MLP (--preset " +
-          "cgan, or --conditional with paper, mlp or bn) or a convolutional " +
-          "preset (sngan, sngan-fc, dcgan)",
+          `with a classChannels or classInput layer of ${config.classes} ` +
+          "classes, which --conditional puts in place of a convolutional D's " +
+          "first reshape (keras-mlp's dense D has none); train a conditional " +
+          "MLP (--preset cgan, or --conditional with paper, mlp or bn) or a " +
+          "convolutional preset (sngan, sngan-fc, dcgan)",
       );
     }
   }
-  // The class planes come first in a conditional D, and nowhere else.
-  const planes = (layers: LayerDesc[] = []) =>
-    layers.flatMap((l, i) => l.kind === "classChannels" ? [i] : []);
-  const inD = planes(config.discriminator.layers);
-  if (planes(config.generator.layers).length > 0) {
-    problems.push("a classChannels layer belongs in D only (its first layer)");
-  }
-  if (inD.some((i) => i > 0) || (inD.length > 0 && !config.classes)) {
-    problems.push(
-      "a classChannels layer must be a conditional D's first layer (it " +
-        "reads the one-hot class after the pixels)",
-    );
+  // The class input layers come first in a conditional D, and nowhere
+  // else; the layers that read the class read the GAN's number of classes.
+  for (
+    const [name, layers] of [
+      ["G", config.generator.layers ?? []],
+      ["D", config.discriminator.layers ?? []],
+    ] as const
+  ) {
+    layers.forEach((l, i) => {
+      const read = classesRead(l);
+      if (read === 0) return;
+      const what = l.kind === "dense"
+        ? "projection"
+        : l.kind === "batchNorm"
+        ? "conditional batch norm"
+        : `${l.kind} layer`;
+      if (read !== (config.classes ?? 0)) {
+        problems.push(
+          `${name}'s ${what} (layer ${i}) reads ${read} classes, and the ` +
+            `GAN is ${
+              config.classes
+                ? `conditional on ${config.classes}`
+                : "not conditional"
+            }`,
+        );
+      }
+      const input = l.kind === "classChannels" || l.kind === "classInput";
+      if (input && (name === "G" || i > 0)) {
+        problems.push(
+          `a ${l.kind} layer belongs in D only, as its first layer (it reads ` +
+            "the one-hot class after the pixels)",
+        );
+      }
+      if (
+        l.kind === "dense" && l.projection &&
+        (name === "G" || i !== layers.length - 1 || l.units !== 1)
+      ) {
+        problems.push(
+          "a projection belongs in D's last layer, a dense layer of one unit",
+        );
+      }
+    });
   }
   for (
     const [name, net] of [["G", config.generator], [

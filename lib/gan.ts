@@ -56,7 +56,7 @@ export type Network = LayerNet;
  * G as a standard TF.js layers model with copies of its weights, in
  * inference mode (see {@linkcode layerNetAsLayersModel}).
  */
-export function generatorModel(net: Network): tf.Sequential {
+export function generatorModel(net: Network): tf.LayersModel {
   return layerNetAsLayersModel(net);
 }
 

@@ -550,15 +550,37 @@ export function preset(name: string): GanConfig {
 }
 
 /**
+ * How a convolutional GAN is told the class (`--conditioning`):
+ * - `"projection"`: the projection discriminator (Miyato and Koyama 2018:
+ *   D's logit gains the inner product of a class embedding with its last
+ *   features) and class-conditional batch norm in G (de Vries et al. 2017),
+ *   the conditional SNGAN's and BigGAN's form;
+ * - `"channels"`: D sees the class as 10 planes beside the image (the Keras
+ *   conditional GAN example's form).
+ * In both, G's first dense layer takes the one-hot class after the noise.
+ */
+export type Conditioning = "projection" | "channels";
+
+/** The values of `--conditioning`. */
+export const CONDITIONINGS: readonly Conditioning[] = [
+  "projection",
+  "channels",
+];
+
+/**
  * `config` made conditional on `classes` classes (`--conditional`): both
  * networks also see the one-hot class. An MLP preset without
  * {@linkcode NetConfig.labelUnits} takes the class appended to each
  * network's input (the common form for Adam-trained MLP GANs); a
- * convolutional preset's D gets it as extra input planes (the
- * `classChannels` layer instead of its first reshape); a preset that is
- * conditional already is returned as it is.
+ * convolutional preset is conditioned as `form` says
+ * ({@linkcode Conditioning}); a preset that is conditional already is
+ * returned as it is.
  */
-export function conditional(config: GanConfig, classes = 10): GanConfig {
+export function conditional(
+  config: GanConfig,
+  classes = 10,
+  form: Conditioning = "projection",
+): GanConfig {
   // Why appended: a one-hot class times the first layer's weights is one row
   // of them, so appending it is the same as adding a learned class embedding
   // to the first layer's pre-activation, at no cost in code or speed. Units
@@ -567,16 +589,39 @@ export function conditional(config: GanConfig, classes = 10): GanConfig {
   // appended"), so appending is the default.
   if (config.classes) return config;
   const d = config.discriminator.layers;
-  if (d && isImageReshape(d[0])) {
-    // A convolutional D sees the class as planes beside the image (the
-    // Keras conditional GAN example's form); G's first dense layer takes
-    // the one-hot class after the noise, as an MLP's does.
+  const g = config.generator.layers;
+  if (d && g && isImageReshape(d[0])) {
+    if (form === "channels") {
+      return {
+        ...config,
+        classes,
+        discriminator: {
+          ...config.discriminator,
+          layers: [{ kind: "classChannels", classes }, ...d.slice(1)],
+        },
+      };
+    }
+    const last = d[d.length - 1];
+    if (last.kind !== "dense" || last.units !== 1) {
+      throw new Error(
+        `${config.preset}'s D does not end with a dense layer of one unit, ` +
+          "which a projection needs: use --conditioning channels",
+      );
+    }
     return {
       ...config,
       classes,
+      generator: {
+        ...config.generator,
+        layers: g.map((l) => l.kind === "batchNorm" ? { ...l, classes } : l),
+      },
       discriminator: {
         ...config.discriminator,
-        layers: [{ kind: "classChannels", classes }, ...d.slice(1)],
+        layers: [
+          { kind: "classInput", classes },
+          ...d.slice(1, -1),
+          { ...last, projection: { classes } },
+        ],
       },
     };
   }

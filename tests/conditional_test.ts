@@ -52,18 +52,35 @@ Deno.test("oneHot, withClasses and the class grid's inputs", () => {
 Deno.test("configurations: what can and cannot be conditional", () => {
   assert.equal(conditional(preset("mlp")).classes, 10);
   assert.equal(preset("cgan").classes, 10);
-  // A convolutional D sees the class as planes beside the image.
-  const conv = conditional(preset("dcgan"));
+  // A convolutional D sees the class as planes beside the image, or
+  // projects it (the default).
+  const conv = conditional(preset("dcgan"), 10, "channels");
   validateConfig(conv);
   assert.deepEqual(conv.discriminator.layers![0], {
     kind: "classChannels",
     classes: 10,
   });
+  const projected = conditional(preset("dcgan"));
+  validateConfig(projected);
+  assert.deepEqual(projected.discriminator.layers![0], {
+    kind: "classInput",
+    classes: 10,
+  });
+  assert.deepEqual(projected.discriminator.layers!.at(-1), {
+    ...preset("dcgan").discriminator.layers!.at(-1),
+    projection: { classes: 10 },
+  });
+  assert.deepEqual(
+    projected.generator.layers!.flatMap((l) =>
+      l.kind === "batchNorm" ? [l.classes] : []
+    ),
+    [10, 10, 10],
+  );
   assert.deepEqual(preset("dcgan").discriminator.layers![0].kind, "reshape");
   // keras-mlp's dense D has no reshape to put the planes in place of.
   assert.throws(
     () => validateConfig(conditional(preset("keras-mlp"))),
-    /keras-mlp cannot be conditional: a layer list's D must start with a classChannels layer/,
+    /keras-mlp cannot be conditional: a layer list's D must start with a classChannels or classInput layer/,
   );
   // The planes belong first in a conditional D, nowhere else.
   const inG = preset("sngan");
@@ -76,7 +93,32 @@ Deno.test("configurations: what can and cannot be conditional", () => {
   };
   assert.throws(
     () => validateConfig(unconditional),
-    /must be a conditional D's first layer/,
+    /D's classChannels layer \(layer 0\) reads 10 classes, and the GAN is not conditional/,
+  );
+  const second = conditional(preset("sngan"));
+  second.discriminator.layers!.splice(1, 0, {
+    kind: "classInput",
+    classes: 10,
+  });
+  assert.throws(
+    () => validateConfig(second),
+    /belongs in D only, as its first layer/,
+  );
+  const other = conditional(preset("sngan"));
+  other.generator.layers![1] = { kind: "batchNorm", classes: 3 };
+  assert.throws(
+    () => validateConfig(other),
+    /G's conditional batch norm \(layer 1\) reads 3 classes, and the GAN is conditional on 10/,
+  );
+  const early = conditional(preset("sngan"));
+  early.discriminator.layers!.splice(-1, 0, {
+    kind: "dense",
+    units: 8,
+    projection: { classes: 10 },
+  });
+  assert.throws(
+    () => validateConfig(early),
+    /a projection belongs in D's last layer/,
   );
   const c = preset("mlp");
   c.discriminator.labelUnits = 50;
@@ -290,7 +332,10 @@ Deno.test("a conditional convolutional GAN: the class as planes beside D's image
   net.dispose();
 
   // A few rounds of a small conditional sngan, and its G as a layers model.
-  const config = { ...conditional(preset("sngan")), batchSize: 16 };
+  const config = {
+    ...conditional(preset("sngan"), 10, "channels"),
+    batchSize: 16,
+  };
   const run = await train(base({ config, limit: 64 }));
   assert.equal(run.status, "completed");
   assert.ok(Number.isFinite(run.history[0].dLoss));
@@ -440,6 +485,21 @@ Deno.test("CLI: a conditional run, sampled by class and evaluated per class; bad
         "train.ts",
         ["--out", out, "--resume", "--conditional"],
         /--conditional cannot be given with it/,
+      ],
+      [
+        "train.ts",
+        ["--preset", "sngan", "--conditioning", "channels"],
+        /--conditioning says how a conditional GAN is told the class: add --conditional/,
+      ],
+      [
+        "train.ts",
+        ["--conditional", "--preset", "bn", "--conditioning", "projection"],
+        /--conditioning is for the convolutional presets; bn is an MLP/,
+      ],
+      [
+        "train.ts",
+        ["--conditional", "--preset", "sngan", "--conditioning", "planes"],
+        /--conditioning must be one of projection, channels, got "planes"/,
       ],
     ];
     for (const [script, args, pattern] of refused) {

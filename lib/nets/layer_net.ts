@@ -53,6 +53,15 @@ export type LayerDesc =
      * their gradient is 0, they stay 0, and the kernel exports as it is.
      */
     labelBlock?: { inputs: number; units: number };
+    /**
+     * The projection discriminator's output layer (Miyato and Koyama 2018,
+     * "cGANs with Projection Discriminator"): to each row's output (units
+     * 1) it adds the inner product of the layer's input with its class's
+     * row of an embedding [classes, inputs], spectrally normalised when the
+     * layer is. The class is the network's input row's last `classes`
+     * values (a `classInput` layer takes them off the image).
+     */
+    projection?: { classes: number };
     /** Prefix of the layer's variables' names (default: its index). */
     name?: string;
   }
@@ -89,6 +98,13 @@ export type LayerDesc =
      * product less on the largest tensor).
      */
     divide?: boolean;
+    /**
+     * Class-conditional batch norm (de Vries et al. 2017; the conditional
+     * SNGAN's and BigGAN's G): a gamma and a beta per class
+     * ([classes, channels]), each row scaled and shifted by its class's.
+     * The class is the network's input row's last `classes` values.
+     */
+    classes?: number;
     /** Prefix of the layer's variables' names (default: its index). */
     name?: string;
   }
@@ -119,7 +135,31 @@ export type LayerDesc =
    * image of 1 + `classes` channels, the pixels and then one plane per
    * class, all ones for the row's class and zeros for the others.
    */
-  | { kind: "classChannels"; classes: number };
+  | { kind: "classChannels"; classes: number }
+  /**
+   * A projection discriminator's first layer: a row of 784 pixels followed
+   * by the one-hot class becomes the 28 x 28 x 1 image; the class goes on
+   * to the output layer's projection (a dense layer's `projection`).
+   */
+  | { kind: "classInput"; classes: number };
+
+/**
+ * The classes a layer reads from the network's input row (its last values,
+ * the one-hot class), or 0.
+ */
+export function classesRead(l: LayerDesc): number {
+  switch (l.kind) {
+    case "classChannels":
+    case "classInput":
+      return l.classes;
+    case "dense":
+      return l.projection?.classes ?? 0;
+    case "batchNorm":
+      return l.classes ?? 0;
+    default:
+      return 0;
+  }
+}
 
 /** A layer's variables (those it has). */
 export interface LayerVars {
@@ -132,6 +172,10 @@ export interface LayerVars {
   sn?: SpectralNormState;
   /** A dense layer's constant label-block mask. */
   mask?: tf.Tensor2D;
+  /** A projection layer's class embedding, [classes, inputs]. */
+  embedding?: tf.Variable;
+  /** The embedding's spectral-norm state (when the layer has one). */
+  embeddingSn?: SpectralNormState;
 }
 
 /** Options of {@linkcode LayerNet.apply}. */
@@ -177,6 +221,9 @@ function shapes(input: number[], layers: LayerDesc[]): number[][] {
       case "classChannels":
         s = [28, 28, 1 + l.classes];
         break;
+      case "classInput":
+        s = [28, 28, 1];
+        break;
     }
     out.push(s);
   }
@@ -220,7 +267,13 @@ function describeLayer(l: LayerDesc): string {
   const sn = "spectralNorm" in l && l.spectralNorm ? ", spectral norm" : "";
   switch (l.kind) {
     case "dense":
-      return `dense ${l.units}${sn}`;
+      return `dense ${l.units}${sn}${
+        l.projection ? `, projection of ${l.projection.classes} classes` : ""
+      }`;
+    case "batchNorm":
+      return l.classes
+        ? `batch norm, conditional on ${l.classes} classes`
+        : "batchNorm";
     case "conv2d":
       return `conv ${l.filters} × ${l.size}×${l.size}, stride ${l.stride}${sn}`;
     case "conv2dTranspose":
@@ -233,6 +286,8 @@ function describeLayer(l: LayerDesc): string {
       return `maxout ${l.pieces}`;
     case "classChannels":
       return `the image and ${l.classes} class planes`;
+    case "classInput":
+      return `the image (the class kept for the projection)`;
     default:
       return l.kind;
   }
@@ -252,6 +307,8 @@ export class LayerNet {
   readonly #dropoutSeed: number[] = [];
   /** Kernel entries that label-block masks hold at zero. */
   #fixedZeros = 0;
+  /** The one-hot class's length at the end of the input row, or 0. */
+  readonly #classes: number;
 
   /**
    * @param name prefix of the variables' names ("G" or "D").
@@ -270,6 +327,15 @@ export class LayerNet {
     this.descs = layers;
     this.inputShape = [inputs];
     this.shapes = shapes(this.inputShape, layers);
+    const read = [...new Set(layers.map(classesRead).filter((c) => c > 0))];
+    if (read.length > 1 || (read.length === 1 && read[0] >= inputs)) {
+      throw new Error(
+        `${name}'s layers read ${read.join(" and ")} classes from an input ` +
+          `row of ${inputs} values: one number of classes, fewer than the ` +
+          "row's values",
+      );
+    }
+    this.#classes = read[0] ?? 0;
     let weightLayers = 0;
     for (const l of layers) {
       this.#dropoutSeed.push(weightLayers);
@@ -308,6 +374,15 @@ export class LayerNet {
               : new Float32Array(l.units);
             vars.bias = v(b, [l.units], `${p}/bias`);
           }
+          if (l.projection) {
+            // Glorot uniform, as the chainer SNGAN's SNEmbedID.
+            const c = l.projection.classes;
+            vars.embedding = v(
+              uniform(c * channels, Math.sqrt(6 / (c + channels))),
+              [c, channels],
+              `${p}/embedding`,
+            );
+          }
         } else if (l.kind === "conv2d" || l.kind === "conv2dTranspose") {
           const field = l.size * l.size;
           // conv2d: [kh, kw, in, out]; transposed: [kh, kw, out, in].
@@ -333,9 +408,11 @@ export class LayerNet {
             );
           }
         } else if (l.kind === "batchNorm") {
-          const ones = new Float32Array(channels).fill(1);
-          vars.gamma = v(ones, [channels], `${p}/gamma`);
-          vars.beta = v(new Float32Array(channels), [channels], `${p}/beta`);
+          // Conditional: one row of gamma and beta per class.
+          const shape = l.classes ? [l.classes, channels] : [channels];
+          const n = shape.reduce((a, b) => a * b, 1);
+          vars.gamma = v(new Float32Array(n).fill(1), shape, `${p}/gamma`);
+          vars.beta = v(new Float32Array(n), shape, `${p}/beta`);
           vars.movingMean = tf.variable(
             tf.zeros([channels]),
             false,
@@ -349,6 +426,13 @@ export class LayerNet {
         }
         if ("spectralNorm" in l && l.spectralNorm) {
           vars.sn = createSpectralNorm(vars.kernel!, p, rng);
+          if (vars.embedding) {
+            vars.embeddingSn = createSpectralNorm(
+              vars.embedding,
+              `${p}/embedding`,
+              rng,
+            );
+          }
         }
         this.vars.push(vars);
       })
@@ -358,7 +442,9 @@ export class LayerNet {
   /** The variables an optimiser updates, layer by layer. */
   get trainable(): tf.Variable[] {
     return this.vars.flatMap((v) =>
-      [v.kernel, v.bias, v.gamma, v.beta].filter((x): x is tf.Variable => !!x)
+      [v.kernel, v.bias, v.gamma, v.beta, v.embedding].filter((
+        x,
+      ): x is tf.Variable => !!x)
     );
   }
 
@@ -384,6 +470,7 @@ export class LayerNet {
         this.vars[i].bias,
         this.vars[i].gamma,
         this.vars[i].beta,
+        this.vars[i].embedding,
       ].reduce((n, v) => n + (v?.size ?? 0), 0),
     }));
   }
@@ -400,6 +487,9 @@ export class LayerNet {
         v.movingVar,
         v.sn?.u,
         v.sn?.v,
+        v.embedding,
+        v.embeddingSn?.u,
+        v.embeddingSn?.v,
       ].filter((x): x is tf.Variable => !!x)
     );
   }
@@ -408,6 +498,10 @@ export class LayerNet {
   apply(x: tf.Tensor2D, options: LayerApplyOptions): tf.Tensor2D {
     let h: tf.Tensor = x;
     const batch = x.shape[0];
+    // The one-hot class, [batch, classes], for the layers conditional on it.
+    const y = this.#classes
+      ? tf.slice(x, [0, x.shape[1] - this.#classes], [batch, this.#classes])
+      : null;
     this.descs.forEach((l, i) => {
       const v = this.vars[i];
       const kernel = () =>
@@ -438,10 +532,28 @@ export class LayerNet {
           h = tf.concat([image, planes], 3);
           break;
         }
+        case "classInput":
+          h = tf.reshape(tf.slice(h, [0, 0], [batch, 784]), [
+            batch,
+            28,
+            28,
+            1,
+          ]);
+          break;
         case "dense": {
+          const input = h as tf.Tensor2D;
           const k = v.mask ? tf.mul(kernel(), v.mask) : kernel();
-          h = tf.matMul(h as tf.Tensor2D, k as tf.Tensor2D);
+          h = tf.matMul(input, k as tf.Tensor2D);
           if (v.bias) h = tf.add(h, v.bias);
+          if (v.embedding) {
+            // + <embed(y), features>: y's row of the embedding, dotted with
+            // the row's input.
+            const e = v.embeddingSn
+              ? spectralNormalized(v.embedding, v.embeddingSn, options.training)
+              : v.embedding;
+            const rows = tf.matMul(y!, e as tf.Tensor2D);
+            h = tf.add(h, tf.sum(tf.mul(input, rows), 1, true));
+          }
           break;
         }
         case "conv2d":
@@ -479,7 +591,21 @@ export class LayerNet {
           // Written out rather than tf.batchNorm, whose gradient tiles
           // the statistics to the input's shape (a fifth of a dcgan step
           // on wasm); broadcasting ops' gradients sum instead.
-          if (l.divide) {
+          if (l.classes) {
+            // Each row's class picks its gamma and beta: [batch, channels],
+            // shaped to broadcast over an image's pixels.
+            const perRow = (t: tf.Tensor) =>
+              tf.reshape(tf.matMul(y!, t as tf.Tensor2D), [
+                batch,
+                ...h.shape.slice(1, -1).map(() => 1),
+                t.shape[1]!,
+              ]);
+            const normed = tf.mul(
+              tf.sub(h, mean),
+              tf.rsqrt(tf.add(variance, eps)),
+            );
+            h = tf.add(tf.mul(normed, perRow(v.gamma!)), perRow(v.beta!));
+          } else if (l.divide) {
             const sd = tf.sqrt(tf.add(variance, eps));
             h = tf.add(tf.mul(tf.div(tf.sub(h, mean), sd), v.gamma!), v.beta!);
           } else {
@@ -554,34 +680,48 @@ export class LayerNet {
   }
 }
 
+/** A layer of {@linkcode layerNetAsLayersModel} and its weights. */
+interface ExportedLayer {
+  layer: tf.layers.Layer;
+  weights: tf.Tensor[];
+}
+
 /**
- * A generator {@linkcode LayerNet} as a standard TF.js layers model (dense,
- * conv2dTranspose, batch normalisation, activations, reshape, flatten)
- * holding copies of its weights, in inference mode: it loads in a browser
- * with `tf.loadLayersModel`.
+ * The TF.js layer of `net`'s layer `i` (null: nothing in inference), its
+ * weights beside it; `first` is spread into its options (a sequential
+ * model's first layer's input shape). A conditional batch norm's layer is
+ * its normalisation only (no scale or shift), which
+ * {@linkcode layerNetAsLayersModel} follows with the class's gamma and beta.
  */
-export function layerNetAsLayersModel(net: LayerNet): tf.Sequential {
-  const model = tf.sequential({ name: "generator" });
-  net.descs.forEach((l, i) => {
-    const v = net.vars[i];
-    const first = model.layers.length === 0
-      ? { inputShape: net.inputShape }
-      : {};
-    const name = `${l.kind}_${i}`;
-    let layer: tf.layers.Layer;
-    const weights: tf.Tensor[] = [];
-    switch (l.kind) {
-      case "dense":
-        layer = tf.layers.dense({
+function exportedLayer(
+  net: LayerNet,
+  i: number,
+  first: { inputShape?: number[] },
+): ExportedLayer | null {
+  const l = net.descs[i];
+  const v = net.vars[i];
+  const name = `${l.kind}_${i}`;
+  const none: tf.Tensor[] = [];
+  switch (l.kind) {
+    case "dense":
+      if (l.projection) {
+        throw new Error(
+          "a generator with a projection layer cannot be exported (it is a " +
+            "projection discriminator's output layer)",
+        );
+      }
+      return {
+        layer: tf.layers.dense({
           units: l.units,
           useBias: !!v.bias,
           name,
           ...first,
-        });
-        weights.push(v.kernel!, ...(v.bias ? [v.bias] : []));
-        break;
-      case "conv2dTranspose":
-        layer = tf.layers.conv2dTranspose({
+        }),
+        weights: [v.kernel!, ...(v.bias ? [v.bias] : [])],
+      };
+    case "conv2dTranspose":
+      return {
+        layer: tf.layers.conv2dTranspose({
           filters: l.filters,
           kernelSize: l.size,
           strides: l.stride,
@@ -589,52 +729,149 @@ export function layerNetAsLayersModel(net: LayerNet): tf.Sequential {
           useBias: !!v.bias,
           name,
           ...first,
-        });
-        weights.push(v.kernel!, ...(v.bias ? [v.bias] : []));
-        break;
-      case "batchNorm":
-        layer = tf.layers.batchNormalization({
-          momentum: l.momentum ?? 0.99,
-          epsilon: l.eps ?? 1e-3,
-          name,
-          ...first,
-        });
-        weights.push(v.gamma!, v.beta!, v.movingMean!, v.movingVar!);
-        break;
-      case "relu":
-      case "tanh":
-      case "sigmoid":
-        layer = tf.layers.activation({ activation: l.kind, name, ...first });
-        break;
-      case "leakyRelu":
-        layer = tf.layers.leakyReLU({ alpha: l.slope, name, ...first });
-        break;
-      case "reshape":
-        layer = tf.layers.reshape({ targetShape: l.shape, name, ...first });
-        break;
-      case "flatten":
-        layer = tf.layers.flatten({ name, ...first });
-        break;
-      case "dropout":
-        return; // inference: nothing
-      case "maxout":
-        throw new Error(
-          "a generator with maxout cannot be exported (TF.js layers have no " +
-            "maxout; it belongs in D)",
-        );
-      case "conv2d":
-        throw new Error(
-          "a generator with conv2d layers cannot be exported (spectral " +
-            "norm and strided convolutions belong in D)",
-        );
-      case "classChannels":
-        throw new Error(
-          "a generator with a classChannels layer cannot be exported (it " +
-            "is a conditional D's first layer)",
-        );
+        }),
+        weights: [v.kernel!, ...(v.bias ? [v.bias] : [])],
+      };
+    case "batchNorm": {
+      const options = {
+        momentum: l.momentum ?? 0.99,
+        epsilon: l.eps ?? 1e-3,
+        name,
+        ...first,
+      };
+      return l.classes
+        ? {
+          layer: tf.layers.batchNormalization({
+            ...options,
+            center: false,
+            scale: false,
+          }),
+          weights: [v.movingMean!, v.movingVar!],
+        }
+        : {
+          layer: tf.layers.batchNormalization(options),
+          weights: [v.gamma!, v.beta!, v.movingMean!, v.movingVar!],
+        };
     }
-    model.add(layer);
-    if (weights.length) layer.setWeights(weights);
+    case "relu":
+    case "tanh":
+    case "sigmoid":
+      return {
+        layer: tf.layers.activation({ activation: l.kind, name, ...first }),
+        weights: none,
+      };
+    case "leakyRelu":
+      return {
+        layer: tf.layers.leakyReLU({ alpha: l.slope, name, ...first }),
+        weights: none,
+      };
+    case "reshape":
+      return {
+        layer: tf.layers.reshape({ targetShape: l.shape, name, ...first }),
+        weights: none,
+      };
+    case "flatten":
+      return { layer: tf.layers.flatten({ name, ...first }), weights: none };
+    case "dropout":
+      return null; // inference: nothing
+    case "maxout":
+      throw new Error(
+        "a generator with maxout cannot be exported (TF.js layers have no " +
+          "maxout; it belongs in D)",
+      );
+    case "conv2d":
+      throw new Error(
+        "a generator with conv2d layers cannot be exported (spectral " +
+          "norm and strided convolutions belong in D)",
+      );
+    case "classChannels":
+    case "classInput":
+      throw new Error(
+        `a generator with a ${l.kind} layer cannot be exported (it is a ` +
+          "conditional D's first layer)",
+      );
+  }
+}
+
+/**
+ * A generator {@linkcode LayerNet} as a standard TF.js layers model (dense,
+ * conv2dTranspose, batch normalisation, activations, reshape, flatten)
+ * holding copies of its weights, in inference mode: it loads in a browser
+ * with `tf.loadLayersModel`. A sequential model, or, with class-conditional
+ * batch norm, a functional one of standard layers only (see
+ * {@linkcode conditionalModel}).
+ */
+export function layerNetAsLayersModel(net: LayerNet): tf.LayersModel {
+  if (net.descs.some((l) => l.kind === "batchNorm" && l.classes)) {
+    return conditionalModel(net);
+  }
+  const model = tf.sequential({ name: "generator" });
+  net.descs.forEach((_, i) => {
+    const first = model.layers.length === 0
+      ? { inputShape: net.inputShape }
+      : {};
+    const e = exportedLayer(net, i, first);
+    if (!e) return;
+    model.add(e.layer);
+    if (e.weights.length) e.layer.setWeights(e.weights);
   });
+  return model;
+}
+
+/**
+ * A generator with class-conditional batch norm as a functional TF.js
+ * model of standard layers: a dense layer without bias (its kernel 0 and
+ * an identity) picks the one-hot class off the input row, and each
+ * conditional batch norm is a batch norm without scale or shift, times
+ * the class's gamma (a dense layer of the class, its kernel gamma), plus
+ * its beta, both reshaped to broadcast over the pixels.
+ */
+function conditionalModel(net: LayerNet): tf.LayersModel {
+  const inputs = net.inputShape[0];
+  const classes = net.descs.map(classesRead).find((c) => c > 0)!;
+  const input = tf.input({ shape: [inputs], name: "noise_and_class" });
+  const pick = tf.layers.dense({
+    units: classes,
+    useBias: false,
+    name: "class",
+  });
+  const y = pick.apply(input) as tf.SymbolicTensor;
+  const select = new Float32Array(inputs * classes);
+  for (let c = 0; c < classes; c++) {
+    select[(inputs - classes + c) * classes + c] = 1;
+  }
+  const set: [tf.layers.Layer, tf.Tensor[]][] = [];
+  set.push([pick, [tf.tensor2d(select, [inputs, classes])]]);
+  let h = input;
+  net.descs.forEach((l, i) => {
+    const e = exportedLayer(net, i, {});
+    if (!e) return;
+    h = e.layer.apply(h) as tf.SymbolicTensor;
+    if (e.weights.length) set.push([e.layer, e.weights]);
+    if (l.kind !== "batchNorm" || !l.classes) return;
+    const v = net.vars[i];
+    const channels = h.shape[h.shape.length - 1]!;
+    const broadcast = [...h.shape.slice(1, -1).map(() => 1), channels];
+    const perClass = (what: string, t: tf.Tensor) => {
+      const dense = tf.layers.dense({
+        units: channels,
+        useBias: false,
+        name: `${what}_${i}`,
+      });
+      set.push([dense, [t]]);
+      const rows = dense.apply(y) as tf.SymbolicTensor;
+      return broadcast.length === 1 ? rows : tf.layers.reshape({
+        targetShape: broadcast,
+        name: `${what}_${i}_shape`,
+      }).apply(rows) as tf.SymbolicTensor;
+    };
+    const scaled = tf.layers.multiply({ name: `scale_${i}` })
+      .apply([h, perClass("gamma", v.gamma!)]) as tf.SymbolicTensor;
+    h = tf.layers.add({ name: `shift_${i}` })
+      .apply([scaled, perClass("beta", v.beta!)]) as tf.SymbolicTensor;
+  });
+  const model = tf.model({ inputs: input, outputs: h, name: "generator" });
+  for (const [layer, weights] of set) layer.setWeights(weights);
+  set[0][1][0].dispose();
   return model;
 }

@@ -109,6 +109,9 @@ export function layerBlocks(net: LayerNet): {
       if (l.kind === "dense" && l.labelBlock) {
         refuse(i, "has a label block, which is not written");
       }
+      if (l.kind === "dense" && l.projection) {
+        refuse(i, "has a class projection, which is not written");
+      }
       if (l.kind !== "dense" && (inShape.length !== 3)) {
         refuse(i, "needs an image input");
       }
@@ -175,6 +178,9 @@ export function layerBlocks(net: LayerNet): {
       return;
     }
     if (l.kind === "batchNorm") {
+      if (l.classes) {
+        refuse(i, "is conditional on the class, which is not written");
+      }
       if (!last || last.bn || last.act !== "linear" || last.layer !== i - 1) {
         refuse(i, "does not follow a weight layer directly");
       }
