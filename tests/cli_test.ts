@@ -220,6 +220,8 @@ Deno.test("the committed generators sample on a fresh clone", async () => {
         ["mnist-sngan", "sngan", "mnist", 0.6, 0.98],
         ["mnist-sngan-fc", "sngan-fc", "mnist", 0.6, 0.98],
         ["fashion-sngan", "sngan", "fashion", 0.3, 0.9],
+        // A functional TF.js model (class-conditional batch norm).
+        ["mnist-sngan-conditional", "sngan conditional", "mnist", 0.6, 0.98],
       ] as const
     ) {
       const r = await run("sample.ts", [
@@ -235,7 +237,7 @@ Deno.test("the committed generators sample on a fresh clone", async () => {
       assert.equal(r.code, 0, r.stderr);
       assert.match(
         r.stderr,
-        new RegExp(`wrote 20 images .*: ${preset} on ${dataset}`),
+        new RegExp(`wrote 20 images.*: ${preset} on ${dataset}`),
       );
       // Generated items are dark background around a bright shape (digits
       // cover less of the image than clothes).

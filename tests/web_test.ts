@@ -79,6 +79,7 @@ Deno.test({
         "mnist-conditional",
         "fashion-sngan",
         "mnist-sngan-fc",
+        "mnist-sngan-conditional",
       ]
     ) {
       await Deno.mkdir(`${models}/${name}`);
@@ -276,6 +277,19 @@ Deno.test({
           await sampled("mnist-conditional", 4, 12, 3),
         ) <= 2,
       );
+      // The convolutional conditional generator, a functional TF.js model
+      // (class-conditional batch norm as standard layers), loads and draws
+      // the class asked for as deno task sample does.
+      await firstGrid(
+        browser,
+        `${server.url}?model=mnist-sngan-conditional&seed=2&n=8&class=7`,
+      );
+      assert.ok(
+        largestDifference(
+          await browser.evaluate<number[]>("Array.from(window.gan.images)"),
+          await sampled("mnist-sngan-conditional", 2, 8, 7),
+        ) <= 2,
+      );
       // Every class: a class grid of ten rows.
       await firstGrid(browser, `${server.url}?model=mnist-conditional&n=20`);
       assert.equal(
@@ -329,6 +343,7 @@ Deno.test({
         // opens on the first.
         [
           "mnist-sngan-fc",
+          "mnist-sngan-conditional",
           "mnist-conditional",
           "mnist",
           "mnist-sngan",

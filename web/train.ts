@@ -87,7 +87,8 @@ export const TRAIN_PRESETS: readonly {
     value: "sngan-conditional",
     preset: "sngan",
     conditional: true,
-    label: "sngan, conditional: the class as planes beside D's image",
+    label:
+      "sngan, conditional: a projection D, class-conditional batch norm in G",
   },
 ];
 
