@@ -212,12 +212,12 @@ function parse(args: string[]) {
     );
   }
   if (values.conditional) {
-    config = conditional(
-      config,
-      CLASS_NAMES[dataset as DatasetName].length,
-      form ?? "projection",
-    );
     try {
+      config = conditional(
+        config,
+        CLASS_NAMES[dataset as DatasetName].length,
+        form ?? "projection",
+      );
       validateConfig(config);
     } catch (e) {
       throw new UsageError(`--conditional: ${(e as Error).message}`);

@@ -44,6 +44,19 @@ export function validateConfig(config: GanConfig): void {
       );
     }
   }
+  // classInput takes the class off the image: without a projection, D
+  // would not see it at all.
+  const dLayers = config.discriminator.layers ?? [];
+  if (
+    dLayers[0]?.kind === "classInput" &&
+    !dLayers.some((l) => l.kind === "dense" && l.projection)
+  ) {
+    problems.push(
+      "D's classInput layer takes the class off the image for a projection, " +
+        "and D has none: end D with a dense layer of one unit with a " +
+        "projection, or start it with classChannels",
+    );
+  }
   // The class input layers come first in a conditional D, and nowhere
   // else; the layers that read the class read the GAN's number of classes.
   for (

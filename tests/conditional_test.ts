@@ -110,6 +110,13 @@ Deno.test("configurations: what can and cannot be conditional", () => {
     () => validateConfig(other),
     /G's conditional batch norm \(layer 1\) reads 3 classes, and the GAN is conditional on 10/,
   );
+  const unprojected = conditional(preset("sngan"));
+  const last = unprojected.discriminator.layers!.at(-1)!;
+  if (last.kind === "dense") delete last.projection;
+  assert.throws(
+    () => validateConfig(unprojected),
+    /D's classInput layer takes the class off the image for a projection, and D has none/,
+  );
   const early = conditional(preset("sngan"));
   early.discriminator.layers!.splice(-1, 0, {
     kind: "dense",

@@ -8,7 +8,7 @@ import { type Dataset, loadDataset } from "../lib/data.ts";
 import { LayerNet, layerNetAsLayersModel } from "../lib/nets/layer_net.ts";
 import { withClasses } from "../lib/nets/latent.ts";
 import { conditional, preset } from "../lib/presets.ts";
-import { disposeGan, generatorModel } from "../lib/gan.ts";
+import { disposeGan } from "../lib/gan.ts";
 import { Rng } from "../lib/random/rng.ts";
 import { loadGenerator } from "../lib/run/checkpoint.ts";
 import {
@@ -145,9 +145,11 @@ Deno.test("conditional batch norm: each row scaled and shifted by its class's ga
   const inference = net.apply(x, { training: false }).dataSync();
   const mm = bn.movingMean!.dataSync(), mv = bn.movingVar!.dataSync();
   labels.forEach((k, r) => {
-    const want = (pre[r * 4] - mm[0]) / Math.sqrt(mv[0] + 1e-3) * gamma[k * 4] +
-      beta[k * 4];
-    assert.ok(Math.abs(inference[r * 4] - want) < 1e-4);
+    for (let c = 0; c < 4; c++) {
+      const want = (pre[r * 4 + c] - mm[c]) / Math.sqrt(mv[c] + 1e-3) *
+          gamma[k * 4 + c] + beta[k * 4 + c];
+      assert.ok(Math.abs(inference[r * 4 + c] - want) < 1e-4, `${r},${c}`);
+    }
   });
   assert.match(net.summary()[1].layer, /batch norm, conditional on 3 classes/);
   tf.dispose(stats.flatMap((s) => [s.mean, s.variance]));
@@ -218,7 +220,7 @@ Deno.test("a G with conditional batch norm exports as a functional model of stan
   net.dispose();
 });
 
-Deno.test("a projection sngan trains on the tfjs step, writes a generator that loads and draws its classes, and the WGSL step refuses it with why", async () => {
+Deno.test("a projection sngan trains on the tfjs step, resumes exactly (the embedding and its u and v too), writes a generator that draws its classes, and the WGSL step refuses it with why", async () => {
   const mnist = await loadDataset("mnist", { log: () => {} });
   const config = { ...conditional(preset("sngan")), batchSize: 16 };
   const why = wgslStepSupport(config);
@@ -226,31 +228,61 @@ Deno.test("a projection sngan trains on the tfjs step, writes a generator that l
     why ?? "",
     /conditional convolutional GANs are not written yet/,
   );
-  const out = await Deno.makeTempDir();
-  const base = tinyOptions(mnist as Dataset, { epochs: 1, seed: 5, limit: 64 });
-  const run = await train(base({ config, outDir: out }));
-  assert.equal(run.status, "completed");
-  assert.ok(Number.isFinite(run.history[0].dLoss));
-  const g = await loadGenerator(`${out}/generator`);
+  const root = await Deno.makeTempDir();
+  const base = tinyOptions(mnist as Dataset, { seed: 5, limit: 64 });
+  const full = await train(base({ config, epochs: 2, outDir: `${root}/full` }));
+  assert.equal(full.status, "completed");
+  assert.ok(Number.isFinite(full.history[1].dLoss));
+  const first = await train(
+    base({ config, epochs: 1, outDir: `${root}/split` }),
+  );
+  disposeGan(first.gan);
+  const resumed = await train(
+    base({ epochs: 2, outDir: `${root}/split`, resume: true }),
+  );
+  // Every variable of both networks, D's embedding and its spectral-norm
+  // vectors among them, as the uninterrupted run left them.
+  const names = (vs: tf.Variable[]) =>
+    vs.map((v) => v.name.replace(/^\d+:/, ""));
+  for (const net of ["generator", "discriminator"] as const) {
+    const va = full.gan[net].variables, vb = resumed.gan[net].variables;
+    assert.deepEqual(names(vb), names(va));
+    for (let i = 0; i < va.length; i++) {
+      assert.deepEqual(await vb[i].data(), await va[i].data(), va[i].name);
+    }
+  }
+  const d = full.gan.discriminator.vars.at(-1)!;
+  assert.ok(d.embedding && d.embeddingSn, "D's last layer has the projection");
+
+  // The written generator draws what the network draws, and the class
+  // changes the image.
+  const g = await loadGenerator(`${root}/full/generator`);
   assert.equal(g.metadata.classes, 10);
+  const noise = new Rng(1).fillNormal(new Float32Array(100));
   const z = withClasses(
-    new Rng(1).fillNormal(new Float32Array(200)),
+    Float32Array.from([...noise, ...noise]),
     [3, 7],
     100,
     10,
   );
-  const drawn = g.model.predict(tf.tensor2d(z, [2, 110])) as tf.Tensor;
-  const mine = generatorModel(run.gan.generator);
-  const direct = mine.predict(tf.tensor2d(z, [2, 110])) as tf.Tensor;
-  const a = drawn.dataSync(), b = direct.dataSync();
-  let worst = 0;
-  for (let i = 0; i < a.length; i++) {
-    worst = Math.max(worst, Math.abs(a[i] - b[i]));
+  const x = tf.tensor2d(z, [2, 110]);
+  const drawn = (g.model.predict(x) as tf.Tensor).dataSync();
+  const direct = full.gan.generator.apply(x, { training: false }).dataSync();
+  let worst = 0, apart = 0;
+  for (let i = 0; i < drawn.length; i++) {
+    worst = Math.max(worst, Math.abs(drawn[i] - direct[i]));
   }
-  assert.ok(worst < 1e-5, `${worst}`);
-  tf.dispose([drawn, direct]);
-  mine.dispose();
+  for (let i = 0; i < 784; i++) {
+    apart = Math.max(apart, Math.abs(drawn[i] - drawn[784 + i]));
+  }
+  assert.ok(worst < 1e-4, `${worst}`);
+  assert.ok(
+    apart > 0.01,
+    `classes 3 and 7 from the same noise differ by ${apart}`,
+  );
+  tf.dispose(x);
   g.model.dispose();
-  disposeGan(run.gan);
-  await Deno.remove(out, { recursive: true });
+  disposeGan(full.gan);
+  disposeGan(resumed.gan);
+  await Deno.remove(root, { recursive: true });
 });

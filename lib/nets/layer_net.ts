@@ -600,10 +600,9 @@ export class LayerNet {
                 ...h.shape.slice(1, -1).map(() => 1),
                 t.shape[1]!,
               ]);
-            const normed = tf.mul(
-              tf.sub(h, mean),
-              tf.rsqrt(tf.add(variance, eps)),
-            );
+            const normed = l.divide
+              ? tf.div(tf.sub(h, mean), tf.sqrt(tf.add(variance, eps)))
+              : tf.mul(tf.sub(h, mean), tf.rsqrt(tf.add(variance, eps)));
             h = tf.add(tf.mul(normed, perRow(v.gamma!)), perRow(v.beta!));
           } else if (l.divide) {
             const sd = tf.sqrt(tf.add(variance, eps));
