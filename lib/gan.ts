@@ -21,7 +21,8 @@ import {
   gradientPenalty,
   secondDerivativeError,
 } from "./nets/gradient_penalty.ts";
-import { LayerNet, layerNetAsLayersModel } from "./nets/layer_net.ts";
+import { LayerNet } from "./nets/layer_net.ts";
+import { layerNetAsLayersModel } from "./nets/export.ts";
 import {
   asMlp,
   layerSpecs,
