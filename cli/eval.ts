@@ -16,6 +16,7 @@ import { evaluateImages, MIN_SAMPLES } from "../lib/eval/evaluate.ts";
 import { MIN_TRUNCATION } from "../lib/nets/latent.ts";
 import { generatorInputsFor, readSampleFiles } from "../lib/run/samples.ts";
 import { Rng } from "../lib/random/rng.ts";
+import { conditioningText } from "../lib/run/generator_metadata.ts";
 import {
   choiceFlag,
   intFlag,
@@ -134,7 +135,9 @@ async function main(): Promise<number> {
     images = await generateImages(generator, inputs.z);
     labels = inputs.labels ?? undefined;
     what = `${n} samples of ${generator.path} (${m.preset}${
-      m.classes ? `, conditional: ${n / m.classes} per class` : ""
+      m.classes
+        ? `, conditional${conditioningText(m)}: ${n / m.classes} per class`
+        : ""
     } on ${m.dataset}, ${epochsText(m)}${
       truncation !== undefined ? `, noise truncated at ${truncation}` : ""
     })`;

@@ -18,6 +18,7 @@ import { neighbourFigure, type NeighbourSpace } from "../lib/run/neighbours.ts";
 import { median } from "../lib/eval/neighbours.ts";
 import { interpolationRows, withClasses } from "../lib/nets/latent.ts";
 import { Rng } from "../lib/random/rng.ts";
+import { conditioningText } from "../lib/run/generator_metadata.ts";
 import {
   checkLabel,
   FILE_MAX_IMAGES,
@@ -269,7 +270,9 @@ async function main(): Promise<number> {
     (truncation !== undefined ? `, noise truncated at ${truncation}` : "");
   console.error(
     `wrote ${count} images${what}${how} to ${file} (generator ${path}: ` +
-      `${metadata.preset}${classes ? " conditional" : ""} ` +
+      `${metadata.preset}${
+        classes ? ` conditional${conditioningText(metadata)}` : ""
+      } ` +
       `on ${metadata.dataset}, ${epochsText(metadata)})${record}`,
   );
   return 0;

@@ -28,6 +28,7 @@ import {
   UPDATE_KINDS,
 } from "../lib/presets.ts";
 import { validateConfig } from "../lib/config_check.ts";
+import { conditioningForm } from "../lib/run/generator_metadata.ts";
 import { hasCheckpoint, readCheckpointFile } from "../lib/run/checkpoint.ts";
 import { checkRunFolderPath } from "../lib/io/files.ts";
 import { type Progress, train } from "../lib/train.ts";
@@ -404,7 +405,11 @@ async function main(): Promise<number> {
     // On --resume the checkpoint's configuration and seed apply; train() says so.
     console.error(
       `preset: ${c.preset}${
-        c.classes ? `, conditional on ${c.classes} classes` : ""
+        c.classes
+          ? `, conditional on ${c.classes} classes${
+            conditioningForm(c) ? `, conditioning ${conditioningForm(c)}` : ""
+          }`
+          : ""
       } (${c.source}); latent ${c.latentDim}, batch ${c.batchSize}, ` +
         `k ${c.k}, ` +
         `${c.update ?? "alternating"} updates, ` +
@@ -412,6 +417,10 @@ async function main(): Promise<number> {
           c.loss !== "non-saturating" && c.loss !== "saturating"
             ? `${c.loss} loss`
             : `${c.loss} G loss`
+        }, ${
+          c.realLabel === 1
+            ? "no label smoothing"
+            : `label smoothing ${c.realLabel}`
         }${
           c.ema
             ? `, moving average of G's weights (decay ${c.ema.decay}, from update ${

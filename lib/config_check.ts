@@ -29,15 +29,13 @@ export function validateConfig(config: GanConfig): void {
     }
     const d = config.discriminator.layers;
     const first = d?.[0];
+    // Its number of classes is checked with every layer that reads one.
     if (
-      d &&
-      (!(first?.kind === "classChannels" || first?.kind === "classInput") ||
-        first.classes !== config.classes)
+      d && !(first?.kind === "classChannels" || first?.kind === "classInput")
     ) {
       problems.push(
         `${config.preset} cannot be conditional: a layer list's D must start ` +
-          `with a classChannels or classInput layer of ${config.classes} ` +
-          "classes, which --conditional puts in place of a convolutional D's " +
+          "with a classChannels or classInput layer, which --conditional puts in place of a convolutional D's " +
           "first reshape (keras-mlp's dense D has none); train a conditional " +
           "MLP (--preset cgan, or --conditional with paper, mlp or bn) or a " +
           "convolutional preset (sngan, sngan-fc, dcgan)",

@@ -221,7 +221,13 @@ Deno.test("the committed generators sample on a fresh clone", async () => {
         ["mnist-sngan-fc", "sngan-fc", "mnist", 0.6, 0.98],
         ["fashion-sngan", "sngan", "fashion", 0.3, 0.9],
         // A functional TF.js model (class-conditional batch norm).
-        ["mnist-sngan-conditional", "sngan conditional", "mnist", 0.6, 0.98],
+        [
+          "mnist-sngan-conditional",
+          "sngan conditional \\(projection\\)",
+          "mnist",
+          0.6,
+          0.98,
+        ],
       ] as const
     ) {
       const r = await run("sample.ts", [

@@ -7,7 +7,8 @@ import { conditionalFigures } from "../lib/eval/evaluate.ts";
 import { asMlp } from "../lib/nets/mlp.ts";
 import { LayerNet } from "../lib/nets/layer_net.ts";
 import { classGridInputs, oneHot, withClasses } from "../lib/nets/latent.ts";
-import { conditional, preset } from "../lib/presets.ts";
+import { conditional, type GanConfig, preset } from "../lib/presets.ts";
+import { generatorMetadata } from "../lib/run/generator_metadata.ts";
 import { validateConfig } from "../lib/config_check.ts";
 import {
   createGan,
@@ -77,6 +78,14 @@ Deno.test("configurations: what can and cannot be conditional", () => {
     [10, 10, 10],
   );
   assert.deepEqual(preset("dcgan").discriminator.layers![0].kind, "reshape");
+  // A generator's metadata says which form its D took.
+  const meta = (c: GanConfig) =>
+    generatorMetadata(c, { dataset: "mnist", epochs: 1, seed: 0 })
+      .conditioning;
+  assert.equal(meta(conv), "channels");
+  assert.equal(meta(projected), "projection");
+  assert.equal(meta(conditional(preset("mlp"))), undefined);
+  assert.equal(meta(preset("dcgan")), undefined);
   // keras-mlp's dense D has no reshape to put the planes in place of.
   assert.throws(
     () => validateConfig(conditional(preset("keras-mlp"))),
@@ -95,6 +104,17 @@ Deno.test("configurations: what can and cannot be conditional", () => {
     () => validateConfig(unconditional),
     /D's classChannels layer \(layer 0\) reads 10 classes, and the GAN is not conditional/,
   );
+  // A first layer of another number of classes is one problem, said once.
+  const five = conditional(preset("sngan"), 10, "channels");
+  five.discriminator.layers![0] = { kind: "classChannels", classes: 5 };
+  assert.throws(() => validateConfig(five), (e: Error) => {
+    assert.match(
+      e.message,
+      /D's classChannels layer \(layer 0\) reads 5 classes, and the GAN is conditional on 10/,
+    );
+    assert.doesNotMatch(e.message, /must start/);
+    return true;
+  });
   const second = conditional(preset("sngan"));
   second.discriminator.layers!.splice(1, 0, {
     kind: "classInput",
@@ -279,6 +299,7 @@ Deno.test("conditional training: class-grid samples, labels checked, resume exac
     assert.equal(full.fixedNoise.length, 100 * 110);
     const g = await loadGenerator(`${root}/full`);
     assert.equal(g.metadata.classes, 10);
+    assert.equal(g.metadata.conditioning, undefined, "an MLP appends it");
     g.model.dispose();
     const first = await train(
       base({ config, epochs: 1, outDir: `${root}/split` }),

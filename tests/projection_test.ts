@@ -259,6 +259,7 @@ Deno.test("a projection sngan trains on the tfjs step, resumes exactly (the embe
   // changes the image.
   const g = await loadGenerator(`${root}/full/generator`);
   assert.equal(g.metadata.classes, 10);
+  assert.equal(g.metadata.conditioning, "projection");
   const noise = new Rng(1).fillNormal(new Float32Array(100));
   const z = withClasses(
     Float32Array.from([...noise, ...noise]),

@@ -82,6 +82,7 @@ const SAME = [
   "latent",
   "output",
   "classes",
+  "conditioning",
   "run",
   "seed",
 ] as const;

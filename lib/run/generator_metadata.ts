@@ -9,7 +9,7 @@
 
 import type { EmaConfig } from "../nets/ema.ts";
 import type { OutputActivation } from "../nets/mlp.ts";
-import type { GanConfig } from "../presets.ts";
+import type { Conditioning, GanConfig } from "../presets.ts";
 
 /** Metadata stored in the generator's model.json (`userDefinedMetadata`). */
 export interface GeneratorMetadata {
@@ -22,6 +22,13 @@ export interface GeneratorMetadata {
    * an unconditional one.
    */
   classes?: number;
+  /**
+   * How a conditional convolutional D was told the class
+   * (`--conditioning`; {@linkcode Conditioning}); absent for an MLP, whose
+   * networks take the class appended to their input, and in generators of
+   * older versions.
+   */
+  conditioning?: Conditioning;
   preset: string;
   dataset: string;
   epochs: number;
@@ -60,6 +67,9 @@ export function generatorMetadata(
     latent: config.latent,
     output: config.output,
     ...(config.classes ? { classes: config.classes } : {}),
+    ...(conditioningForm(config)
+      ? { conditioning: conditioningForm(config) }
+      : {}),
     preset: config.preset,
     dataset: o.dataset,
     epochs: o.epochs,
@@ -67,4 +77,25 @@ export function generatorMetadata(
     seed: o.seed,
     ...(config.ema ? { ema: config.ema } : {}),
   };
+}
+
+/**
+ * How `config`'s D is told the class (`--conditioning`): its first layer
+ * says; undefined for an MLP or an unconditional GAN.
+ */
+export function conditioningForm(config: GanConfig): Conditioning | undefined {
+  const first = config.discriminator.layers?.[0]?.kind;
+  if (first === "classInput") return "projection";
+  if (first === "classChannels") return "channels";
+  return undefined;
+}
+
+/**
+ * " (projection)" or " (channels)" for a conditional convolutional
+ * generator, to follow "conditional" in a line about it; "" otherwise.
+ */
+export function conditioningText(
+  m: { conditioning?: Conditioning },
+): string {
+  return m.conditioning ? ` (${m.conditioning})` : "";
 }
