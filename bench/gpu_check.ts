@@ -6,7 +6,8 @@
  *
  * Parts, each bounded in time; a failed part does not stop the others:
  * 1. correctness: per MLP preset (and the conditional `mlp` and `paper`,
- *    `cgan`, `paper` with the hinge loss, `sngan` at batch 128, `dcgan`
+ *    `cgan`, `paper` with the hinge loss, `sngan` at batch 128 (and
+ *    conditional, the projection form), `dcgan`
  *    at 256 (under SGD), `keras-mlp` at 128 and `sngan-fc` at 64 on the
  *    layer-list step), 3 training steps of the
  *    WGSL step against the tfjs step from the same state
@@ -226,6 +227,11 @@ await part("correctness", quick ? 240 : 90, async (signal) => {
     ["cgan", sizedCgan()],
     // The layer-list step (lib/wgsl/layer_step.ts) at sngan's own batch.
     ["sngan", { ...preset("sngan"), batchSize: quick ? 4 : 128 }],
+    // The projection D and class-conditional batch norm (--conditional).
+    [
+      "sngan-cond",
+      conditional({ ...preset("sngan"), batchSize: quick ? 4 : 128 }),
+    ],
     // dcgan under SGD: under Adam its leaky ReLUs' kinks part any two
     // implementations (docs/speed.md, "dcgan on the WGSL step").
     ["dcgan-sgd", { ...preset("dcgan"), batchSize: quick ? 4 : 256 }],

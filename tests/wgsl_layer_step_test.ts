@@ -3,7 +3,12 @@ import { initBackend, probeWebGpu } from "../lib/backends/choice.ts";
 import { createGan, disposeGan } from "../lib/gan.ts";
 import { sampleLatent } from "../lib/nets/latent.ts";
 import { Rng } from "../lib/random/rng.ts";
-import { type GanConfig, preset, realBatchSize } from "../lib/presets.ts";
+import {
+  conditional,
+  type GanConfig,
+  preset,
+  realBatchSize,
+} from "../lib/presets.ts";
 import { compareWithTfjs, stepInputs } from "../lib/wgsl/check.ts";
 import { LayerStep, layerStepSupport } from "../lib/wgsl/layer_step.ts";
 import { batchOfRows, playWholeAndResumed, state } from "./step_state.ts";
@@ -24,6 +29,10 @@ Deno.test("layerStepSupport: sngan yes; what is not written yet, with why", asyn
     [small("sngan-fc"), null],
     // D on half a batch, G a dense MLP ending in a row of 784 values.
     [small("keras-mlp", { batchSize: 8 }), null],
+    // Conditional: the projection form, not the class planes.
+    [conditional(small("sngan")), null],
+    [conditional(small("dcgan")), null],
+    [conditional(small("sngan"), 10, "channels"), /input planes/],
     [small("sngan", { update: "simultaneous" }), /simultaneous round/],
     [small("sngan", { loss: "wgan-gp", realLabel: 1 }), /second derivatives/],
   ];
@@ -73,6 +82,49 @@ Deno.test({
 
 Deno.test({
   name:
+    "webgpu: a conditional sngan's WGSL step (projection D, class-conditional batch norm in G) equals the tfjs step over 3 rounds, and not with any class-reading program given another class",
+  ignore: !probe.ok,
+  fn: async () => {
+    await initBackend("webgpu");
+    const config = conditional(small("sngan"));
+    // Each class-reading program, with the example's class replaced (or
+    // its term dropped): the comparison must see every one.
+    const breaks: [string, string][] = [
+      // The projection's logit term, its input gradient and dE.
+      ["Out[u.outOff + r] + part[0]", "Out[u.outOff + r]"],
+      ["E[u.eOff + Labels[r] * u.K + j]", "E[u.eOff + j]"],
+      ["if (Labels[r] == k)", "if (Labels[r] != k)"],
+      // Conditional batch norm's gamma and beta, their gradients, and x's.
+      ["* P[u.gamma + k * u.N + n]", "* P[u.gamma + n]"],
+      ["Labels[r / u.pixels] == k", "Labels[r / u.pixels] == (k + 1u) % 10u"],
+      ["((P[u.gamma + k * u.N + n] * DZ[i]", "((P[u.gamma + n] * DZ[i]"],
+    ];
+    for (const [from, to] of [["", ""], ...breaks]) {
+      const gan = createGan(config, { seed: 3 });
+      let found = from === "";
+      try {
+        const transformProgram = (code: string) => {
+          if (!from || !code.includes(from)) return code;
+          found = true;
+          return code.replace(from, to);
+        };
+        const c = await compareWithTfjs(gan, {
+          steps: 3,
+          seed: 1,
+          wgsl: { transformProgram },
+        });
+        assert.ok(found, `no program has ${from}`);
+        if (from === "") assert.ok(c.ok, JSON.stringify(c));
+        else assert.ok(!c.ok, `${from} -> ${to} went unseen`);
+      } finally {
+        disposeGan(gan);
+      }
+    }
+  },
+});
+
+Deno.test({
+  name:
     "webgpu: dcgan's WGSL step equals the tfjs step over 1 round with its own Adam, over 3 with SGD (dropout, leaky ReLU 0.3, batch norm)",
   ignore: !probe.ok,
   fn: async () => {
@@ -92,6 +144,9 @@ Deno.test({
       [small("dcgan"), 1, 0, false],
       [small("dcgan"), 1, 1, false],
       [small("dcgan"), 3, 1, true],
+      // Conditional: the projection after D's dropout.
+      [conditional(small("dcgan")), 1, 0, false],
+      [conditional(small("dcgan")), 3, 1, true],
     ];
     for (const [config, steps, seed, sgd] of cases) {
       const gan = createGan(config, { seed: 3 });
@@ -141,6 +196,8 @@ Deno.test({
       const config of [
         small("sngan", { ema: { decay: 0.9, start: 1 } }),
         small("dcgan"),
+        // The embedding's u and v, and the class rows of gamma and beta.
+        conditional(small("sngan")),
       ]
     ) {
       const rng = new Rng(5);
@@ -150,6 +207,7 @@ Deno.test({
         zG: sampleLatent(config, 4, rng),
         dSeed: rng.nextUint32(),
         gSeed: rng.nextUint32(),
+        ...config.classes ? { labels: [3, 0, 9, 3] } : {},
       }));
       const a = createGan(config, { seed: 4 });
       const b = createGan(config, { seed: 4 });

@@ -12,7 +12,9 @@ import {
   BN_BACK_CODE,
   BN_MOVING_CODE,
   BN_STATS_CODE,
+  BN_SUMS_CLASSES_CODE,
   BN_SUMS_CODE,
+  bnBackClassesCode,
   COLSUM_CODE,
   COLSUM_WHOLE_CODE,
   GATHER_CODE,
@@ -510,7 +512,9 @@ export class Kernels extends GpuContext {
    * Batch norm's training forward pass over `channels` (features, or an
    * image's channels): the batch's means and variances of `pre` into
    * `stats`, then gamma x-hat + beta and the nonlinearity into `out`
-   * (`values` of them; gamma and beta in `params`, where `u` says).
+   * (`values` of them; gamma and beta in `params`, where `u` says). With
+   * `labels` (class-conditional, `apply` a conditional program), each
+   * example's class picks its gamma and beta.
    */
   protected batchNorm(o: {
     pre: GPUBuffer;
@@ -521,6 +525,7 @@ export class Kernels extends GpuContext {
     channels: number;
     values: number;
     apply: string;
+    labels?: GPUBuffer;
   }): Dispatch[] {
     return [
       this.dispatch(
@@ -537,8 +542,9 @@ export class Kernels extends GpuContext {
           "read-only-storage",
           "storage",
           "uniform",
+          ...o.labels ? ["read-only-storage" as const] : [],
         ],
-        [o.pre, o.params, o.stats, o.out, o.u],
+        [o.pre, o.params, o.stats, o.out, o.u, ...o.labels ? [o.labels] : []],
         this.grid(o.values),
       ),
     ];
@@ -548,7 +554,8 @@ export class Kernels extends GpuContext {
    * Batch norm's backward pass from `dy` (the gradient with respect to its
    * output before the nonlinearity's, `values` of them): gamma's and
    * beta's gradients into `grads`, then the gradient with respect to `pre`
-   * into `next`.
+   * into `next`. With `labels` and `classes`, class-conditional: a row of
+   * gamma's and beta's gradients per class.
    */
   protected batchNormBackward(o: {
     dy: GPUBuffer;
@@ -560,8 +567,26 @@ export class Kernels extends GpuContext {
     u: GPUBuffer;
     channels: number;
     values: number;
+    labels?: GPUBuffer;
+    classes?: number;
   }): Dispatch[] {
     const read = "read-only-storage" as const;
+    if (o.labels && o.classes) {
+      return [
+        this.dispatch(
+          BN_SUMS_CLASSES_CODE,
+          [read, read, read, read, "storage", "uniform"],
+          [o.dy, o.pre, o.stats, o.labels, o.grads, o.u],
+          [Math.ceil(o.channels / 64), o.classes],
+        ),
+        this.dispatch(
+          bnBackClassesCode(o.classes),
+          [read, read, read, read, read, read, "storage", "uniform"],
+          [o.dy, o.pre, o.stats, o.params, o.grads, o.labels, o.next, o.u],
+          this.grid(o.values),
+        ),
+      ];
+    }
     return [
       this.dispatch(
         BN_SUMS_CODE,

@@ -5,8 +5,12 @@
  * layout, or an error that says what the passes cannot run. Dropout's
  * mask seed is the pass's plus the weight layers before it, and its
  * derivative is taken from the masked output's sign: after ReLU, leaky
- * ReLU or no nonlinearity only. Not here yet: maxout, a conditional dense
- * layer's label block.
+ * ReLU or no nonlinearity only. A conditional GAN's layers read each
+ * example's class from a labels buffer of the pass: class-conditional batch
+ * norm, and D's projection, whose first layer (`classInput`) is then no
+ * layer at all, as the pass's input is the image without its class. Not
+ * here yet: maxout, a conditional dense layer's label block, the class as
+ * planes (`classChannels`).
  *
  * @module
  */
@@ -43,6 +47,19 @@ export interface Block {
     eps: number;
     momentum: number;
     divide: boolean;
+    /** Class-conditional: gamma and beta are [classes, channels]. */
+    classes?: number;
+  };
+  /**
+   * D's projection (`lib/wgsl/projection_programs.ts`): its embedding
+   * [classes, inputs] from `embedding` in the parameters, and when the
+   * layer is spectrally normalised, the embedding's own state and
+   * normalised copy (as `sn`'s).
+   */
+  projection?: {
+    classes: number;
+    embedding: number;
+    sn?: { state: number; normed: number; rest: number; out: number };
   };
   act: Act;
   /**
@@ -103,14 +120,13 @@ export function layerBlocks(net: LayerNet): {
     const last = blocks[blocks.length - 1];
     const v = net.vars[i];
     if (l.kind === "reshape" || l.kind === "flatten") return;
+    // The pass's input is the image alone; the class is in its labels.
+    if (l.kind === "classInput" && i === 0) return;
     if (
       l.kind === "dense" || l.kind === "conv2d" || l.kind === "conv2dTranspose"
     ) {
       if (l.kind === "dense" && l.labelBlock) {
         refuse(i, "has a label block, which is not written");
-      }
-      if (l.kind === "dense" && l.projection) {
-        refuse(i, "has a class projection, which is not written");
       }
       if (l.kind !== "dense" && (inShape.length !== 3)) {
         refuse(i, "needs an image input");
@@ -174,13 +190,33 @@ export function layerBlocks(net: LayerNet): {
         snState += out + rest + 1;
         snNormed += kernelSize;
       }
+      if (l.kind === "dense" && l.projection) {
+        if (l.units !== 1) {
+          refuse(
+            i,
+            "projects the class into more than one unit, which is not written",
+          );
+        }
+        const classes = l.projection.classes;
+        const size = v.embedding!.size;
+        block.projection = { classes, embedding: take(size) };
+        if (v.embeddingSn) {
+          // E [classes, inputs] as the kernel is viewed: [rest, out].
+          const out = size / classes;
+          block.projection.sn = {
+            state: snState,
+            normed: snNormed,
+            rest: classes,
+            out,
+          };
+          snState += out + classes + 1;
+          snNormed += size;
+        }
+      }
       blocks.push(block);
       return;
     }
     if (l.kind === "batchNorm") {
-      if (l.classes) {
-        refuse(i, "is conditional on the class, which is not written");
-      }
       if (!last || last.bn || last.act !== "linear" || last.layer !== i - 1) {
         refuse(i, "does not follow a weight layer directly");
       }
@@ -193,6 +229,7 @@ export function layerBlocks(net: LayerNet): {
         eps: l.eps ?? 1e-3,
         momentum: l.momentum ?? 0.99,
         divide: !!l.divide,
+        ...(l.classes ? { classes: l.classes } : {}),
       };
       return;
     }

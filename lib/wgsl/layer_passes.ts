@@ -24,13 +24,18 @@
  * input-gradient product; the masks are drawn on the GPU
  * (`lib/random/dropout_masks.ts`) as `LayerNet.apply` draws them.
  *
+ * A conditional network's passes read each example's class from `labels`:
+ * class-conditional batch norm's gamma and beta rows, and D's projection
+ * (`lib/wgsl/projection.ts`), whose embedding is spectrally
+ * normalised with a power iteration of its own in each pass, as the
+ * kernel's.
+ *
  * @module
  */
 
 import type { LayerNet } from "../nets/layer_net.ts";
 import { type Block, layerBlocks } from "./layer_blocks.ts";
 import type { Dispatch } from "./gpu.ts";
-import { Kernels } from "./kernels.ts";
 import type { MatMulChoice } from "./plans.ts";
 import {
   ALEA_CHUNK,
@@ -40,6 +45,7 @@ import {
   keepThreshold,
 } from "../random/dropout_masks.ts";
 import { type Act, bnApplyCode, type Epilogue } from "./programs.ts";
+import { BlockKernels } from "./block_kernels.ts";
 
 /** A pass's own buffers: what its backward pass reads of it. */
 export interface PassBuffers {
@@ -61,7 +67,7 @@ export interface PassBuffers {
  * runs D twice, on the real and on the generated batch, each with a power
  * iteration of its own, and G's step a third time.
  */
-export class LayerPasses extends Kernels {
+export class LayerPasses extends BlockKernels {
   readonly blocks: Block[];
   readonly size: number;
   readonly offsets: number[];
@@ -87,6 +93,8 @@ export class LayerPasses extends Kernels {
   protected bnScratch: GPUBuffer | null;
   /** The dropout masks' jump table and start states (with dropout). */
   protected alea: { table: GPUBuffer; seeds: GPUBuffer } | null = null;
+  /** Each example's class (u32), for a conditional network's layers. */
+  protected labels: GPUBuffer | null;
 
   /** Whether the network has dropout (a pass then needs its seed). */
   get hasDropout(): boolean {
@@ -145,11 +153,24 @@ export class LayerPasses extends Kernels {
       slots?: number;
       matMul?: MatMulChoice;
       transformProgram?: (code: string) => string;
+      /**
+       * Each example's class, one u32 a row of a pass (a conditional
+       * network's; the caller writes it before each pass).
+       */
+      labels?: GPUBuffer;
     },
   ) {
     super(device, o.transformProgram ?? null, o.matMul ?? "auto");
     const compiled = layerBlocks(net);
     this.blocks = compiled.blocks;
+    this.labels = o.labels ?? null;
+    if (
+      !this.labels && this.blocks.some((b) => b.projection || b.bn?.classes)
+    ) {
+      throw new Error(
+        `${net.name} reads the class: its passes need a labels buffer`,
+      );
+    }
     this.size = compiled.size;
     this.offsets = compiled.offsets;
     this.rows = o.rows;
@@ -223,13 +244,19 @@ export class LayerPasses extends Kernels {
     this.upload(this.params, flat);
     for (const [i, b] of this.blocks.entries()) {
       const vars = net.vars[b.layer];
-      if (b.sn) {
-        const at = slot * this.snStride + b.sn.state;
-        this.upload(this.snState, await vars.sn!.u.data() as Float32Array, at);
+      for (
+        const [sn, state] of [
+          [b.sn, vars.sn],
+          [b.projection?.sn, vars.embeddingSn],
+        ] as const
+      ) {
+        if (!sn) continue;
+        const at = slot * this.snStride + sn.state;
+        this.upload(this.snState, await state!.u.data() as Float32Array, at);
         this.upload(
           this.snState,
-          await vars.sn!.v.data() as Float32Array,
-          at + b.sn.out,
+          await state!.v.data() as Float32Array,
+          at + sn.out,
         );
       }
       if (b.bn) {
@@ -258,23 +285,28 @@ export class LayerPasses extends Kernels {
     );
   }
 
-  /** Each spectrally normalised block's u, v and sigma in slot `slot`. */
+  /**
+   * Each spectrally normalised weight's u, v and sigma in slot `slot`, in
+   * block order: a block's kernel's, then its embedding's.
+   */
   async readSpectralNorm(slot = 0): Promise<
     { u: Float32Array; v: Float32Array; sigma: number }[]
   > {
     const out = [];
     for (const b of this.blocks) {
-      if (!b.sn) continue;
-      const s = await this.read(
-        this.snState,
-        slot * this.snStride + b.sn.state,
-        b.sn.out + b.sn.rest + 1,
-      );
-      out.push({
-        u: s.slice(0, b.sn.out),
-        v: s.slice(b.sn.out, b.sn.out + b.sn.rest),
-        sigma: s[b.sn.out + b.sn.rest],
-      });
+      for (const sn of [b.sn, b.projection?.sn]) {
+        if (!sn) continue;
+        const s = await this.read(
+          this.snState,
+          slot * this.snStride + sn.state,
+          sn.out + sn.rest + 1,
+        );
+        out.push({
+          u: s.slice(0, sn.out),
+          v: s.slice(sn.out, sn.out + sn.rest),
+          sigma: s[sn.out + sn.rest],
+        });
+      }
     }
     return out;
   }
@@ -325,19 +357,33 @@ export class LayerPasses extends Kernels {
    * A spectrally normalised block's operands in slot `slot`, its power
    * iteration starting from slot `from`'s u.
    */
-  protected snOperands(b: Block, slot: number, from = slot) {
+  protected snOperands(
+    b: Block,
+    slot: number,
+    from = slot,
+    embedding = false,
+  ) {
+    const sn = embedding ? b.projection!.sn! : b.sn!;
     return {
       params: this.params,
       grads: this.grads,
-      wOff: b.kernel,
+      wOff: embedding ? b.projection!.embedding : b.kernel,
       state: this.snState,
-      sOff: slot * this.snStride + b.sn!.state,
-      srcOff: from * this.snStride + b.sn!.state,
+      sOff: slot * this.snStride + sn.state,
+      srcOff: from * this.snStride + sn.state,
       normed: this.normed,
-      nOff: slot * this.normedStride + b.sn!.normed,
-      rest: b.sn!.rest,
-      out: b.sn!.out,
+      nOff: slot * this.normedStride + sn.normed,
+      rest: sn.rest,
+      out: sn.out,
     };
+  }
+
+  /** The embedding a projection block's programs read in a slot: E, or E / sigma. */
+  protected embedding(b: Block, slot: number): { e: GPUBuffer; eOff: number } {
+    const p = b.projection!;
+    return p.sn
+      ? { e: this.normed, eOff: slot * this.normedStride + p.sn.normed }
+      : { e: this.params, eOff: p.embedding };
   }
 
   /** A batch-norm program's settings for block `b` over `rows` examples. */
@@ -354,66 +400,10 @@ export class LayerPasses extends Kernels {
         // LayerNet.updateMovingStats (BN_MOVING_CODE's keep, then its share).
         1 - bn.momentum,
         bn.momentum,
-        0,
+        this.pixels(b),
       ],
       [false, false, false, false, true, true, true, false],
     );
-  }
-
-  /**
-   * The product of block `b` over `rows` examples with slot `slot`'s
-   * weight: the layer's own (`forward`) or its input gradient's
-   * (`backward`), through `epilogue`.
-   */
-  protected product(
-    b: Block,
-    rows: number,
-    slot: number,
-    o: {
-      form: "forward" | "backward";
-      a: GPUBuffer;
-      aOff?: number;
-      c: GPUBuffer;
-      cOff?: number;
-      e?: GPUBuffer;
-      eOff?: number;
-      epilogue: Epilogue;
-      /** Each output times this dropout mask (laid out as the output). */
-      mask?: GPUBuffer | null;
-    },
-  ): Dispatch[] {
-    const { w, wOff } = this.weight(b, slot);
-    const common = {
-      ...o.mask ? { mask: o.mask, maskOut: true } : {},
-      a: o.a,
-      aOff: o.aOff ?? 0,
-      b: w,
-      bOff: wOff,
-      c: o.c,
-      cOff: o.cOff ?? 0,
-      e: o.e,
-      eOff: o.eOff,
-      epilogue: o.epilogue,
-    };
-    if (b.kind === "dense") {
-      return o.form === "forward"
-        ? this.matMul({ ...common, M: rows, N: b.outputs, K: b.inputs })
-        : this.matMul({
-          ...common,
-          M: rows,
-          N: b.inputs,
-          K: b.outputs,
-          transB: true,
-        });
-    }
-    // conv2d forward is the convolution's forward product, its input
-    // gradient the input-gradient product; a transposed layer the reverse.
-    const forwardForm = (o.form === "forward") === (b.kind === "conv2d");
-    return this.conv({
-      ...common,
-      form: forwardForm ? "forward" : "inputGrad",
-      geometry: b.geometry!(rows),
-    });
   }
 
   /**
@@ -448,6 +438,13 @@ export class LayerPasses extends Kernels {
             ...this.spectralNorm(this.snOperands(b, slot, o.from ?? slot)),
           );
         }
+        if (b.projection?.sn) {
+          out.push(
+            ...this.spectralNorm(
+              this.snOperands(b, slot, o.from ?? slot, true),
+            ),
+          );
+        }
         const x = i === 0 ? o.input : pass.acts[i - 1];
         const elsewhere = i === lastBlock && o.out;
         const target = b.bn
@@ -459,7 +456,7 @@ export class LayerPasses extends Kernels {
         const epilogue: Epilogue = b.bias >= 0 || act !== "linear"
           ? { kind: "bias", act }
           : { kind: "store" };
-        out.push(...this.product(b, R, slot, {
+        out.push(...this.product(b, R, this.weight(b, slot), {
           form: "forward",
           a: x,
           aOff: i === 0 ? o.inOff : 0,
@@ -470,6 +467,19 @@ export class LayerPasses extends Kernels {
           epilogue,
           mask: pass.masks[i],
         }));
+        if (b.projection) {
+          // + h . E[y], onto the logits the product wrote.
+          out.push(this.projection({
+            rows: R,
+            features: b.inputs,
+            h: x,
+            hOff: i === 0 ? o.inOff ?? 0 : 0,
+            ...this.embedding(b, slot),
+            labels: this.labels!,
+            out: target,
+            outOff: elsewhere ? o.out!.off : 0,
+          }));
+        }
         if (b.bn) {
           out.push(...this.batchNorm({
             pre: pass.pre[i]!,
@@ -479,7 +489,8 @@ export class LayerPasses extends Kernels {
             u: this.bnUniform(b, R),
             channels: b.channels,
             values: R * b.outputs,
-            apply: bnApplyCode(b.act, b.bn.divide),
+            apply: bnApplyCode(b.act, b.bn.divide, !!b.bn.classes),
+            ...b.bn.classes ? { labels: this.labels! } : {},
           }));
         }
         return out;
@@ -555,6 +566,9 @@ export class LayerPasses extends Kernels {
           u: this.bnUniform(b, R),
           channels: b.channels,
           values: R * b.outputs,
+          ...b.bn.classes
+            ? { labels: this.labels!, classes: b.bn.classes }
+            : {},
         }));
         cur = next;
         curOff = 0;
@@ -585,6 +599,28 @@ export class LayerPasses extends Kernels {
             partial: this.partial,
           }));
         }
+        if (b.projection) {
+          // dE: each class's row gathers delta h over its examples.
+          const p = b.projection;
+          out.push(this.projectionGrad({
+            classes: p.classes,
+            features: b.inputs,
+            rows: R,
+            h: x,
+            hOff: xOff,
+            delta: cur,
+            deltaOff: curOff,
+            labels: this.labels!,
+            grads,
+            gOff: p.embedding,
+          }));
+          if (p.sn) {
+            out.push(...this.spectralNormGrad({
+              ...this.snOperands(b, slot, slot, true),
+              grads,
+            }));
+          }
+        }
       }
       const inner = i > 0 ? this.blocks[i - 1] : null;
       const below = inner
@@ -592,7 +628,25 @@ export class LayerPasses extends Kernels {
         : o.below;
       if (!below) continue;
       const next = spare(cur, o.delta);
-      out.push(...this.product(b, R, slot, {
+      if (b.projection) {
+        // delta (w + E[y]), through the nonlinearity below and its mask.
+        out.push(this.projectionInputGrad({
+          rows: R,
+          features: b.inputs,
+          delta: cur,
+          deltaOff: curOff,
+          ...this.weight(b, slot),
+          ...this.embedding(b, slot),
+          labels: this.labels!,
+          below,
+          mask: inner ? pass.masks[i - 1] : null,
+          next,
+        }));
+        cur = next;
+        curOff = 0;
+        continue;
+      }
+      out.push(...this.product(b, R, this.weight(b, slot), {
         form: "backward",
         a: cur,
         aOff: curOff,
@@ -606,50 +660,5 @@ export class LayerPasses extends Kernels {
       curOff = 0;
     }
     return { dispatches: out, last: cur };
-  }
-
-  /** dW of block `b` from its input x and dy, into the gradients. */
-  protected weightGradient(
-    b: Block,
-    rows: number,
-    o: {
-      x: GPUBuffer;
-      xOff: number;
-      dy: GPUBuffer;
-      dyOff: number;
-      grads: GPUBuffer;
-    },
-  ): Dispatch[] {
-    const store = { kind: "store" } as const;
-    if (b.kind === "dense") {
-      // dW[inputs, units] = x^T dy
-      return this.matMul({
-        M: b.inputs,
-        N: b.outputs,
-        K: rows,
-        a: o.x,
-        aOff: o.xOff,
-        transA: true,
-        b: o.dy,
-        bOff: o.dyOff,
-        c: o.grads,
-        cOff: b.kernel,
-        epilogue: store,
-      });
-    }
-    // A transposed layer's kernel is the mirrored convolution's filter
-    // gradient, with its output's gradient as that convolution's image.
-    const conv = b.kind === "conv2d";
-    return this.conv({
-      form: "filterGrad",
-      geometry: b.geometry!(rows),
-      a: conv ? o.x : o.dy,
-      aOff: conv ? o.xOff : o.dyOff,
-      b: conv ? o.dy : o.x,
-      bOff: conv ? o.dyOff : o.xOff,
-      c: o.grads,
-      cOff: b.kernel,
-      epilogue: store,
-    });
   }
 }

@@ -21,8 +21,14 @@
  * D's dropout masks are drawn on the GPU from the step's seeds as the tfjs
  * step draws them (dSeed, dSeed + FAKE_MASK_OFFSET, gSeed).
  *
- * Not yet: a conditional GAN, G's dropout, the simultaneous and reused rounds,
- * the gradient penalty. {@linkcode layerStepSupport} says.
+ * A conditional GAN (the projection form: class-conditional batch norm in
+ * G, a projection in D) carries the batch's classes in a labels buffer that
+ * both networks' passes read, and G's noise rows end with the one-hot
+ * class, as the tfjs step's; D's input is the images alone.
+ *
+ * Not yet: the class as D's input planes, G's dropout, the simultaneous
+ * and reused rounds, the gradient penalty. {@linkcode layerStepSupport}
+ * says.
  *
  * @module
  */
@@ -32,6 +38,7 @@ import type { PixelRange } from "../splits.ts";
 import { FAKE_MASK_OFFSET, type Gan } from "../gan.ts";
 import { type GanConfig, realBatchSize } from "../presets.ts";
 import { copyStatistics } from "../nets/ema.ts";
+import { withClasses } from "../nets/latent.ts";
 import { emaUniform, optimizerUniform } from "./settings.ts";
 import { assignFlat, flatten } from "./flat.ts";
 import { COPY_DST, type Dispatch } from "./gpu.ts";
@@ -64,7 +71,10 @@ fn main(@builtin(global_invocation_id) id: vec3u, @builtin(num_workgroups) nw: v
  */
 export function layerStepSupport(gan: Gan): string | null {
   const c = gan.config;
-  if (c.classes) return "conditional convolutional GANs are not written yet";
+  if (c.classes && gan.discriminator.descs[0]?.kind !== "classInput") {
+    return "the class as D's input planes (--conditioning channels) is not " +
+      "written yet; the projection form (the default) is";
+  }
   if ((c.update ?? "alternating") !== "alternating") {
     return `the ${c.update} round is not written yet`;
   }
@@ -122,7 +132,10 @@ export interface LayerStepInputs {
   zG?: Float32Array;
   dSeed?: number;
   gSeed?: number;
-  /** Not taken: conditional GANs are not written yet. */
+  /**
+   * A conditional GAN's batch classes (a batch of them): D sees each real
+   * image with its class, and G is asked for these classes in both steps.
+   */
   labels?: ArrayLike<number>;
   epoch?: number;
 }
@@ -136,7 +149,11 @@ export class LayerStep extends Kernels {
   /** Rows of D's passes in its step: a batch, or half of one (halfBatchD). */
   protected dRows: number;
   protected latent: number;
+  protected classes: number;
+  /** G's input: the noise rows, each followed by the one-hot class if conditional. */
   protected z: GPUBuffer;
+  /** A conditional GAN's batch classes (u32), which both networks read. */
+  protected labels: GPUBuffer | undefined;
   /**
    * D's input: the real rows from row 0 (H of them in D's step), the
    * generated ones from row B (H in D's step, B in G's).
@@ -170,19 +187,22 @@ export class LayerStep extends Kernels {
     this.batch = B;
     this.dRows = realBatchSize(c);
     this.latent = c.latentDim;
+    this.classes = c.classes ?? 0;
     this.updatesD = gan.optimizerD.step;
     this.updatesG = gan.optimizerG.step;
+    this.labels = this.classes ? this.buffer(B) : undefined;
     const passes = {
       rows: B,
       matMul: o.matMul,
       transformProgram: o.transformProgram,
+      labels: this.labels,
     };
     this.G = new LayerPasses(device, gan.generator, passes);
     this.D = new LayerPasses(device, gan.discriminator, {
       ...passes,
       slots: 3,
     });
-    this.z = this.buffer(B * this.latent);
+    this.z = this.buffer(B * (this.latent + this.classes));
     this.dIn = this.buffer(2 * B * IMAGE);
     this.logits = this.buffer(2 * B);
     this.delta = this.buffer(2 * B);
@@ -412,7 +432,12 @@ export class LayerStep extends Kernels {
       throw new Error("D has dropout: a step needs dSeed and gSeed");
     }
     this.stepD(inputs);
-    this.stepG({ zG: inputs.zG!, gSeed: inputs.gSeed, epoch: inputs.epoch });
+    this.stepG({
+      zG: inputs.zG!,
+      labels: inputs.labels,
+      gSeed: inputs.gSeed,
+      epoch: inputs.epoch,
+    });
   }
 
   /**
@@ -423,12 +448,27 @@ export class LayerStep extends Kernels {
     return this.gather !== null;
   }
 
+  /**
+   * A conditional GAN's `labels` onto the GPU, and `z` with them: the noise
+   * rows followed by their one-hot classes (`z` as it is otherwise).
+   */
+  protected writeLabels(
+    labels: ArrayLike<number> | undefined,
+    z: Float32Array,
+  ): Float32Array {
+    if (!this.classes) return z;
+    if (labels?.length !== this.batch) {
+      throw new Error(
+        `this GAN is conditional: a step takes the ${this.batch} classes of its batch (labels)`,
+      );
+    }
+    this.upload(this.labels!, Uint32Array.from(labels));
+    return withClasses(z, labels, this.latent, this.classes);
+  }
+
   /** D's update on `real` and `zD`, queued. */
   stepD(inputs: Omit<LayerStepInputs, "zG" | "gSeed">): void {
     const H = this.dRows;
-    if (inputs.labels) {
-      throw new Error("unreachable: a conditional layer-list GAN's step");
-    }
     const gather = this.gather;
     this.checkRealBatch(gather, inputs, H, IMAGE);
     this.checkNoise(inputs.zD, "zD", H);
@@ -443,7 +483,7 @@ export class LayerStep extends Kernels {
     }
     if (gather) this.upload(gather.rows, inputs.rows!);
     else this.upload(this.dIn, inputs.real!);
-    this.upload(this.z, inputs.zD);
+    this.upload(this.z, this.writeLabels(inputs.labels, inputs.zD));
     this.writeOptimizer("D", inputs.epoch ?? 0);
     this.submit(this.steps[0]);
   }
@@ -461,7 +501,7 @@ export class LayerStep extends Kernels {
       }
       this.D.writeMaskSeeds(2, inputs.gSeed);
     }
-    this.upload(this.z, inputs.zG);
+    this.upload(this.z, this.writeLabels(inputs.labels, inputs.zG));
     this.writeOptimizer("G", inputs.epoch ?? 0);
     this.submit(this.steps[1]);
   }
@@ -554,8 +594,15 @@ export class LayerStep extends Kernels {
               tf.tensor(r.slice(b.channels, 2 * b.channels)),
             );
           }
-          if (b.sn) {
-            const state = net.vars[b.layer].sn!;
+          // As readSpectralNorm lists them: the kernel's, the embedding's.
+          const vars = net.vars[b.layer];
+          for (
+            const state of [
+              b.sn && vars.sn,
+              b.projection?.sn && vars.embeddingSn,
+            ]
+          ) {
+            if (!state) continue;
             state.u.assign(tf.tensor(sn[k].u));
             state.v.assign(tf.tensor(sn[k].v));
             k++;

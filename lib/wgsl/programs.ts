@@ -29,7 +29,7 @@ function leakySlope(act: Act): string | null {
 }
 
 /** WGSL of a nonlinearity applied to `x`. */
-function actCode(act: Act): string {
+export function actCode(act: Act): string {
   const slope = leakySlope(act);
   if (slope) return `select(${slope} * x, x, x >= 0.0)`;
   switch (act) {
@@ -50,7 +50,7 @@ function actCode(act: Act): string {
 }
 
 /** WGSL of a nonlinearity's derivative from its output `y`. */
-function actGradCode(act: Act): string {
+export function actGradCode(act: Act): string {
   const slope = leakySlope(act);
   if (slope) return `select(${slope}, 1.0, y > 0.0)`;
   switch (act) {
@@ -85,7 +85,7 @@ export const MATMUL_KINDS: Binding[] = [
  * The head of an elementwise program: one thread per element, index `i`
  * (past 65,535 workgroups the grid has rows; see `#grid`).
  */
-const FLAT_MAIN = `@compute @workgroup_size(256)
+export const FLAT_MAIN = `@compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) id: vec3u, @builtin(num_workgroups) nw: vec3u) {
   let i = id.y * nw.x * 256u + id.x;`;
 
@@ -457,10 +457,16 @@ ${FLAT_MAIN}
  * Batch normalisation (`lib/gan.ts`: tfjs's moments, then
  * (h - mean) / sqrt(var + eps) * gamma + beta, then the nonlinearity).
  * Settings of each program: M rows, N columns, offsets of gamma and beta in
- * the parameters, eps, and the running statistics' momentum.
+ * the parameters, eps, the running statistics' momentum, and the rows an
+ * example has (an image's pixels; 1 for features), by which class-
+ * conditional batch norm finds a row's class.
+ *
+ * Class-conditional batch norm (de Vries et al. 2017) has a row of gamma
+ * and of beta per class, [classes, N], and `Labels` holds each example's
+ * class: the statistics are the batch's, as without classes.
  */
 const BN_UNIFORM = `
-struct U { M: u32, N: u32, gamma: u32, beta: u32, eps: f32, momentum: f32, keep: f32, pad: u32 }`;
+struct U { M: u32, N: u32, gamma: u32, beta: u32, eps: f32, momentum: f32, keep: f32, pixels: u32 }`;
 
 /** Column means and (biased) variances of X, two passes: S = [mean, var]. */
 export const BN_STATS_CODE = `${BN_UNIFORM}
@@ -504,20 +510,33 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
  * false act((X - mean) * (rsqrt(var + eps) * gamma) + beta), as
  * `lib/nets/layer_net.ts` has the two.
  */
-export function bnApplyCode(act: Act, divide = true): string {
+export function bnApplyCode(
+  act: Act,
+  divide = true,
+  conditional = false,
+): string {
+  // Conditional: the row's class picks gamma's and beta's row.
+  const g = conditional ? "u.gamma + k * u.N + n" : "u.gamma + n";
+  const b = conditional ? "u.beta + k * u.N + n" : "u.beta + n";
   const x = divide
-    ? "((X[i] - S[n]) / sqrt(S[u.N + n] + u.eps)) * P[u.gamma + n] + P[u.beta + n]"
-    : "(X[i] - S[n]) * (inverseSqrt(S[u.N + n] + u.eps) * P[u.gamma + n]) + P[u.beta + n]";
+    ? `((X[i] - S[n]) / sqrt(S[u.N + n] + u.eps)) * P[${g}] + P[${b}]`
+    : `(X[i] - S[n]) * (inverseSqrt(S[u.N + n] + u.eps) * P[${g}]) + P[${b}]`;
   return `${BN_UNIFORM}
 @group(0) @binding(0) var<storage, read> X: array<f32>;
 @group(0) @binding(1) var<storage, read> P: array<f32>;
 @group(0) @binding(2) var<storage, read> S: array<f32>;
 @group(0) @binding(3) var<storage, read_write> Y: array<f32>;
 @group(0) @binding(4) var<uniform> u: U;
-
+${
+    conditional
+      ? "@group(0) @binding(5) var<storage, read> Labels: array<u32>;\n"
+      : ""
+  }
 ${FLAT_MAIN}
   if (i >= u.M * u.N) { return; }
-  let n = i % u.N;
+  let n = i % u.N;${
+    conditional ? "\n  let k = Labels[(i / u.N) / u.pixels];" : ""
+  }
   let x = ${x};
   Y[i] = ${actCode(act)};
 }`;
@@ -579,6 +598,81 @@ ${FLAT_MAIN}
   let xhat = (X[i] - S[n]) / sd;
   D[i] = P[u.gamma + n] / sd * ((DZ[i] - G[u.beta + n] / m) - xhat * (G[u.gamma + n] / m));
 }`;
+
+/**
+ * Class-conditional batch norm's gradients of gamma and beta, a row per
+ * class (workgroups: channels / 64 by classes): G[gamma + k N + n] = sum
+ * DZ xhat and G[beta + k N + n] = sum DZ over the rows of class k.
+ */
+export const BN_SUMS_CLASSES_CODE = `${BN_UNIFORM}
+@group(0) @binding(0) var<storage, read> DZ: array<f32>;
+@group(0) @binding(1) var<storage, read> X: array<f32>;
+@group(0) @binding(2) var<storage, read> S: array<f32>;
+@group(0) @binding(3) var<storage, read> Labels: array<u32>;
+@group(0) @binding(4) var<storage, read_write> G: array<f32>;
+@group(0) @binding(5) var<uniform> u: U;
+var<workgroup> part: array<vec2f, 256>;
+
+@compute @workgroup_size(64, 4)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let n = wg.x * 64u + lid.x;
+  let k = wg.y;
+  var s = vec2f();
+  if (n < u.N) {
+    let mean = S[n];
+    let sd = sqrt(S[u.N + n] + u.eps);
+    for (var r = lid.y; r < u.M; r += 4u) {
+      if (Labels[r / u.pixels] == k) {
+        let dz = DZ[r * u.N + n];
+        s += vec2f(dz * ((X[r * u.N + n] - mean) / sd), dz);
+      }
+    }
+  }
+  part[lid.y * 64u + lid.x] = s;
+  workgroupBarrier();
+  if (lid.y == 0u && n < u.N) {
+    let c = lid.x;
+    let t = ((part[c] + part[64u + c]) + part[128u + c]) + part[192u + c];
+    G[u.gamma + k * u.N + n] = t.x;
+    G[u.beta + k * u.N + n] = t.y;
+  }
+}`;
+
+/**
+ * Class-conditional batch norm's gradient with respect to X: with the
+ * row's gamma g_k, xhat's gradient is DZ g_k, whose sums over the batch are
+ * sum_k g_k (beta's gradient of class k) and, times xhat, sum_k g_k
+ * (gamma's gradient of class k): D = (g_k DZ - that / M - xhat * this / M)
+ * / sd, for `classes` classes.
+ */
+export function bnBackClassesCode(classes: number): string {
+  return `${BN_UNIFORM}
+@group(0) @binding(0) var<storage, read> DZ: array<f32>;
+@group(0) @binding(1) var<storage, read> X: array<f32>;
+@group(0) @binding(2) var<storage, read> S: array<f32>;
+@group(0) @binding(3) var<storage, read> P: array<f32>;
+@group(0) @binding(4) var<storage, read> G: array<f32>;
+@group(0) @binding(5) var<storage, read> Labels: array<u32>;
+@group(0) @binding(6) var<storage, read_write> D: array<f32>;
+@group(0) @binding(7) var<uniform> u: U;
+
+${FLAT_MAIN}
+  if (i >= u.M * u.N) { return; }
+  let n = i % u.N;
+  let m = f32(u.M);
+  var dbeta = 0.0;
+  var dgamma = 0.0;
+  for (var c = 0u; c < ${classes}u; c++) {
+    let g = P[u.gamma + c * u.N + n];
+    dbeta += g * G[u.beta + c * u.N + n];
+    dgamma += g * G[u.gamma + c * u.N + n];
+  }
+  let k = Labels[(i / u.N) / u.pixels];
+  let sd = sqrt(S[u.N + n] + u.eps);
+  let xhat = (X[i] - S[n]) / sd;
+  D[i] = ((P[u.gamma + k * u.N + n] * DZ[i] - dbeta / m) - xhat * (dgamma / m)) / sd;
+}`;
+}
 
 /** Running statistics: R = R keep + S momentum (keep = 1 - momentum), means then variances. */
 export const BN_MOVING_CODE = `${BN_UNIFORM}
