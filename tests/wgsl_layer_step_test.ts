@@ -96,7 +96,7 @@ Deno.test({
       ["if (Labels[r] == k)", "if (Labels[r] != k)"],
       // Conditional batch norm's gamma and beta, their gradients, and x's.
       ["* P[u.gamma + k * u.N + n]", "* P[u.gamma + n]"],
-      ["Labels[r / u.pixels] == k", "Labels[r / u.pixels] == (k + 1u) % 10u"],
+      ["Labels[r / u.pixels] != k", "Labels[r / u.pixels] != (k + 1u) % 10u"],
       ["((P[u.gamma + k * u.N + n] * DZ[i]", "((P[u.gamma + n] * DZ[i]"],
     ];
     for (const [from, to] of [["", ""], ...breaks]) {

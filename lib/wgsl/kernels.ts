@@ -9,12 +9,10 @@
 import { IMAGE_PIXELS, type PixelRange, toFloat } from "../splits.ts";
 import { COPY_DST, type Dispatch, GpuContext, S } from "./gpu.ts";
 import {
-  BN_BACK_CODE,
   BN_MOVING_CODE,
   BN_STATS_CODE,
-  BN_SUMS_CLASSES_CODE,
-  BN_SUMS_CODE,
-  bnBackClassesCode,
+  bnBackCode,
+  bnSumsCode,
   COLSUM_CODE,
   COLSUM_WHOLE_CODE,
   GATHER_CODE,
@@ -571,33 +569,28 @@ export class Kernels extends GpuContext {
     classes?: number;
   }): Dispatch[] {
     const read = "read-only-storage" as const;
-    if (o.labels && o.classes) {
-      return [
-        this.dispatch(
-          BN_SUMS_CLASSES_CODE,
-          [read, read, read, read, "storage", "uniform"],
-          [o.dy, o.pre, o.stats, o.labels, o.grads, o.u],
-          [Math.ceil(o.channels / 64), o.classes],
-        ),
-        this.dispatch(
-          bnBackClassesCode(o.classes),
-          [read, read, read, read, read, read, "storage", "uniform"],
-          [o.dy, o.pre, o.stats, o.params, o.grads, o.labels, o.next, o.u],
-          this.grid(o.values),
-        ),
-      ];
-    }
+    const classes = o.labels ? o.classes ?? 0 : 0;
+    const labels = classes ? [o.labels!] : [];
     return [
       this.dispatch(
-        BN_SUMS_CODE,
-        [read, read, read, "storage", "uniform"],
-        [o.dy, o.pre, o.stats, o.grads, o.u],
-        [Math.ceil(o.channels / 64), 1],
+        bnSumsCode(classes > 0),
+        [read, read, read, "storage", "uniform", ...labels.map(() => read)],
+        [o.dy, o.pre, o.stats, o.grads, o.u, ...labels],
+        [Math.ceil(o.channels / 64), Math.max(classes, 1)],
       ),
       this.dispatch(
-        BN_BACK_CODE,
-        [read, read, read, read, read, "storage", "uniform"],
-        [o.dy, o.pre, o.stats, o.params, o.grads, o.next, o.u],
+        bnBackCode(classes),
+        [
+          read,
+          read,
+          read,
+          read,
+          read,
+          "storage",
+          "uniform",
+          ...labels.map(() => read),
+        ],
+        [o.dy, o.pre, o.stats, o.params, o.grads, o.next, o.u, ...labels],
         this.grid(o.values),
       ),
     ];

@@ -527,11 +527,7 @@ export function bnApplyCode(
 @group(0) @binding(2) var<storage, read> S: array<f32>;
 @group(0) @binding(3) var<storage, read_write> Y: array<f32>;
 @group(0) @binding(4) var<uniform> u: U;
-${
-    conditional
-      ? "@group(0) @binding(5) var<storage, read> Labels: array<u32>;\n"
-      : ""
-  }
+${LABELS(conditional, 5)}
 ${FLAT_MAIN}
   if (i >= u.M * u.N) { return; }
   let n = i % u.N;${
@@ -545,73 +541,19 @@ ${FLAT_MAIN}
 /**
  * Gradients of gamma and beta from DZ, the gradient with respect to the
  * normalised output: G[gamma + n] = sum DZ xhat, G[beta + n] = sum DZ, with
- * xhat = (X - mean) / sqrt(var + eps).
+ * xhat = (X - mean) / sqrt(var + eps). Class-conditional (`conditional`,
+ * workgroups: channels / 64 by classes), a row of each per class: the sums
+ * over the rows of class k into G[gamma + k N + n] and G[beta + k N + n].
  */
-export const BN_SUMS_CODE = `${BN_UNIFORM}
+export function bnSumsCode(conditional = false): string {
+  const at = conditional ? "k * u.N + n" : "n";
+  return `${BN_UNIFORM}
 @group(0) @binding(0) var<storage, read> DZ: array<f32>;
 @group(0) @binding(1) var<storage, read> X: array<f32>;
 @group(0) @binding(2) var<storage, read> S: array<f32>;
 @group(0) @binding(3) var<storage, read_write> G: array<f32>;
 @group(0) @binding(4) var<uniform> u: U;
-var<workgroup> part: array<vec2f, 256>;
-
-@compute @workgroup_size(64, 4)
-fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-  let n = wg.x * 64u + lid.x;
-  var s = vec2f();
-  if (n < u.N) {
-    let mean = S[n];
-    let sd = sqrt(S[u.N + n] + u.eps);
-    for (var r = lid.y; r < u.M; r += 4u) {
-      let dz = DZ[r * u.N + n];
-      s += vec2f(dz * ((X[r * u.N + n] - mean) / sd), dz);
-    }
-  }
-  part[lid.y * 64u + lid.x] = s;
-  workgroupBarrier();
-  if (lid.y == 0u && n < u.N) {
-    let c = lid.x;
-    let t = ((part[c] + part[64u + c]) + part[128u + c]) + part[192u + c];
-    G[u.gamma + n] = t.x;
-    G[u.beta + n] = t.y;
-  }
-}`;
-
-/**
- * The gradient with respect to the layer's affine output X:
- * D = gamma / sd * (DZ - sum DZ / M - xhat * sum(DZ xhat) / M).
- */
-export const BN_BACK_CODE = `${BN_UNIFORM}
-@group(0) @binding(0) var<storage, read> DZ: array<f32>;
-@group(0) @binding(1) var<storage, read> X: array<f32>;
-@group(0) @binding(2) var<storage, read> S: array<f32>;
-@group(0) @binding(3) var<storage, read> P: array<f32>;
-@group(0) @binding(4) var<storage, read> G: array<f32>;
-@group(0) @binding(5) var<storage, read_write> D: array<f32>;
-@group(0) @binding(6) var<uniform> u: U;
-
-${FLAT_MAIN}
-  if (i >= u.M * u.N) { return; }
-  let n = i % u.N;
-  let m = f32(u.M);
-  let sd = sqrt(S[u.N + n] + u.eps);
-  let xhat = (X[i] - S[n]) / sd;
-  D[i] = P[u.gamma + n] / sd * ((DZ[i] - G[u.beta + n] / m) - xhat * (G[u.gamma + n] / m));
-}`;
-
-/**
- * Class-conditional batch norm's gradients of gamma and beta, a row per
- * class (workgroups: channels / 64 by classes): G[gamma + k N + n] = sum
- * DZ xhat and G[beta + k N + n] = sum DZ over the rows of class k.
- */
-export const BN_SUMS_CLASSES_CODE = `${BN_UNIFORM}
-@group(0) @binding(0) var<storage, read> DZ: array<f32>;
-@group(0) @binding(1) var<storage, read> X: array<f32>;
-@group(0) @binding(2) var<storage, read> S: array<f32>;
-@group(0) @binding(3) var<storage, read> Labels: array<u32>;
-@group(0) @binding(4) var<storage, read_write> G: array<f32>;
-@group(0) @binding(5) var<uniform> u: U;
-var<workgroup> part: array<vec2f, 256>;
+${LABELS(conditional, 5)}var<workgroup> part: array<vec2f, 256>;
 
 @compute @workgroup_size(64, 4)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
@@ -622,10 +564,9 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
     let mean = S[n];
     let sd = sqrt(S[u.N + n] + u.eps);
     for (var r = lid.y; r < u.M; r += 4u) {
-      if (Labels[r / u.pixels] == k) {
-        let dz = DZ[r * u.N + n];
-        s += vec2f(dz * ((X[r * u.N + n] - mean) / sd), dz);
-      }
+      ${conditional ? "if (Labels[r / u.pixels] != k) { continue; }" : ""}
+      let dz = DZ[r * u.N + n];
+      s += vec2f(dz * ((X[r * u.N + n] - mean) / sd), dz);
     }
   }
   part[lid.y * 64u + lid.x] = s;
@@ -633,34 +574,30 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
   if (lid.y == 0u && n < u.N) {
     let c = lid.x;
     let t = ((part[c] + part[64u + c]) + part[128u + c]) + part[192u + c];
-    G[u.gamma + k * u.N + n] = t.x;
-    G[u.beta + k * u.N + n] = t.y;
+    G[u.gamma + ${at}] = t.x;
+    G[u.beta + ${at}] = t.y;
   }
 }`;
+}
+
+/** The binding of a conditional program's `Labels` (each example's class), or none. */
+function LABELS(conditional: boolean, binding: number): string {
+  return conditional
+    ? `@group(0) @binding(${binding}) var<storage, read> Labels: array<u32>;\n`
+    : "";
+}
 
 /**
- * Class-conditional batch norm's gradient with respect to X: with the
- * row's gamma g_k, xhat's gradient is DZ g_k, whose sums over the batch are
- * sum_k g_k (beta's gradient of class k) and, times xhat, sum_k g_k
- * (gamma's gradient of class k): D = (g_k DZ - that / M - xhat * this / M)
- * / sd, for `classes` classes.
+ * The gradient with respect to the layer's affine output X:
+ * D = gamma / sd * (DZ - sum DZ / M - xhat * sum(DZ xhat) / M).
+ * Class-conditional (`classes` > 0): with the row's gamma g_k, xhat's
+ * gradient is DZ g_k, whose sum over the batch is sum_k g_k (beta's
+ * gradient of class k), and times xhat sum_k g_k (gamma's gradient of
+ * class k): D = (g_k DZ - the first / M - xhat * the second / M) / sd.
  */
-export function bnBackClassesCode(classes: number): string {
-  return `${BN_UNIFORM}
-@group(0) @binding(0) var<storage, read> DZ: array<f32>;
-@group(0) @binding(1) var<storage, read> X: array<f32>;
-@group(0) @binding(2) var<storage, read> S: array<f32>;
-@group(0) @binding(3) var<storage, read> P: array<f32>;
-@group(0) @binding(4) var<storage, read> G: array<f32>;
-@group(0) @binding(5) var<storage, read> Labels: array<u32>;
-@group(0) @binding(6) var<storage, read_write> D: array<f32>;
-@group(0) @binding(7) var<uniform> u: U;
-
-${FLAT_MAIN}
-  if (i >= u.M * u.N) { return; }
-  let n = i % u.N;
-  let m = f32(u.M);
-  var dbeta = 0.0;
+export function bnBackCode(classes = 0): string {
+  const body = classes
+    ? `var dbeta = 0.0;
   var dgamma = 0.0;
   for (var c = 0u; c < ${classes}u; c++) {
     let g = P[u.gamma + c * u.N + n];
@@ -668,9 +605,24 @@ ${FLAT_MAIN}
     dgamma += g * G[u.gamma + c * u.N + n];
   }
   let k = Labels[(i / u.N) / u.pixels];
+  D[i] = ((P[u.gamma + k * u.N + n] * DZ[i] - dbeta / m) - xhat * (dgamma / m)) / sd;`
+    : "D[i] = P[u.gamma + n] / sd * ((DZ[i] - G[u.beta + n] / m) - xhat * (G[u.gamma + n] / m));";
+  return `${BN_UNIFORM}
+@group(0) @binding(0) var<storage, read> DZ: array<f32>;
+@group(0) @binding(1) var<storage, read> X: array<f32>;
+@group(0) @binding(2) var<storage, read> S: array<f32>;
+@group(0) @binding(3) var<storage, read> P: array<f32>;
+@group(0) @binding(4) var<storage, read> G: array<f32>;
+@group(0) @binding(5) var<storage, read_write> D: array<f32>;
+@group(0) @binding(6) var<uniform> u: U;
+${LABELS(classes > 0, 7)}
+${FLAT_MAIN}
+  if (i >= u.M * u.N) { return; }
+  let n = i % u.N;
+  let m = f32(u.M);
   let sd = sqrt(S[u.N + n] + u.eps);
   let xhat = (X[i] - S[n]) / sd;
-  D[i] = ((P[u.gamma + k * u.N + n] * DZ[i] - dbeta / m) - xhat * (dgamma / m)) / sd;
+  ${body}
 }`;
 }
 
