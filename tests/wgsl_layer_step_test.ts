@@ -34,6 +34,10 @@ Deno.test("layerStepSupport: sngan yes; what is not written yet, with why", asyn
     [conditional(small("dcgan")), null],
     [conditional(small("sngan"), 10, "channels"), /input planes/],
     [small("sngan", { update: "simultaneous" }), /simultaneous round/],
+    // The power iterations follow one D and one G update a round.
+    [small("sngan", { k: 2 }), /k 2 with a spectrally normalised D/],
+    [small("sngan", { gSteps: 2 }), /2 G steps a round with a spectrally/],
+    [small("dcgan", { k: 2 }), null],
     [small("sngan", { loss: "wgan-gp", realLabel: 1 }), /second derivatives/],
   ];
   for (const [config, want] of cases) {
@@ -92,10 +96,12 @@ Deno.test({
     const breaks: [string, string][] = [
       // The projection's logit term, its input gradient and dE.
       ["Out[u.outOff + r] + part[0]", "Out[u.outOff + r]"],
+      ["u.eOff + Labels[r] * u.K;", "u.eOff + ((Labels[r] + 1u) % 10u) * u.K;"],
       ["E[u.eOff + Labels[r] * u.K + j]", "E[u.eOff + j]"],
       ["if (Labels[r] == k)", "if (Labels[r] != k)"],
       // Conditional batch norm's gamma and beta, their gradients, and x's.
       ["* P[u.gamma + k * u.N + n]", "* P[u.gamma + n]"],
+      ["+ P[u.beta + k * u.N + n]", "+ P[u.beta + n]"],
       ["Labels[r / u.pixels] != k", "Labels[r / u.pixels] != (k + 1u) % 10u"],
       ["((P[u.gamma + k * u.N + n] * DZ[i]", "((P[u.gamma + n] * DZ[i]"],
     ];
@@ -119,6 +125,22 @@ Deno.test({
       } finally {
         disposeGan(gan);
       }
+    }
+    // A class out of range is refused before the step writes anything.
+    const gan = createGan(config, { seed: 3 });
+    try {
+      using step = await LayerStep.create(gan);
+      const [s] = stepInputs(config, 1, 0);
+      assert.throws(
+        () => step.step({ ...s, labels: [1, 2, 10, 3] }),
+        /label 2 is 10: the classes are 0 to 9/,
+      );
+      assert.throws(
+        () => step.step({ ...s, labels: undefined }),
+        /a step takes the 4 classes of its batch/,
+      );
+    } finally {
+      disposeGan(gan);
     }
   },
 });

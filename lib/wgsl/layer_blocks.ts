@@ -51,7 +51,7 @@ export interface Block {
     classes?: number;
   };
   /**
-   * D's projection (`lib/wgsl/projection_programs.ts`): its embedding
+   * D's projection (`lib/wgsl/projection.ts`): its embedding
    * [classes, inputs] from `embedding` in the parameters, and when the
    * layer is spectrally normalised, the embedding's own state and
    * normalised copy (as `sn`'s).
@@ -263,6 +263,19 @@ export function layerBlocks(net: LayerNet): {
     );
   });
   if (blocks.length === 0) throw new Error(`${net.name} has no weight layer`);
+  // The projection's term is added to the product's output, after its
+  // epilogue: the last block's logit, with no nonlinearity after it.
+  blocks.forEach((b, k) => {
+    if (
+      b.projection && (k !== blocks.length - 1 || b.act !== "linear" || b.bn)
+    ) {
+      refuse(
+        b.layer,
+        "projects the class but is not the network's last, linear layer, " +
+          "which is not written",
+      );
+    }
+  });
   if (blocks[blocks.length - 1].dropout) {
     throw new Error(
       `${net.name}'s output has dropout: not written in the WGSL passes`,

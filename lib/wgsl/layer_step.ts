@@ -71,9 +71,14 @@ fn main(@builtin(global_invocation_id) id: vec3u, @builtin(num_workgroups) nw: v
  */
 export function layerStepSupport(gan: Gan): string | null {
   const c = gan.config;
-  if (c.classes && gan.discriminator.descs[0]?.kind !== "classInput") {
+  const dFirst = gan.discriminator.descs[0]?.kind;
+  if (c.classes && dFirst === "classChannels") {
     return "the class as D's input planes (--conditioning channels) is not " +
       "written yet; the projection form (the default) is";
+  }
+  if (c.classes && dFirst !== "classInput") {
+    return "a conditional D must take the class off the image for its " +
+      "projection (a classInput layer first)";
   }
   if ((c.update ?? "alternating") !== "alternating") {
     return `the ${c.update} round is not written yet`;
@@ -99,9 +104,22 @@ export function layerStepSupport(gan: Gan): string | null {
   } catch (e) {
     return (e as Error).message;
   }
-  const last = layerBlocks(gan.discriminator).blocks.at(-1)!;
+  const dBlocks = layerBlocks(gan.discriminator).blocks;
+  const last = dBlocks.at(-1)!;
   if (last.outputs !== 1 || last.act !== "linear") {
     return "D's last layer is not one logit";
+  }
+  // Each of D's three passes a round starts its power iteration from the
+  // pass before it in a round of one D and one G update (slot 0 from 2, 1
+  // from 0, 2 from 1); more updates of a player in a row would start from
+  // a stale u.
+  if (
+    (c.k > 1 || c.gSteps > 1) && dBlocks.some((b) => b.sn || b.projection?.sn)
+  ) {
+    return `${
+      c.k > 1 ? `k ${c.k}` : `${c.gSteps} G steps a round`
+    } with a spectrally normalised D is not written yet (its power ` +
+      "iterations follow one D and one G update a round)";
   }
   return null;
 }
@@ -449,26 +467,45 @@ export class LayerStep extends Kernels {
   }
 
   /**
-   * A conditional GAN's `labels` onto the GPU, and `z` with them: the noise
-   * rows followed by their one-hot classes (`z` as it is otherwise).
+   * Throws unless a conditional GAN's step has a batch of `labels`, each a
+   * class (the programs index gamma's and the embedding's rows by them),
+   * before the step writes anything.
+   */
+  protected checkLabels(labels: ArrayLike<number> | undefined): void {
+    if (!this.classes) return;
+    if (labels?.length !== this.batch) {
+      throw new Error(
+        `this GAN is conditional: a step takes the ${this.batch} classes of its batch (labels)`,
+      );
+    }
+    for (let i = 0; i < labels.length; i++) {
+      const y = labels[i];
+      if (!(Number.isInteger(y) && y >= 0 && y < this.classes)) {
+        throw new Error(
+          `label ${i} is ${y}: the classes are 0 to ${this.classes - 1}`,
+        );
+      }
+    }
+  }
+
+  /**
+   * A conditional GAN's `labels` (checked) onto the GPU, and `z` with
+   * them: the noise rows followed by their one-hot classes (`z` as it is
+   * otherwise).
    */
   protected writeLabels(
     labels: ArrayLike<number> | undefined,
     z: Float32Array,
   ): Float32Array {
     if (!this.classes) return z;
-    if (labels?.length !== this.batch) {
-      throw new Error(
-        `this GAN is conditional: a step takes the ${this.batch} classes of its batch (labels)`,
-      );
-    }
-    this.upload(this.labels!, Uint32Array.from(labels));
-    return withClasses(z, labels, this.latent, this.classes);
+    this.upload(this.labels!, Uint32Array.from(labels!));
+    return withClasses(z, labels!, this.latent, this.classes);
   }
 
   /** D's update on `real` and `zD`, queued. */
   stepD(inputs: Omit<LayerStepInputs, "zG" | "gSeed">): void {
     const H = this.dRows;
+    this.checkLabels(inputs.labels);
     const gather = this.gather;
     this.checkRealBatch(gather, inputs, H, IMAGE);
     this.checkNoise(inputs.zD, "zD", H);
@@ -495,6 +532,7 @@ export class LayerStep extends Kernels {
     },
   ): void {
     this.checkNoise(inputs.zG, "zG");
+    this.checkLabels(inputs.labels);
     if (this.D.hasDropout) {
       if (inputs.gSeed === undefined) {
         throw new Error("D has dropout: a step needs gSeed");
