@@ -228,6 +228,13 @@ Deno.test("the committed generators sample on a fresh clone", async () => {
           0.6,
           0.98,
         ],
+        [
+          "fashion-sngan-conditional",
+          "sngan conditional \\(projection\\)",
+          "fashion",
+          0.3,
+          0.9,
+        ],
       ] as const
     ) {
       const r = await run("sample.ts", [

@@ -347,6 +347,7 @@ Deno.test({
           "mnist-conditional",
           "mnist",
           "mnist-sngan",
+          "fashion-sngan-conditional",
           "fashion-sngan",
           "fashion-conditional",
           "fashion",
