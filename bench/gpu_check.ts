@@ -7,7 +7,7 @@
  * Parts, each bounded in time; a failed part does not stop the others:
  * 1. correctness: per MLP preset (and the conditional `mlp` and `paper`,
  *    `cgan`, `paper` with the hinge loss, `sngan` at batch 128 (and
- *    conditional, the projection form), `dcgan`
+ *    conditional, the projection form, under SGD), `dcgan`
  *    at 256 (under SGD), `keras-mlp` at 128 and `sngan-fc` at 64 on the
  *    layer-list step), 3 training steps of the
  *    WGSL step against the tfjs step from the same state
@@ -227,9 +227,13 @@ await part("correctness", quick ? 240 : 90, async (signal) => {
     ["cgan", sizedCgan()],
     // The layer-list step (lib/wgsl/layer_step.ts) at sngan's own batch.
     ["sngan", { ...preset("sngan"), batchSize: quick ? 4 : 128 }],
-    // The projection D and class-conditional batch norm (--conditional).
+    // The projection D and class-conditional batch norm (--conditional),
+    // under SGD: a class's gamma, beta and embedding rows take their first
+    // gradient in the round its class first appears, and Adam's first step
+    // is lr times the gradient's sign, so a gradient within rounding of 0
+    // there (seen at batch 4) moves by lr either way on each path.
     [
-      "sngan-cond",
+      "sngan-cond-sgd",
       conditional({ ...preset("sngan"), batchSize: quick ? 4 : 128 }),
     ],
     // dcgan under SGD: under Adam its leaky ReLUs' kinks part any two

@@ -104,7 +104,7 @@ Deno.test({
           "plans-b512",
           "pylearn2",
           "sngan",
-          "sngan-cond",
+          "sngan-cond-sgd",
         ],
       );
       // The bench of an MLP and of a convolutional preset, on both steps.
