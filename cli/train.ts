@@ -402,12 +402,13 @@ async function main(): Promise<number> {
   console.error(`data: ${dataset.name} from ${dataset.source}`);
   const c = opts.config;
   if (!opts.resume) {
+    const form = conditioningForm(c);
     // On --resume the checkpoint's configuration and seed apply; train() says so.
     console.error(
       `preset: ${c.preset}${
         c.classes
           ? `, conditional on ${c.classes} classes${
-            conditioningForm(c) ? `, conditioning ${conditioningForm(c)}` : ""
+            form ? `, conditioning ${form}` : ""
           }`
           : ""
       } (${c.source}); latent ${c.latentDim}, batch ${c.batchSize}, ` +

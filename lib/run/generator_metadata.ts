@@ -67,9 +67,7 @@ export function generatorMetadata(
     latent: config.latent,
     output: config.output,
     ...(config.classes ? { classes: config.classes } : {}),
-    ...(conditioningForm(config)
-      ? { conditioning: conditioningForm(config) }
-      : {}),
+    ...conditioningField(config),
     preset: config.preset,
     dataset: o.dataset,
     epochs: o.epochs,
@@ -88,6 +86,14 @@ export function conditioningForm(config: GanConfig): Conditioning | undefined {
   if (first === "classInput") return "projection";
   if (first === "classChannels") return "channels";
   return undefined;
+}
+
+/** `{ conditioning }` where `config` has a form, else nothing. */
+function conditioningField(
+  config: GanConfig,
+): { conditioning?: Conditioning } {
+  const conditioning = conditioningForm(config);
+  return conditioning ? { conditioning } : {};
 }
 
 /**
