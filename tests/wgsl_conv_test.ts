@@ -21,8 +21,12 @@ function product(
   geometry: ConvGeometry,
   a: Float32Array,
   b: Float32Array,
-  options: { epilogue?: Epilogue; bias?: Float32Array; splittable?: boolean } =
-    {},
+  options: {
+    epilogue?: Epilogue;
+    bias?: Float32Array;
+    splittable?: boolean;
+    onesRow?: boolean;
+  } = {},
 ): Promise<Float32Array> {
   return k.run(k.prepare(form, geometry, a, b, options));
 }
@@ -198,6 +202,8 @@ Deno.test({
             ).dataSync()
           ) as Float32Array
           : null;
+        const dBias = new Float64Array(c.outC);
+        dy.forEach((v, i) => dBias[i % c.outC] += v);
         tf.dispose([xt, wt, dyt]);
         for (const [j, k] of kernels.entries()) {
           const what = `${JSON.stringify(c)}, ${JSON.stringify(PLANS[j])}`;
@@ -211,6 +217,13 @@ Deno.test({
             await product(k, "filterGrad", g, x, dy),
             dw,
             `filterGrad ${what}`,
+          );
+          // With a row of ones below the patches: dW, then the bias's
+          // gradient, dy's sums over the batch and its pixels.
+          close(
+            await product(k, "filterGrad", g, x, dy, { onesRow: true }),
+            Float32Array.from([...dw, ...dBias]),
+            `filterGrad with the bias's gradient ${what}`,
           );
           // Split as well where the plan has a chunk: the gather of a
           // K-run that starts inside a filter window.

@@ -168,6 +168,31 @@ export function labelledRows(
 }
 
 /**
+ * Throws unless `labels` are a conditional step's batch of `rows` classes,
+ * each an integer from 0 to `classes` - 1 (the WGSL programs index rows of
+ * gamma and of the embedding by them), with an error that says which.
+ */
+export function checkBatchLabels(
+  labels: ArrayLike<number> | undefined,
+  rows: number,
+  classes: number,
+): asserts labels is ArrayLike<number> {
+  if (labels?.length !== rows) {
+    throw new Error(
+      `this GAN is conditional: a step takes the ${rows} classes of its batch (labels)`,
+    );
+  }
+  for (let i = 0; i < labels.length; i++) {
+    const y = labels[i];
+    if (!(Number.isInteger(y) && y >= 0 && y < classes)) {
+      throw new Error(
+        `label ${i} is ${y}: the classes are 0 to ${classes - 1}`,
+      );
+    }
+  }
+}
+
+/**
  * Rows of `x` (each `dim` values) each followed by the one-hot class of its
  * label: a conditional generator's input (latent vectors and the classes
  * asked for) or a conditional discriminator's (images and their classes).

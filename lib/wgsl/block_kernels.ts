@@ -11,7 +11,7 @@
 
 import type { Block } from "./layer_blocks.ts";
 import type { Dispatch } from "./gpu.ts";
-import { Kernels } from "./kernels.ts";
+import { SpectralNormKernels } from "./sn_kernels.ts";
 import type { Act, Epilogue } from "./programs.ts";
 import {
   PROJECTION_CODE,
@@ -21,8 +21,17 @@ import {
 
 const READ = "read-only-storage" as const;
 
+/**
+ * Whether block `b`'s weight gradient can take its bias's: a dense or
+ * conv2d layer's bias sums dy over the rows of the product, a transposed
+ * layer's over its patches.
+ */
+export function foldsBias(b: Block): boolean {
+  return b.bias >= 0 && b.kind !== "conv2dTranspose";
+}
+
 /** A GPU context that records a block's products. */
-export class BlockKernels extends Kernels {
+export class BlockKernels extends SpectralNormKernels {
   /**
    * The product of block `b` over `rows` examples with `weight` (W, or
    * W / sigma): the layer's own (`forward`) or its input gradient's
@@ -79,7 +88,12 @@ export class BlockKernels extends Kernels {
     });
   }
 
-  /** dW of block `b` from its input x and dy, into the gradients. */
+  /**
+   * dW of block `b` from its input x and dy, into the gradients; with
+   * `bias`, the bias's gradient (dy's column sums) in the same product, as
+   * the row after dW's (not for a transposed layer, whose bias is over
+   * the product's patches: {@linkcode foldsBias}).
+   */
   protected weightGradient(
     b: Block,
     rows: number,
@@ -89,17 +103,24 @@ export class BlockKernels extends Kernels {
       dy: GPUBuffer;
       dyOff: number;
       grads: GPUBuffer;
+      bias?: boolean;
     },
   ): Dispatch[] {
     const store = { kind: "store" } as const;
+    if (o.bias && !foldsBias(b)) {
+      throw new Error("unreachable: a transposed layer's bias in its dW");
+    }
+    const onesRow = !!o.bias;
     if (b.kind === "dense") {
-      // dW[inputs, units] = x^T dy
+      // dW[inputs, units] = x^T dy (and db = 1^T dy below it)
       return this.matMul({
-        M: b.inputs,
+        M: b.inputs + (onesRow ? 1 : 0),
         N: b.outputs,
         K: rows,
         a: o.x,
         aOff: o.xOff,
+        lda: b.inputs,
+        onesRow,
         transA: true,
         b: o.dy,
         bOff: o.dyOff,
@@ -121,6 +142,7 @@ export class BlockKernels extends Kernels {
       c: o.grads,
       cOff: b.kernel,
       epilogue: store,
+      onesRow,
     });
   }
 

@@ -41,6 +41,8 @@ export class ConvProducts extends Kernels {
       epilogue?: Epilogue;
       bias?: Float32Array;
       splittable?: boolean;
+      /** `filterGrad`: b's column sums (a bias's gradient) after dW. */
+      onesRow?: boolean;
     } = {},
   ): PreparedProduct {
     const upload = (x: Float32Array) => {
@@ -48,7 +50,9 @@ export class ConvProducts extends Kernels {
       this.upload(g, x);
       return g;
     };
-    const { M, N, K } = convProduct(geometry, form);
+    const product = convProduct(geometry, form);
+    const { N, K } = product;
+    const M = product.M + (options.onesRow ? 1 : 0);
     const out = this.buffer(M * N);
     const dispatches = this.conv({
       form,
@@ -59,6 +63,7 @@ export class ConvProducts extends Kernels {
       c: out,
       e: options.bias ? upload(options.bias) : undefined,
       splittable: options.splittable,
+      onesRow: options.onesRow,
     });
     return { dispatches, out, floats: M * N, flops: 2 * M * N * K };
   }

@@ -1,7 +1,8 @@
 /**
  * The dispatches the step is built from, made once with their buffers:
  * matrix products by plan (wide tiles, split K), convolutions as such
- * products, column sums, maxout and spectral normalisation.
+ * products, column sums, maxout, the gather of a batch and batch norm
+ * (spectral normalisation's: `lib/wgsl/sn_kernels.ts`).
  *
  * @module
  */
@@ -10,8 +11,8 @@ import { IMAGE_PIXELS, type PixelRange, toFloat } from "../splits.ts";
 import { COPY_DST, type Dispatch, GpuContext, S } from "./gpu.ts";
 import {
   BN_MOVING_CODE,
-  BN_STATS_CODE,
   bnBackCode,
+  bnStatsCode,
   bnSumsCode,
   COLSUM_CODE,
   COLSUM_WHOLE_CODE,
@@ -34,17 +35,6 @@ import {
   type MatMulTile,
   splitPlan,
 } from "./plans.ts";
-import {
-  SN_BACKWARD_CODE,
-  SN_DOT_CHUNK,
-  SN_DOT_CODE,
-  SN_FINISH_CODE,
-  SN_FORWARD_CODE,
-  SN_GRAD_CODE,
-  SN_SCALE_CHUNK,
-  SN_SINGLE_WORKGROUP,
-  snParts,
-} from "./spectral_norm_programs.ts";
 
 /** A product's buffers, A and B in, C out, E the epilogue's; offsets in floats. */
 interface Operands {
@@ -56,28 +46,6 @@ interface Operands {
   cOff?: number;
   e?: GPUBuffer;
   eOff?: number;
-}
-
-/**
- * A spectrally normalised weight Wt [rest, out] on the GPU: W in `params`
- * (its gradient in `grads`) from `wOff`, u, v and sigma in `state` from
- * `sOff`, W / sigma in `normed` from `nOff`.
- */
-export interface SpectralNormOperands {
-  params: GPUBuffer;
-  grads: GPUBuffer;
-  wOff: number;
-  state: GPUBuffer;
-  sOff: number;
-  normed: GPUBuffer;
-  nOff: number;
-  rest: number;
-  out: number;
-  /**
-   * Where in `state` the power iteration finds u (default `sOff`): the
-   * state of the pass before, when each pass keeps its own.
-   */
-  srcOff?: number;
 }
 
 /** The training images on the GPU: the rows buffer a step writes, and the gather. */
@@ -197,6 +165,7 @@ export class Kernels extends GpuContext {
         epilogue: o.epilogue,
         tile: T,
         conv: o.conv,
+        onesRow: o.onesRow,
         ...masked,
       }),
       MATMUL_KINDS,
@@ -239,142 +208,21 @@ export class Kernels extends GpuContext {
       geometry: ConvGeometry;
       epilogue: MatMulVariant["epilogue"];
       splittable?: boolean;
+      /** `filterGrad`: the bias's gradient as dW's last row (MatMulVariant's). */
+      onesRow?: boolean;
     },
   ): Dispatch[] {
     const { form, geometry, ...rest } = o;
+    const product = convProduct(geometry, form);
     return this.matMul({
       ...rest,
-      ...convProduct(geometry, form),
+      ...product,
+      // A row of ones below the patches: the bias's gradient after dW's.
+      ...o.onesRow ? { M: product.M + 1 } : {},
       transA: form === "filterGrad",
       conv: { form, geometry },
       splittable: o.splittable ?? form === "filterGrad",
     });
-  }
-
-  /**
-   * Spectral normalisation's forward pass of one weight Wt [rest, out]
-   * (`lib/wgsl/spectral_norm_programs.ts`): one power iteration on the
-   * state (u, v, sigma from `sOff`), then Wn = W / sigma into `normed`.
-   */
-  protected spectralNorm(o: SpectralNormOperands): Dispatch[] {
-    const u = this.snUniform(o);
-    const n = o.rest * o.out;
-    if (n <= SN_SINGLE_WORKGROUP) {
-      return [this.dispatch(
-        SN_FORWARD_CODE,
-        ["read-only-storage", "storage", "storage", "uniform"],
-        [o.params, o.state, o.normed, u],
-        [1, 1],
-      )];
-    }
-    // A large weight: X = Wt u and Y = Wt^T X as matMul products into
-    // scratch vectors (a buffer is not read and written by one dispatch),
-    // then v, u, sigma and W / sigma from them in one program.
-    const x = this.snVector(0, o.rest);
-    const y = this.snVector(1, o.out);
-    const whole = { epilogue: { kind: "store" } as const, splittable: false };
-    return [
-      ...this.matMul({
-        M: o.rest,
-        N: 1,
-        K: o.out,
-        a: o.params,
-        aOff: o.wOff,
-        b: o.state,
-        bOff: o.srcOff ?? o.sOff,
-        c: x,
-        ...whole,
-      }),
-      ...this.matMul({
-        M: o.out,
-        N: 1,
-        K: o.rest,
-        a: o.params,
-        aOff: o.wOff,
-        transA: true,
-        b: x,
-        c: y,
-        ...whole,
-      }),
-      this.dispatch(
-        SN_FINISH_CODE,
-        [
-          "read-only-storage",
-          "read-only-storage",
-          "read-only-storage",
-          "storage",
-          "storage",
-          "uniform",
-        ],
-        [x, y, o.params, o.state, o.normed, u],
-        [Math.ceil(n / SN_SCALE_CHUNK), 1],
-      ),
-    ];
-  }
-
-  /**
-   * Scratch vector `which` (0 or 1) of at least `floats`: one pair serves
-   * every large weight, as they run one after another; a larger one
-   * replaces a smaller for the products recorded after.
-   */
-  private snVector(which: 0 | 1, floats: number): GPUBuffer {
-    const have = this.snScratch[which];
-    if ((have?.floats ?? 0) < floats) {
-      this.snScratch[which] = { buffer: this.buffer(floats), floats };
-    }
-    return this.snScratch[which]!.buffer;
-  }
-
-  private snScratch: ({ buffer: GPUBuffer; floats: number } | null)[] = [
-    null,
-    null,
-  ];
-
-  /**
-   * The gradient through sigma, in place: `grads` from `wOff` holds the
-   * gradient with respect to Wn and becomes the one with respect to W.
-   */
-  protected spectralNormGrad(o: SpectralNormOperands): Dispatch[] {
-    const n = o.rest * o.out;
-    if (n <= SN_SINGLE_WORKGROUP) {
-      return [this.dispatch(
-        SN_BACKWARD_CODE,
-        ["storage", "read-only-storage", "read-only-storage", "uniform"],
-        [o.grads, o.state, o.normed, this.snUniform(o)],
-        [1, 1],
-      )];
-    }
-    // <G, Wn> in partial sums, which each workgroup of the update adds.
-    const chunks = Math.ceil(n / SN_DOT_CHUNK);
-    const partial = this.snVector(0, chunks);
-    const u = this.snUniform(o, chunks);
-    return [
-      this.dispatch(
-        SN_DOT_CODE,
-        ["read-only-storage", "read-only-storage", "storage", "uniform"],
-        [o.grads, o.normed, partial, u],
-        [chunks, 1],
-      ),
-      this.dispatch(
-        SN_GRAD_CODE,
-        ["storage", "read-only-storage", "read-only-storage", "uniform"],
-        [o.grads, o.state, partial, u],
-        this.grid(n),
-      ),
-    ];
-  }
-
-  /** The programs' settings; `parts` the dot's partial sums where given. */
-  private snUniform(o: SpectralNormOperands, parts?: number): GPUBuffer {
-    return this.uniform([
-      o.rest,
-      o.out,
-      o.wOff,
-      o.sOff,
-      o.nOff,
-      parts ?? snParts(o.out),
-      o.srcOff ?? o.sOff,
-    ]);
   }
 
   /**
@@ -512,7 +360,8 @@ export class Kernels extends GpuContext {
    * `stats`, then gamma x-hat + beta and the nonlinearity into `out`
    * (`values` of them; gamma and beta in `params`, where `u` says). With
    * `labels` (class-conditional, `apply` a conditional program), each
-   * example's class picks its gamma and beta.
+   * example's class picks its gamma and beta. With `moving`, the
+   * statistics' program also updates the running statistics there.
    */
   protected batchNorm(o: {
     pre: GPUBuffer;
@@ -524,12 +373,19 @@ export class Kernels extends GpuContext {
     values: number;
     apply: string;
     labels?: GPUBuffer;
+    moving?: GPUBuffer;
   }): Dispatch[] {
+    const moving = o.moving ? [o.moving] : [];
     return [
       this.dispatch(
-        BN_STATS_CODE,
-        ["read-only-storage", "storage", "uniform"],
-        [o.pre, o.stats, o.u],
+        bnStatsCode(!!o.moving),
+        [
+          "read-only-storage",
+          "storage",
+          "uniform",
+          ...moving.map(() => "storage" as const),
+        ],
+        [o.pre, o.stats, o.u, ...moving],
         [Math.ceil(o.channels / 64), 1],
       ),
       this.dispatch(

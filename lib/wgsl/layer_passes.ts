@@ -36,6 +36,7 @@
 import type { LayerNet } from "../nets/layer_net.ts";
 import { type Block, layerBlocks } from "./layer_blocks.ts";
 import type { Dispatch } from "./gpu.ts";
+import type { SpectralNormOperands } from "./sn_kernels.ts";
 import type { MatMulChoice } from "./plans.ts";
 import {
   ALEA_CHUNK,
@@ -45,7 +46,7 @@ import {
   keepThreshold,
 } from "../random/dropout_masks.ts";
 import { type Act, bnApplyCode, type Epilogue } from "./programs.ts";
-import { BlockKernels } from "./block_kernels.ts";
+import { BlockKernels, foldsBias } from "./block_kernels.ts";
 
 /** A pass's own buffers: what its backward pass reads of it. */
 export interface PassBuffers {
@@ -410,7 +411,8 @@ export class LayerPasses extends BlockKernels {
    * A training forward pass over `rows` examples of `input` (from float
    * `inOff`) into slot `slot`: each block's spectral normalisation (one
    * power iteration from slot `from`'s u, by default the slot's own),
-   * product, batch statistics and normalisation.
+   * product, batch statistics and normalisation; with `moving`, batch
+   * norm's running statistics updated from this pass's statistics.
    */
   forward(o: {
     input: GPUBuffer;
@@ -418,6 +420,7 @@ export class LayerPasses extends BlockKernels {
     rows?: number;
     slot?: number;
     from?: number;
+    moving?: boolean;
     /** Where the last block writes its output instead (from float `off`). */
     out?: { buffer: GPUBuffer; off: number };
   }): Dispatch[] {
@@ -429,22 +432,17 @@ export class LayerPasses extends BlockKernels {
       throw new Error("unreachable: batch norm writes its own output");
     }
     const masks = this.maskDispatches(slot, R);
+    // Every weight's power iteration first: the small ones in one dispatch.
+    const from = o.from ?? slot;
+    const normalised = this.blocks.flatMap((b) => [
+      ...b.sn ? [this.snOperands(b, slot, from)] : [],
+      ...b.projection?.sn ? [this.snOperands(b, slot, from, true)] : [],
+    ]);
     return [
       ...masks,
+      ...this.spectralNorm(normalised),
       ...this.blocks.flatMap((b, i) => {
         const out: Dispatch[] = [];
-        if (b.sn) {
-          out.push(
-            ...this.spectralNorm(this.snOperands(b, slot, o.from ?? slot)),
-          );
-        }
-        if (b.projection?.sn) {
-          out.push(
-            ...this.spectralNorm(
-              this.snOperands(b, slot, o.from ?? slot, true),
-            ),
-          );
-        }
         const x = i === 0 ? o.input : pass.acts[i - 1];
         const elsewhere = i === lastBlock && o.out;
         const target = b.bn
@@ -491,25 +489,12 @@ export class LayerPasses extends BlockKernels {
             values: R * b.outputs,
             apply: bnApplyCode(b.act, b.bn.divide, !!b.bn.classes),
             ...b.bn.classes ? { labels: this.labels! } : {},
+            ...o.moving ? { moving: this.moving[i]! } : {},
           }));
         }
         return out;
       }),
     ];
-  }
-
-  /** The running statistics' updates from slot `slot`'s batch statistics. */
-  movingStats(slot = 0): Dispatch[] {
-    return this.blocks.flatMap((b, i) =>
-      b.bn
-        ? [this.movingStatistics(
-          this.passes[slot].stats[i]!,
-          this.moving[i]!,
-          this.bnUniform(b, this.rows),
-          b.channels,
-        )]
-        : []
-    );
   }
 
   /**
@@ -550,6 +535,9 @@ export class LayerPasses extends BlockKernels {
     }
     const spare = (...busy: GPUBuffer[]) =>
       this.deltas.find((d) => !busy.includes(d))!;
+    // The gradients through sigma, taken after every weight's gradient (the
+    // small weights' in one dispatch); the input gradients read W / sigma.
+    const normalised: SpectralNormOperands[] = [];
     for (let i = this.blocks.length - 1; i >= 0; i--) {
       const b = this.blocks[i];
       const x = i === 0 ? o.input : pass.acts[i - 1];
@@ -581,14 +569,11 @@ export class LayerPasses extends BlockKernels {
             dy: cur,
             dyOff: curOff,
             grads,
+            bias: foldsBias(b),
           }),
         );
-        if (b.sn) {
-          out.push(
-            ...this.spectralNormGrad({ ...this.snOperands(b, slot), grads }),
-          );
-        }
-        if (b.bias >= 0) {
+        if (b.sn) normalised.push({ ...this.snOperands(b, slot), grads });
+        if (b.bias >= 0 && !foldsBias(b)) {
           out.push(...this.colSum({
             M: R * this.pixels(b),
             N: b.channels,
@@ -615,10 +600,7 @@ export class LayerPasses extends BlockKernels {
             gOff: p.embedding,
           }));
           if (p.sn) {
-            out.push(...this.spectralNormGrad({
-              ...this.snOperands(b, slot, slot, true),
-              grads,
-            }));
+            normalised.push({ ...this.snOperands(b, slot, slot, true), grads });
           }
         }
       }
@@ -659,6 +641,7 @@ export class LayerPasses extends BlockKernels {
       cur = next;
       curOff = 0;
     }
+    out.push(...this.spectralNormGrad(normalised));
     return { dispatches: out, last: cur };
   }
 }

@@ -38,7 +38,7 @@ import type { PixelRange } from "../splits.ts";
 import { FAKE_MASK_OFFSET, type Gan } from "../gan.ts";
 import { type GanConfig, realBatchSize } from "../presets.ts";
 import { copyStatistics } from "../nets/ema.ts";
-import { withClasses } from "../nets/latent.ts";
+import { checkBatchLabels, withClasses } from "../nets/latent.ts";
 import { emaUniform, optimizerUniform } from "./settings.ts";
 import { assignFlat, flatten } from "./flat.ts";
 import { COPY_DST, type Dispatch } from "./gpu.ts";
@@ -319,14 +319,17 @@ export class LayerStep extends Kernels {
       : [0, c.loss === "saturating" ? 2 : 1];
     const gOut = G.blocks.at(-1)!.act;
     const fake = B * IMAGE;
-    const forwardG = (rows: number) =>
+    // G's own step updates batch norm's running statistics (as the tfjs
+    // step's training call of G does), D's step does not.
+    const forwardG = (rows: number, moving: boolean) =>
       G.forward({
         input: this.z,
         rows,
+        moving,
         out: { buffer: this.dIn, off: fake },
       });
     const dStep = [
-      ...forwardG(H),
+      ...forwardG(H, false),
       ...D.forward({
         input: this.dIn,
         rows: H,
@@ -377,7 +380,7 @@ export class LayerStep extends Kernels {
       below: { act: gOut, out: this.dIn, outOff: fake },
     });
     const gStep = [
-      ...forwardG(B),
+      ...forwardG(B, true),
       ...D.forward({
         input: this.dIn,
         inOff: fake,
@@ -390,7 +393,6 @@ export class LayerStep extends Kernels {
       ...G.backward({ input: this.z, delta: throughD.last, weights: true })
         .dispatches,
       this.optimizer("G"),
-      ...G.movingStats(),
       ...this.ema
         ? [this.dispatch(
           EMA_CODE,
@@ -472,20 +474,7 @@ export class LayerStep extends Kernels {
    * before the step writes anything.
    */
   protected checkLabels(labels: ArrayLike<number> | undefined): void {
-    if (!this.classes) return;
-    if (labels?.length !== this.batch) {
-      throw new Error(
-        `this GAN is conditional: a step takes the ${this.batch} classes of its batch (labels)`,
-      );
-    }
-    for (let i = 0; i < labels.length; i++) {
-      const y = labels[i];
-      if (!(Number.isInteger(y) && y >= 0 && y < this.classes)) {
-        throw new Error(
-          `label ${i} is ${y}: the classes are 0 to ${this.classes - 1}`,
-        );
-      }
-    }
+    if (this.classes) checkBatchLabels(labels, this.batch, this.classes);
   }
 
   /**

@@ -120,6 +120,13 @@ export interface MatMulVariant {
   /** The side of C's tile per workgroup (default 64). */
   tile?: MatMulTile;
   /**
+   * op(A)'s last row (m = M - 1) is ones instead of A's, so that C's last
+   * row is B's column sums: a layer's bias gradient in the same product
+   * as its kernel's, as the bias follows the kernel in the parameters.
+   * With `transA` only (a weight gradient).
+   */
+  onesRow?: boolean;
+  /**
    * The operands are a convolution's, gathered as the tiles load
    * (`lib/wgsl/conv_programs.ts`): `forward` and `inputGrad` products
    * without `transA`, `filterGrad` with it; no mask on A.
@@ -167,13 +174,19 @@ export function matMulCode(variant: MatMulVariant): string {
   const gatherA = conv?.form === "filterGrad"
     ? "convA(k0 + kk, row0 + mm)"
     : "convA(row0 + mm, k0 + kk)";
+  if (variant.onesRow && !transA) {
+    throw new Error("unreachable: a row of ones in A without transA");
+  }
+  const elementAT = conv
+    ? `a = ${gatherA};`
+    : `let i = (k0 + kk) * u.lda + row0 + mm; a = ${readA};`;
   const loadA = transA
     ? `let kk = e / ${T}u; let mm = e % ${T}u;
        var a = 0.0;
        if (row0 + mm < u.M && k0 + kk < kEnd) { ${
-      conv
-        ? `a = ${gatherA};`
-        : `let i = (k0 + kk) * u.lda + row0 + mm; a = ${readA};`
+      variant.onesRow
+        ? `if (row0 + mm == u.M - 1u) { a = 1.0; } else { ${elementAT} }`
+        : elementAT
     } }`
     : `let mm = e / ${BK}u; let kk = e % ${BK}u;
        var a = 0.0;
@@ -468,11 +481,23 @@ ${FLAT_MAIN}
 const BN_UNIFORM = `
 struct U { M: u32, N: u32, gamma: u32, beta: u32, eps: f32, momentum: f32, keep: f32, pixels: u32 }`;
 
-/** Column means and (biased) variances of X, two passes: S = [mean, var]. */
-export const BN_STATS_CODE = `${BN_UNIFORM}
+/**
+ * Column means and (biased) variances of X, two passes: S = [mean, var].
+ * With `moving`, each channel's thread also updates the running statistics
+ * R = [mean, var] from them (BN_MOVING_CODE's arithmetic), so that G's
+ * training pass needs no program of its own for them.
+ */
+export function bnStatsCode(moving: boolean): string {
+  const update = moving
+    ? `
+    R[n] = R[n] * u.keep + S[n] * u.momentum;
+    R[u.N + n] = R[u.N + n] * u.keep + S[u.N + n] * u.momentum;`
+    : "";
+  return `${BN_UNIFORM}
 @group(0) @binding(0) var<storage, read> X: array<f32>;
 @group(0) @binding(1) var<storage, read_write> S: array<f32>;
 @group(0) @binding(2) var<uniform> u: U;
+${moving ? "@group(0) @binding(3) var<storage, read_write> R: array<f32>;" : ""}
 var<workgroup> part: array<f32, 256>;
 
 fn total(c: u32) -> f32 {
@@ -501,9 +526,13 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
   workgroupBarrier();
   if (lid.y == 0u && n < u.N) {
     S[n] = mean;
-    S[u.N + n] = total(lid.x) / f32(u.M);
+    S[u.N + n] = total(lid.x) / f32(u.M);${update}
   }
 }`;
+}
+
+/** {@linkcode bnStatsCode} without the running statistics. */
+export const BN_STATS_CODE: string = bnStatsCode(false);
 
 /**
  * Y = act((X - mean) / sqrt(var + eps) * gamma + beta), or with `divide`

@@ -16,10 +16,13 @@ import {
   sigmaOf,
   spectralNormalized,
 } from "../nets/spectral_norm.ts";
-import { Kernels, type SpectralNormOperands } from "./kernels.ts";
+import {
+  SpectralNormKernels,
+  type SpectralNormOperands,
+} from "./sn_kernels.ts";
 
 /** A weight Wt [rest, out] with its u and v, at offsets that are not 0. */
-export class SpectralNormWeight extends Kernels {
+export class SpectralNormWeight extends SpectralNormKernels {
   readonly ops: SpectralNormOperands;
 
   constructor(
@@ -59,7 +62,7 @@ export class SpectralNormWeight extends Kernels {
     sigma: number;
     wn: Float32Array;
   }> {
-    this.submit(Array(n).fill(this.spectralNorm(this.ops)).flat());
+    this.submit(Array(n).fill(this.spectralNorm([this.ops])).flat());
     const { out, rest, sOff, nOff } = this.ops;
     const s = await this.read(this.ops.state, sOff, out + rest + 1);
     return {
@@ -73,15 +76,15 @@ export class SpectralNormWeight extends Kernels {
   /** dL/dW from dL/dWn = `g`, with the state the forward passes left. */
   async backward(g: Float32Array): Promise<Float32Array> {
     this.upload(this.ops.grads, g, this.ops.wOff);
-    this.submit(this.spectralNormGrad(this.ops));
+    this.submit(this.spectralNormGrad([this.ops]));
     return await this.read(this.ops.grads, this.ops.wOff, g.length);
   }
 
   /** Milliseconds of one forward and one backward pass, over `reps` of each. */
   async time(reps: number): Promise<number> {
     const both = [
-      ...this.spectralNorm(this.ops),
-      ...this.spectralNormGrad(this.ops),
+      ...this.spectralNorm([this.ops]),
+      ...this.spectralNormGrad([this.ops]),
     ];
     const all = Array.from({ length: reps }, () => both).flat();
     await this.device.queue.onSubmittedWorkDone();

@@ -12,10 +12,11 @@
  *
  *     dL/dW = (G - <G, Wn> v u^T) / sigma.
  *
- * Each is one program run by a single workgroup of 256 threads: the
- * vectors' norms and the inner product are sums over every thread, which
- * a workgroup adds with barriers and no second dispatch. The presets'
- * spectrally normalised weights are small (at most 1,024 x 128 in a
+ * Each is one program run by a single workgroup of 256 threads a weight:
+ * the vectors' norms and the inner product are sums over every thread,
+ * which a workgroup adds with barriers and no second dispatch, and one
+ * dispatch takes a network's weights together, a workgroup each. The
+ * presets' spectrally normalised weights are small (at most 1,024 x 128 in a
  * convolution, 6,272 x 1 for D's output), so one workgroup is enough for
  * them; `sngan-fc`'s dense 6,272 x 1,024 layer is 50 times more work,
  * which a single workgroup does slowly on a GPU.
@@ -47,7 +48,8 @@ fn total(t: u32) -> f32 {
 }`;
 
 /**
- * One power iteration, sigma, and Wn = W / sigma. Bindings: the weights P
+ * One power iteration, sigma, and Wn = W / sigma, a weight a workgroup:
+ * workgroup g takes the settings `weights[g]`. Bindings: the weights P
  * (W from `wOff`), the state S, the normalised weights N (from `nOff`).
  * The iteration starts from the u at `src` in S and writes u, v and sigma
  * from `sOff` (the same place, or another pass's copy of the state).
@@ -58,11 +60,12 @@ export const SN_FORWARD_CODE = `${SN_UNIFORM}
 @group(0) @binding(0) var<storage, read> P: array<f32>;
 @group(0) @binding(1) var<storage, read_write> S: array<f32>;
 @group(0) @binding(2) var<storage, read_write> N: array<f32>;
-@group(0) @binding(3) var<uniform> u: U;
+@group(0) @binding(3) var<storage, read> weights: array<U>;
 ${TOTAL}
 
 @compute @workgroup_size(256)
-fn main(@builtin(local_invocation_id) lid: vec3u) {
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let u = weights[wg.x];
   let t = lid.x;
   let uAt = u.sOff;
   let vAt = u.sOff + u.out;
@@ -119,7 +122,8 @@ fn main(@builtin(local_invocation_id) lid: vec3u) {
 }`;
 
 /**
- * The gradient through sigma, in place: G (from `wOff` in the gradients)
+ * The gradient through sigma, in place, a weight a workgroup (settings
+ * `weights[g]`, as SN_FORWARD_CODE's): G (from `wOff` in the gradients)
  * holds dL/dWn and becomes dL/dW. Bindings: the gradients, the state S,
  * the normalised weights N.
  */
@@ -127,11 +131,12 @@ export const SN_BACKWARD_CODE = `${SN_UNIFORM}
 @group(0) @binding(0) var<storage, read_write> G: array<f32>;
 @group(0) @binding(1) var<storage, read> S: array<f32>;
 @group(0) @binding(2) var<storage, read> N: array<f32>;
-@group(0) @binding(3) var<uniform> u: U;
+@group(0) @binding(3) var<storage, read> weights: array<U>;
 ${TOTAL}
 
 @compute @workgroup_size(256)
-fn main(@builtin(local_invocation_id) lid: vec3u) {
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let u = weights[wg.x];
   let t = lid.x;
   let n = u.rest * u.out;
   var q = 0.0;

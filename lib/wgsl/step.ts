@@ -62,7 +62,7 @@ import { aleaStart } from "../random/dropout_masks.ts";
 import { IMAGE_PIXELS, type PixelRange } from "../splits.ts";
 import { asMlp } from "../nets/mlp.ts";
 import { createGan, disposeGan, FAKE_MASK_OFFSET, type Gan } from "../gan.ts";
-import { withClasses } from "../nets/latent.ts";
+import { checkBatchLabels, withClasses } from "../nets/latent.ts";
 import { type GanConfig } from "../presets.ts";
 import { copyStatistics } from "../nets/ema.ts";
 import { emaUniform, optimizerUniform } from "./settings.ts";
@@ -400,11 +400,7 @@ export class WgslStep extends StepRecording {
   ): (x: Float32Array, dim: number) => Float32Array {
     const classes = this.classes;
     if (!classes) return (x) => x;
-    if (labels?.length !== this.batch) {
-      throw new Error(
-        `this GAN is conditional: a step takes the ${this.batch} classes of its batch (labels)`,
-      );
-    }
+    checkBatchLabels(labels, this.batch, classes);
     return (x, dim) => withClasses(x, labels, dim, classes);
   }
 
