@@ -593,6 +593,13 @@ Deno.test({
         () => wgsl.step({ ...s, zG: s.zG.subarray(1) }),
         /noise values \(zG\)/,
       );
+      // A class out of range is refused before anything is written.
+      const bad = Uint32Array.from(s.labels!);
+      bad[3] = 10;
+      assert.throws(
+        () => wgsl.step({ ...s, labels: bad }),
+        /label 3 is 10: the classes are 0 to 9/,
+      );
       await wgsl.exportTo(gan);
       assert.equal(gan.optimizerD.step, 0);
       assert.deepEqual(await state(gan), before);
