@@ -107,11 +107,13 @@ const CASES = [
 ] as const;
 
 /**
- * The plans: 64 x 64 tiles, 128 x 128 tiles, and each with K split into
- * runs of 16 (where a product may split).
+ * The plans: 64 x 64 tiles, the step's own choice by shape (which puts a
+ * product of at most 4 channels on the narrow program), 128 x 128 tiles,
+ * and each tile with K split into runs of 16 (where a product may split).
  */
 const PLANS: MatMulChoice[] = [
   "plain",
+  "auto",
   { tile: 64, chunk: 16 },
   { tile: 128 },
   { tile: 128, chunk: 16 },

@@ -23,6 +23,7 @@ import {
   MAXOUT_CODE,
   SPLIT_SUM_CODE,
 } from "./programs.ts";
+import { NARROW_COLUMNS, narrowMatMulCode } from "./narrow_program.ts";
 import {
   type ConvForm,
   type ConvGeometry,
@@ -158,16 +159,21 @@ export class Kernels extends GpuContext {
     ]);
     const masked = o.mask ? { maskA: o.maskA, maskOut: o.maskOut } : {};
     const T = plan.tile;
+    const variant: MatMulVariant = {
+      transA: o.transA,
+      transB: o.transB,
+      epilogue: o.epilogue,
+      tile: T,
+      conv: o.conv,
+      onesRow: o.onesRow,
+      ...masked,
+    };
+    // A convolution's product of a column or a few (one output channel:
+    // as many rows as pixels) on a thread a row instead of square tiles.
+    const narrow = this.matMulChoice === "auto" && !split && !!o.conv &&
+      !o.transA && o.N <= NARROW_COLUMNS;
     const product = this.dispatch(
-      matMulCode({
-        transA: o.transA,
-        transB: o.transB,
-        epilogue: o.epilogue,
-        tile: T,
-        conv: o.conv,
-        onesRow: o.onesRow,
-        ...masked,
-      }),
+      narrow ? narrowMatMulCode(variant) : matMulCode(variant),
       MATMUL_KINDS,
       [
         o.a,
@@ -177,7 +183,9 @@ export class Kernels extends GpuContext {
         u,
         o.mask ?? this.dummy(),
       ],
-      [Math.ceil(o.N / T), Math.ceil(o.M / T), plan.splits],
+      narrow
+        ? this.grid(o.M)
+        : [Math.ceil(o.N / T), Math.ceil(o.M / T), plan.splits],
     );
     if (!split) return [product];
     const MN = o.M * o.N;

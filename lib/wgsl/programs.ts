@@ -135,6 +135,37 @@ export interface MatMulVariant {
 }
 
 /**
+ * WGSL that finishes output (m, n) of a matMul program from its sum `a`
+ * (the variant's epilogue and output mask) and stores it in C, at
+ * `wg.z`'s partial product when K is split.
+ */
+export function epilogueCode(variant: MatMulVariant): string {
+  const mask = variant.maskOut ? " * Mk[u.mOff + m * u.lde + n]" : "";
+  const put = "C[u.cOff + wg.z * u.M * u.N + m * u.ldc + n] = v;";
+  switch (variant.epilogue.kind) {
+    case "store":
+      return `let v = a${mask}; ${put}`;
+    case "bias":
+      // With an output mask: dropout after the nonlinearity.
+      return `let x = a + E[u.eOff + n];
+        let v = ${actCode(variant.epilogue.act)}${mask}; ${put}`;
+    case "actGrad":
+      return `let y = E[u.eOff + m * u.lde + n];
+        let v = a${mask} * ${actGradCode(variant.epilogue.act)}; ${put}`;
+    case "maxoutGrad": {
+      const pieces = variant.epilogue.pieces;
+      return `let d = a${mask};
+        let at = (m * u.N + n) * ${pieces}u;
+        var y = E[u.eOff + at];
+        for (var p = 1u; p < ${pieces}u; p++) { y = max(y, E[u.eOff + at + p]); }
+        for (var p = 0u; p < ${pieces}u; p++) {
+          C[u.cOff + at + p] = select(0.0, d, E[u.eOff + at + p] == y);
+        }`;
+    }
+  }
+}
+
+/**
  * C[M, N] = op(A) op(B) (rows of A `lda` apart, of C `ldc`, of E and an
  * output mask `lde`) with a T x T tile of C per workgroup of 16 x 16
  * threads (T = 64: 4 x 4 outputs each, 16-deep slices of K through
@@ -205,34 +236,7 @@ export function matMulCode(variant: MatMulVariant): string {
     : `let kb = e / ${T}u; let nn = e % ${T}u;
        var b = 0.0;
        if (col0 + nn < u.N && k0 + kb < kEnd) { b = ${elementB}; }`;
-  const mask = maskOut ? " * Mk[u.mOff + m * u.lde + n]" : "";
-  const put = "C[u.cOff + wg.z * u.M * u.N + m * u.ldc + n] = v;";
-  let finish: string;
-  switch (variant.epilogue.kind) {
-    case "store":
-      finish = `let v = a${mask}; ${put}`;
-      break;
-    case "bias":
-      // With an output mask: dropout after the nonlinearity.
-      finish = `let x = a + E[u.eOff + n];
-        let v = ${actCode(variant.epilogue.act)}${mask}; ${put}`;
-      break;
-    case "actGrad":
-      finish = `let y = E[u.eOff + m * u.lde + n];
-        let v = a${mask} * ${actGradCode(variant.epilogue.act)}; ${put}`;
-      break;
-    case "maxoutGrad": {
-      const pieces = variant.epilogue.pieces;
-      finish = `let d = a${mask};
-        let at = (m * u.N + n) * ${pieces}u;
-        var y = E[u.eOff + at];
-        for (var p = 1u; p < ${pieces}u; p++) { y = max(y, E[u.eOff + at + p]); }
-        for (var p = 0u; p < ${pieces}u; p++) {
-          C[u.cOff + at + p] = select(0.0, d, E[u.eOff + at + p] == y);
-        }`;
-      break;
-    }
-  }
+  const finish = epilogueCode(variant);
   // A thread's outputs are G x G blocks of 4 x 4, rows r * 64 + lid.y * 4 +
   // i and columns c * 64 + lid.x * 4 + j: one vec4 accumulator per block row
   // (acc_r_i_c), spelt out so that no compiler has to unroll or keep an
