@@ -184,8 +184,7 @@ export function epilogueCode(variant: MatMulVariant): string {
  *   C is [M, N * pieces].
  */
 export function matMulCode(variant: MatMulVariant): string {
-  const { transA = false, transB = false, maskA = false, maskOut = false } =
-    variant;
+  const { transA = false, transB = false, maskA = false } = variant;
   const T = variant.tile ?? 64;
   // A slice of K holds T * BK = 1,024 values of each operand: 4 a thread.
   const BK = T === 64 ? 16 : 8;
