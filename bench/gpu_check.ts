@@ -51,7 +51,10 @@ import {
   trainArgs,
 } from "./gpu_check_args.ts";
 import { convKernels } from "./conv_kernels.ts";
-import { compareSpectralNorm } from "../lib/wgsl/sn_weight.ts";
+import {
+  compareSpectralNorm,
+  compareSpectralNorms,
+} from "../lib/wgsl/sn_weight.ts";
 
 const { values } = parseArgs({
   options: {
@@ -303,8 +306,8 @@ await part("conv", quick ? 120 : 90, async (signal) => {
   return rows;
 });
 
-// 1c. The spectral-norm programs, one by one: single workgroups
-// with barriers, which a software adapter could pass wrongly.
+// 1c. The spectral-norm programs, one by one and then all in one list:
+// workgroups with barriers, which a software adapter could pass wrongly.
 await part("spectral-norm", 60, async (signal) => {
   const adapter = await navigator.gpu.requestAdapter();
   if (!adapter) throw new Error("no WebGPU adapter");
@@ -334,6 +337,25 @@ await part("spectral-norm", 60, async (signal) => {
       );
       rows.push({ layer, shape, ...c, worst });
     }
+    // All of them in one list, as the step's passes take them (the small
+    // ones a workgroup each in one dispatch each way).
+    signal.throwIfAborted();
+    const together = await compareSpectralNorms(
+      device,
+      shapes.map(([, shape]) => shape),
+      { seed: shapes.length, reps: quick ? 2 : 50 },
+    );
+    for (const [i, c] of together.entries()) {
+      const layer = `${shapes[i][0]}, in a list`;
+      const worst = Math.max(c.u, c.v, c.sigma, c.wn, c.grad);
+      console.log(
+        `   ${layer.padEnd(25)} difference ${worst.toExponential(2)}`,
+      );
+      rows.push({ layer, shape: shapes[i][1], ...c, worst });
+    }
+    console.log(
+      `   the list, forward + backward ${together[0].ms?.toFixed(3)} ms`,
+    );
   } finally {
     device.destroy();
   }

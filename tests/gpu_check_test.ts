@@ -84,9 +84,10 @@ Deno.test({
       }
       // The convolution programs: three products of five layers' shapes.
       assert.equal(report.conv.result.length, 15);
-      // The spectral-norm programs at four weights' shapes, each right.
+      // The spectral-norm programs at four weights' shapes, each right
+      // alone and in one list.
       const sn = report["spectral-norm"].result;
-      assert.equal(sn.length, 4);
+      assert.equal(sn.length, 8);
       for (const r of sn) assert.ok(r.worst < 1e-4, JSON.stringify(r));
       // Every preset's kind of step and the plans, compared.
       assert.deepEqual(

@@ -9,7 +9,6 @@ import {
 } from "../lib/wgsl/conv_programs.ts";
 import { ConvProducts } from "../lib/wgsl/conv_products.ts";
 import type { MatMulChoice } from "../lib/wgsl/plans.ts";
-import type { Epilogue } from "../lib/wgsl/programs.ts";
 
 await initBackend("cpu");
 const probe = await probeWebGpu();
@@ -21,12 +20,7 @@ function product(
   geometry: ConvGeometry,
   a: Float32Array,
   b: Float32Array,
-  options: {
-    epilogue?: Epilogue;
-    bias?: Float32Array;
-    splittable?: boolean;
-    onesRow?: boolean;
-  } = {},
+  options: Parameters<ConvProducts["prepare"]>[4] = {},
 ): Promise<Float32Array> {
   return k.run(k.prepare(form, geometry, a, b, options));
 }

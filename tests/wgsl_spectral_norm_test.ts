@@ -1,7 +1,10 @@
 import assert from "node:assert/strict";
 import { initBackend, probeWebGpu } from "../lib/backends/choice.ts";
 import { snParts } from "../lib/wgsl/spectral_norm_programs.ts";
-import { compareSpectralNorm } from "../lib/wgsl/sn_weight.ts";
+import {
+  compareSpectralNorm,
+  compareSpectralNorms,
+} from "../lib/wgsl/sn_weight.ts";
 
 await initBackend("cpu");
 const probe = await probeWebGpu();
@@ -44,8 +47,22 @@ Deno.test({
     const adapter = await navigator.gpu.requestAdapter();
     const device = await adapter!.requestDevice();
     try {
-      for (const [i, [shape, what]] of SHAPES.entries()) {
-        const c = await compareSpectralNorm(device, shape, { seed: i });
+      // Each weight alone, then all of them in one list, as a network's
+      // pass takes them: the small ones share a dispatch each way, a
+      // workgroup a weight, with settings of their own.
+      const together = await compareSpectralNorms(
+        device,
+        SHAPES.map(([shape]) => shape),
+        { seed: 99 },
+      );
+      const runs = [];
+      for (const [i, [shape]] of SHAPES.entries()) {
+        runs.push(await compareSpectralNorm(device, shape, { seed: i }));
+      }
+      runs.push(...together);
+      for (const [j, c] of runs.entries()) {
+        const [shape, alone] = SHAPES[j % SHAPES.length];
+        const what = j < SHAPES.length ? alone : `${alone}, in the list`;
         // u, v and sigma after three power iterations, W / sigma and the
         // gradient through sigma, each against tfjs's.
         for (const key of ["u", "v", "sigma", "wn", "grad"] as const) {

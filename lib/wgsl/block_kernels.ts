@@ -27,7 +27,12 @@ const READ = "read-only-storage" as const;
  * layer's over its patches.
  */
 export function foldsBias(b: Block): boolean {
-  return b.bias >= 0 && b.kind !== "conv2dTranspose";
+  if (b.bias < 0 || b.kind === "conv2dTranspose") return false;
+  // The product's last row lands right after the kernel.
+  if (b.bias !== b.kernel + b.kernelSize) {
+    throw new Error("unreachable: a bias not right after its kernel");
+  }
+  return true;
 }
 
 /** A GPU context that records a block's products. */

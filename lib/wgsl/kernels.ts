@@ -171,7 +171,8 @@ export class Kernels extends GpuContext {
     // A convolution's product of a column or a few (one output channel:
     // as many rows as pixels) on a thread a row instead of square tiles.
     const narrow = this.matMulChoice === "auto" && !split && !!o.conv &&
-      !o.transA && o.N <= NARROW_COLUMNS;
+      !o.transA && !o.transB && !variant.maskA &&
+      o.epilogue.kind !== "maxoutGrad" && o.N <= NARROW_COLUMNS;
     const product = this.dispatch(
       narrow ? narrowMatMulCode(variant) : matMulCode(variant),
       MATMUL_KINDS,

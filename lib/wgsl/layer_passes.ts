@@ -9,9 +9,10 @@
  * with batch norm, its affine output, which the batch's statistics then
  * normalise. The backward pass goes from the gradient with respect to the
  * last block's output before its nonlinearity: batch norm's two programs,
- * the weight gradient (through sigma where spectrally normalised), the
- * bias's column sums, and the input's gradient through the nonlinearity
- * below in the product's epilogue.
+ * the weight gradient (a dense or conv2d layer's bias gradient in the same
+ * product, a transposed layer's as column sums), and the input's gradient
+ * through the nonlinearity below in the product's epilogue; after every
+ * block, the gradients through sigma of the spectrally normalised weights.
  *
  * A transposed convolution is the convolution of the mirrored shape run
  * backwards (`lib/wgsl/conv_programs.ts`): its forward pass is that

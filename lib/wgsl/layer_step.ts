@@ -12,8 +12,9 @@
  * backward pass into a gradient buffer of its own (its own correction
  * through sigma), their sum, the optimiser. G's step: G(z) again, D on it
  * (slot 2, a third power iteration, as the tfjs step's D call in G's
- * step), G's loss, back through D into G, the optimiser, the running
- * statistics from this pass, and the moving average of G's weights.
+ * step), G's loss, back through D into G, the optimiser, and the moving
+ * average of G's weights; this step's G pass also updates batch norm's
+ * running statistics (in its statistics' programs).
  * Between rounds u and v are slot 2's. With halfBatchD (`keras-mlp`), D's
  * step runs G and D on half a batch (D's real images and G's output from
  * as much noise) and G's step on a whole batch, as the tfjs step does.

@@ -1,7 +1,7 @@
 /**
  * A matMul program for a product of at most 4 columns, C[M, N <= 4]: a
  * convolution with one output channel (the gradient with respect to D's
- * image, G's last transposed convolution) or a dense layer of one unit.
+ * image, G's last transposed convolution), where `Kernels.matMul` uses it.
  * On the square tiles such a product fills N of each tile's 64 or 128
  * columns and leaves the rest of the work idle; here each thread takes one
  * row of C and all of its columns, with B's rows shared through workgroup

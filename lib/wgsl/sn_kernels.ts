@@ -8,6 +8,7 @@
 
 import { COPY_DST, type Dispatch, S } from "./gpu.ts";
 import { Kernels } from "./kernels.ts";
+import type { Binding } from "./programs.ts";
 import {
   SN_BACKWARD_CODE,
   SN_DOT_CHUNK,
@@ -73,22 +74,38 @@ export class SpectralNormKernels extends Kernels {
    * a workgroup each; each larger one takes three dispatches of its own.
    */
   protected spectralNorm(list: SpectralNormOperands[]): Dispatch[] {
+    return this.byWeight(
+      list,
+      SN_FORWARD_CODE,
+      ["read-only-storage", "storage", "storage"],
+      ["params", "state", "normed"],
+      (o) => this.largeSpectralNorm(o),
+    );
+  }
+
+  /**
+   * The weights of `list` that are one workgroup's work in one dispatch of
+   * `code` (bindings of `kinds` from `keys`, then the settings' table),
+   * the others each by `large`.
+   */
+  private byWeight(
+    list: SpectralNormOperands[],
+    code: string,
+    kinds: Binding[],
+    keys: ("params" | "grads" | "state" | "normed")[],
+    large: (o: SpectralNormOperands) => Dispatch[],
+  ): Dispatch[] {
     const small = list.filter(oneWorkgroup);
     return [
       ...small.length
         ? [this.dispatch(
-          SN_FORWARD_CODE,
-          ["read-only-storage", "storage", "storage", "read-only-storage"],
-          [
-            ...sharedBuffers(small, ["params", "state", "normed"]),
-            this.snSettings(small),
-          ],
+          code,
+          [...kinds, "read-only-storage"],
+          [...sharedBuffers(small, keys), this.snSettings(small)],
           [small.length, 1],
         )]
         : [],
-      ...list.filter((o) => !oneWorkgroup(o)).flatMap((o) =>
-        this.largeSpectralNorm(o)
-      ),
+      ...list.filter((o) => !oneWorkgroup(o)).flatMap(large),
     ];
   }
 
@@ -166,28 +183,13 @@ export class SpectralNormKernels extends Kernels {
    * weights share one dispatch.
    */
   protected spectralNormGrad(list: SpectralNormOperands[]): Dispatch[] {
-    const small = list.filter(oneWorkgroup);
-    return [
-      ...small.length
-        ? [this.dispatch(
-          SN_BACKWARD_CODE,
-          [
-            "storage",
-            "read-only-storage",
-            "read-only-storage",
-            "read-only-storage",
-          ],
-          [
-            ...sharedBuffers(small, ["grads", "state", "normed"]),
-            this.snSettings(small),
-          ],
-          [small.length, 1],
-        )]
-        : [],
-      ...list.filter((o) => !oneWorkgroup(o)).flatMap((o) =>
-        this.largeSpectralNormGrad(o)
-      ),
-    ];
+    return this.byWeight(
+      list,
+      SN_BACKWARD_CODE,
+      ["storage", "read-only-storage", "read-only-storage"],
+      ["grads", "state", "normed"],
+      (o) => this.largeSpectralNormGrad(o),
+    );
   }
 
   /** {@linkcode spectralNormGrad}'s two dispatches for a large weight. */

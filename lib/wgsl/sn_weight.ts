@@ -1,6 +1,6 @@
 /**
- * One spectrally normalised weight on the GPU, on its own buffers, and its
- * comparison with `lib/nets/spectral_norm.ts` on tfjs: for the test of
+ * Spectrally normalised weights on the GPU, on buffers of their own, and
+ * their comparison with `lib/nets/spectral_norm.ts` on tfjs: for the test of
  * `lib/wgsl/spectral_norm_programs.ts` and the GPU check, before the step
  * uses the programs.
  *
@@ -21,70 +21,91 @@ import {
   type SpectralNormOperands,
 } from "./sn_kernels.ts";
 
-/** A weight Wt [rest, out] with its u and v, at offsets that are not 0. */
-export class SpectralNormWeight extends SpectralNormKernels {
-  readonly ops: SpectralNormOperands;
+/**
+ * Weights Wt [rest, out] with their u and v, one after another in shared
+ * buffers at offsets that are not 0, as a network's are: their forward
+ * and backward passes are one dispatch each way for the small ones (a
+ * workgroup a weight), as in the step.
+ */
+export class SpectralNormWeights extends SpectralNormKernels {
+  readonly ops: SpectralNormOperands[];
 
   constructor(
     device: GPUDevice,
-    o: {
+    weights: {
       w: Float32Array;
       rest: number;
       out: number;
       u: Float32Array;
       v: Float32Array;
-    },
+    }[],
   ) {
     super(device, null, "plain");
-    const [wOff, sOff, nOff] = [3, 5, 7];
-    const params = this.buffer(wOff + o.w.length);
-    this.upload(params, o.w, wOff);
-    const state = this.buffer(sOff + o.out + o.rest + 1);
-    this.upload(state, o.u, sOff);
-    this.upload(state, o.v, sOff + o.out);
-    this.ops = {
-      params,
-      grads: this.buffer(wOff + o.w.length),
-      wOff,
-      state,
-      sOff,
-      normed: this.buffer(nOff + o.w.length),
-      nOff,
-      rest: o.rest,
-      out: o.out,
-    };
+    // Each weight 3 floats past the last; its state 5, its copy 7.
+    let [w, st, n] = [0, 0, 0];
+    const at = weights.map((o) => {
+      const offsets = { wOff: w + 3, sOff: st + 5, nOff: n + 7 };
+      w = offsets.wOff + o.w.length;
+      st = offsets.sOff + o.out + o.rest + 1;
+      n = offsets.nOff + o.w.length;
+      return offsets;
+    });
+    const [params, grads, state, normed] = [w, w, st, n].map((f) =>
+      this.buffer(f)
+    );
+    this.ops = weights.map((o, i) => {
+      this.upload(params, o.w, at[i].wOff);
+      this.upload(state, o.u, at[i].sOff);
+      this.upload(state, o.v, at[i].sOff + o.out);
+      return {
+        params,
+        grads,
+        state,
+        normed,
+        ...at[i],
+        rest: o.rest,
+        out: o.out,
+      };
+    });
   }
 
-  /** `n` training forward passes, then u, v, sigma and W / sigma. */
-  async forward(n: number): Promise<{
-    u: Float32Array;
-    v: Float32Array;
-    sigma: number;
-    wn: Float32Array;
-  }> {
-    this.submit(Array(n).fill(this.spectralNorm([this.ops])).flat());
-    const { out, rest, sOff, nOff } = this.ops;
-    const s = await this.read(this.ops.state, sOff, out + rest + 1);
-    return {
-      u: s.slice(0, out),
-      v: s.slice(out, out + rest),
-      sigma: s[out + rest],
-      wn: await this.read(this.ops.normed, nOff, rest * out),
-    };
+  /** `n` training forward passes, then each weight's u, v, sigma and W / sigma. */
+  async forward(n: number): Promise<
+    { u: Float32Array; v: Float32Array; sigma: number; wn: Float32Array }[]
+  > {
+    this.submit(Array(n).fill(this.spectralNorm(this.ops)).flat());
+    const results = [];
+    for (const o of this.ops) {
+      const s = await this.read(o.state, o.sOff, o.out + o.rest + 1);
+      results.push({
+        u: s.slice(0, o.out),
+        v: s.slice(o.out, o.out + o.rest),
+        sigma: s[o.out + o.rest],
+        wn: await this.read(o.normed, o.nOff, o.rest * o.out),
+      });
+    }
+    return results;
   }
 
-  /** dL/dW from dL/dWn = `g`, with the state the forward passes left. */
-  async backward(g: Float32Array): Promise<Float32Array> {
-    this.upload(this.ops.grads, g, this.ops.wOff);
-    this.submit(this.spectralNormGrad([this.ops]));
-    return await this.read(this.ops.grads, this.ops.wOff, g.length);
+  /**
+   * Each weight's dL/dW from its dL/dWn in `gs`, with the state the forward
+   * passes left.
+   */
+  async backward(gs: Float32Array[]): Promise<Float32Array[]> {
+    this.ops.forEach((o, i) => this.upload(o.grads, gs[i], o.wOff));
+    this.submit(this.spectralNormGrad(this.ops));
+    const out = [];
+    for (const [i, o] of this.ops.entries()) {
+      out.push(await this.read(o.grads, o.wOff, gs[i].length));
+    }
+    return out;
   }
 
   /** Milliseconds of one forward and one backward pass, over `reps` of each. */
   async time(reps: number): Promise<number> {
     const both = [
-      ...this.spectralNorm([this.ops]),
-      ...this.spectralNormGrad([this.ops]),
+      ...this.spectralNorm(this.ops),
+      ...this.spectralNormGrad(this.ops),
     ];
     const all = Array.from({ length: reps }, () => both).flat();
     await this.device.queue.onSubmittedWorkDone();
@@ -139,50 +160,79 @@ export async function compareSpectralNorm(
   shape: number[],
   o: { seed: number; reps?: number },
 ): Promise<SpectralNormComparison> {
+  return (await compareSpectralNorms(device, [shape], o))[0];
+}
+
+/**
+ * {@linkcode compareSpectralNorm} of several weights at once, in shared
+ * buffers, the step's way (a dispatch each way for all the small ones);
+ * `reps` times them all together, in each comparison's `ms`.
+ */
+export async function compareSpectralNorms(
+  device: GPUDevice,
+  shapes: number[][],
+  o: { seed: number; reps?: number },
+): Promise<SpectralNormComparison[]> {
   const rng = new Rng(5, o.seed);
-  const out = shape[shape.length - 1];
-  const size = shape.reduce((a, b) => a * b);
-  const rest = size / out;
-  const w = rng.fillNormal(new Float32Array(size)).map((x) => x * 0.1);
-  const kernel = tf.tensor(w, shape);
-  const state = createSpectralNorm(kernel, "w", rng);
-  // Read without dataSync, which tfjs-webgpu does through a canvas.
-  const [u0, v0] = [await state.u.data(), await state.v.data()];
-  using k = new SpectralNormWeight(device, {
-    w,
-    rest,
-    out,
-    u: u0 as Float32Array,
-    v: v0 as Float32Array,
-  });
-  // The gradient with respect to W / sigma that the backward pass gets.
-  const gt = tf.tensor(rng.fillNormal(new Float32Array(size)), shape);
+  const drawn = [];
+  for (const shape of shapes) {
+    const out = shape[shape.length - 1];
+    const size = shape.reduce((a, b) => a * b);
+    const w = rng.fillNormal(new Float32Array(size)).map((x) => x * 0.1);
+    const kernel = tf.tensor(w, shape);
+    const state = createSpectralNorm(kernel, "w", rng);
+    // Read without dataSync, which tfjs-webgpu does through a canvas.
+    const [u, v] = [await state.u.data(), await state.v.data()];
+    // The gradient with respect to W / sigma that the backward pass gets.
+    const g = rng.fillNormal(new Float32Array(size));
+    drawn.push({
+      shape,
+      w,
+      rest: size / out,
+      out,
+      u: u as Float32Array,
+      v: v as Float32Array,
+      kernel,
+      state,
+      g,
+    });
+  }
+  using k = new SpectralNormWeights(device, drawn);
   try {
     const got = await k.forward(3);
-    for (let n = 0; n < 3; n++) powerIteration(kernel, state);
-    const want = tf.tidy(() => [
-      sigmaOf(kernel, state),
-      spectralNormalized(kernel, state, false),
-      tf.grad((x: tf.Tensor) =>
-        tf.sum(tf.mul(spectralNormalized(x, state, false), gt))
-      )(kernel),
-    ]);
-    const [sigma, wn, grad] = await Promise.all(want.map((t) => t.data()));
-    tf.dispose(want);
-    const back = await k.backward(await gt.data() as Float32Array);
-    return {
-      u: relativeDifference(got.u, await state.u.data()),
-      v: relativeDifference(got.v, await state.v.data()),
-      sigma: relativeDifference([got.sigma], sigma),
-      wn: relativeDifference(got.wn, wn),
-      grad: relativeDifference(back, grad),
-      // (W^T W on the CPU: skipped past 50 million multiply-adds.)
-      sigmaShare: rest * out * out <= 5e7
-        ? got.sigma / largestSingularValue(w, out)
-        : NaN,
-      ms: o.reps ? await k.time(o.reps) : undefined,
-    };
+    const back = await k.backward(drawn.map((d) => d.g));
+    const ms = o.reps ? await k.time(o.reps) : undefined;
+    const results: SpectralNormComparison[] = [];
+    for (const [i, d] of drawn.entries()) {
+      const { kernel, state, rest, out } = d;
+      for (let n = 0; n < 3; n++) powerIteration(kernel, state);
+      const want = tf.tidy(() => {
+        const gt = tf.tensor(d.g, d.shape);
+        return [
+          sigmaOf(kernel, state),
+          spectralNormalized(kernel, state, false),
+          tf.grad((x: tf.Tensor) =>
+            tf.sum(tf.mul(spectralNormalized(x, state, false), gt))
+          )(kernel),
+        ];
+      });
+      const [sigma, wn, grad] = await Promise.all(want.map((t) => t.data()));
+      tf.dispose(want);
+      results.push({
+        u: relativeDifference(got[i].u, await state.u.data()),
+        v: relativeDifference(got[i].v, await state.v.data()),
+        sigma: relativeDifference([got[i].sigma], sigma),
+        wn: relativeDifference(got[i].wn, wn),
+        grad: relativeDifference(back[i], grad),
+        // (W^T W on the CPU: skipped past 50 million multiply-adds.)
+        sigmaShare: rest * out * out <= 5e7
+          ? got[i].sigma / largestSingularValue(d.w, out)
+          : NaN,
+        ms,
+      });
+    }
+    return results;
   } finally {
-    tf.dispose([kernel, gt, state.u, state.v]);
+    for (const d of drawn) tf.dispose([d.kernel, d.state.u, d.state.v]);
   }
 }

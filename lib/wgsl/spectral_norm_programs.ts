@@ -155,7 +155,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
 /**
  * A weight of more than {@linkcode SN_SINGLE_WORKGROUP} values takes these
  * instead, spread over many workgroups: the two products X = Wt u and
- * Y = Wt^T X are matMul programs (`Kernels.spectralNorm`), after which
+ * Y = Wt^T X are matMul programs (`SpectralNormKernels.spectralNorm`), after which
  * SN_FINISH_CODE takes v, u, sigma and W / sigma in one dispatch and,
  * backwards, SN_DOT_CODE and SN_GRAD_CODE take <G, Wn> and the gradient.
  * The second product reads X unnormalised: Wt^T v = Y / |X|, so v needs
