@@ -94,10 +94,10 @@ export class BlockKernels extends SpectralNormKernels {
   }
 
   /**
-   * dW of block `b` from its input x and dy, into the gradients; with
-   * `bias`, the bias's gradient (dy's column sums) in the same product, as
-   * the row after dW's (not for a transposed layer, whose bias is over
-   * the product's patches: {@linkcode foldsBias}).
+   * dW of block `b` from its input x and dy, into the gradients, and where
+   * {@linkcode foldsBias} (not a transposed layer, whose bias is over the
+   * product's patches), the bias's gradient (dy's column sums) in the same
+   * product, as the row after dW's.
    */
   protected weightGradient(
     b: Block,
@@ -108,14 +108,10 @@ export class BlockKernels extends SpectralNormKernels {
       dy: GPUBuffer;
       dyOff: number;
       grads: GPUBuffer;
-      bias?: boolean;
     },
   ): Dispatch[] {
     const store = { kind: "store" } as const;
-    if (o.bias && !foldsBias(b)) {
-      throw new Error("unreachable: a transposed layer's bias in its dW");
-    }
-    const onesRow = !!o.bias;
+    const onesRow = foldsBias(b);
     if (b.kind === "dense") {
       // dW[inputs, units] = x^T dy (and db = 1^T dy below it)
       return this.matMul({

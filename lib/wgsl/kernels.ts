@@ -23,7 +23,11 @@ import {
   MAXOUT_CODE,
   SPLIT_SUM_CODE,
 } from "./programs.ts";
-import { NARROW_COLUMNS, narrowMatMulCode } from "./narrow_program.ts";
+import {
+  NARROW_COLUMNS,
+  narrowMatMulCode,
+  narrowTakes,
+} from "./narrow_program.ts";
 import {
   type ConvForm,
   type ConvGeometry,
@@ -171,8 +175,7 @@ export class Kernels extends GpuContext {
     // A convolution's product of a column or a few (one output channel:
     // as many rows as pixels) on a thread a row instead of square tiles.
     const narrow = this.matMulChoice === "auto" && !split && !!o.conv &&
-      !o.transA && !o.transB && !variant.maskA &&
-      o.epilogue.kind !== "maxoutGrad" && o.N <= NARROW_COLUMNS;
+      o.N <= NARROW_COLUMNS && narrowTakes(variant);
     const product = this.dispatch(
       narrow ? narrowMatMulCode(variant) : matMulCode(variant),
       MATMUL_KINDS,

@@ -570,7 +570,6 @@ export class LayerPasses extends BlockKernels {
             dy: cur,
             dyOff: curOff,
             grads,
-            bias: foldsBias(b),
           }),
         );
         if (b.sn) normalised.push({ ...this.snOperands(b, slot), grads });

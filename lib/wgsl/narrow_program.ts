@@ -25,6 +25,20 @@ export const NARROW_COLUMNS = 4;
 const SLICE = 64;
 
 /**
+ * Whether the narrow program takes `variant`: A not transposed (so no row
+ * of ones), an epilogue other than maxout's, and a convolution's gather
+ * only in the `forward` and `inputGrad` forms, without a mask on A or a
+ * transposed B.
+ */
+export function narrowTakes(variant: MatMulVariant): boolean {
+  const conv = variant.conv;
+  return !variant.transA && !variant.onesRow &&
+    variant.epilogue.kind !== "maxoutGrad" &&
+    !(conv && (conv.form === "filterGrad" || variant.maskA ||
+      variant.transB));
+}
+
+/**
  * C[M, N] = op(A) op(B) for N <= {@linkcode NARROW_COLUMNS}, one row of C a
  * thread (256 a workgroup, workgroups in a grid of `nw.x` columns), then
  * the epilogue on each output (not maxout's); K whole. A is not
@@ -32,12 +46,9 @@ const SLICE = 64;
  * `forward` and `inputGrad` forms).
  */
 export function narrowMatMulCode(variant: MatMulVariant): string {
-  const { transA = false, transB = false, maskA = false } = variant;
+  const { transB = false, maskA = false } = variant;
   const conv = variant.conv;
-  if (
-    transA || variant.onesRow || variant.epilogue.kind === "maxoutGrad" ||
-    conv?.form === "filterGrad" || (conv && (maskA || transB))
-  ) {
+  if (!narrowTakes(variant)) {
     throw new Error("unreachable: a narrow product of this variant");
   }
   const i = "m * u.lda + k";

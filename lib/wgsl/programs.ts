@@ -534,9 +534,6 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
 }`;
 }
 
-/** {@linkcode bnStatsCode} without the running statistics. */
-export const BN_STATS_CODE: string = bnStatsCode(false);
-
 /**
  * Y = act((X - mean) / sqrt(var + eps) * gamma + beta), or with `divide`
  * false act((X - mean) * (rsqrt(var + eps) * gamma) + beta), as
